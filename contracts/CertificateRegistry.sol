@@ -51,8 +51,8 @@ contract CertificateRegistry is TrustRegistry, ICertificateRegistry {
 
     /// @inheritdoc ICertificateRegistry
     function revokeBatch(bytes32 root, uint8 reason) external {
-        Batch storage batch = _requireManagedBatch(root);
-        batch.revoked = true;
+        _requireManagedBatch(root);
+        _batches[root].revoked = true;
         emit BatchRevoked(root, reason);
     }
 
@@ -91,7 +91,7 @@ contract CertificateRegistry is TrustRegistry, ICertificateRegistry {
     }
 
     function _setStatus(bytes32 root, uint256 word, uint256 mask, Status status, uint8 reason) private {
-        Batch storage batch = _requireManagedBatch(root);
+        Batch memory batch = _requireManagedBatch(root);
         if (mask == 0 || !_isInside(batch.count, word, mask)) {
             revert CertificateRegistryIndexOutOfRange(root, word, mask);
         }
@@ -107,7 +107,7 @@ contract CertificateRegistry is TrustRegistry, ICertificateRegistry {
         emit StatusChanged(root, word, mask, status, reason);
     }
 
-    function _requireManagedBatch(bytes32 root) private view returns (Batch storage batch) {
+    function _requireManagedBatch(bytes32 root) private view returns (Batch memory batch) {
         batch = _batches[root];
         if (batch.anchoredAt == 0) revert CertificateRegistryUnknownBatch(root);
         if (!_canManageBatchOf(msg.sender, batch.key)) revert CertificateRegistryNotBatchManager(msg.sender, root);

@@ -1,0 +1,141 @@
+"""A thin chain client: connect, sign locally with explicit gas, track nonces, decode reverts.
+
+Transactions are signed in process (keys never leave the keystore's `unlocked()` block) and sent
+raw; nonces are counted locally per sender so many transactions can be in flight. A revert is
+replayed as an `eth_call` so the caller gets the Solidity error by name, never a bare failure.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3RPCError
+from web3.types import TxReceipt
+
+from registry.chain.reverts import decode_revert
+from registry.errors import ChainError, ChainUnavailable
+
+log = logging.getLogger(__name__)
+
+_CONNECTION_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError, OSError)
+
+
+@dataclass
+class Receipt:
+    """What callers need of a mined transaction."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    logs: list[Any]
+
+
+class ChainClient:
+    """One connection to one chain."""
+
+    def __init__(self, w3: Web3) -> None:
+        self.w3 = w3
+        self._nonces: dict[str, int] = {}
+        self._chain_id: int | None = None
+
+    @classmethod
+    def connect(cls, url: str, timeout_s: float = 10.0) -> ChainClient:
+        """Connect to a JSON-RPC node; raises `ChainUnavailable` if it does not answer."""
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
+        client = cls(w3)
+        client.chain_id  # noqa: B018 - fail fast when the node is down
+        return client
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = self.guard(lambda: self.w3.eth.chain_id)
+        return self._chain_id
+
+    def guard(self, action):  # -> Any
+        """Run a node call, translating connection failures into `ChainUnavailable`."""
+        try:
+            return action()
+        except _CONNECTION_ERRORS as exc:
+            raise ChainUnavailable(f"Chain node unreachable ({exc.__class__.__name__}): is it running? try `ecert chain status`") from exc
+        except Web3RPCError as exc:
+            raise ChainError(f"Chain node error: {exc}") from exc
+
+    def block_number(self) -> int:
+        return self.guard(lambda: self.w3.eth.block_number)
+
+    def _next_nonce(self, address: str) -> int:
+        if address not in self._nonces:
+            self._nonces[address] = self.guard(lambda: self.w3.eth.get_transaction_count(address, "pending"))
+        nonce = self._nonces[address]
+        self._nonces[address] = nonce + 1
+        return nonce
+
+    def forget_nonce(self, address: str) -> None:
+        """Re-read the nonce from the node next time (after a failed send)."""
+        self._nonces.pop(address, None)
+
+    def transact(
+        self, account: LocalAccount, call: ContractFunction, *, gas: int | None = None, contract: str = "CertificateRegistry"
+    ) -> Receipt:
+        """Sign `call` with `account`, send it and wait for its receipt; reverts raise by name."""
+        if gas is None:
+            gas = self._estimate(account.address, call, contract)
+        tx = call.build_transaction(
+            {
+                "from": account.address,
+                "nonce": self._next_nonce(account.address),
+                "gas": gas,
+                "chainId": self.chain_id,
+                **self._fees(),
+            }
+        )
+        signed = account.sign_transaction(tx)
+        try:
+            tx_hash = self.guard(lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction))
+            receipt: TxReceipt = self.guard(lambda: self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120))
+        except (ChainError, TimeExhausted):
+            self.forget_nonce(account.address)
+            raise
+        if receipt["status"] != 1:
+            self._estimate(account.address, call, contract, block=receipt["blockNumber"] - 1)
+            raise ChainError(f"Transaction {tx_hash.hex()} failed (out of gas?)", code="TX_FAILED")
+        return Receipt("0x" + bytes(receipt["transactionHash"]).hex(), receipt["blockNumber"], receipt["gasUsed"], list(receipt["logs"]))
+
+    def _estimate(self, sender: str, call: ContractFunction, contract: str, block: Any = "latest") -> int:
+        try:
+            return self.guard(lambda: call.estimate_gas({"from": sender}, block))
+        except ContractCustomError as exc:
+            raise decode_revert(exc.data, contract) from exc
+        except ContractLogicError as exc:
+            raise decode_revert(exc.data if isinstance(exc.data, str) else None, contract) from exc
+
+    def _fees(self) -> dict[str, int]:
+        base = self.guard(lambda: self.w3.eth.get_block("latest"))["baseFeePerGas"]
+        tip = 1_000_000_000
+        return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+
+    def call(self, call: ContractFunction, contract: str = "CertificateRegistry") -> Any:
+        """Run a view; reverts raise by name."""
+        try:
+            return self.guard(call.call)
+        except ContractCustomError as exc:
+            raise decode_revert(exc.data, contract) from exc
+
+    def fund(self, address: str, wei: int) -> None:
+        """Send `wei` from the node's first unlocked account (development chains only)."""
+        def send() -> None:
+            faucet = self.w3.eth.accounts[0]
+            tx_hash = self.w3.eth.send_transaction({"from": faucet, "to": address, "value": wei})
+            self.w3.eth.wait_for_transaction_receipt(tx_hash)
+
+        self.guard(send)
+
+    def balance(self, address: str) -> int:
+        return self.guard(lambda: self.w3.eth.get_balance(address))

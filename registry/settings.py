@@ -1,0 +1,50 @@
+"""Settings from `ECERT_*` environment variables. Secrets are `SecretStr` and have no default."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from registry.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    """Where ecert keeps its state and how it reaches the chain."""
+
+    model_config = SettingsConfigDict(env_prefix="ECERT_", extra="ignore")
+
+    home: Path = Path(".ecert")
+    rpc_url: str = "http://127.0.0.1:8545"
+    chain_port: int = 8545
+    rpc_timeout_s: float = 10.0
+    keystore_password: SecretStr | None = None
+    # scrypt cost of the keystores (2**18 is geth's default; lower only for throwaway chains).
+    keystore_scrypt_n: int = 2**16
+
+    @property
+    def keystore_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def chain_dir(self) -> Path:
+        return self.home / "chain"
+
+    @property
+    def deployment_file(self) -> Path:
+        return self.home / "deployment.json"
+
+    def require_keystore_password(self) -> str:
+        if self.keystore_password is None or not self.keystore_password.get_secret_value():
+            raise ConfigError(
+                "No keystore password: set ECERT_KEYSTORE_PASSWORD (keys are encrypted with it)",
+                code="KEYSTORE_PASSWORD_MISSING",
+            )
+        return self.keystore_password.get_secret_value()
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()
