@@ -271,11 +271,11 @@ abstract contract TrustRegistry is AccessControl, ITrustRegistry {
         return region >= 110000 && region <= 829999;
     }
 
-    /// @dev Whether an authority of `authorityRegion` governs `region` (0 governs nothing).
-    function _governs(uint32 authorityRegion, uint32 region) private pure returns (bool) {
-        if (authorityRegion == 0) return false;
-        if (authorityRegion % 10000 == 0) return authorityRegion / 10000 == region / 10000;
-        if (authorityRegion % 100 == 0) return authorityRegion / 100 == region / 100;
-        return authorityRegion == region;
+    /// @dev Whether an authority of `governing` governs `region` (0 governs nothing).
+    function _governs(uint32 governing, uint32 region) private pure returns (bool) {
+        if (governing == 0) return false;
+        if (governing % 10000 == 0) return governing / 10000 == region / 10000;
+        if (governing % 100 == 0) return governing / 100 == region / 100;
+        return governing == region;
     }
 }

@@ -51,6 +51,12 @@ class Keystore:
             json.dump(keyfile, handle)
         tmp.replace(path)
 
+    def rename(self, name: str, new_name: str) -> None:
+        target = self._path(new_name)
+        if target.exists():
+            raise KeystoreError(f"Key {new_name!r} already exists in {self._dir}", code="KEY_EXISTS")
+        self._path(name).replace(target)
+
     def has(self, name: str) -> bool:
         return self._path(name).exists()
 

@@ -134,7 +134,7 @@ class Region:
 
 def parse_region(code: str | int) -> Region:
     """Parse a 6-digit region code; 100000 is accepted as the national (central) level."""
-    text = f"{code:06d}" if isinstance(code, int) and not isinstance(code, bool) else code
+    text = str(code) if isinstance(code, int) and not isinstance(code, bool) else code
     if not isinstance(text, str) or len(text) != 6 or not text.isascii() or not text.isdigit():
         raise _fail(f"region code {code!r} must be 6 digits (GB/T 2260)", ID_FORMAT, value=code)
     region = Region(text, text[:2], text[2:4], text[4:])
@@ -207,6 +207,13 @@ class IdNumber:
         return self.code[:4] + "*" * (len(self.code) - 8) + self.code[-4:]
 
 
+def _birth_date(code: str) -> datetime.date | None:
+    try:
+        return datetime.date(int(code[6:10]), int(code[10:12]), int(code[12:14]))
+    except ValueError:
+        return None
+
+
 def _parse_id_number(text: str, strict: bool, today: datetime.date | None) -> tuple[IdNumber, list[str]]:
     code, warnings = _normalise(text, "ID number", strict)
     shown = code[:4] + "…" if len(code) > 4 else code  # never echo a full ID number in errors
@@ -215,11 +222,10 @@ def _parse_id_number(text: str, strict: bool, today: datetime.date | None) -> tu
     region = parse_region(code[:6])
     if region.level == "national":
         raise _fail(f"ID number {shown!r}: {code[:6]} is not a place of registration", ID_REGION)
-    try:
-        birth = datetime.date(int(code[6:10]), int(code[10:12]), int(code[12:14]))
-    except ValueError:
+    birth = _birth_date(code)
+    if birth is None:
         raise _fail(f"ID number {shown!r}: birth date {code[6:14]} does not exist; "
-                    "check characters 7-14", ID_DATE, birth_date=code[6:14]) from None
+                    "check characters 7-14", ID_DATE, birth_date=code[6:14])
     if birth > (today or datetime.date.today()):
         raise _fail(f"ID number {shown!r}: birth date {birth.isoformat()} is in the future",
                     ID_DATE, birth_date=code[6:14])
@@ -321,11 +327,8 @@ class Checked:
 def _looks_like_id_number(code: str) -> bool:
     if len(code) != 18 or not code[:17].isdigit() or code[17] not in "0123456789X":
         return False
-    try:
-        birth = datetime.date(int(code[6:10]), int(code[10:12]), int(code[12:14]))
-    except ValueError:
-        return False
-    return 1850 <= birth.year <= datetime.date.today().year
+    birth = _birth_date(code)
+    return birth is not None and 1850 <= birth.year <= datetime.date.today().year
 
 
 def check_identifier(text: str, *, strict: bool = False) -> Checked:

@@ -1,0 +1,253 @@
+"""`ecert`: one command for every room. This module holds the registry's own commands (chain,
+deploy, authorities, agencies, identifiers) and gathers the others' through the entry-point
+group `ecert.commands`, so `registry` never imports `issuer`, `verifier` or `wallet`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from importlib.metadata import entry_points
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from registry.chain.runner import AnvilNode
+from registry.certificate.identifiers import check_identifier
+from registry.deploy import deploy
+from registry.errors import EcertError, IdentifierError, KeystoreError
+from registry.workspace import ROOT_KEY, Workspace, agency_key_name, authority_key_name
+
+app = typer.Typer(
+    help="ecert — a blockchain-backed registry for electronic certificates (电子证照).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+chain_app = typer.Typer(help="Start, stop and inspect the local anvil chain.", no_args_is_help=True)
+authority_app = typer.Typer(help="Regional authorities (the root appoints them).", no_args_is_help=True)
+agency_app = typer.Typer(help="Agencies, their certificate types and keys.", no_args_is_help=True)
+id_app = typer.Typer(help="Check GB identifiers: e-licence ids, 统一社会信用代码, 公民身份号码, regions.", no_args_is_help=True)
+app.add_typer(chain_app, name="chain")
+app.add_typer(authority_app, name="authority")
+app.add_typer(agency_app, name="agency")
+app.add_typer(id_app, name="id")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _node(port: int | None) -> AnvilNode:
+    settings = Workspace().settings
+    return AnvilNode(settings.chain_dir, port or settings.chain_port)
+
+
+# ─── chain ───────────────────────────────────────────────────────────────────────────────
+
+
+@chain_app.command("up")
+def chain_up(
+    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default ECERT_CHAIN_PORT or 8545).")] = None,
+) -> None:
+    """Start anvil in the background, its state kept in <home>/chain."""
+    node = _node(port)
+    pid = node.start()
+    console.print(f"chain up: {node.url} (pid {pid}, state {node.state_file})")
+
+
+@chain_app.command("down")
+def chain_down(port: Annotated[int | None, typer.Option(help="Port of the node.")] = None) -> None:
+    """Stop anvil, writing its state to disk."""
+    stopped = _node(port).stop()
+    console.print("chain down" if stopped else "chain was not running")
+
+
+@chain_app.command("status")
+def chain_status() -> None:
+    """Say whether the node answers, its chain id and height, and the deployment."""
+    ws = Workspace()
+    client = ws.client
+    console.print(f"node {ws.settings.rpc_url}: chain {client.chain_id}, block {client.block_number()}")
+    try:
+        console.print(f"registry {ws.deployment.certificate_registry} (root {ws.deployment.root})")
+    except EcertError as exc:
+        console.print(f"[yellow]{exc.message}[/yellow]")
+
+
+# ─── deploy ──────────────────────────────────────────────────────────────────────────────
+
+
+@app.command("deploy")
+def deploy_command(
+    force: Annotated[bool, typer.Option("--force", help="Deploy again even if a deployment exists for this chain.")] = False,
+) -> None:
+    """Deploy the registry; the root key is created in the keystore if missing."""
+    ws = Workspace()
+    path = ws.settings.deployment_file
+    if path.exists() and not force:
+        try:
+            existing = ws.deployment
+            if ws.client.guard(lambda: ws.client.w3.eth.get_code(existing.certificate_registry)):
+                console.print(f"already deployed: {existing.certificate_registry} (use --force to deploy again)")
+                return
+        except EcertError:
+            pass
+    if not ws.keystore.has(ROOT_KEY):
+        ws.keystore.create(ROOT_KEY)
+    ws.fund_if_dev(ws.keystore.address(ROOT_KEY), 100)
+    with ws.keystore.unlocked(ROOT_KEY) as root:
+        deployment = deploy(ws.client, root)
+    deployment.save(path)
+    console.print(f"deployed CertificateRegistry at {deployment.certificate_registry} on chain {deployment.chain_id}")
+    console.print(f"deployment written to {path}")
+
+
+# ─── authorities ─────────────────────────────────────────────────────────────────────────
+
+
+@authority_app.command("add")
+def authority_add(
+    region: Annotated[str, typer.Option(help="GB/T 2260 region code, e.g. 330000 for 浙江.")],
+    name: Annotated[str, typer.Option(help="The authority's name, e.g. 浙江省数据局.")],
+) -> None:
+    """Appoint the authority of a region (signed by the root key)."""
+    from registry.certificate.identifiers import parse_region
+
+    code = parse_region(region).code
+    ws = Workspace()
+    key_name = authority_key_name(code)
+    if not ws.keystore.has(key_name):
+        ws.keystore.create(key_name)
+    address = ws.keystore.address(key_name)
+    ws.fund_if_dev(address)
+    with ws.keystore.unlocked(ROOT_KEY) as root:
+        ws.registry.add_authority(root, address, int(code), name)
+    console.print(f"authority of {code} ({name}): {address}")
+
+
+def _authority_for(ws: Workspace, region: str) -> str:
+    """The keystore name of the authority governing `region` (closest first)."""
+    for candidate in (region, region[:4] + "00", region[:2] + "0000"):
+        if ws.keystore.has(authority_key_name(candidate)):
+            return authority_key_name(candidate)
+    raise KeystoreError(
+        f"No authority key for region {region} in this keystore: run `ecert authority add --region {region[:2]}0000`",
+        code="KEY_NOT_FOUND",
+    )
+
+
+# ─── agencies ────────────────────────────────────────────────────────────────────────────
+
+
+@agency_app.command("add")
+def agency_add(
+    region: Annotated[str, typer.Option(help="The agency's GB/T 2260 region, e.g. 330100.")],
+    code: Annotated[str, typer.Option(help="The agency's 统一社会信用代码.")],
+    name: Annotated[str, typer.Option(help="The agency's name.")],
+    types: Annotated[str, typer.Option(help="Comma-separated certificate type codes it may issue.")],
+) -> None:
+    """Register an agency: its key is created in the encrypted keystore and registered on chain."""
+    from registry.certificate.identifiers import parse_region, parse_uscc
+
+    region_code = parse_region(region).code
+    code = parse_uscc(code).code
+    type_codes = [_type_code(t) for t in types.split(",") if t.strip()]
+    ws = Workspace()
+    key_name = agency_key_name(code)
+    if not ws.keystore.has(key_name):
+        ws.keystore.create(key_name)
+    address = ws.keystore.address(key_name)
+    ws.fund_if_dev(address)
+    with ws.keystore.unlocked(_authority_for(ws, region_code)) as authority:
+        ws.registry.register_agency(authority, code, int(region_code), name, address, type_codes)
+    console.print(f"agency {code} ({name}, {region_code}) key {address}, types {', '.join(type_codes)}")
+
+
+def _type_code(text: str) -> str:
+    from registry.certificate.identifiers import parse_uscc
+
+    text = text.strip().upper()
+    if len(text) != 21 or not text[18:].isdigit():
+        raise IdentifierError(f"Type code {text!r} must be 21 characters: a USCC + 3 digits", code="ID_FORMAT")
+    parse_uscc(text[:18])
+    return text
+
+
+@agency_app.command("rotate-key")
+def agency_rotate_key(code: Annotated[str, typer.Option(help="The agency's 统一社会信用代码.")]) -> None:
+    """Give the agency a new key and retire the old one (what it anchored stays valid)."""
+    ws = Workspace()
+    current = agency_key_name(code)
+    old_address = ws.keystore.address(current)
+    staging = f"{current}.next"
+    if not ws.keystore.has(staging):
+        ws.keystore.create(staging)
+    new_address = ws.keystore.address(staging)
+    ws.fund_if_dev(new_address)
+    with ws.keystore.unlocked(current) as old:
+        ws.registry.add_key(old, code, new_address)
+        ws.registry.retire_key(old, old_address)
+    ws.keystore.rename(current, f"{current}.retired-{old_address[2:10].lower()}")
+    ws.keystore.rename(staging, current)
+    console.print(f"agency {code}: new key {new_address}, retired {old_address}")
+
+
+@agency_app.command("compromise-key")
+def agency_compromise_key(
+    code: Annotated[str, typer.Option(help="The agency's 统一社会信用代码.")],
+    key: Annotated[str, typer.Option(help="Address of the compromised key.")],
+    since: Annotated[str, typer.Option(help="When it was compromised: ISO time (UTC if no zone) or unix seconds.")],
+) -> None:
+    """Mark a key compromised since a time: batches it anchored from then on become invalid."""
+    ws = Workspace()
+    when = int(since) if since.isdigit() else int(_utc(since).timestamp())
+    agency = ws.registry.agency(code)
+    with ws.keystore.unlocked(_authority_for(ws, str(agency.region))) as authority:
+        ws.registry.compromise_key(authority, key, when)
+    console.print(f"key {key} of {code} compromised since {dt.datetime.fromtimestamp(when, dt.UTC).isoformat()}")
+
+
+def _utc(text: str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+# ─── identifiers ─────────────────────────────────────────────────────────────────────────
+
+
+@id_app.command("check")
+def id_check(
+    identifier: Annotated[str, typer.Argument(help="An e-licence identifier, 统一社会信用代码, 公民身份号码 or region code.")],
+    strict: Annotated[bool, typer.Option("--strict", help="Reject anything an issuer could not issue as is.")] = False,
+) -> None:
+    """Exit 0 if the identifier is valid, 1 with the reason if not."""
+    try:
+        checked = check_identifier(identifier, strict=strict)
+    except IdentifierError as exc:
+        err.print(f"invalid [{exc.code}]: {exc.message}")
+        raise typer.Exit(1) from None
+    console.print(f"valid {checked.kind}: {checked.value}")
+    for warning in checked.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+def _load_plugins() -> None:
+    for entry in entry_points(group="ecert.commands"):
+        entry.load()(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: EcertErrors become one line with their code and exit status 2."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _load_plugins()
+    try:
+        app(args=argv)
+    except EcertError as exc:
+        err.print(f"error [{exc.code}]: {exc.message}")
+        sys.exit(2)
+
+
+def print_json(data: object) -> None:
+    console.print_json(json.dumps(data, ensure_ascii=False))

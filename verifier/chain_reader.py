@@ -1,0 +1,22 @@
+"""Read the registry for a verification: one `eth_call` of `inspect` (plus the block height)."""
+
+from __future__ import annotations
+
+from registry.certificate.presentation import Presentation
+from registry.contracts.certificate_registry import CertificateRegistry
+from verifier.context import ChainFacts
+
+
+class RegistryReader:
+    """Asks the deployed registry directly (no index): always fresh, one round trip."""
+
+    def __init__(self, registry: CertificateRegistry) -> None:
+        self._registry = registry
+        self.chain_id = registry.client.chain_id
+        self.registry = registry.address
+
+    def facts(self, presentation: Presentation, signer: str) -> ChainFacts:
+        inspection = self._registry.inspect(
+            presentation.batch_root, presentation.batch_index, presentation.digest, list(presentation.batch_proof), signer
+        )
+        return ChainFacts(inspection, self._registry.client.block_number(), "chain")

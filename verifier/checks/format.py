@@ -1,0 +1,38 @@
+"""format: the presentation names this registry and discloses well-formed identifiers."""
+
+from __future__ import annotations
+
+from registry.certificate.identifiers import parse_licence_id
+from registry.errors import IdentifierError
+from verifier.checks.base import CheckResult, invalid, valid
+from verifier.context import VerificationContext
+
+REQUIRED_FULL = ("identifier", "typeCode", "issuer.code", "holder.name", "validFrom")
+
+
+class FormatCheck:
+    kind = "format"
+
+    def applies(self, ctx: VerificationContext) -> bool:
+        return True
+
+    def run(self, ctx: VerificationContext) -> CheckResult:
+        p = ctx.presentation
+        if ctx.reader is not None and (p.chain_id, p.registry.lower()) != (ctx.reader.chain_id, ctx.reader.registry.lower()):
+            return invalid(
+                self.kind, "REGISTRY_UNKNOWN",
+                f"Issued on registry {p.registry} of chain {p.chain_id}, which this verifier does not follow",
+                chain_id=p.chain_id, registry=p.registry,
+            )  # fmt: skip
+        paths = set(p.paths())
+        if len(paths) != len(p.leaves):
+            return invalid(self.kind, "FIELD_DUPLICATED", "A field is disclosed twice")
+        if not p.is_partial and (missing := [f for f in REQUIRED_FULL if f not in paths]):
+            return invalid(self.kind, "FIELD_MISSING", f"Required fields missing: {missing}", missing=missing)
+        identifier = ctx.fields.get("identifier")
+        if identifier is not None:
+            try:
+                parse_licence_id(str(identifier), strict=True)
+            except IdentifierError as exc:
+                return invalid(self.kind, exc.code, f"identifier: {exc.message}")
+        return valid(self.kind, "FORMAT_OK", "Well-formed", fields=sorted(paths))

@@ -1,0 +1,68 @@
+"""Verifier commands: `ecert verify`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from registry.errors import ChainError, EcertError
+from registry.workspace import Workspace
+from verifier.chain_reader import RegistryReader
+from verifier.checks.base import Outcome
+from verifier.inputs import load_presentation
+from verifier.pipeline import Report, verify_presentation
+
+console = Console()
+EXIT_CODES = {Outcome.VALID: 0, Outcome.INVALID: 1, Outcome.ERROR: 2}
+MARKS = {Outcome.VALID: "[green]✔[/green]", Outcome.INVALID: "[red]✘[/red]", Outcome.ERROR: "[yellow]![/yellow]", Outcome.SKIPPED: "·"}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("verify")(verify)
+
+
+def verify(
+    source: Annotated[str, typer.Argument(help="A holder package (.json), a QR image (.png/.jpg) or an EC1:… string.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Verify a certificate. Exit 0 valid, 1 invalid, 2 could not verify (e.g. chain unreachable)."""
+    try:
+        presentation = load_presentation(source)
+    except EcertError as exc:
+        _fail(as_json, exc.code, exc.message, 1)
+        return
+    reader = None
+    ws = Workspace()
+    try:
+        reader = RegistryReader(ws.registry)
+    except ChainError as exc:
+        console.print(f"[yellow]chain: {exc.message}[/yellow]") if not as_json else None
+    except EcertError as exc:
+        _fail(as_json, exc.code, exc.message, 2)
+        return
+    report = verify_presentation(presentation, reader)
+    _print(report, as_json)
+    raise typer.Exit(EXIT_CODES[report.verdict])
+
+
+def _print(report: Report, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+        return
+    for check in report.checks:
+        console.print(f"{MARKS[check.outcome]} {check.kind:<10} {check.outcome.value:<8} {check.code:<24} {check.message}")
+    colour = {Outcome.VALID: "green", Outcome.INVALID: "red", Outcome.ERROR: "yellow"}[report.verdict]
+    suffix = f" ({report.reason})" if report.reason else ""
+    console.print(f"[bold {colour}]verdict: {report.verdict.value}{suffix}[/bold {colour}]")
+
+
+def _fail(as_json: bool, code: str, message: str, exit_code: int) -> None:
+    if as_json:
+        print(json.dumps({"verdict": "INVALID" if exit_code == 1 else "ERROR", "reason": code, "message": message}, ensure_ascii=False))
+    else:
+        console.print(f"[red]cannot read the certificate [{code}]: {message}[/red]")
+    raise typer.Exit(exit_code)
+
