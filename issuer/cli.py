@@ -31,6 +31,19 @@ REASONS = {Status.ACTIVE: {1, 99}, Status.SUSPENDED: {2, 99}, Status.REVOKED: {3
 def register(app: typer.Typer) -> None:
     app.command("issue")(issue)
     app.add_typer(status_app, name="status")
+    app.command("demo")(demo)
+
+
+def demo() -> None:
+    """Start a local chain with a registry, authorities, agencies and sample certificates."""
+    from issuer.demo import run_demo
+
+    out = run_demo(Workspace())
+    first = sorted(out.glob("*.json"))[0]
+    console.print(f"\n[bold]ecert demo is up.[/bold] Sample holder packages and QR codes: {out}")
+    console.print(f"  verify one:      ecert verify '{first}'")
+    console.print(f"  suspend it:      ecert status set {first.stem} --status suspended --reason 2")
+    console.print("  stop the chain:  ecert chain down")
 
 
 def _chunks(records: Iterator[dict], size: int) -> Iterator[list[dict]]:

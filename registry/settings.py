@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     chain_port: int = 8545
     rpc_timeout_s: float = 10.0
     keystore_password: SecretStr | None = None
+    # A file holding the password instead (0600); `<home>/keystore.password` is used if present.
+    keystore_password_file: Path | None = None
     # scrypt cost of the keystores (2**18 is geth's default; lower only for throwaway chains).
     keystore_scrypt_n: int = 2**16
 
@@ -36,13 +38,21 @@ class Settings(BaseSettings):
     def deployment_file(self) -> Path:
         return self.home / "deployment.json"
 
+    @property
+    def default_password_file(self) -> Path:
+        return self.home / "keystore.password"
+
     def require_keystore_password(self) -> str:
-        if self.keystore_password is None or not self.keystore_password.get_secret_value():
-            raise ConfigError(
-                "No keystore password: set ECERT_KEYSTORE_PASSWORD (keys are encrypted with it)",
-                code="KEYSTORE_PASSWORD_MISSING",
-            )
-        return self.keystore_password.get_secret_value()
+        """The keystore password from the environment or a password file; never a default."""
+        if self.keystore_password is not None and self.keystore_password.get_secret_value():
+            return self.keystore_password.get_secret_value()
+        path = self.keystore_password_file or self.default_password_file
+        if path.exists() and (password := path.read_text().strip()):
+            return password
+        raise ConfigError(
+            "No keystore password: set ECERT_KEYSTORE_PASSWORD or ECERT_KEYSTORE_PASSWORD_FILE (keys are encrypted with it)",
+            code="KEYSTORE_PASSWORD_MISSING",
+        )
 
 
 @cache
