@@ -60,6 +60,7 @@ contract CertificateRegistry is TrustRegistry, ICertificateRegistry {
     function statusOf(bytes32 root, uint256 index) public view returns (Status) {
         Batch storage batch = _batches[root];
         if (batch.anchoredAt == 0) revert CertificateRegistryUnknownBatch(root);
+        if (index >= batch.count) revert CertificateRegistryIndexOutOfRange(root, index >> 8, uint256(1) << (index & 0xff));
         return _statusOf(batch, root, index);
     }
 

@@ -42,6 +42,7 @@ abstract contract TrustRegistry is AccessControl, ITrustRegistry {
     {
         if (!_isRegion(region)) revert TrustRegistryInvalidRegion(region);
         if (_authorities[account].region != 0) revert TrustRegistryAuthorityExists(account);
+        if (account == address(0) || _keys[account].agency != 0) revert TrustRegistryKeyInUse(account);
         _authorities[account] = Authority(region, name);
         emit AuthorityAdded(account, region, name);
     }
@@ -119,7 +120,7 @@ abstract contract TrustRegistry is AccessControl, ITrustRegistry {
     /// @inheritdoc ITrustRegistry
     function retireKey(address key) external {
         (KeyRecord storage record, bytes32 code) = _requireKey(key);
-        _requireManagerOf(record.agency, code);
+        _requireManagerOfKey(key, record.agency, code);
         if (record.retiredAt == 0) record.retiredAt = uint40(block.timestamp);
         emit KeyRetired(code, key, record.retiredAt);
     }
@@ -127,7 +128,7 @@ abstract contract TrustRegistry is AccessControl, ITrustRegistry {
     /// @inheritdoc ITrustRegistry
     function compromiseKey(address key, uint40 since) external {
         (KeyRecord storage record, bytes32 code) = _requireKey(key);
-        _requireManagerOf(record.agency, code);
+        _requireManagerOfKey(key, record.agency, code);
         if (since == 0 || since > block.timestamp) revert TrustRegistryInvalidTime(since);
         if (record.compromisedSince == 0 || since < record.compromisedSince) record.compromisedSince = since;
         emit KeyCompromised(code, key, record.compromisedSince);
@@ -173,7 +174,7 @@ abstract contract TrustRegistry is AccessControl, ITrustRegistry {
     function _authorizeAnchor(address key, bytes32 typeCode) internal view returns (uint32 agencyIndex, uint16 typeId) {
         KeyRecord memory record = _keys[key];
         agencyIndex = record.agency;
-        if (agencyIndex == 0 || !_isGoodAt(record, uint40(block.timestamp))) revert TrustRegistryKeyNotActive(key);
+        if (agencyIndex == 0 || !_isActive(record)) revert TrustRegistryKeyNotActive(key);
         AgencyRecord storage stored = _agencies[agencyIndex];
         if (stored.suspended) revert TrustRegistryAgencySuspended(stored.code);
         typeId = _grants[agencyIndex][typeCode];
@@ -188,7 +189,7 @@ abstract contract TrustRegistry is AccessControl, ITrustRegistry {
     function _canManageBatchOf(address account, address anchorKey) internal view returns (bool) {
         KeyRecord memory caller = _keys[account];
         if (caller.agency != 0) {
-            if (!_isGoodAt(caller, uint40(block.timestamp))) return false;
+            if (!_isActive(caller)) return false;
             return account == anchorKey || caller.agency == _keys[anchorKey].agency;
         }
         return _governs(_authorities[account].region, _agencies[_keys[anchorKey].agency].region);
@@ -228,6 +229,7 @@ abstract contract TrustRegistry is AccessControl, ITrustRegistry {
             revert TrustRegistryKeyInUse(key);
         }
         if (validFrom == 0) validFrom = uint40(block.timestamp);
+        else if (validFrom < block.timestamp) revert TrustRegistryInvalidTime(validFrom);
         _keys[key] = KeyRecord(agencyIndex, validFrom, 0, 0);
         _agencyKeys[agencyIndex].push(key);
         emit KeyAdded(code, key, validFrom);
@@ -252,17 +254,34 @@ abstract contract TrustRegistry is AccessControl, ITrustRegistry {
         }
     }
 
+    /// @dev The agency's authority, or an active key of the agency.
     function _requireManagerOf(uint32 agencyIndex, bytes32 code) private view {
         KeyRecord memory caller = _keys[msg.sender];
-        bool isOwnKey = caller.agency == agencyIndex && _isGoodAt(caller, uint40(block.timestamp));
+        bool isOwnKey = caller.agency == agencyIndex && _isActive(caller);
         if (!isOwnKey && !_governs(_authorities[msg.sender].region, _agencies[agencyIndex].region)) {
             revert TrustRegistryNotAgencyManager(msg.sender, code);
         }
     }
 
+    /// @dev The agency's authority, or `key` itself while active: one stolen key cannot
+    /// retire or discredit its sibling keys.
+    function _requireManagerOfKey(address key, uint32 agencyIndex, bytes32 code) private view {
+        bool isSelf = msg.sender == key && _isActive(_keys[key]);
+        if (!isSelf && !_governs(_authorities[msg.sender].region, _agencies[agencyIndex].region)) {
+            revert TrustRegistryNotAgencyManager(msg.sender, code);
+        }
+    }
+
+    /// @dev May act now: valid already, not retired, not compromised.
+    function _isActive(KeyRecord memory record) private view returns (bool) {
+        return record.retiredAt == 0 && _isGoodAt(record, uint40(block.timestamp));
+    }
+
+    /// @dev Was good at `time`: what a key anchored up to and including its retirement second
+    /// stays valid; from `compromisedSince` on nothing is.
     function _isGoodAt(KeyRecord memory record, uint40 time) private pure returns (bool) {
         return record.validFrom <= time
-            && (record.retiredAt == 0 || time < record.retiredAt)
+            && (record.retiredAt == 0 || time <= record.retiredAt)
             && (record.compromisedSince == 0 || time < record.compromisedSince);
     }
 

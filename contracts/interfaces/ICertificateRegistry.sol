@@ -86,7 +86,7 @@ interface ICertificateRegistry {
      */
     function revokeBatch(bytes32 root, uint8 reason) external;
 
-    /// @notice The status of the certificate at `index` of batch `root`.
+    /// @notice The status of the certificate at `index` of batch `root` (reverts outside the batch).
     function statusOf(bytes32 root, uint256 index) external view returns (Status);
 
     /**

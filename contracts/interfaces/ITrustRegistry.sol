@@ -61,7 +61,7 @@ interface ITrustRegistry {
      * Requirements:
      * - the caller is the root;
      * - `region` is a six-digit GB/T 2260 code;
-     * - `account` is not already an authority.
+     * - `account` is not already an authority, nor an agency key.
      */
     function addAuthority(address account, uint32 region, string calldata name) external;
 
@@ -126,15 +126,17 @@ interface ITrustRegistry {
      *
      * Requirements:
      * - the caller is the agency's authority or an active key of the agency;
-     * - `key` belongs to no agency.
+     * - `key` belongs to no agency and is no authority;
+     * - `validFrom` is 0 or not in the past (a key cannot vouch for what came before it).
      */
     function addKey(bytes32 code, address key, uint40 validFrom) external;
 
     /**
-     * @notice Retires a key now: it anchors nothing more, and what it anchored stays valid.
+     * @notice Retires a key now: it anchors nothing more, and what it anchored up to and
+     * including this second stays valid.
      *
      * Requirements:
-     * - the caller is the key's agency's authority or an active key of that agency.
+     * - the caller is the key's agency's authority, or the key itself while active.
      */
     function retireKey(address key) external;
 
@@ -143,7 +145,7 @@ interface ITrustRegistry {
      * are invalid, those before stay valid. A later call may only move `since` earlier.
      *
      * Requirements:
-     * - the caller is the key's agency's authority or an active key of that agency;
+     * - the caller is the key's agency's authority, or the key itself while active;
      * - `since` is not in the future.
      */
     function compromiseKey(address key, uint40 since) external;

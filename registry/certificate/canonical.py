@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # C escaper, = RFC 8785 rules
 
 import rfc8785
@@ -93,6 +94,7 @@ def canonical_json(value: object) -> str:
 
 
 _SCALARS = (str, int, float, bool, type(None))
+_first = itemgetter(0)
 _MISSING = object()
 
 
@@ -101,23 +103,26 @@ def flatten(fields: Mapping[str, object]) -> list[tuple[str, object]]:
     out: list[tuple[str, object]] = []
 
     def walk(prefix: str, node: object) -> None:
-        if isinstance(node, Mapping):
-            for key, child in node.items():
-                if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
+        t = type(node)
+        if t in _SCALARS:  # exact types first: isinstance against ABCs is slow on the hot path
+            out.append((prefix, node))
+        elif t is dict or isinstance(node, Mapping):
+            for key, child in node.items():  # type: ignore[attr-defined]
+                if type(key) is not str or not key or "." in key or "[" in key or "]" in key:
                     raise _malformed("field name must be a non-empty string without '.', '[' or ']'", key=key)
                 walk(f"{prefix}.{key}" if prefix else key, child)
-        elif isinstance(node, (list, tuple)):
-            for i, child in enumerate(node):
+        elif t is list or t is tuple or isinstance(node, (list, tuple)):
+            for i, child in enumerate(node):  # type: ignore[arg-type]
                 walk(f"{prefix}[{i}]", child)
-        elif isinstance(node, _SCALARS):
+        elif isinstance(node, _SCALARS):  # subclasses (str enums, IntEnum): rfc8785 decides
             out.append((prefix, node))
         else:
-            raise _malformed(f"field {prefix} has unsupported type {type(node).__name__}", path=prefix)
+            raise _malformed(f"field {prefix} has unsupported type {t.__name__}", path=prefix)
 
     if not isinstance(fields, Mapping):
         raise _malformed("certificate fields must be an object")
     walk("", fields)
-    out.sort(key=lambda pair: pair[0])
+    out.sort(key=_first)
     return out
 
 

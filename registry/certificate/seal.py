@@ -82,7 +82,7 @@ def recover_sealer(chain_id: int, verifying_contract: str, digest: bytes, signat
         raise TamperedError("seal r or s out of range (high-s is refused)", code="SEAL_INVALID")
     try:
         public = PublicKey.from_signature_and_message(bytes(signature[:64]) + bytes((v - 27,)), h, hasher=None)
-    except Exception as e:  # coincurve raises bare Exception/ValueError when no key recovers
+    except ValueError as e:  # coincurve: "failed to recover ECDSA public key" (r is no curve point)
         raise TamperedError("seal does not recover to a public key", code="SEAL_INVALID") from e
     return _address(public)
 
