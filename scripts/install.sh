@@ -32,6 +32,8 @@ if [ ! -f "$stamp" ]; then
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "== npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install` rather than `npm ci`: the lock holds only this platform's anvil binary package,
+  # which `npm ci` refuses; versions still come from package-lock.json.
+  echo "== npm install"
+  npm install --no-audit --no-fund --loglevel=error
 fi
