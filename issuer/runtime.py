@@ -1,0 +1,68 @@
+"""Wire an issuer together from settings: database (migrated), service, worker, status, signers.
+The API, the CLI and the benchmarks all start from `IssuerRuntime.open()`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from issuer.anchoring import AnchoringWorker, WorkerSettings
+from issuer.db import make_engine, migrate, sessions
+from issuer.service import IssuerService
+from issuer.settings import IssuerSettings
+from issuer.signers import SignerPool
+from issuer.status import StatusService
+from registry.workspace import Workspace
+
+
+@dataclass
+class IssuerRuntime:
+    workspace: Workspace
+    settings: IssuerSettings
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @classmethod
+    def open(cls, workspace: Workspace | None = None, settings: IssuerSettings | None = None) -> IssuerRuntime:
+        workspace = workspace or Workspace()
+        settings = settings or IssuerSettings()
+        engine = make_engine(settings.url(workspace.settings))
+        migrate(engine)
+        return cls(workspace, settings, engine, sessions(engine))
+
+    @cached_property
+    def signers(self) -> SignerPool:
+        return SignerPool(self.workspace.keystore)
+
+    @cached_property
+    def service(self) -> IssuerService:
+        deployment = self.workspace.deployment
+        return IssuerService(
+            self.sessions, self.settings.load_data_key(self.workspace.settings),
+            chain_id=deployment.chain_id, registry_address=deployment.certificate_registry,
+            claim_ttl=dt.timedelta(days=self.settings.claim_code_ttl_days),
+        )  # fmt: skip
+
+    @cached_property
+    def worker(self) -> AnchoringWorker:
+        s = self.settings
+        return AnchoringWorker(
+            self.sessions, self.workspace.registry, self.signers,
+            WorkerSettings(s.batch_size, s.batch_window_s, s.confirmations, s.retry_max_s),
+        )  # fmt: skip
+
+    @cached_property
+    def status(self) -> StatusService:
+        return StatusService(self.sessions, self.service, self.workspace.registry, self.signers)
+
+    def register_agency(self, code: str) -> None:
+        """Serve an agency whose key is in the keystore, with its name and region from the chain."""
+        info = self.workspace.registry.agency(code)
+        self.service.ensure_agency(info.code, info.name, str(info.region))
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,305 @@
+"""The issuer's service layer: what the API and the CLI both call.
+
+Every certificate is committed to the database (the outbox) before anything goes to the chain;
+`issuer.anchoring` takes it from there. An agency only ever sees and acts on its own rows: every
+lookup is filtered by the caller's agency code, and a miss is NOT_FOUND whoever owns the row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from issuer.crypto import DataCipher
+from issuer.intake import IntakeSpec, decode_leaves, prepare
+from issuer.models import Agency, Batch, Certificate, Job, JobError
+from registry.certificate.canonical import leaf_value, unflatten
+from registry.certificate.identifiers import parse_licence_id
+from registry.certificate.model import Issuer
+from registry.certificate.presentation import Presentation
+from registry.errors import CertificateError, EcertError, IdentifierError
+
+JOB_STATES = ("pending", "sealed", "anchored", "confirmed")
+CLAIM_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by holders
+
+
+class NotFound(EcertError):
+    code = "NOT_FOUND"
+
+
+class Conflict(EcertError):
+    code = "CONFLICT"
+
+
+@dataclass(frozen=True)
+class JobView:
+    id: str
+    agency_code: str
+    type_code: str
+    total: int
+    counts: dict[str, int]
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    identifiers: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return self.counts.get("confirmed", 0) + self.counts.get("failed", 0) >= self.total
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class IssuerService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        cipher_key: bytes,
+        *,
+        chain_id: int,
+        registry_address: str,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        claim_ttl: dt.timedelta = dt.timedelta(days=30),
+        processes: int | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._key = cipher_key
+        self._cipher = DataCipher(cipher_key)
+        self.chain_id = chain_id
+        self.registry_address = registry_address
+        self._clock = clock
+        self._claim_ttl = claim_ttl
+        self._processes = processes
+
+    # ─── agencies ────────────────────────────────────────────────────────────────────────
+
+    def ensure_agency(self, code: str, name: str, region: str) -> None:
+        with self._sessions.begin() as session:
+            if session.get(Agency, code) is None:
+                session.add(Agency(code=code, name=name, region=region))
+
+    def _agency(self, session: Session, code: str) -> Agency:
+        agency = session.get(Agency, code)
+        if agency is None:
+            raise NotFound(f"Agency {code} is not served by this issuer", code="AGENCY_UNKNOWN")
+        return agency
+
+    # ─── issuance ────────────────────────────────────────────────────────────────────────
+
+    def submit(
+        self,
+        agency_code: str,
+        type_code: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        type_name: str = "电子证照",
+        idempotency_key: str | None = None,
+    ) -> JobView:
+        """Store certificates for `records` (bad ones reported per record) and return the job.
+
+        The same idempotency key with the same request returns the first job, never duplicates;
+        with a different request it is a CONFLICT.
+        """
+        request_hash = _hash(json.dumps([type_code, type_name, list(records)], sort_keys=True, ensure_ascii=False, default=str))
+        with self._sessions() as session:
+            agency = self._agency(session, agency_code)
+            if idempotency_key and (job := self._find_job(session, agency_code, idempotency_key)):
+                if job.request_hash != request_hash:
+                    raise Conflict("This Idempotency-Key was used for a different request", code="IDEMPOTENCY_CONFLICT")
+                return self._view(session, job)
+            issuer = Issuer(agency.name, agency.code, agency.region)
+        job_id = uuid.uuid4().hex
+        spec = IntakeSpec(
+            type_code=type_code, type_name=type_name, issuer=issuer,
+            serial_prefix=self._clock().strftime("%Y%m%d") + job_id[:6].upper(), data_key=self._key, today=self._clock().date(),
+        )  # fmt: skip
+        prepared, rejected = prepare(spec, records, processes=self._processes)
+        return self._store(agency_code, type_code, job_id, idempotency_key, request_hash, len(records), prepared, rejected)
+
+    def _store(self, agency_code, type_code, job_id, idempotency_key, request_hash, total, prepared, rejected) -> JobView:
+        with self._sessions() as session:
+            try:
+                session.add(
+                    Job(id=job_id, agency_code=agency_code, type_code=type_code, idempotency_key=idempotency_key,
+                        request_hash=request_hash, total=total)
+                )  # fmt: skip
+                session.flush()
+                session.execute(
+                    Certificate.__table__.insert(),
+                    [
+                        {"identifier": p.identifier, "agency_code": agency_code, "type_code": type_code, "job_id": job_id,
+                         "position": p.position, "version": p.version, "previous_identifier": p.previous_identifier,
+                         "state": "pending", "sealed_fields": p.sealed_fields, "digest": p.digest, "status": "active"}
+                        for p in prepared
+                    ],
+                ) if prepared else None  # fmt: skip
+                session.add_all(
+                    JobError(job_id=job_id, position=r.position, code=r.code, field=r.field, message=r.message) for r in rejected
+                )
+                session.commit()
+            except Exception:
+                session.rollback()
+                if idempotency_key and (job := self._find_job(session, agency_code, idempotency_key)):
+                    return self._view(session, job)  # a concurrent twin won the race
+                raise
+            return self._view(session, session.get(Job, job_id))
+
+    def _find_job(self, session: Session, agency_code: str, key: str) -> Job | None:
+        return session.scalar(select(Job).where(Job.agency_code == agency_code, Job.idempotency_key == key))
+
+    def job(self, agency_code: str, job_id: str) -> JobView:
+        with self._sessions() as session:
+            job = session.get(Job, job_id)
+            if job is None or job.agency_code != agency_code:
+                raise NotFound(f"No job {job_id}", code="JOB_NOT_FOUND")
+            return self._view(session, job)
+
+    def _view(self, session: Session, job: Job) -> JobView:
+        counts = dict.fromkeys(JOB_STATES, 0)
+        for state, n in session.execute(
+            select(Certificate.state, func.count()).where(Certificate.job_id == job.id).group_by(Certificate.state)
+        ):
+            counts[state] = n
+        errors = session.scalars(select(JobError).where(JobError.job_id == job.id).order_by(JobError.position)).all()
+        counts["failed"] = len(errors)
+        identifiers = session.scalars(
+            select(Certificate.identifier).where(Certificate.job_id == job.id).order_by(Certificate.position).limit(1000)
+        ).all()
+        return JobView(
+            job.id, job.agency_code, job.type_code, job.total, counts,
+            [{"position": e.position, "code": e.code, "field": e.field, "message": e.message} for e in errors],
+            list(identifiers),
+        )  # fmt: skip
+
+    # ─── certificates ────────────────────────────────────────────────────────────────────
+
+    def certificate(self, session: Session, agency_code: str, identifier: str) -> Certificate:
+        cert = session.scalar(select(Certificate).where(Certificate.identifier == identifier))
+        if cert is None or cert.agency_code != agency_code:
+            raise NotFound(f"No certificate {identifier} of this agency", code="CERT_NOT_FOUND")
+        return cert
+
+    def describe(self, agency_code: str, identifier: str) -> dict[str, Any]:
+        with self._sessions() as session:
+            cert = self.certificate(session, agency_code, identifier)
+            batch = session.get(Batch, cert.batch_id) if cert.batch_id else None
+            return {
+                "identifier": cert.identifier, "typeCode": cert.type_code, "state": cert.state, "status": cert.status,
+                "statusReason": cert.status_reason, "version": cert.version, "previousIdentifier": cert.previous_identifier,
+                "supersededBy": cert.superseded_by, "digest": "0x" + cert.digest.hex(),
+                "batch": {"root": "0x" + batch.root.hex(), "index": cert.batch_index, "txHash": batch.tx_hash,
+                          "block": batch.block_number} if batch else None,
+            }  # fmt: skip
+
+    def presentation(self, session: Session, cert: Certificate) -> Presentation:
+        if cert.batch_id is None or cert.seal is None:
+            raise Conflict(f"{cert.identifier} is not sealed into a batch yet: try again shortly", code="CERT_NOT_READY")
+        batch = session.get(Batch, cert.batch_id)
+        proof = cert.batch_proof or b""
+        return Presentation(
+            self.chain_id, self.registry_address, decode_leaves(self._cipher.decrypt(cert.sealed_fields, cert.identifier)),
+            cert.digest, cert.seal, batch.root, cert.batch_index, tuple(proof[i : i + 32] for i in range(0, len(proof), 32)),
+            anchor_tx=batch.tx_hash,
+        )  # fmt: skip
+
+    def package(self, agency_code: str, identifier: str) -> Presentation:
+        with self._sessions() as session:
+            return self.presentation(session, self.certificate(session, agency_code, identifier))
+
+    def job_packages(self, agency_code: str, job_id: str) -> Iterator[tuple[str, Presentation]]:
+        """Every sealed certificate of a job with its holder package, in record order."""
+        self.job(agency_code, job_id)
+        with self._sessions() as session:
+            query = select(Certificate).where(Certificate.job_id == job_id).order_by(Certificate.position)
+            for cert in session.scalars(query.execution_options(yield_per=1000)):
+                yield cert.identifier, self.presentation(session, cert)
+
+    def fields(self, agency_code: str, identifier: str) -> dict[str, Any]:
+        with self._sessions() as session:
+            cert = self.certificate(session, agency_code, identifier)
+            leaves = decode_leaves(self._cipher.decrypt(cert.sealed_fields, cert.identifier))
+            return unflatten((leaf.path, leaf_value(leaf)) for leaf in leaves)
+
+    # ─── renewal and amendment ───────────────────────────────────────────────────────────
+
+    def reissue(self, agency_code: str, identifier: str, changes: Mapping[str, Any], *, idempotency_key: str | None = None) -> JobView:
+        """A new version of a certificate (renewal or amendment): same serial, version + 1,
+        `previousIdentifier` set; the old one is marked superseded (and revoked on chain with
+        reason 04 注销 once the new one is confirmed)."""
+        old_fields = self.fields(agency_code, identifier)
+        try:
+            old_id = parse_licence_id(identifier)
+        except IdentifierError as exc:
+            raise CertificateError(exc.message, code=exc.code, field="identifier") from exc
+        record: dict[str, Any] = {"holder": {k: v for k, v in old_fields["holder"].items() if k in ("name", "code", "codeType")}}
+        for key in ("name", "number", "validFrom", "validUntil", "ext"):
+            if key in old_fields:
+                record[key] = old_fields[key]
+        for key, value in changes.items():
+            record[key] = value
+        with self._sessions() as session:
+            agency = self._agency(session, agency_code)
+            cert = self.certificate(session, agency_code, identifier)
+            if cert.superseded_by:
+                raise Conflict(f"{identifier} was already superseded by {cert.superseded_by}", code="CERT_SUPERSEDED")
+            issuer = Issuer(agency.name, agency.code, agency.region)
+            type_code = cert.type_code
+        request_hash = _hash(json.dumps(["reissue", identifier, dict(changes)], sort_keys=True, ensure_ascii=False, default=str))
+        if idempotency_key:
+            with self._sessions() as session:
+                if job := self._find_job(session, agency_code, idempotency_key):
+                    if job.request_hash != request_hash:
+                        raise Conflict("This Idempotency-Key was used for a different request", code="IDEMPOTENCY_CONFLICT")
+                    return self._view(session, job)
+        spec = IntakeSpec(
+            type_code=type_code, type_name=str(old_fields.get("name", "电子证照")), issuer=issuer, serial_prefix="",
+            data_key=self._key, today=self._clock().date(), version=old_id.version + 1,
+            previous_identifier=identifier, serial=old_id.serial,
+        )  # fmt: skip
+        prepared, rejected = prepare(spec, [record], processes=1)
+        if rejected:
+            r = rejected[0]
+            raise CertificateError(r.message, code=r.code, field=r.field)
+        view = self._store(agency_code, type_code, uuid.uuid4().hex, idempotency_key, request_hash, 1, prepared, [])
+        with self._sessions.begin() as session:
+            self.certificate(session, agency_code, identifier).superseded_by = prepared[0].identifier
+        return view
+
+    # ─── claims ──────────────────────────────────────────────────────────────────────────
+
+    def create_claim_code(self, agency_code: str, identifier: str) -> tuple[str, dt.datetime]:
+        """A new one-time code for the holder's wallet (replaces any earlier one)."""
+        code = "".join(secrets.choice(CLAIM_ALPHABET) for _ in range(12))
+        expires = self._clock() + self._claim_ttl
+        with self._sessions.begin() as session:
+            cert = self.certificate(session, agency_code, identifier)
+            cert.claim_code_hash, cert.claim_expires_at, cert.claimed_at = _hash(code), expires, None
+        return "-".join(code[i : i + 4] for i in range(0, 12, 4)), expires
+
+    def redeem_claim(self, code: str) -> Presentation:
+        """The holder package for a claim code; the code works once and expires."""
+        normalised = code.replace("-", "").replace(" ", "").upper()
+        with self._sessions.begin() as session:
+            cert = session.scalar(select(Certificate).where(Certificate.claim_code_hash == _hash(normalised)))
+            if cert is None or cert.claimed_at is not None:
+                raise NotFound("Unknown or already used claim code", code="CLAIM_INVALID")
+            if _aware(cert.claim_expires_at) < self._clock():
+                raise NotFound("This claim code has expired: ask the agency for a new one", code="CLAIM_EXPIRED")
+            presentation = self.presentation(session, cert)
+            cert.claimed_at = self._clock()
+            return presentation
+
+
+def _aware(moment: dt.datetime | None) -> dt.datetime:
+    if moment is None:
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

@@ -1,0 +1,51 @@
+"""Issuer settings (`ECERT_ISSUER_*`). The data key that encrypts personal fields never has a
+default: it comes from the environment or a 0600 key file made on first use."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from registry.errors import ConfigError
+from registry.settings import Settings
+
+
+class IssuerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ECERT_ISSUER_", extra="ignore")
+
+    database_url: str | None = None  # default: SQLite file under <home>/issuer
+    data_key: SecretStr | None = None  # base64 of 32 bytes (AES-256-GCM)
+    data_key_file: Path | None = None  # default: <home>/issuer/data.key, created 0600
+    batch_size: int = 10_000
+    batch_window_s: float = 1.0
+    confirmations: int = 1
+    claim_code_ttl_days: int = 30
+    retry_max_s: float = 30.0
+
+    def url(self, core: Settings) -> str:
+        if self.database_url:
+            return self.database_url
+        folder = core.home / "issuer"
+        folder.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(folder / 'issuer.sqlite').resolve()}"
+
+    def load_data_key(self, core: Settings, *, create: bool = True) -> bytes:
+        if self.data_key is not None:
+            raw = base64.b64decode(self.data_key.get_secret_value())
+        else:
+            path = self.data_key_file or core.home / "issuer" / "data.key"
+            if not path.exists():
+                if not create:
+                    raise ConfigError(f"No data key at {path}: set ECERT_ISSUER_DATA_KEY", code="DATA_KEY_MISSING")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(base64.b64encode(os.urandom(32)).decode())
+            raw = base64.b64decode(path.read_text().strip())
+        if len(raw) != 32:
+            raise ConfigError("The issuer data key must be 32 bytes (base64)", code="DATA_KEY_INVALID")
+        return raw

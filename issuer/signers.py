@@ -1,0 +1,28 @@
+"""Agency signing keys for a running issuer: each decrypted from the keystore once per process
+and kept in memory only (never logged, never written)."""
+
+from __future__ import annotations
+
+import threading
+
+from eth_account.signers.local import LocalAccount
+
+from registry.keys import Keystore
+from registry.workspace import agency_key_name
+
+
+class SignerPool:
+    def __init__(self, keystore: Keystore) -> None:
+        self._keystore = keystore
+        self._accounts: dict[str, LocalAccount] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, agency_code: str) -> LocalAccount:
+        with self._lock:
+            if agency_code not in self._accounts:
+                with self._keystore.unlocked(agency_key_name(agency_code)) as account:
+                    self._accounts[agency_code] = account
+            return self._accounts[agency_code]
+
+    def __repr__(self) -> str:  # never show keys
+        return f"SignerPool({len(self._accounts)} agencies)"

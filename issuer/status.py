@@ -1,0 +1,79 @@
+"""Status changes on chain (suspend, reinstate, revoke), mirrored in the database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from issuer.models import Batch, Certificate
+from issuer.service import Conflict, IssuerService
+from registry.contracts.certificate_registry import CertificateRegistry, Status
+from registry.errors import EcertError
+
+# GB status codes: 01 有效, 02 暂扣, 03 撤销, 04 注销, 07 吊销, 99 其他.
+REASONS: dict[Status, frozenset[int]] = {
+    Status.ACTIVE: frozenset({1, 99}),
+    Status.SUSPENDED: frozenset({2, 99}),
+    Status.REVOKED: frozenset({3, 4, 7, 99}),
+}
+REASON_SUPERSEDED = 4
+
+
+def check_reason(status: Status, reason: int) -> None:
+    if reason not in REASONS[status]:
+        allowed = ", ".join(f"{r:02d}" for r in sorted(REASONS[status]))
+        raise EcertError(
+            f"Reason {reason:02d} does not fit status {status.name.lower()}: use one of {allowed}",
+            code="REASON_INVALID", field="reason",
+        )  # fmt: skip
+
+
+class StatusService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        issuer: IssuerService,
+        registry: CertificateRegistry,
+        signer_for: Callable[[str], LocalAccount],
+    ) -> None:
+        self._sessions = sessions
+        self._issuer = issuer
+        self._registry = registry
+        self._signer_for = signer_for
+
+    def change(self, agency_code: str, identifier: str, status: Status, reason: int, note: str | None = None) -> dict:
+        """Change one certificate's status on chain, then record it; a revoked one stays revoked."""
+        check_reason(status, reason)
+        with self._sessions() as session:
+            cert = self._issuer.certificate(session, agency_code, identifier)
+            batch = session.get(Batch, cert.batch_id) if cert.batch_id else None
+            if batch is None or batch.state not in ("mined", "confirmed"):
+                raise Conflict(f"{identifier} is not anchored yet: try again when its job is confirmed", code="CERT_NOT_ANCHORED")
+            if cert.status == "revoked":
+                raise Conflict(f"{identifier} is revoked; revocation is final", code="CERT_REVOKED")
+            receipt = self._registry.set_status(self._signer_for(agency_code), batch.root, cert.batch_index, status, reason)
+            cert.status, cert.status_reason, cert.status_note = status.name.lower(), reason, note
+            session.commit()
+            return {"identifier": identifier, "status": cert.status, "reason": reason, "txHash": receipt.tx_hash, "block": receipt.block_number}
+
+    def retire_superseded(self) -> int:
+        """Revoke (04 注销) every certificate whose successor is confirmed; return how many."""
+        done = 0
+        with self._sessions() as session:
+            pairs = session.execute(
+                select(Certificate.agency_code, Certificate.previous_identifier)
+                .where(Certificate.state == "confirmed", Certificate.previous_identifier.is_not(None))
+            ).all()
+            for agency_code, previous in pairs:
+                old = session.scalar(select(Certificate).where(Certificate.identifier == previous))
+                old_batch = session.get(Batch, old.batch_id) if old and old.batch_id else None
+                if old is None or old.status == "revoked" or old_batch is None or old_batch.state not in ("mined", "confirmed"):
+                    continue
+                self._registry.set_status(self._signer_for(agency_code), old_batch.root, old.batch_index, Status.REVOKED, REASON_SUPERSEDED)
+                old.status, old.status_reason, old.status_note = "revoked", REASON_SUPERSEDED, "superseded"
+                session.commit()
+                done += 1
+        return done
