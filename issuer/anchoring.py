@@ -23,7 +23,6 @@ from web3.exceptions import TransactionNotFound
 
 from issuer.models import Batch, Certificate
 from registry.certificate.merkle import batch_tree
-from registry.certificate.seal import sign_seal
 from registry.contracts.certificate_registry import ANCHOR_GAS, CertificateRegistry
 from registry.contracts.trust_registry import to_bytes32
 from registry.errors import ChainError, ChainUnavailable
@@ -76,29 +75,28 @@ class AnchoringWorker:
     def _seal_one(self, agency_code: str, type_code: str) -> int:
         signer = self._signer_for(agency_code)
         with self._sessions() as session:
+            pending = (Certificate.state == "pending", Certificate.agency_code == agency_code, Certificate.type_code == type_code)
             rows = session.execute(
-                select(Certificate.id, Certificate.digest)
-                .where(Certificate.state == "pending", Certificate.agency_code == agency_code, Certificate.type_code == type_code)
-                .order_by(Certificate.id)
-                .limit(self.settings.batch_size)
+                select(Certificate.id, Certificate.digest).where(*pending).order_by(Certificate.id).limit(self.settings.batch_size)
             ).all()
             if not rows:
                 return 0
-            digests = [row.digest for row in rows]
-            key = bytes(signer.key)
-            seals = [sign_seal(key, self._client.chain_id, self._registry.address, d) for d in digests]
-            tree = batch_tree(digests)
+            tree = batch_tree([row.digest for row in rows])
             batch = Batch(agency_code=agency_code, type_code=type_code, root=tree.root, count=len(rows), signer=signer.address)
             session.add(batch)
             session.flush()
-            session.execute(
-                update(Certificate),
-                [
-                    {"id": row.id, "state": "sealed", "seal": seal, "batch_id": batch.id, "batch_index": index,
-                     "batch_proof": b"".join(tree.proof(index))}
-                    for index, (row, seal) in enumerate(zip(rows, seals))
-                ],
-            )  # fmt: skip
+            first, last = rows[0].id, rows[-1].id
+            if last - first + 1 == len(rows):  # one job's rows are contiguous: one statement
+                session.execute(
+                    update(Certificate)
+                    .where(Certificate.id.between(first, last), *pending)
+                    .values(state="sealed", batch_id=batch.id, batch_index=Certificate.id - first)
+                )
+            else:
+                session.execute(
+                    update(Certificate),
+                    [{"id": row.id, "state": "sealed", "batch_id": batch.id, "batch_index": i} for i, row in enumerate(rows)],
+                )
             session.commit()
             log.info("sealed batch %s of %d %s certificates for %s", batch.id, len(rows), type_code, agency_code)
             return len(rows)
@@ -218,14 +216,15 @@ class AnchoringWorker:
         try:
             while not deadline.is_set():
                 self.run_once(flush=True)
-                if not self._outstanding():
+                if not self.outstanding():
                     return
                 deadline.wait(poll_s)
             raise ChainError(f"Certificates still unconfirmed after {timeout_s:.0f} s", code="ANCHOR_TIMEOUT")
         finally:
             timer.cancel()
 
-    def _outstanding(self) -> int:
+    def outstanding(self) -> int:
+        """Certificates not yet confirmed."""
         with self._sessions() as session:
             return session.scalar(select(func.count()).select_from(Certificate).where(Certificate.state != "confirmed")) or 0
 

@@ -31,6 +31,9 @@ def register(app: typer.Typer) -> None:
     app.command("issue")(issue)
     app.add_typer(status_app, name="status")
     app.command("demo")(demo)
+    from issuer.serve import register as register_serve  # `ecert serve issuer`, `ecert issuer api-key …`
+
+    register_serve(app)
 
 
 def _chunks(records: Iterator[dict], size: int) -> Iterator[list[dict]]:

@@ -1,15 +1,15 @@
-"""Records in, outbox rows out: build each certificate, salt its leaves, hash its digest and
-encrypt its personal fields — the CPU-bound half of issuing, spread over processes for big jobs.
-
-Pure but for the optional process pool: no database, no chain, no key.
+"""Records in, outbox rows out: build each certificate, salt its leaves, hash its digest, seal
+it and encrypt its personal fields — the CPU-bound half of issuing, spread over processes for
+big jobs. Pure but for the optional process pool: no database, no chain.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+import multiprocessing
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from issuer.crypto import DataCipher
 from registry.certificate.canonical import FieldLeaf, make_leaves
 from registry.certificate.merkle import field_digest
 from registry.certificate.model import Issuer, build_fields
+from registry.certificate.seal import sign_seal
 from registry.errors import EcertError
 
 PARALLEL_FROM = 2_000  # below this, a process pool costs more than it saves
@@ -33,6 +34,7 @@ class PreparedCertificate:
     previous_identifier: str | None
     version: int
     digest: bytes
+    seal: bytes
     sealed_fields: bytes  # AES-GCM of the CBOR leaves
 
 
@@ -45,6 +47,9 @@ class IntakeSpec:
     issuer: Issuer
     serial_prefix: str
     data_key: bytes
+    signing_key: bytes
+    chain_id: int
+    registry: str
     today: dt.date
     version: int = 1
     previous_identifier: str | None = None
@@ -76,31 +81,32 @@ def _prepare_chunk(spec: IntakeSpec, start: int, records: Sequence[Mapping[str, 
             rejected.append(RejectedRecord(position, exc.code, exc.message, exc.details.get("field")))
             continue
         identifier = fields["identifier"]
+        digest = field_digest(leaves)
         prepared.append(
             PreparedCertificate(
-                position, identifier, spec.previous_identifier, spec.version, field_digest(leaves),
+                position, identifier, spec.previous_identifier, spec.version, digest,
+                sign_seal(spec.signing_key, spec.chain_id, spec.registry, digest),
                 cipher.encrypt(encode_leaves(leaves), identifier),
             )  # fmt: skip
         )
     return prepared, rejected
 
 
-def prepare(
-    spec: IntakeSpec, records: Sequence[Mapping[str, Any]], *, processes: int | None = None
-) -> tuple[list[PreparedCertificate], list[RejectedRecord]]:
-    """Prepare every record (positions from 1); big inputs use a process per core."""
-    processes = processes if processes is not None else (os.cpu_count() or 1)
-    if len(records) < PARALLEL_FROM or processes <= 1:
-        return _prepare_chunk(spec, 1, records)
-    prepared: list[PreparedCertificate] = []
-    rejected: list[RejectedRecord] = []
-    with ProcessPoolExecutor(processes) as pool:
-        futures = [
-            pool.submit(_prepare_chunk, spec, start + 1, records[start : start + CHUNK])
-            for start in range(0, len(records), CHUNK)
-        ]
-        for future in futures:
-            done, failed = future.result()
-            prepared += done
-            rejected += failed
-    return prepared, rejected
+Prepared = tuple[list[PreparedCertificate], list[RejectedRecord]]
+
+
+def prepare_chunks(spec: IntakeSpec, records: Sequence[Mapping[str, Any]], pool: Executor | None = None) -> Iterator[Prepared]:
+    """Prepare every record (positions from 1), chunk by chunk in record order; with a pool,
+    chunks are prepared in parallel while the caller stores the ones already done."""
+    if pool is None or len(records) < PARALLEL_FROM:
+        yield _prepare_chunk(spec, 1, records)
+        return
+    futures = [pool.submit(_prepare_chunk, spec, start + 1, records[start : start + CHUNK]) for start in range(0, len(records), CHUNK)]
+    for future in futures:
+        yield future.result()
+
+
+def process_pool(processes: int | None = None) -> ProcessPoolExecutor:
+    """A pool for intake. `forkserver`, not `fork`: the issuer runs threads (API, worker), and
+    forking a threaded process can copy a held lock."""
+    return ProcessPoolExecutor(processes or os.cpu_count() or 1, mp_context=multiprocessing.get_context("forkserver"))

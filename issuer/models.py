@@ -120,7 +120,6 @@ class Certificate(Base):
     seal: Mapped[bytes | None] = mapped_column(LargeBinary(65))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
     batch_index: Mapped[int | None] = mapped_column(Integer)
-    batch_proof: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16), default="active")
     status_reason: Mapped[int | None] = mapped_column(Integer)
     status_note: Mapped[str | None] = mapped_column(Text)

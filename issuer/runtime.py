@@ -43,7 +43,7 @@ class IssuerRuntime:
         deployment = self.workspace.deployment
         return IssuerService(
             self.sessions, self.settings.load_data_key(self.workspace.settings),
-            chain_id=deployment.chain_id, registry_address=deployment.certificate_registry,
+            chain_id=deployment.chain_id, registry_address=deployment.certificate_registry, signer_for=self.signers,
             claim_ttl=dt.timedelta(days=self.settings.claim_code_ttl_days),
         )  # fmt: skip
 
@@ -65,4 +65,6 @@ class IssuerRuntime:
         self.service.ensure_agency(info.code, info.name, str(info.region))
 
     def close(self) -> None:
+        if "service" in self.__dict__:
+            self.service.close()
         self.engine.dispose()

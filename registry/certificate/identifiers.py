@@ -14,6 +14,7 @@ import datetime
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from registry.errors import IdentifierError
 
 OID_ROOT = "1.2.156.3005.2"
@@ -164,6 +165,7 @@ class USCC:
         return self.code
 
 
+@lru_cache(maxsize=4096)  # issuing checks the same agency and type codes for every record
 def _parse_uscc_canonical(text: str, what: str = "USCC") -> USCC:
     if len(text) != 18:
         raise _fail(f"{what} {text!r} must be 18 characters, got {len(text)}", ID_FORMAT, value=text)

@@ -84,7 +84,6 @@ def upgrade() -> None:
     sa.Column('seal', sa.LargeBinary(length=65), nullable=True),
     sa.Column('batch_id', sa.Integer(), nullable=True),
     sa.Column('batch_index', sa.Integer(), nullable=True),
-    sa.Column('batch_proof', sa.LargeBinary(), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('status_reason', sa.Integer(), nullable=True),
     sa.Column('status_note', sa.Text(), nullable=True),

@@ -1,0 +1,47 @@
+"""The issuer's HTTP API: `create_app(runtime)` → a FastAPI app, one router per resource under
+`/v1` (certificates, batches, jobs, claims), API keys per agency and scope, RFC 9457 errors.
+OpenAPI at /openapi.json, interactive docs at /docs."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request, Response
+
+from issuer.api import batches, certificates, claims, jobs, problems
+from issuer.api.deps import TypeGrants
+from issuer.runtime import IssuerRuntime
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """
+Issue electronic certificates (电子证照) and manage them: every certificate is stored before it is
+anchored on chain, so a submission answers **202** with a job to poll.
+
+Authenticate with an agency API key (`ecert issuer api-key create`): `Authorization: Bearer ek_…`
+or `X-API-Key: ek_…`. Scopes: `issue`, `status`, `admin` (all). A key acts on its own agency's
+certificates and jobs only. Send `Idempotency-Key` to make a submission safe to retry.
+
+Errors are `application/problem+json` (RFC 9457) with a stable `code` and, where one field is
+at fault, its `field`.
+"""
+
+
+def create_app(runtime: IssuerRuntime) -> FastAPI:
+    app = FastAPI(title="ecert issuer", version="1", description=DESCRIPTION, docs_url="/docs", redoc_url=None)
+    app.state.runtime = runtime
+    app.state.grants = TypeGrants()
+    problems.install(app)
+    for module in (certificates, batches, jobs, claims):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def no_store(request: Request, call_next) -> Response:  # noqa: ANN001
+        response = await call_next(request)
+        if request.url.path.startswith("/v1/"):  # packages and printouts carry personal data
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,137 @@
+"""Certificates: issue one, read it, its holder package, QR code and printout, change its
+status, renew it, and give its holder a claim code. Every route acts on the caller's agency's
+certificates only (another agency's → 403 AGENCY_FORBIDDEN)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import HTMLResponse
+from qrcode.exceptions import DataOverflowError
+
+from issuer.api.deps import Caller, Grants, IdempotencyKey, Issuing, OwnedCertificate, Runtime, StatusChanging
+from issuer.api.jobs import accepted, submit_records
+from issuer.api.schemas import (
+    PACKAGE_RESPONSE,
+    CertificateRequest,
+    CertificateResponse,
+    ClaimCodeResponse,
+    JobResponse,
+    RenewalRequest,
+    StatusRequest,
+    StatusResponse,
+)
+from issuer.runtime import IssuerRuntime
+from registry.certificate.presentation import Presentation
+from registry.contracts.certificate_registry import Status
+from registry.errors import CertificateError
+from registry.qr import qr_png, qr_svg
+
+router = APIRouter(prefix="/v1/certificates", tags=["certificates"])
+
+STATUSES = {"active": Status.ACTIVE, "suspended": Status.SUSPENDED, "revoked": Status.REVOKED}
+Fields = Annotated[
+    str | None,
+    Query(
+        description="Comma list of field paths to disclose (e.g. `name,holder.name,holder.codeMasked,identifier`); "
+        "default: every field, the full holder.code included.",
+        max_length=2000,
+    ),
+]
+
+
+@router.post("", status_code=202, response_model=JobResponse, summary="Issue one certificate")
+def issue_certificate(
+    body: CertificateRequest, response: Response, caller: Issuing, runtime: Runtime, grants: Grants, key: IdempotencyKey
+) -> JobResponse:
+    """Store the certificate and queue it for anchoring. A rejected record is a 422 naming its
+    field; the job (its id in `jobId`) keeps the rejection, so the same Idempotency-Key gets it again."""
+    job = submit_records(runtime, grants, caller, body.type_code, body.type_name, [body.record], key, field="record")
+    if job.errors:
+        error = job.errors[0]
+        raise CertificateError(error["message"], code=error["code"], field=error["field"], jobId=job.id)
+    return accepted(response, job)
+
+
+@router.get("/{identifier}", response_model=CertificateResponse, summary="A certificate's state, status and batch")
+def describe(identifier: OwnedCertificate, caller: Caller, runtime: Runtime) -> dict[str, Any]:
+    return runtime.service.describe(caller.agency_code, identifier)
+
+
+def _presentation(runtime: IssuerRuntime, agency_code: str, identifier: str, fields: str | None = None) -> Presentation:
+    presentation = runtime.service.package(agency_code, identifier)
+    if fields:
+        presentation = presentation.disclose(p.strip() for p in fields.split(",") if p.strip())
+    return presentation
+
+
+@router.get("/{identifier}/package", responses={200: PACKAGE_RESPONSE}, summary="The holder package (JSON)")
+def package(identifier: OwnedCertificate, caller: Caller, runtime: Runtime) -> dict[str, Any]:
+    return runtime.service.package(caller.agency_code, identifier).to_json()
+
+
+def _qr(render, payload: str) -> bytes:  # noqa: ANN001 - qr_png or qr_svg
+    try:
+        return render(payload)
+    except DataOverflowError:
+        raise CertificateError(
+            "Too many fields for one QR code: choose fewer with `fields`", code="QR_TOO_LARGE", field="fields"
+        ) from None
+
+
+@router.get("/{identifier}/qr.png", response_class=Response, responses={200: {"content": {"image/png": {}}}}, summary="Offline QR (EC1) as PNG")
+def qr_code_png(identifier: OwnedCertificate, caller: Caller, runtime: Runtime, fields: Fields = None) -> Response:
+    payload = _presentation(runtime, caller.agency_code, identifier, fields).to_ec1()
+    return Response(_qr(qr_png, payload), media_type="image/png")
+
+
+@router.get("/{identifier}/qr.svg", response_class=Response, responses={200: {"content": {"image/svg+xml": {}}}}, summary="Offline QR (EC1) as SVG")
+def qr_code_svg(identifier: OwnedCertificate, caller: Caller, runtime: Runtime, fields: Fields = None) -> Response:
+    payload = _presentation(runtime, caller.agency_code, identifier, fields).to_ec1()
+    return Response(_qr(qr_svg, payload), media_type="image/svg+xml")
+
+
+@router.get("/{identifier}/print", response_class=HTMLResponse, summary="Printable face (HTML)")
+def print_html(
+    identifier: OwnedCertificate, caller: Caller, runtime: Runtime, fields: Fields = None, lang: Literal["zh", "en"] = "zh"
+) -> HTMLResponse:
+    from issuer.printing import render_licence_html
+
+    presentation = _presentation(runtime, caller.agency_code, identifier, fields)
+    return HTMLResponse(render_licence_html(presentation, lang=lang))
+
+
+@router.get("/{identifier}/print.pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}}, summary="Printable face (A4 PDF)")
+def print_pdf(
+    identifier: OwnedCertificate, caller: Caller, runtime: Runtime, fields: Fields = None, lang: Literal["zh", "en"] = "zh"
+) -> Response:
+    from issuer.printing import render_licence_pdf
+
+    presentation = _presentation(runtime, caller.agency_code, identifier, fields)
+    pdf = render_licence_pdf(presentation, lang=lang)
+    return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{identifier}.pdf"'})
+
+
+@router.post("/{identifier}/status", response_model=StatusResponse, summary="Suspend, reinstate or revoke")
+def change_status(identifier: OwnedCertificate, body: StatusRequest, caller: StatusChanging, runtime: Runtime) -> dict[str, Any]:
+    """Written on chain with the agency's key before it answers; revoked is final."""
+    signer = runtime.signers(caller.agency_code)
+    runtime.workspace.client.forget_nonce(signer.address)  # the worker may have sent with this key meanwhile
+    return runtime.status.change(caller.agency_code, identifier, STATUSES[body.status], body.reason, body.note)
+
+
+@router.post("/{identifier}/renewals", status_code=202, response_model=JobResponse, summary="Renew or amend (new version)")
+def renew(
+    identifier: OwnedCertificate, body: RenewalRequest, response: Response, caller: Issuing, runtime: Runtime, key: IdempotencyKey
+) -> JobResponse:
+    """A new version (same serial, version + 1, previousIdentifier set); the old one is revoked
+    (04 注销) on chain once the new one is confirmed."""
+    return accepted(response, runtime.service.reissue(caller.agency_code, identifier, body.changes, idempotency_key=key))
+
+
+@router.post("/{identifier}/claim-code", status_code=201, response_model=ClaimCodeResponse, summary="A one-time claim code for the holder")
+def claim_code(identifier: OwnedCertificate, caller: Issuing, runtime: Runtime) -> ClaimCodeResponse:
+    """Replaces any earlier code of this certificate; the holder's wallet redeems it at POST /v1/claims/{code}."""
+    code, expires = runtime.service.create_claim_code(caller.agency_code, identifier)
+    return ClaimCodeResponse(code=code, expires_at=expires)

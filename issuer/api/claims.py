@@ -1,0 +1,18 @@
+"""Claims: the holder's wallet redeems a one-time claim code for the holder package. Public (no
+API key): the code itself is the credential, 60 bits, single use, expiring."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from issuer.api.deps import Runtime
+from issuer.api.schemas import PACKAGE_RESPONSE
+
+router = APIRouter(prefix="/v1/claims", tags=["claims"])
+
+
+@router.post("/{code}", responses={200: PACKAGE_RESPONSE}, summary="Redeem a claim code (holder, once)")
+def redeem(code: Annotated[str, Path(max_length=40, description="e.g. ABCD-EFGH-JKLM")], runtime: Runtime) -> dict[str, Any]:
+    return runtime.service.redeem_claim(code).to_json()

@@ -1,0 +1,133 @@
+"""The issuance benchmark's logic (scripts/bench/issue.py only calls it): a throwaway chain,
+registry, agency and database; records generated in memory; timed from submit to confirmed."""
+
+from __future__ import annotations
+
+import cProfile
+import datetime as dt
+import os
+import platform
+import pstats
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from sqlalchemy import func, select
+
+from issuer.anchoring import AnchoringWorker, WorkerSettings
+from issuer.db import make_engine, migrate, sessions
+from issuer.models import Batch
+from issuer.service import IssuerService
+from registry.chain.client import ChainClient
+from registry.chain.runner import AnvilNode, free_port
+from registry.deploy import deploy
+
+TYPE_CODE = "11100000000013338W001"
+AGENCY = "11330100002493028E"
+SURNAMES = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨"
+JOB = 10_000  # records per submitted job, as an agency's batch upload would be
+
+
+def make_records(count: int, seed: int = 1) -> list[dict[str, Any]]:
+    """Business-licence records of a realistic size (16 leaves each)."""
+    rng = random.Random(seed)
+    return [
+        {
+            "holder": {"name": f"{rng.choice(SURNAMES)}氏{i}号商贸有限公司", "code": "91330106MA2H3XY60L"},
+            "number": f"3301{i:011d}",
+            "validUntil": "2046-05-31",
+            "ext": {
+                "legalRepresentative": rng.choice(SURNAMES) + "某",
+                "type": "有限责任公司",
+                "registeredCapital": f"{rng.randint(1, 9999)}万元人民币",
+                "address": f"浙江省杭州市西湖区文三路{rng.randint(1, 999)}号",
+                "scope": ["批发和零售业", "软件开发"],
+            },
+        }
+        for i in range(count)
+    ]
+
+
+def _setup(tmp: Path):
+    node = AnvilNode(tmp / "chain", free_port())
+    node.start()
+    client = ChainClient.connect(node.url)
+    root, authority, agency = (Account.create() for _ in range(3))
+    for account in (root, authority, agency):
+        client.fund(account.address, 10**21)
+    deployment = deploy(client, root)
+    registry = deployment.registry(client)
+    registry.add_authority(root, authority.address, 330000, "浙江")
+    registry.register_agency(authority, AGENCY, 330100, "杭州市市场监督管理局", agency.address, [TYPE_CODE])
+    engine = make_engine(f"sqlite:///{tmp / 'issuer.sqlite'}")
+    migrate(engine)
+    factory = sessions(engine)
+    service = IssuerService(
+        factory, os.urandom(32), chain_id=client.chain_id, registry_address=registry.address, signer_for=lambda _code: agency
+    )
+    service.ensure_agency(AGENCY, "杭州市市场监督管理局", "330100")
+    worker = AnchoringWorker(factory, registry, lambda _code: agency, WorkerSettings(batch_size=10_000, batch_window_s=0))
+    return node, client, registry, factory, service, worker
+
+
+def run_once(count: int, profile: Path | None = None) -> dict[str, Any]:
+    records = make_records(count)
+    with tempfile.TemporaryDirectory() as folder:
+        node, client, registry, factory, service, worker = _setup(Path(folder))
+        try:
+            profiler = cProfile.Profile() if profile else None
+            service.submit(AGENCY, TYPE_CODE, records[:JOB], type_name="营业执照")  # warm the intake pool
+            worker.run_until_idle(timeout_s=600, poll_s=0.01)
+            records = make_records(count, seed=2)
+            stop = threading.Event()
+            anchoring = threading.Thread(target=worker.run_forever, args=(stop,), kwargs={"poll_s": 0.25})
+            started = time.perf_counter()
+            profiler and profiler.enable()
+            anchoring.start()  # as in the service: the worker anchors while later jobs are stored
+            for start in range(0, count, JOB):
+                service.submit(AGENCY, TYPE_CODE, records[start : start + JOB], type_name="营业执照")
+            stored = time.perf_counter()
+            while worker.outstanding():
+                time.sleep(0.01)
+            done = time.perf_counter()
+            stop.set()
+            anchoring.join()
+            profiler and profiler.disable()
+            service.close()
+            if profiler:
+                pstats.Stats(profiler).sort_stats("cumulative").dump_stats(profile)
+            with factory() as session:
+                batches = session.execute(select(func.count(), func.sum(Batch.count)).select_from(Batch)).one()
+            gas = sum(
+                client.w3.eth.get_transaction_receipt(tx)["gasUsed"]
+                for (tx,) in factory().execute(select(Batch.tx_hash).order_by(Batch.id).offset(1))
+            )
+        finally:
+            node.stop()
+    return {
+        "records": count,
+        "seconds": round(done - started, 2),
+        "certs_per_s": round(count / (done - started)),
+        "store_seconds": round(stored - started, 2),
+        "anchor_seconds": round(done - stored, 2),
+        "batches": batches[0] - 1,
+        "anchored": batches[1] - JOB,
+        "gas_per_cert": round(gas / count, 1),
+    }
+
+
+def run_issue_bench(sizes: list[int], *, profile: bool = False) -> dict[str, Any]:
+    runs = [run_once(n, Path("bench-results/issue-100k.prof") if profile and n == 100_000 else None) for n in sizes]
+    main = next((r for r in runs if r["records"] == 100_000), runs[-1])
+    return {
+        "certs_per_s": main["certs_per_s"],
+        "gas_per_cert": main["gas_per_cert"],
+        "runs": runs,
+        "goals": {"certs_per_s_min": 5000, "gas_per_cert_max": 60},
+        "machine": {"cores": os.cpu_count(), "arch": platform.machine()},
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }

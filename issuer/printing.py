@@ -1,0 +1,344 @@
+"""The printable face of an e-licence (like a 营业执照 副本): an HTML page and an A4 PDF.
+
+Both are pure functions of a `Presentation`: one `LicenceFace` (labels, formatted values, what
+to hide) is built from the disclosed fields and drawn either by the Jinja2 template
+`templates/licence.html` or by reportlab. Personal ID numbers are never printed in full: only
+a USCC (codeType 001) holder code is shown as is; any other holder code is shown masked.
+
+The QR code carries `presentation.to_ec1()` unless a payload is given. Note that the EC1 string
+of a full holder package contains every field, the full `holder.code` included: to print a
+masked ID on paper *and* in the QR code, pass a disclosure without `holder.code`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from registry.certificate.model import CODE_TYPE_ID_NUMBER, CODE_TYPE_USCC, mask_code
+from registry.certificate.presentation import Presentation
+from registry.qr import qr_png
+
+TEMPLATES = Path(__file__).parent / "templates"
+CID_FONT = "STSong-Light"
+
+# key: (中文, English)
+LABELS = {
+    "number": ("证照编号", "Licence No."),
+    "uscc": ("统一社会信用代码", "Unified social credit code"),
+    "idNumber": ("身份证件号码", "ID number"),
+    "holderCode": ("证件号码", "Holder code"),
+    "holderOrg": ("名称", "Name"),
+    "holderPerson": ("持证人", "Holder"),
+    "validity": ("有效期", "Valid"),
+    "issuedDate": ("发证日期", "Date of issue"),
+    "issuer": ("发证机关", "Issuing authority"),
+    "identifier": ("电子证照标识", "E-licence identifier"),
+    "previousIdentifier": ("替代证照", "Replaces"),
+    "ext.legalRepresentative": ("法定代表人", "Legal representative"),
+    "ext.operator": ("经营者", "Operator"),
+    "ext.type": ("类型", "Type"),
+    "ext.registeredCapital": ("注册资本", "Registered capital"),
+    "ext.establishedDate": ("成立日期", "Date of establishment"),
+    "ext.address": ("住所", "Domicile"),
+    "ext.scope": ("经营范围", "Business scope"),
+}
+EXT_ORDER = [key.removeprefix("ext.") for key in LABELS if key.startswith("ext.")]
+TEXTS = {
+    "subtitle": ("电子证照打印件", "Printed copy of an electronic licence"),
+    "permanent": ("长期", "long-term (长期)"),
+    "until": ("至", "to"),
+    "hidden": ("（未披露）", "(not disclosed)"),
+    "partial": ("部分披露：仅显示持证人选择出示的信息", "Selective disclosure: only the fields the holder chose to show"),
+    "note": ("本件为电子证照打印件，真伪以扫码核验结果为准。", "This is a printout of an electronic licence: scan the QR code to verify it."),
+    "caption": ("扫码核验 / Scan to verify", "扫码核验 / Scan to verify"),
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str  # a field path, or a LABELS key
+    label: str
+    value: str
+    label_alt: str | None = None  # the Chinese label under an English one
+    hidden: bool = False
+
+    @property
+    def css(self) -> str:
+        return self.key.replace(".", "-") if self.key in LABELS else "other"
+
+
+@dataclass(frozen=True)
+class LicenceFace:
+    """Everything printed on the licence, already formatted and masked."""
+
+    lang: str
+    title: str
+    subtitle: str
+    header: tuple[Row, ...]
+    rows: tuple[Row, ...]
+    issuer: Row
+    issued: Row
+    identifier: Row
+    previous: Row | None
+    partial_note: str | None
+    note: str
+    caption: str
+
+
+def _text(key: str, lang: str) -> str:
+    return TEXTS[key][lang == "en"]
+
+
+def _row(key: str, value: Any, lang: str) -> Row:
+    """Unknown (ext) fields are labelled with their own key; a missing value is '（未披露）'."""
+    zh, en = LABELS.get(key, (key.removeprefix("ext."),) * 2)
+    hidden = value is None or value == ""
+    text = _text("hidden", lang) if hidden else _format_value(value)
+    return Row(key, en if lang == "en" else zh, text, zh if lang == "en" and zh != en else None, hidden)
+
+
+def _format_value(value: Any) -> str:
+    """Lists (and gapped lists, which come back as {index: value}) joined with '；'."""
+    if isinstance(value, list):
+        return "；".join(_format_value(v) for v in value)
+    if isinstance(value, dict):
+        if all(isinstance(k, int) for k in value):
+            return "；".join(_format_value(value[k]) for k in sorted(value))
+        return "；".join(f"{k}：{_format_value(v)}" for k, v in value.items())
+    return ("是" if value else "否") if isinstance(value, bool) else str(value)
+
+
+def _date(value: Any, lang: str) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        return value
+    return day.isoformat() if lang == "en" else f"{day.year}年{day.month:02d}月{day.day:02d}日"
+
+
+def _holder_code(holder: dict[str, Any], lang: str) -> Row | None:
+    """A USCC in full; anything else (ID numbers above all) masked, never in full."""
+    code, masked, code_type = holder.get("code"), holder.get("codeMasked"), holder.get("codeType")
+    if code_type == CODE_TYPE_USCC:
+        return _row("uscc", code or masked, lang)
+    shown = masked or (mask_code(str(code)) if code else None)
+    return _row("idNumber" if code_type == CODE_TYPE_ID_NUMBER else "holderCode", shown, lang) if shown else None
+
+
+def licence_face(presentation: Presentation, lang: str = "zh") -> LicenceFace:
+    """The formatted face of a licence (shared by the HTML and the PDF)."""
+    if lang not in ("zh", "en"):
+        raise ValueError(f"lang must be 'zh' or 'en', got {lang!r}")
+    fields = presentation.fields()
+    holder = fields.get("holder") if isinstance(fields.get("holder"), dict) else {}
+    issuer = fields.get("issuer") if isinstance(fields.get("issuer"), dict) else {}
+    ext = fields.get("ext") if isinstance(fields.get("ext"), dict) else {}
+    partial = presentation.is_partial
+
+    header = [row for row in (_holder_code(holder, lang), _row("number", fields.get("number"), lang)) if row]
+
+    person = holder.get("codeType") == CODE_TYPE_ID_NUMBER
+    rows = [_row("holderPerson" if person else "holderOrg", holder.get("name"), lang)]
+    for key in sorted(ext, key=lambda k: EXT_ORDER.index(k) if k in EXT_ORDER else len(EXT_ORDER)):
+        rows.append(_row(f"ext.{key}", ext[key], lang))
+
+    start, end = _date(fields.get("validFrom"), lang), _date(fields.get("validUntil"), lang)
+    if end is None:  # absent means 长期, unless the holder merely did not disclose it
+        end = _text("hidden", lang) if partial else _text("permanent", lang)
+    validity = f"{start} {_text('until', lang)} {end}" if start else end
+    rows.append(_row("validity", validity, lang))
+
+    previous = fields.get("previousIdentifier")
+    return LicenceFace(
+        lang=lang,
+        title=str(fields.get("name") or "电子证照"),
+        subtitle=_text("subtitle", lang),
+        header=tuple(header),
+        rows=tuple(rows),
+        issuer=_row("issuer", issuer.get("name"), lang),
+        issued=_row("issuedDate", _date(fields.get("issuedDate"), lang), lang),
+        identifier=_row("identifier", fields.get("identifier"), lang),
+        previous=_row("previousIdentifier", previous, lang) if previous else None,
+        partial_note=_text("partial", lang) if partial else None,
+        note=_text("note", lang),
+        caption=_text("caption", lang),
+    )
+
+
+# ─── HTML ─────────────────────────────────────────────────────────────────────────────────
+
+
+@functools.lru_cache(maxsize=1)
+def _environment():  # noqa: ANN202 - jinja2 is imported lazily
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined)
+
+
+def render_licence_html(presentation: Presentation, *, qr_payload: str | None = None, lang: str = "zh") -> str:
+    """A self-contained HTML page (inline CSS, QR as a data: PNG) for screen and A4 print."""
+    face = licence_face(presentation, lang)
+    payload = presentation.to_ec1() if qr_payload is None else qr_payload
+    qr_uri = "data:image/png;base64," + base64.b64encode(qr_png(payload)).decode("ascii")
+    return _environment().get_template("licence.html").render(face=face, qr_uri=qr_uri)
+
+
+# ─── PDF ──────────────────────────────────────────────────────────────────────────────────
+
+_NO_LINE_START = set("，。、；：？！）》」』】,.;:?!)%")
+
+
+def _runs(text: str) -> list[str]:
+    """Split into ASCII / non-ASCII runs: ASCII is drawn in Helvetica, since viewers that
+    substitute the non-embedded STSong-Light (Ghostscript, some printers) may lack Latin glyphs."""
+    runs: list[str] = []
+    for ch in text:
+        if runs and runs[-1][-1].isascii() == ch.isascii():
+            runs[-1] += ch
+        else:
+            runs.append(ch)
+    return runs
+
+
+def _font(run: str, mono: bool = False) -> str:
+    return ("Courier" if mono else "Helvetica") if run[:1].isascii() else CID_FONT
+
+
+def _width(text: str, size: float, mono: bool = False) -> float:
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    return sum(stringWidth(run, _font(run, mono), size) for run in _runs(text))
+
+
+def _draw(pdf: Any, x: float, y: float, text: str, size: float, *, align: str = "left", mono: bool = False) -> None:
+    x -= {"left": 0, "centre": _width(text, size, mono) / 2, "right": _width(text, size, mono)}[align]
+    obj = pdf.beginText(x, y)  # one text object, so that text extraction keeps the line whole
+    for run in _runs(text):
+        obj.setFont(_font(run, mono), size)
+        obj.textOut(run)
+    pdf.drawText(obj)
+
+
+def _spaced(pdf: Any, x: float, y: float, text: str, size: float, spacing: float, *, bold: bool = False) -> None:
+    """Chinese text with extra space between characters (and faux bold: STSong-Light has no bold)."""
+    obj = pdf.beginText(x, y)
+    obj.setFont(CID_FONT, size)
+    obj.setCharSpace(spacing)
+    if bold:
+        pdf.setLineWidth(size / 60)
+        obj.setTextRenderMode(2)
+    obj.textOut(text)
+    obj.setCharSpace(0)  # Tc and Tr outlive the text object: reset them
+    obj.setTextRenderMode(0)
+    pdf.drawText(obj)
+
+
+def _wrap(text: str, size: float, width: float) -> list[str]:
+    """Greedy wrap by character (Chinese has no spaces); Latin words and closing punctuation stay put."""
+    tokens: list[str] = []
+    for ch in text:
+        if tokens and ch.isascii() and ch.isalnum() and tokens[-1][-1].isascii() and tokens[-1][-1].isalnum():
+            tokens[-1] += ch
+        else:
+            tokens.append(ch)
+    lines, line, used = [], "", 0.0
+    for token in tokens:
+        extra = _width(token, size)
+        if line and used + extra > width and token not in _NO_LINE_START:
+            lines.append(line.rstrip())
+            line, used = token.lstrip(), _width(token.lstrip(), size)
+        else:
+            line, used = line + token, used + extra
+    return [*lines, line] if line else lines or [""]
+
+
+def render_licence_pdf(presentation: Presentation, *, qr_payload: str | None = None, lang: str = "zh") -> bytes:
+    """The same face as one A4 page, in the built-in CID font STSong-Light (nothing embedded)."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen.canvas import Canvas
+
+    if CID_FONT not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(UnicodeCIDFont(CID_FONT))
+    face = licence_face(presentation, lang)
+    payload = presentation.to_ec1() if qr_payload is None else qr_payload
+    width, height = A4
+    buffer = io.BytesIO()
+    pdf = Canvas(buffer, pagesize=A4, invariant=1, pageCompression=1)  # invariant: same input, same bytes
+    pdf.setTitle(f"{face.title} - {face.rows[0].value}")
+    pdf.setAuthor(face.issuer.value)
+
+    pdf.setStrokeColorRGB(0.55, 0.1, 0.1)  # certificate border: heavy outer frame, thin inner one
+    pdf.setLineWidth(3)
+    pdf.rect(10 * mm, 10 * mm, width - 20 * mm, height - 20 * mm)
+    pdf.setLineWidth(0.6)
+    pdf.rect(12.5 * mm, 12.5 * mm, width - 25 * mm, height - 25 * mm)
+    pdf.setStrokeColorRGB(0.1, 0.1, 0.1)
+    pdf.setFillColorRGB(0.1, 0.1, 0.1)
+
+    left, right = 22 * mm, width - 22 * mm
+    for i, row in enumerate(face.header):  # holder code and licence number, top left
+        _draw(pdf, left, height - (24 + 6 * i) * mm, f"{row.label}  {row.value}", 10.5)
+
+    size, spacing = 34.0, 8 * mm  # the title, shrunk if long
+    while size > 16 and _width(face.title, size) + spacing * (len(face.title) - 1) > right - left:
+        size, spacing = size - 2, spacing * 0.8
+    title_w = _width(face.title, size) + spacing * (len(face.title) - 1)
+    _spaced(pdf, (width - title_w) / 2, height - 50 * mm, face.title, size, spacing, bold=True)
+    _draw(pdf, width / 2, height - 59 * mm, face.subtitle, 11, align="centre")
+    if face.partial_note:
+        _draw(pdf, width / 2, height - 65 * mm, face.partial_note, 9.5, align="centre")
+
+    # Fields: labels spread over a fixed column, values wrapped; long values shrink until all fit.
+    top, bottom, base, gap = height - 76 * mm, 92 * mm, 12.5, 11.0
+    label_w = (46 if lang == "en" else 30) * mm
+    value_x, value_w = left + label_w + 4 * mm, right - left - label_w - 4 * mm
+    for small in (base, 11.5, 10.5, 9.5, 8.5, 7.5, 6.5):
+        blocks = []
+        for row in face.rows:
+            lines = _wrap(row.value, base, value_w)
+            size = base if len(lines) == 1 else small
+            blocks.append((row, size, lines if size == base else _wrap(row.value, size, value_w)))
+        if sum(len(lines) * size * 1.55 + gap for _, size, lines in blocks) <= top - bottom:
+            break
+    y = top
+    for row, size, lines in blocks:
+        if y - base * 1.55 < bottom:  # too long even at the smallest size: cut (the QR code holds it all)
+            break
+        natural = _width(row.label, base)
+        if lang == "en" or len(row.label) < 2 or row.label.isascii() or natural >= label_w * 0.9:
+            _draw(pdf, left, y, row.label, base)
+        else:
+            _spaced(pdf, left, y, row.label, base, (label_w * 0.9 - natural) / (len(row.label) - 1))
+        for j, line in enumerate(lines):
+            cut = j < len(lines) - 1 and y - 2 * size * 1.55 < bottom  # no room for the next line
+            _draw(pdf, value_x, y, line[:-1] + "……" if cut else line, size)
+            y -= size * 1.55
+            if cut:
+                break
+        y -= gap
+
+    qr_size = 50 * mm  # QR code bottom left, authority and date bottom right
+    pdf.drawImage(ImageReader(io.BytesIO(qr_png(payload))), left - 2 * mm, 32 * mm, qr_size, qr_size)
+    _draw(pdf, left - 2 * mm + qr_size / 2, 28.5 * mm, face.caption, 9, align="centre")
+    _draw(pdf, right, 70 * mm, f"{face.issuer.label}  {face.issuer.value}", 12, align="right")
+    _draw(pdf, right, 62 * mm, f"{face.issued.label}  {face.issued.value}", 12, align="right")
+    _draw(pdf, right, 40 * mm, face.note, 8.5, align="right")
+
+    for i, row in enumerate(r for r in (face.identifier, face.previous) if r):  # identifiers, small monospace
+        _draw(pdf, left, (22 - 4 * i) * mm, row.label, 8)
+        _draw(pdf, left + (34 if lang == "en" else 22) * mm, (22 - 4 * i) * mm, row.value, 7.5, mono=True)
+    pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()

@@ -1,0 +1,143 @@
+"""Questions a verifier asks of the index: status, key standing and the `inspect` facts, now or as of T.
+
+"As of T" means what the registry said at the last block whose timestamp is <= T: batches anchored
+later do not exist yet, status changes and suspensions logged later have not happened, and a key
+compromise declared later is not known yet. `key_standing_at(key, t)` instead asks "was the key
+good at t?" with everything known now (a compromise is retroactive), unless `as_of` says otherwise.
+
+`facts` answers exactly what `CertificateRegistry.inspect` would (the same `Inspection`), from
+memory, with no RPC: the verifier can use the index as a drop-in for the chain.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from registry.certificate.merkle import encode_batch_leaf, standard_leaf_hash, verify_proof
+from registry.contracts.certificate_registry import Inspection, Status
+from registry.indexer.records import AgencyHistory, BatchRecord, KeyStanding, StatusAt, TrustView, status_at
+from registry.indexer.snapshot import Snapshot
+
+ZERO_ADDRESS = "0x" + "00" * 20
+NOT_ANCHORED = Inspection(False, False, False, False, False, Status.ACTIVE, "", 0, "", ZERO_ADDRESS, 0, 0)
+
+
+@dataclass(frozen=True)
+class KeyStandingAt:
+    """Whether a key was good at `at`, and the record that says so (None: key unknown)."""
+
+    record: KeyStanding | None
+    at: int
+    valid: bool
+
+
+class History:
+    """The index, read through an in-memory `Snapshot` refreshed at most every `max_age_s`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_age_s: float = 1.0,
+        max_batches: int = 200_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.snapshot = Snapshot(engine, max_batches=max_batches)
+        self.max_age_s = max_age_s
+        self._monotonic = monotonic
+        self._checked = monotonic()
+
+    @property
+    def indexed_block(self) -> int:
+        """The block every answer rests on (the verifier reports it)."""
+        return self.snapshot.block_number
+
+    def refresh(self) -> bool:
+        """Follow the indexer now; True if the index had moved."""
+        self._checked = self._monotonic()
+        return self.snapshot.refresh()
+
+    def warm(self, count: int | None = None) -> int:
+        """Load the most recent batches in bulk (at start-up), so their first verification skips the database."""
+        return self._view().warm(count)
+
+    def _view(self) -> Snapshot:
+        if self._monotonic() - self._checked >= self.max_age_s:
+            self.refresh()
+        return self.snapshot
+
+    # ─── records ─────────────────────────────────────────────────────────────────────────
+
+    def batch(self, root: bytes) -> BatchRecord | None:
+        return self._view().batch(bytes(root))
+
+    def agency(self, code: str) -> AgencyHistory | None:
+        return self._view().trust.agencies.get(code)
+
+    def authorities(self) -> dict[str, tuple[int, str]]:
+        """Current authorities: account → (region, name)."""
+        return dict(self._view().trust.authorities)
+
+    # ─── questions ───────────────────────────────────────────────────────────────────────
+
+    def certificate_status_at(self, root: bytes, index: int, at: int | None = None) -> StatusAt:
+        """Active / suspended / revoked at unix time `at` (None: now), with reason and since-when."""
+        batch = self.batch(root)
+        return StatusAt(False) if batch is None else status_at(batch, index, at)
+
+    def key_standing_at(self, key: str, at: int, *, as_of: int | None = None) -> KeyStandingAt:
+        """Was `key` good at `at`, by what was known at `as_of` (None: now)?"""
+        history = self._view().trust.keys.get(key.lower())
+        record = history.standing(as_of) if history is not None else None
+        return KeyStandingAt(record, at, record is not None and record.is_good_at(at))
+
+    def facts(
+        self, root: bytes, index: int, digest: bytes, proof: Sequence[bytes], signer: str, at: int | None = None
+    ) -> Inspection:
+        """What `inspect(root, index, digest, proof, signer)` answers (as of `at`, None: now), from memory."""
+        view = self._view()
+        batch = view.batch(bytes(root))
+        if batch is None or (at is not None and batch.anchored_at > at):
+            return NOT_ANCHORED
+        trust = view.trust
+        agency = trust.agencies_by_index.get(batch.agency_index)
+        in_range = 0 <= index < batch.count
+        status = Status.ACTIVE  # what `inspect` answers for an index outside the batch
+        if in_range:
+            status = batch.status_now(index) if at is None else status_at(batch, index, at).status  # type: ignore[assignment]
+        return Inspection(
+            anchored=True,
+            proof_valid=in_range and _proves(batch.root, digest, index, proof),
+            signer_valid=_key_valid(trust, signer, batch, at),
+            anchor_key_valid=_key_valid(trust, batch.key, batch, at),
+            agency_suspended=agency is not None and agency.is_suspended_at(at),
+            status=status,
+            agency_code=batch.agency_code,
+            region=agency.region if agency is not None else 0,
+            type_code=batch.type_code,
+            anchor_key=batch.key,
+            anchored_at=batch.anchored_at,
+            count=batch.count,
+        )  # fmt: skip
+
+
+def _proves(root: bytes, digest: bytes, index: int, proof: Sequence[bytes]) -> bool:
+    """`MerkleProof.verify(proof, root, keccak(keccak(abi.encode(digest, index))))`."""
+    try:
+        leaf = standard_leaf_hash(encode_batch_leaf(bytes(digest), index))
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return verify_proof(root, leaf, proof)
+
+
+def _key_valid(trust: TrustView, key: str, batch: BatchRecord, at: int | None) -> bool:
+    """`wasKeyValidAt(key, batch agency, anchoredAt)`, with the key record as held at `at`."""
+    history = trust.keys.get(key.lower()) if isinstance(key, str) else None
+    if history is None or history.agency_index != batch.agency_index:
+        return False
+    record = history.current if at is None else history.standing(at)
+    return record is not None and record.is_good_at(batch.anchored_at)

@@ -1,0 +1,223 @@
+"""The printable licence: the HTML face and the A4 PDF, with a QR code that scans back to EC1."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import json
+import random
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pypdf
+import pytest
+from eth_account import Account
+
+from issuer.batch import build_batch, serial_numbers
+from issuer.printing import licence_face, render_licence_html, render_licence_pdf
+from registry.certificate.model import Issuer
+from registry.qr import decode_qr
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "printing"
+ISSUER = Issuer("杭州市市场监督管理局", "11330100002493028E", "330100")
+REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+ID_NUMBER = "11010519491231002X"
+LONG_SCOPE = [f"一般项目{i}：技术服务、技术开发、技术咨询、技术交流、技术转让、技术推广" for i in range(12)]
+DEMO, PERSON, MALICIOUS, LONG = range(4)
+
+
+@pytest.fixture(scope="module")
+def batch():
+    records = [json.loads(line) for line in (ROOT / "issuer" / "demo_records.jsonl").read_text("utf-8").splitlines()[:2]]
+    assert records[PERSON]["holder"]["code"] == ID_NUMBER and "validUntil" not in records[PERSON]
+    records.append({
+        "holder": {"name": "恶意测试有限公司", "code": "91330108MA27Y8AB1P"},
+        "ext": {"note": "<script>alert('x')</script>", "type": "A&B <b>公司</b>"},
+    })  # fmt: skip
+    records.append({"holder": {"name": "长范围有限公司", "code": "91330108MA27Y8AB1P"}, "ext": {"scope": LONG_SCOPE}})
+    batch = build_batch(
+        records, type_code="11100000000013338W001", type_name="营业执照", issuer=ISSUER,
+        signing_key=bytes(Account.create().key), chain_id=31337, registry=REGISTRY,
+        serials=serial_numbers("T"), salt_source=random.Random(7).randbytes, today=dt.date(2026, 11, 23),
+    )  # fmt: skip
+    assert not batch.rejected
+    return batch
+
+
+def _qr_from_html(html: str) -> bytes:
+    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(uris) == 1
+    return base64.b64decode(uris[0])
+
+
+def _pdf(raw: bytes) -> pypdf.PdfReader:
+    return pypdf.PdfReader(io.BytesIO(raw))
+
+
+# ─── HTML ─────────────────────────────────────────────────────────────────────────────────
+
+
+def test_html_shows_the_licence_face(batch) -> None:
+    presentation = batch.presentations[DEMO]
+    fields = presentation.fields()
+    html = render_licence_html(presentation)
+    assert html.startswith("<!DOCTYPE html>") and '<html lang="zh-CN">' in html
+    for text in (
+        "营业执照", "杭州西湖龙井茶业有限公司", fields["identifier"], "杭州市市场监督管理局", "证照编号", "330106000123456",
+        "统一社会信用代码", "91330106MA2H3XY60L",  # a USCC is printed in full
+        "法定代表人", "张三", "类型", "有限责任公司", "注册资本", "500万元人民币", "住所", "浙江省杭州市西湖区龙井路1号",
+        "经营范围", "茶叶种植；茶叶销售", "发证日期", "2026年11月23日", "有效期", "2026年11月23日 至 2046年05月31日",
+        "发证机关", "扫码核验 / Scan to verify",
+    ):  # fmt: skip
+        assert text in html, text
+    assert "长期" not in html
+    # Print-ready and self-contained: A4 page rule, no scripts, nothing fetched from elsewhere.
+    assert "@page" in html and "A4 portrait" in html
+    assert "<script" not in html and "http://" not in html and "https://" not in html and "<link" not in html
+
+
+def test_html_masks_an_id_number_and_prints_long_term(batch) -> None:
+    html = render_licence_html(batch.presentations[PERSON])
+    assert "李四" in html and "身份证件号码" in html
+    assert "1101**********002X" in html and ID_NUMBER not in html
+    assert "2026年11月23日 至 长期" in html
+
+
+def test_a_disclosure_hides_what_the_holder_did_not_show(batch) -> None:
+    full = batch.presentations[PERSON]
+    # holder.code disclosed without its masked twin: still printed masked.
+    shown = full.disclose(["name", "identifier", "holder.name", "holder.code", "holder.codeType", "validFrom", "issuer.name"])
+    html = render_licence_html(shown)
+    assert "1101**********002X" in html and ID_NUMBER not in html
+    # validUntil not disclosed is not 长期: the holder may just have hidden it.
+    assert "长期" not in html and "（未披露）" in html and "部分披露" in html
+    assert "个体工商户" not in html  # ext.type was not disclosed
+
+
+def test_html_escapes_field_values(batch) -> None:
+    html = render_licence_html(batch.presentations[MALICIOUS])
+    assert "<script" not in html and "<b>" not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    assert "A&amp;B &lt;b&gt;公司&lt;/b&gt;" in html
+    assert "<dt>note</dt>" in html  # an unknown ext key is labelled with its key
+
+
+def test_html_qr_code_scans_to_the_ec1_payload(batch) -> None:
+    presentation = batch.presentations[DEMO]
+    assert decode_qr(_qr_from_html(render_licence_html(presentation))) == [presentation.to_ec1()]
+    disclosure = presentation.disclose(["name", "identifier", "holder.name"]).to_ec1()
+    assert decode_qr(_qr_from_html(render_licence_html(presentation, qr_payload=disclosure))) == [disclosure]
+
+
+def test_english_labels(batch) -> None:
+    html = render_licence_html(batch.presentations[PERSON], lang="en")
+    assert '<html lang="en">' in html
+    for text in ("Holder", "ID number", "Licence No.", "Issuing authority", "Scan to verify"):
+        assert text in html, text
+    assert "long-term (长期)" in html and "2026-11-23" in html and ID_NUMBER not in html
+    assert "Legal representative" in render_licence_html(batch.presentations[DEMO], lang="en")
+    with pytest.raises(ValueError, match="lang"):
+        render_licence_html(batch.presentations[DEMO], lang="fr")
+
+
+def test_rendering_is_pure(batch) -> None:
+    presentation = batch.presentations[DEMO]
+    before = presentation.to_json()
+    assert render_licence_html(presentation) == render_licence_html(presentation)
+    assert render_licence_pdf(presentation) == render_licence_pdf(presentation)  # invariant PDF: no timestamps
+    assert presentation.to_json() == before
+    assert licence_face(presentation).title == "营业执照"
+
+
+# ─── PDF ──────────────────────────────────────────────────────────────────────────────────
+
+
+def test_pdf_is_one_a4_page_with_extractable_chinese_text(batch) -> None:
+    presentation = batch.presentations[DEMO]
+    raw = render_licence_pdf(presentation)
+    assert raw.startswith(b"%PDF")
+    reader = _pdf(raw)
+    assert len(reader.pages) == 1
+    page = reader.pages[0]
+    assert (round(float(page.mediabox.width)), round(float(page.mediabox.height))) == (595, 842)
+    fonts = {str(font.get_object()["/BaseFont"]) for font in page["/Resources"]["/Font"].values()}
+    assert "/STSong-Light" in fonts
+    text = page.extract_text()  # pypdf maps the UniGB-UCS2-H CID font back to Unicode
+    for expected in (
+        "营业执照", "杭州西湖龙井茶业有限公司", presentation.fields()["identifier"], "杭州市市场监督管理局",
+        "法定代表人", "张三", "500万元人民币", "茶叶种植；茶叶销售", "2026年11月23日 至 2046年05月31日", "91330106MA2H3XY60L",
+    ):  # fmt: skip
+        assert expected in text, expected
+
+
+def test_pdf_masks_an_id_number_and_prints_long_term(batch) -> None:
+    page = _pdf(render_licence_pdf(batch.presentations[PERSON])).pages[0]
+    text = page.extract_text()
+    assert "李四" in text and "1101**********002X" in text and "长期" in text
+    assert ID_NUMBER not in text and ID_NUMBER.encode() not in page.get_contents().get_data()
+
+
+def test_pdf_qr_code_scans_to_the_ec1_payload(batch) -> None:
+    presentation = batch.presentations[PERSON]
+    images = _pdf(render_licence_pdf(presentation)).pages[0].images
+    assert len(images) == 1
+    png = io.BytesIO()
+    images[0].image.save(png, format="PNG")
+    assert decode_qr(png.getvalue()) == [presentation.to_ec1()]
+
+
+def test_pdf_wraps_a_long_business_scope(batch) -> None:
+    reader = _pdf(render_licence_pdf(batch.presentations[LONG]))
+    assert len(reader.pages) == 1
+    lines = reader.pages[0].extract_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("经营范围"))
+    end = next(i for i, line in enumerate(lines) if line.startswith("有效期"))
+    assert end - start >= 5  # wrapped over several lines
+    assert "".join(lines[start:end]).removeprefix("经营范围").strip() == "；".join(LONG_SCOPE)  # none lost
+
+
+# ─── For a human: the demo licence as HTML, PDF and (with chromium) a screenshot ────────────
+
+
+def test_save_artifacts_for_review(batch) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    presentation = batch.presentations[DEMO]
+    html_path = ARTIFACTS / "licence.html"
+    html_path.write_text(render_licence_html(presentation), encoding="utf-8")
+    (ARTIFACTS / "licence.pdf").write_bytes(render_licence_pdf(presentation))
+    (ARTIFACTS / "licence-id-holder.html").write_text(render_licence_html(batch.presentations[PERSON]), encoding="utf-8")
+    (ARTIFACTS / "licence-id-holder.pdf").write_bytes(render_licence_pdf(batch.presentations[PERSON]))
+    (ARTIFACTS / "licence-en.html").write_text(render_licence_html(presentation, lang="en"), encoding="utf-8")
+    (ARTIFACTS / "licence-long-scope.pdf").write_bytes(render_licence_pdf(batch.presentations[LONG]))
+    assert _pdf((ARTIFACTS / "licence.pdf").read_bytes()).pages
+
+    chromium = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    if chromium is None:
+        pytest.skip("chromium is not installed: no screenshot (HTML and PDF are saved)")
+    screenshot = ARTIFACTS / "licence.png"
+    screenshot.unlink(missing_ok=True)
+    subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={screenshot}",
+         "--window-size=900,1300", html_path.as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert screenshot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_pdf_qr_code_scans_from_the_printed_page(batch, tmp_path) -> None:
+    """Rasterise the whole page at 150 dpi (a cheap print-and-photo) and scan it."""
+    gs = shutil.which("gs")
+    if gs is None:
+        pytest.skip("Ghostscript is not installed")
+    presentation = batch.presentations[DEMO]
+    pdf_path, png_path = tmp_path / "licence.pdf", tmp_path / "licence.png"
+    pdf_path.write_bytes(render_licence_pdf(presentation))
+    subprocess.run(
+        [gs, "-q", "-dSAFER", "-dNOPAUSE", "-dBATCH", "-sDEVICE=pnggray", "-r150", f"-sOutputFile={png_path}", str(pdf_path)],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert decode_qr(png_path) == [presentation.to_ec1()]
