@@ -240,6 +240,10 @@ class AnchoringWorker:
                 log.warning("anchoring paused (%s): retrying in %.1f s", exc.code, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, self.settings.retry_max_s)
+            except Exception:  # noqa: BLE001 - a database hiccup must not end the worker
+                log.exception("anchoring step failed: retrying in %.1f s", backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, self.settings.retry_max_s)
 
 
 def _age_s(moment: dt.datetime, now: dt.datetime) -> float:
