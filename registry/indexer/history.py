@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from registry.certificate.merkle import encode_batch_leaf, standard_leaf_hash, verify_proof
 from registry.contracts.certificate_registry import Inspection, Status
+from registry.indexer.indexer import Freshness
 from registry.indexer.records import AgencyHistory, BatchRecord, KeyStanding, StatusAt, TrustView, status_at
 from registry.indexer.snapshot import Snapshot
 
@@ -55,6 +56,15 @@ class History:
     def indexed_block(self) -> int:
         """The block every answer rests on (the verifier reports it)."""
         return self.snapshot.block_number
+
+    def freshness(self, head_block: int) -> Freshness:
+        """How far this view is behind `head_block` (the caller's `eth_blockNumber`, cached as it likes).
+
+        A verifier must check this (`.require(max_lag_blocks)`) before trusting a "not anchored":
+        an empty or stale index knows nothing of recent batches.
+        """
+        view = self._view()
+        return Freshness(view.block_number, head_block, max(0, head_block - view.block_number), view.indexed_at)
 
     def refresh(self) -> bool:
         """Follow the indexer now; True if the index had moved."""

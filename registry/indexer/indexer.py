@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.exc import OperationalError
 from web3.exceptions import BlockNotFound
 
 from registry.chain.client import ChainClient
@@ -139,13 +140,15 @@ class Indexer:
         return freshness(self.engine, self.client)
 
     def run_forever(self, poll_s: float = 2.0, stop: threading.Event | None = None) -> None:
-        """Sync every `poll_s` until `stop` is set; chain failures are logged and retried."""
+        """Sync every `poll_s` until `stop` is set; node and database failures are logged and retried."""
         stop = stop or threading.Event()
         while not stop.is_set():
             try:
                 self.sync()
             except (ChainError, IndexInconsistent) as exc:
                 log.warning("index sync failed, retrying in %.1f s: %s [%s]", poll_s, exc, exc.code)
+            except OperationalError as exc:  # the database is down or locked: same as the node
+                log.warning("index database unavailable, retrying in %.1f s: %s", poll_s, exc.__class__.__name__)
             stop.wait(poll_s)
 
     # ─── state ───────────────────────────────────────────────────────────────────────────
@@ -168,8 +171,9 @@ class Indexer:
         log.info("index resumes after block %d", state.block_number)
         return state
 
-    def _save_state(self, conn: Connection, number: int, block_hash: bytes | None) -> None:
-        """Move the state; the `WHERE` on the old block makes a second writer fail loudly."""
+    def _save_state(self, conn: Connection, number: int, block_hash: bytes | None) -> IndexerState:
+        """Move the stored state (the caller adopts it once committed); the `WHERE` on the old
+        block makes a second writer fail loudly."""
         old = self._state
         now = self._clock()
         t = table(IndexerState)
@@ -179,7 +183,7 @@ class Indexer:
         ).rowcount  # fmt: skip
         if moved != 1:
             raise IndexInconsistent("The index state moved under this indexer: is a second indexer writing the same database?")
-        self._state = IndexerState(
+        return IndexerState(
             id=STATE_ID, chain_id=old.chain_id, registry_address=old.registry_address, start_block=old.start_block,
             block_number=number, block_hash=block_hash, indexed_at=now,
         )  # fmt: skip
@@ -205,7 +209,8 @@ class Indexer:
             for model in EVENT_MODELS:
                 conn.execute(delete(table(model)).where(table(model).c.block_number > ancestor))
             conn.execute(delete(blocks).where(blocks.c.number > ancestor))
-            self._save_state(conn, ancestor, ancestor_hash)
+            moved = self._save_state(conn, ancestor, ancestor_hash)
+        self._state = moved
         log.warning("reorg: block %d left the chain; index rolled back to block %d", state.block_number, ancestor)
         return ancestor
 
@@ -236,11 +241,11 @@ class Indexer:
                     if model is Agency:
                         codes[values["agency_index"]] = values["code"]
                 rows += made
-            needed = {start, end} | {e.block_number for e in events}
-            conn.execute(insert(table(Block)), [vars(headers[n]) for n in sorted(needed)])
+            conn.execute(insert(table(Block)), [vars(header) for header in headers.values()])
             for model, values in group_rows(rows).items():
                 conn.execute(insert(table(model)), values)
-            self._save_state(conn, end, headers[end].hash)
+            moved = self._save_state(conn, end, headers[end].hash)
+        self._state = moved
         return len(events)
 
     def _logs(self, start: int, end: int) -> tuple[list[Any], int]:

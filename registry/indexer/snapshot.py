@@ -11,6 +11,7 @@ and batches always agree.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections.abc import Mapping
@@ -47,6 +48,7 @@ from registry.indexer.store import (
     KeyChange,
     StatusChange,
     TypeGrant,
+    create_schema,
     table,
 )
 
@@ -149,10 +151,12 @@ class Snapshot:
     """The in-memory view one verifier process answers from; `refresh` follows the indexer."""
 
     def __init__(self, engine: Engine, *, max_batches: int = 200_000) -> None:
+        create_schema(engine)  # a verifier may start before its indexer: it then answers from an empty index
         self.engine = engine
         self.max_batches = max_batches
         self.block_number = -1
         self.block_hash: bytes | None = None
+        self.indexed_at: dt.datetime | None = None
         self.trust = TrustView({}, {}, {}, {})
         self._batches: dict[bytes, BatchRecord | None] = {}
         self._lock = threading.Lock()
@@ -192,8 +196,8 @@ class Snapshot:
         """Catch up with the stored index; True if it had moved."""
         st, blocks = table(IndexerState), table(Block)
         with self.engine.connect() as conn:
-            state = conn.execute(select(st.c.block_number, st.c.block_hash)).first()
-            number, block_hash = (state[0], state[1]) if state is not None else (-1, None)
+            state = conn.execute(select(st.c.block_number, st.c.block_hash, st.c.indexed_at)).first()
+            number, block_hash, indexed_at = tuple(state) if state is not None else (-1, None, None)
             if number == self.block_number and block_hash == self.block_hash:
                 return False
             seen = conn.execute(select(blocks.c.hash).where(blocks.c.number == self.block_number)).scalar()
@@ -207,6 +211,7 @@ class Snapshot:
                 for root in touched:
                     self._batches.pop(root, None)
             self.trust, self.block_number, self.block_hash = trust, number, block_hash
+            self.indexed_at = indexed_at.replace(tzinfo=dt.UTC) if indexed_at and indexed_at.tzinfo is None else indexed_at
             self._generation += 1
         log.debug("index view at block %d (%s)", number, "extended" if extended else "reloaded")
         return True
