@@ -34,6 +34,9 @@ app.add_typer(chain_app, name="chain")
 app.add_typer(authority_app, name="authority")
 app.add_typer(agency_app, name="agency")
 app.add_typer(id_app, name="id")
+# Each room adds its service here: `ecert serve issuer|verifier|wallet`.
+serve_app = typer.Typer(help="Run a service (issuer, verifier, wallet) in the foreground.", no_args_is_help=True)
+app.add_typer(serve_app, name="serve")
 
 console = Console()
 err = Console(stderr=True)

@@ -1,5 +1,5 @@
-"""Personal fields at rest: AES-256-GCM with the certificate's identifier as associated data,
-so a ciphertext cannot be moved to another row unnoticed."""
+"""Data at rest: AES-256-GCM with a context string (e.g. a certificate identifier) as associated
+data, so a ciphertext cannot be moved to another row unnoticed."""
 
 from __future__ import annotations
 

@@ -11,7 +11,9 @@
     ├── ChainError             CHAIN_ERROR           the node answered with an error
     │   ├── ChainUnavailable   CHAIN_UNAVAILABLE     the node cannot be reached
     │   └── ContractRevert     CONTRACT_REVERTED     a contract reverted (named error + args)
-    └── NotAuthorised          NOT_AUTHORISED        the actor may not do this
+    ├── NotAuthorised          NOT_AUTHORISED        the actor may not do this
+    ├── NotFound               NOT_FOUND             no such thing (for this caller)
+    └── Conflict               CONFLICT              the request clashes with the current state
 """
 
 from __future__ import annotations
@@ -84,3 +86,11 @@ class ContractRevert(ChainError):
 
 class NotAuthorised(EcertError):
     code = "NOT_AUTHORISED"
+
+
+class NotFound(EcertError):
+    code = "NOT_FOUND"
+
+
+class Conflict(EcertError):
+    code = "CONFLICT"

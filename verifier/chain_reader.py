@@ -15,7 +15,11 @@ class RegistryReader:
         self.chain_id = registry.client.chain_id
         self.registry = registry.address
 
-    def facts(self, presentation: Presentation, signer: str) -> ChainFacts:
+    def facts(self, presentation: Presentation, signer: str, at: int | None = None) -> ChainFacts:
+        if at is not None:
+            from registry.errors import ChainError
+
+            raise ChainError("The chain answers only about now: verifying at a past time needs the index", code="INDEX_REQUIRED")
         inspection = self._registry.inspect(
             presentation.batch_root, presentation.batch_index, presentation.digest, list(presentation.batch_proof), signer
         )

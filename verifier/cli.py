@@ -1,4 +1,4 @@
-"""Verifier commands: `ecert verify`."""
+"""Verifier commands: `ecert verify`, `ecert serve verifier`, `ecert verifier org add`."""
 
 from __future__ import annotations
 
@@ -18,10 +18,52 @@ from verifier.pipeline import Report, verify_presentation
 console = Console()
 EXIT_CODES = {Outcome.VALID: 0, Outcome.INVALID: 1, Outcome.ERROR: 2}
 MARKS = {Outcome.VALID: "[green]✔[/green]", Outcome.INVALID: "[red]✘[/red]", Outcome.ERROR: "[yellow]![/yellow]", Outcome.SKIPPED: "·"}
+verifier_app = typer.Typer(help="Verifier node administration: organisations and their API keys.", no_args_is_help=True)
+org_app = typer.Typer(help="Organisations (banks, agencies, wallets, nodes) that call this node.", no_args_is_help=True)
+verifier_app.add_typer(org_app, name="org")
 
 
 def register(app: typer.Typer) -> None:
+    from registry.cli import serve_app
+
     app.command("verify")(verify)
+    app.add_typer(verifier_app, name="verifier")
+    serve_app.command("verifier")(serve_verifier)
+
+
+def serve_verifier(
+    region: Annotated[str | None, typer.Option(help="The node's region (GB/T 2260), e.g. 330000; default ECERT_VERIFIER_REGION.")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8002,
+) -> None:
+    """Run a verifier node (API, share pages, indexer) until interrupted."""
+    from verifier.runtime import VerifierRuntime
+    from verifier.serve import serve
+    from verifier.settings import VerifierSettings
+
+    settings = VerifierSettings(**({"region": region} if region else {}))
+    console.print(f"verifier node {settings.region} on http://{host}:{port} (docs: /docs)")
+    serve(VerifierRuntime.open(settings=settings), host, port)
+
+
+@org_app.command("add")
+def org_add(
+    name: Annotated[str, typer.Option(help="The organisation's name, e.g. 某某银行杭州分行.")],
+    region: Annotated[str, typer.Option(help="Its region (GB/T 2260).")],
+    kind: Annotated[str, typer.Option(help="bank, agency, wallet or node.")] = "bank",
+    node_region: Annotated[str | None, typer.Option("--node", help="The verifier node's region (default ECERT_VERIFIER_REGION).")] = None,
+) -> None:
+    """Register an organisation at this node and print its API key (shown once)."""
+    from verifier.runtime import VerifierRuntime
+    from verifier.settings import VerifierSettings
+
+    runtime = VerifierRuntime.open(settings=VerifierSettings(**({"region": node_region} if node_region else {})))
+    try:
+        org_id, token = runtime.organisations.add(name, region, kind)
+    finally:
+        runtime.close()
+    console.print(f"organisation {org_id} ({name}, {kind}, {region})")
+    print(token)
 
 
 def verify(
@@ -65,4 +107,3 @@ def _fail(as_json: bool, code: str, message: str, exit_code: int) -> None:
     else:
         console.print(f"[red]cannot read the certificate [{code}]: {message}[/red]")
     raise typer.Exit(exit_code)
-

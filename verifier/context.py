@@ -23,14 +23,15 @@ class ChainFacts:
 
     inspection: Inspection
     block_number: int
-    source: str  # "chain" (an eth_call) or "index" / "snapshot" later
+    source: str  # "chain" (one eth_call), "index" or "snapshot" (offline)
+    lag_blocks: int = 0
 
 
 class ChainReader(Protocol):
     chain_id: int
     registry: str
 
-    def facts(self, presentation: Presentation, signer: str) -> ChainFacts: ...
+    def facts(self, presentation: Presentation, signer: str, at: int | None = None) -> ChainFacts: ...
 
 
 @dataclass
@@ -38,10 +39,12 @@ class VerificationContext:
     presentation: Presentation
     reader: ChainReader | None
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    at: dt.datetime | None = None  # verify as of this moment (status and validity then)
+    share: Any = None  # the share terms when the presentation came through a share link
 
     @cached_property
     def now(self) -> dt.datetime:
-        return self.clock()
+        return self.at or self.clock()
 
     @cached_property
     def computed_digest(self) -> bytes:
@@ -60,7 +63,8 @@ class VerificationContext:
 
         if self.reader is None:
             raise ChainUnavailable("No chain to ask (offline)")
-        return self.reader.facts(self.presentation, self.signer)
+        at = int(self.at.timestamp()) if self.at else None
+        return self.reader.facts(self.presentation, self.signer, at) if at is not None else self.reader.facts(self.presentation, self.signer)
 
     @cached_property
     def fields(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 from registry.certificate.presentation import Presentation
 from verifier.checks.anchor import AnchorCheck
 from verifier.checks.authority import AuthorityCheck
-from verifier.checks.base import Check, CheckResult, Outcome, run_guarded
+from verifier.checks.base import NOT_APPLICABLE, Check, CheckResult, Outcome, run_guarded
 from verifier.checks.format import FormatCheck
 from verifier.checks.integrity import IntegrityCheck
 from verifier.checks.seal import SealCheck
@@ -69,7 +69,11 @@ def verify_presentation(
     *,
     clock: Callable[[], dt.datetime] | None = None,
     checks: Sequence[Check] = DEFAULT_CHECKS,
+    at: dt.datetime | None = None,
+    share: object = None,
 ) -> Report:
-    ctx = VerificationContext(presentation, reader, **({"clock": clock} if clock else {}))
+    ctx = VerificationContext(presentation, reader, **({"clock": clock} if clock else {}), at=at, share=share)
     results = [run_guarded(check, ctx) for check in checks]
-    return Report(decide(results, frozenset(c.kind for c in checks)), results, ctx.now)
+    # Every check that applies is required (a share check applies only to a shared presentation).
+    required = frozenset(r.kind for r in results if r.code != NOT_APPLICABLE)
+    return Report(decide(results, required), results, ctx.now)

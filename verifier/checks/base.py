@@ -17,6 +17,9 @@ from registry.errors import ChainError, EcertError
 log = logging.getLogger(__name__)
 
 
+NOT_APPLICABLE = "NOT_APPLICABLE"
+
+
 class Outcome(str, enum.Enum):
     VALID = "VALID"
     INVALID = "INVALID"
@@ -56,7 +59,7 @@ def run_guarded(check: Check, ctx: Any) -> CheckResult:
     """Run one check; a chain failure or any unexpected exception is ERROR with its code."""
     try:
         if not check.applies(ctx):
-            return CheckResult(check.kind, Outcome.SKIPPED, "NOT_APPLICABLE", "Nothing to check")
+            return CheckResult(check.kind, Outcome.SKIPPED, NOT_APPLICABLE, "Nothing to check")
         return check.run(ctx)
     except ChainError as exc:
         return CheckResult(check.kind, Outcome.ERROR, exc.code, exc.message)

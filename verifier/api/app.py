@@ -1,0 +1,28 @@
+"""The verifier node's HTTP API (OpenAPI docs at /docs)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from registry.problems import install as install_problems
+from verifier.api import pages, receipts, shares, status, verifications
+from verifier.runtime import VerifierRuntime
+
+
+def create_app(runtime: VerifierRuntime) -> FastAPI:
+    app = FastAPI(
+        title=f"ecert verifier — region {runtime.settings.region}",
+        description="Verify electronic certificates (电子证照): package, EC1 QR payload, QR photo or share link. "
+        "Valid and invalid answer 200 with the report and a signed receipt; 'could not verify' answers 503.",
+        version="1",
+    )
+    app.state.runtime = runtime
+    install_problems(app)
+    for module in (verifications, shares, receipts, status, pages):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["node"], summary="Liveness and index freshness")
+    def health() -> dict:
+        return {"region": runtime.settings.region, "indexedBlock": runtime.history.indexed_block}
+
+    return app

@@ -1,0 +1,59 @@
+"""Typed dependencies: the runtime, and the calling organisation from its API key."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from registry.errors import NotAuthorised
+from verifier.orgs import Caller
+from verifier.runtime import VerifierRuntime
+
+
+def runtime(request: Request) -> VerifierRuntime:
+    return request.app.state.runtime
+
+
+Runtime = Annotated[VerifierRuntime, Depends(runtime)]
+
+
+def _token(authorization: str | None, x_api_key: str | None) -> str | None:
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return x_api_key
+
+
+def caller(
+    rt: Runtime,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Caller:
+    return rt.organisations.authenticate(_token(authorization, x_api_key))
+
+
+def optional_caller(
+    rt: Runtime,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Caller | None:
+    token = _token(authorization, x_api_key)
+    return rt.organisations.authenticate(token) if token else None
+
+
+def wallet(who: Annotated[Caller, Depends(caller)]) -> Caller:
+    if who.kind != "wallet":
+        raise NotAuthorised("Only a wallet service may manage shares", code="SCOPE_MISSING")
+    return who
+
+
+def node(who: Annotated[Caller, Depends(caller)]) -> Caller:
+    if who.kind not in ("node", "wallet"):
+        raise NotAuthorised("Only a trusted verifier node may fetch shared presentations", code="SCOPE_MISSING")
+    return who
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
+OptionalCaller = Annotated[Caller | None, Depends(optional_caller)]
+WalletDep = Annotated[Caller, Depends(wallet)]
+NodeDep = Annotated[Caller, Depends(node)]

@@ -1,0 +1,65 @@
+"""GET /s/{token}: the share link. People get a page (Chinese by default, English with
+?lang=en, mobile-first, one big verdict); machines get the JSON report by `Accept`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from registry.certificate.canonical import leaf_value
+from registry.errors import EcertError
+from verifier.api.deps import OptionalCaller, Runtime
+from verifier.checks.share import ShareTerms
+from verifier.i18n import LABELS, TEXT, field_label
+from verifier.service import ANONYMOUS, Who, digest_of
+
+router = APIRouter(tags=["share links"])
+_templates = Environment(loader=FileSystemLoader(Path(__file__).parents[1] / "templates"), autoescape=select_autoescape())
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _page(status: int, lang: str, **context: Any) -> HTMLResponse:
+    html = _templates.get_template("share.html").render(t=TEXT[lang], lang=lang, labels=LABELS[lang], field_label=field_label, **context)
+    return HTMLResponse(html, status_code=status)
+
+
+@router.get("/s/{token}", summary="Open a share link", response_model=None)
+def open_share(
+    token: str,
+    request: Request,
+    rt: Runtime,
+    who: OptionalCaller,
+    c: str | None = Query(None, description="The dynamic code, for dynamic shares"),
+    lang: str = Query("zh", pattern="^(zh|en)$"),
+    purpose: str | None = Query(None, max_length=200),
+) -> HTMLResponse | JSONResponse:
+    try:
+        state = rt.shares.open(token, code=c)
+    except EcertError as exc:
+        if _wants_json(request):
+            raise
+        return _page(404, lang, problem=exc.code, verdict=None)
+    if state.presentation is None:
+        if _wants_json(request):
+            return JSONResponse({"code": state.problem, "share": state.to_json()}, status_code=410, media_type="application/problem+json")
+        return _page(410, lang, problem=state.problem, verdict=None, share=state)
+    terms = ShareTerms(state.id, state.fields, state.expires_at, state.single_use, False, state.withdrawn)
+    result = rt.service.verify(
+        state.presentation, who=Who(who.name, who.region) if who else Who(ANONYMOUS, ""),
+        purpose=purpose or state.purpose, channel="link", request_digest=digest_of(state.id, token[:4]), share=terms,
+    )  # fmt: skip
+    if _wants_json(request):
+        return JSONResponse({**result.to_json(), "share": state.to_json()}, status_code=result.http_status)
+    return _page(
+        200 if result.http_status == 200 else 503, lang, problem=None, verdict=result.report.verdict.value,
+        reason=result.report.reason, values=[(leaf.path, leaf_value(leaf)) for leaf in state.presentation.leaves],
+        checks=result.report.checks, share=state, receipt=result.receipt, source=result.source, block=result.block,
+    )  # fmt: skip

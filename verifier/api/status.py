@@ -1,0 +1,32 @@
+"""A certificate's status at any time T, from the index history (suspension windows included)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from registry.errors import CertificateError
+from verifier.api.deps import CallerDep, Runtime
+
+router = APIRouter(prefix="/v1", tags=["status"])
+
+
+@router.get("/status", summary="Status of the certificate at (root, index) at time T")
+def status_at(
+    rt: Runtime,
+    _who: CallerDep,
+    root: str = Query(..., pattern=r"^0x[0-9a-fA-F]{64}$"),
+    index: int = Query(..., ge=0),
+    at: dt.datetime | None = Query(None, description="ISO time; default now"),
+) -> dict[str, Any]:
+    moment = at or dt.datetime.now(dt.UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    found = rt.history.certificate_status_at(bytes.fromhex(root[2:]), index, int(moment.timestamp()))
+    if not found.anchored:
+        raise CertificateError("No such anchored batch in the index", code="NOT_ANCHORED", field="root")
+    return {
+        "root": root, "index": index, "at": moment.isoformat(), "status": found.status.name.lower(),
+        "reason": found.reason, "since": found.since, "indexedBlock": rt.history.indexed_block,
+    }  # fmt: skip

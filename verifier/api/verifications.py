@@ -1,0 +1,77 @@
+"""POST /v1/verifications: a holder package, an `EC1:` string, a share link of another node,
+or a QR photo. Valid and invalid answer 200 with the report and a signed receipt; a check that
+could not run answers 503 with the partial report; malformed input is a 4xx problem."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from registry.certificate.presentation import Presentation
+from registry.errors import CertificateError
+from registry.qr import decode_qr
+from verifier.api.deps import CallerDep, Runtime
+from verifier.inputs import presentation_from_text
+from verifier.remote import fetch_shared_presentation
+from verifier.service import Who, digest_of
+
+router = APIRouter(prefix="/v1/verifications", tags=["verifications"])
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+
+
+class VerificationRequest(BaseModel):
+    """Exactly one of `package`, `ec1`, `shareUrl`."""
+
+    package: dict[str, Any] | None = Field(None, description="A holder package or disclosure (JSON)")
+    ec1: str | None = Field(None, description="An offline QR payload, EC1:…", max_length=16_384)
+    shareUrl: str | None = Field(None, description="A share link of a trusted node of another region")
+    purpose: str = Field(..., min_length=1, max_length=200, description="Why you verify (shown to the holder)")
+    at: dt.datetime | None = Field(None, description="Verify as of this moment (from the index history)")
+
+
+def _answer(result) -> JSONResponse:  # noqa: ANN001
+    return JSONResponse(result.to_json(), status_code=result.http_status)
+
+
+@router.post("", summary="Verify a certificate")
+def verify(body: VerificationRequest, request: Request, rt: Runtime, who: CallerDep) -> JSONResponse:
+    given = [name for name in ("package", "ec1", "shareUrl") if getattr(body, name)]
+    if len(given) != 1:
+        raise CertificateError("Send exactly one of package, ec1, shareUrl", code="REQUEST_INVALID", field="body")
+    if body.package is not None:
+        presentation = Presentation.from_json(body.package)
+    elif body.ec1 is not None:
+        presentation = presentation_from_text(body.ec1)
+    else:
+        presentation = fetch_shared_presentation(body.shareUrl, rt.settings.trusted_nodes, rt.settings.node_key)
+    at = body.at if body.at is None or body.at.tzinfo else body.at.replace(tzinfo=dt.UTC)
+    result = rt.service.verify(
+        presentation, who=Who(who.name, who.region), purpose=body.purpose, channel="api",
+        request_digest=digest_of(body.model_dump_json()), at=at,
+    )  # fmt: skip
+    return _answer(result)
+
+
+@router.post("/image", summary="Verify the QR code in a photo")
+def verify_image(
+    rt: Runtime,
+    who: CallerDep,
+    file: Annotated[UploadFile, File(description="A PNG or JPEG with the certificate's QR code")],
+    purpose: Annotated[str, Form(min_length=1, max_length=200)],
+) -> JSONResponse:
+    raw = file.file.read(MAX_IMAGE_BYTES + 1)
+    if len(raw) > MAX_IMAGE_BYTES:
+        raise CertificateError("The image is larger than 5 MB", code="UPLOAD_TOO_LARGE", field="file")
+    payload = decode_qr(raw)[0]
+    if payload.startswith(("http://", "https://")):
+        presentation = fetch_shared_presentation(payload, rt.settings.trusted_nodes, rt.settings.node_key)
+    else:
+        presentation = presentation_from_text(payload)
+    result = rt.service.verify(
+        presentation, who=Who(who.name, who.region), purpose=purpose, channel="qr", request_digest=digest_of(raw, purpose)
+    )
+    return _answer(result)

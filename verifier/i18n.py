@@ -1,0 +1,52 @@
+"""Words of the verifier's pages in Chinese (default) and English."""
+
+from __future__ import annotations
+
+TEXT: dict[str, dict[str, str]] = {
+    "zh": {
+        "title": "电子证照核验", "VALID": "核验通过", "INVALID": "核验未通过", "ERROR": "暂时无法核验",
+        "valid_hint": "该证照真实、未被篡改、由有权机关签发且当前有效。",
+        "invalid_hint": "请勿采信该证照。原因：", "error_hint": "区块链暂不可用，请稍后重试。本结果不代表证照有效。",
+        "disclosed": "持证人披露的信息", "checks": "核验项目", "expires": "分享有效期至",
+        "SHARE_WITHDRAWN": "持证人已撤回该分享，信息不再提供。", "SHARE_EXPIRED": "该分享已过期，信息不再提供。",
+        "SHARE_USED": "该分享为一次性分享，已被查看过。", "SHARE_NOT_FOUND": "分享链接无效或不存在。",
+        "SHARE_CODE_EXPIRED": "动态码已过期，请让持证人出示最新二维码。", "other_lang": "English", "receipt": "核验回执",
+        "source": "数据来源", "block": "区块高度",
+    },
+    "en": {
+        "title": "Certificate verification", "VALID": "Verified", "INVALID": "Not valid", "ERROR": "Cannot verify now",
+        "valid_hint": "Authentic, unaltered, issued by an authorised agency and in force.",
+        "invalid_hint": "Do not rely on this certificate. Reason: ",
+        "error_hint": "The blockchain is unavailable; try again later. This is not a valid result.",
+        "disclosed": "Fields the holder disclosed", "checks": "Checks", "expires": "Share expires",
+        "SHARE_WITHDRAWN": "The holder withdrew this share: its fields are no longer shown.",
+        "SHARE_EXPIRED": "This share has expired: its fields are no longer shown.",
+        "SHARE_USED": "This single-use share was already opened.", "SHARE_NOT_FOUND": "This share link is wrong or does not exist.",
+        "SHARE_CODE_EXPIRED": "This code has expired: ask the holder for the current QR code.", "other_lang": "中文",
+        "receipt": "Receipt", "source": "Answered from", "block": "Block",
+    },
+}
+
+LABELS: dict[str, dict[str, str]] = {
+    "zh": {
+        "identifier": "证照标识", "name": "证照名称", "number": "证照编号", "typeCode": "证照类型代码",
+        "issuer.name": "发证机关", "issuer.code": "发证机关代码", "issuer.region": "发证机关区划", "issuedDate": "发证日期",
+        "holder.name": "持证主体", "holder.code": "持证主体代码", "holder.codeMasked": "持证主体代码（脱敏）",
+        "holder.codeType": "代码类型", "validFrom": "有效期起", "validUntil": "有效期至",
+        "ext.legalRepresentative": "法定代表人", "ext.type": "类型", "ext.registeredCapital": "注册资本",
+        "ext.address": "住所", "ext.scope": "经营范围",
+    },
+    "en": {
+        "identifier": "Identifier", "name": "Certificate", "number": "Number", "typeCode": "Type code",
+        "issuer.name": "Issued by", "issuer.code": "Issuer code", "issuer.region": "Issuer region", "issuedDate": "Issued on",
+        "holder.name": "Holder", "holder.code": "Holder code", "holder.codeMasked": "Holder code (masked)",
+        "holder.codeType": "Code type", "validFrom": "Valid from", "validUntil": "Valid until",
+        "ext.legalRepresentative": "Legal representative", "ext.type": "Type", "ext.registeredCapital": "Registered capital",
+        "ext.address": "Address", "ext.scope": "Business scope",
+    },
+}
+
+
+def field_label(lang: str, path: str) -> str:
+    base = path.split("[", 1)[0]
+    return LABELS[lang].get(base, path)

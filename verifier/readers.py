@@ -1,0 +1,84 @@
+"""Where a verifier's chain facts come from: the index while it is fresh (zero RPC per
+verification), else one `eth_call`; every answer says which it used and at which block.
+
+The chain head is polled in the background; if it cannot be read lately, the index cannot
+be called fresh, so a chain outage surfaces as ERROR (503), never as an old VALID.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from registry.certificate.presentation import Presentation
+from registry.chain.client import ChainClient
+from registry.errors import ChainError, ChainUnavailable
+from registry.indexer import History, IndexStale
+from verifier.chain_reader import RegistryReader
+from verifier.context import ChainFacts
+
+log = logging.getLogger(__name__)
+
+
+class HeadTracker:
+    """The chain's head block, read every `poll_s` by a daemon thread."""
+
+    def __init__(self, client: ChainClient, *, poll_s: float = 0.5, max_age_s: float = 3.0) -> None:
+        self._client = client
+        self._poll_s = poll_s
+        self._max_age_s = max_age_s
+        self._block: int | None = None
+        self._read_at = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="head-tracker", daemon=True)
+        self._poll()
+        self._thread.start()
+
+    def _poll(self) -> None:
+        try:
+            self._block = self._client.block_number()
+            self._read_at = time.monotonic()
+        except ChainError as exc:
+            log.warning("chain head unreadable: %s", exc.message)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._poll_s):
+            self._poll()
+
+    @property
+    def block(self) -> int:
+        if self._block is None or time.monotonic() - self._read_at > self._max_age_s:
+            raise ChainUnavailable("The chain's head cannot be read: the node is down or unreachable")
+        return self._block
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+class IndexReader:
+    """Facts from the index when it lags at most `max_lag` blocks, else from the chain."""
+
+    def __init__(self, history: History, chain: RegistryReader, head: HeadTracker, *, max_lag: int) -> None:
+        self._history = history
+        self._chain = chain
+        self._head = head
+        self._max_lag = max_lag
+        self.chain_id = chain.chain_id
+        self.registry = chain.registry
+
+    def facts(self, presentation: Presentation, signer: str, at: int | None = None) -> ChainFacts:
+        head = self._head.block
+        try:
+            freshness = self._history.freshness(head).require(self._max_lag)
+        except IndexStale:
+            if at is not None:
+                raise
+            log.info("index stale: asking the chain")
+            return self._chain.facts(presentation, signer)
+        p = presentation
+        inspection = self._history.facts(p.batch_root, p.batch_index, p.digest, list(p.batch_proof), signer, at=at)
+        if not inspection.anchored and at is None:
+            # The newest blocks may not be indexed yet: a "no" is confirmed by the chain itself.
+            return self._chain.facts(presentation, signer)
+        return ChainFacts(inspection, freshness.indexed_block, "index", lag_blocks=freshness.lag_blocks)

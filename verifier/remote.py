@@ -1,0 +1,38 @@
+"""Fetch a share held by another region's node (跨省通办): only from hosts in this node's
+trusted list, with this node's key, and then verify it here against the same on-chain registry."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import httpx
+
+from registry.certificate.presentation import Presentation
+from registry.errors import CertificateError, ChainUnavailable, NotAuthorised, NotFound
+
+
+def share_token(url: str) -> tuple[str, str]:
+    """(base URL, token) of a share link `<base>/s/<token>`."""
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    if "/s/" not in path or parts.scheme not in ("http", "https"):
+        raise CertificateError("Not a share link: expected <node>/s/<token>", code="SHARE_URL_INVALID", field="shareUrl")
+    prefix, token = path.rsplit("/s/", 1)
+    return f"{parts.scheme}://{parts.netloc}{prefix}", token
+
+
+def fetch_shared_presentation(url: str, trusted: list[str], node_key: str | None, **_: object) -> Presentation:
+    base, token = share_token(url)
+    if base.rstrip("/") not in {t.rstrip("/") for t in trusted}:
+        raise NotAuthorised(f"{base} is not a trusted verifier node of this one", code="NODE_UNTRUSTED", field="shareUrl")
+    try:
+        answer = httpx.get(
+            f"{base}/v1/shares/{token}/presentation", headers={"Authorization": f"Bearer {node_key or ''}"}, timeout=5.0
+        )
+    except httpx.HTTPError as exc:
+        raise ChainUnavailable(f"The node {base} did not answer: try again later", code="NODE_UNAVAILABLE") from exc
+    if answer.status_code == 404:
+        raise NotFound("The share does not exist, has expired or was withdrawn", code=answer.json().get("code", "SHARE_NOT_FOUND"))
+    if answer.status_code != 200:
+        raise ChainUnavailable(f"The node {base} answered {answer.status_code}", code="NODE_UNAVAILABLE")
+    return Presentation.from_json(answer.json())

@@ -1,0 +1,115 @@
+"""Wire a verifier node together: database, index (its own indexer thread), chain head, readers,
+checks with the node's policy, receipts key, shares, organisations and the access log."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry.indexer import History, Indexer, create_schema
+from registry.secrets_files import load_or_create_secret
+from registry.workspace import Workspace
+from verifier.access_log import AccessLog
+from verifier.chain_reader import RegistryReader
+from verifier.checks.policy import PolicyCheck
+from verifier.checks.share import ShareCheck
+from verifier.db import make_engine, migrate, sessions
+from verifier.orgs import Organisations
+from verifier.pipeline import DEFAULT_CHECKS
+from verifier.policy import Policy
+from verifier.readers import HeadTracker, IndexReader
+from verifier.receipts import ReceiptSigner
+from verifier.service import VerificationService
+from verifier.settings import VerifierSettings
+from verifier.shares import Shares
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VerifierRuntime:
+    workspace: Workspace
+    settings: VerifierSettings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, workspace: Workspace | None = None, settings: VerifierSettings | None = None) -> VerifierRuntime:
+        workspace = workspace or Workspace()
+        settings = settings or VerifierSettings()
+        engine = make_engine(settings.url(workspace.settings))
+        migrate(engine)
+        create_schema(engine)
+        return cls(workspace, settings, engine, sessions(engine))
+
+    @property
+    def folder(self):  # -> Path
+        return self.settings.folder(self.workspace.settings)
+
+    @cached_property
+    def policy(self) -> Policy:
+        return Policy.load(self.settings.policy_path())
+
+    @cached_property
+    def receipts(self) -> ReceiptSigner:
+        return ReceiptSigner.load_or_create(self.settings.receipt_key_file or self.folder / "receipt-key.pem")
+
+    @cached_property
+    def organisations(self) -> Organisations:
+        return Organisations(self.sessions, rate_per_min=self.settings.rate_limit_per_min)
+
+    @cached_property
+    def shares(self) -> Shares:
+        return Shares(
+            self.sessions,
+            load_or_create_secret(self.folder / "data.key"),
+            load_or_create_secret(self.settings.share_secret_file or self.folder / "share-hmac.key"),
+        )
+
+    @cached_property
+    def access_log(self) -> AccessLog:
+        return AccessLog(self.sessions)
+
+    @cached_property
+    def history(self) -> History:
+        return History(self.engine)
+
+    @cached_property
+    def reader(self) -> IndexReader:
+        client = self.workspace.client
+        head = HeadTracker(client)
+        return IndexReader(self.history, RegistryReader(self.workspace.registry), head, max_lag=self.settings.index_max_lag_blocks)
+
+    @cached_property
+    def service(self) -> VerificationService:
+        checks = (*DEFAULT_CHECKS, ShareCheck(), PolicyCheck(self.policy))
+        return VerificationService(
+            self.reader, checks=checks, receipts=self.receipts, access_log=self.access_log,
+            region=self.settings.region, chain_id=self.workspace.deployment.chain_id,
+        )  # fmt: skip
+
+    def start_indexer(self, poll_s: float = 0.5) -> None:
+        """Follow the chain in a background thread (one writer per database)."""
+        deployment = self.workspace.deployment
+        indexer = Indexer(
+            self.workspace.client, self.workspace.registry, self.engine,
+            confirmations=self.settings.index_confirmations, start_block=deployment.block_number,
+        )  # fmt: skip
+        thread = threading.Thread(target=indexer.run_forever, args=(poll_s, self._stop), name="indexer", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if "access_log" in self.__dict__:
+            self.access_log.close()
+        self.engine.dispose()

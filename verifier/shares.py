@@ -1,0 +1,156 @@
+"""Shares: a holder's chosen disclosure behind a ≥128-bit random link that expires, can be
+single-use, can be withdrawn, and (dynamic) only opens with a code that changes every 30 s.
+
+Only the token's SHA-256 is stored, and the disclosure is encrypted at rest. A share that has
+expired or was withdrawn no longer serves its fields: `open` returns its state, not its data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry.certificate.presentation import Presentation
+from registry.crypto import DataCipher
+from registry.errors import CertificateError, NotFound
+from verifier.models import Share
+
+MIN_LIFETIME = dt.timedelta(minutes=5)
+MAX_LIFETIME = dt.timedelta(days=30)
+DYNAMIC_WINDOW_S = 30
+
+
+@dataclass(frozen=True)
+class ShareState:
+    """What a share is now; `presentation` is None unless it may still be shown."""
+
+    id: str
+    holder_ref: str
+    fields: tuple[str, ...]
+    purpose: str
+    expires_at: dt.datetime
+    single_use: bool
+    dynamic: bool
+    used: bool
+    withdrawn: bool
+    expired: bool
+    digest: str
+    presentation: Presentation | None
+
+    @property
+    def problem(self) -> str | None:
+        """Why the share cannot be shown, as a stable code, or None."""
+        if self.withdrawn:
+            return "SHARE_WITHDRAWN"
+        if self.expired:
+            return "SHARE_EXPIRED"
+        if self.used:
+            return "SHARE_USED"
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "fields": list(self.fields), "purpose": self.purpose,
+            "expiresAt": self.expires_at.isoformat(), "singleUse": self.single_use, "dynamic": self.dynamic,
+            "used": self.used, "withdrawn": self.withdrawn, "expired": self.expired, "digest": self.digest,
+        }  # fmt: skip
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _aware(moment: dt.datetime | None) -> dt.datetime | None:
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+class Shares:
+    def __init__(self, sessions: sessionmaker[Session], data_key: bytes, hmac_key: bytes, clock=None) -> None:  # noqa: ANN001
+        self._sessions = sessions
+        self._cipher = DataCipher(data_key)
+        self._hmac_key = hmac_key
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+
+    def create(
+        self, holder_ref: str, presentation: Presentation, *, purpose: str, lifetime: dt.timedelta,
+        single_use: bool = False, dynamic: bool = False,
+    ) -> tuple[ShareState, str]:  # fmt: skip
+        """Store a share and return it with its token (shown once: only its hash is kept)."""
+        if not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
+            raise CertificateError("A share lasts from 5 minutes to 30 days", code="SHARE_LIFETIME_INVALID", field="expiresIn")
+        token = secrets.token_urlsafe(24)  # 192 bits
+        share_id = uuid.uuid4().hex
+        now = self._clock()
+        row = Share(
+            id=share_id, token_hash=_hash(token), holder_ref=holder_ref, digest="0x" + presentation.digest.hex(),
+            presentation=self._cipher.encrypt(json.dumps(presentation.to_json()).encode(), share_id),
+            fields=json.dumps(presentation.paths(), ensure_ascii=False), purpose=purpose, single_use=single_use,
+            dynamic=dynamic, created_at=now, expires_at=now + lifetime,
+        )  # fmt: skip
+        with self._sessions.begin() as session:
+            session.add(row)
+        return self._state(row), token
+
+    def _state(self, row: Share, *, reveal: bool = False) -> ShareState:
+        expired = _aware(row.expires_at) <= self._clock()
+        withdrawn, used = row.withdrawn_at is not None, row.single_use and row.used_at is not None
+        shown = reveal and not (expired or withdrawn or used)
+        presentation = Presentation.from_json(json.loads(self._cipher.decrypt(row.presentation, row.id))) if shown else None
+        return ShareState(
+            row.id, row.holder_ref, tuple(json.loads(row.fields)), row.purpose, _aware(row.expires_at), row.single_use,
+            row.dynamic, used, withdrawn, expired, row.digest, presentation,
+        )  # fmt: skip
+
+    def open(self, token: str, *, code: str | None = None, consume: bool = True) -> ShareState:
+        """The share behind a link. Unknown tokens (a guessed or altered link) are NOT_FOUND; a
+        dynamic share needs the code of the current 30-second window; a single-use share is
+        consumed by its first opening."""
+        with self._sessions.begin() as session:
+            row = session.scalar(select(Share).where(Share.token_hash == _hash(token)))
+            if row is None:
+                raise NotFound("No such share: the link is wrong or was never issued", code="SHARE_NOT_FOUND")
+            if row.dynamic and not (code and hmac.compare_digest(code, self.dynamic_code(row.id))):
+                raise NotFound("This QR code has expired: ask the holder to show the current one", code="SHARE_CODE_EXPIRED")
+            state = self._state(row, reveal=True)
+            if consume and state.presentation is not None and row.single_use:
+                row.used_at = self._clock()
+            return state
+
+    def dynamic_code(self, share_id: str, at: dt.datetime | None = None) -> str:
+        """The code of a dynamic share for the 30-second window containing `at` (default now)."""
+        window = int((at or self._clock()).timestamp()) // DYNAMIC_WINDOW_S
+        return hmac.new(self._hmac_key, f"{share_id}:{window}".encode(), hashlib.sha256).hexdigest()[:16]
+
+    def _owned(self, session: Session, holder_ref: str, share_id: str) -> Share:
+        row = session.get(Share, share_id)
+        if row is None or row.holder_ref != holder_ref:
+            raise NotFound("No such share of this holder", code="SHARE_NOT_FOUND")
+        return row
+
+    def withdraw(self, holder_ref: str, share_id: str) -> ShareState:
+        with self._sessions.begin() as session:
+            row = self._owned(session, holder_ref, share_id)
+            row.withdrawn_at = row.withdrawn_at or self._clock()
+            return self._state(row)
+
+    def get(self, holder_ref: str, share_id: str) -> ShareState:
+        with self._sessions() as session:
+            return self._state(self._owned(session, holder_ref, share_id))
+
+    def list(self, holder_ref: str) -> list[ShareState]:
+        with self._sessions() as session:
+            rows = session.scalars(select(Share).where(Share.holder_ref == holder_ref).order_by(Share.created_at.desc())).all()
+            return [self._state(row) for row in rows]
+
+    def presentation_for_node(self, token: str) -> ShareState:
+        """For a trusted node of another region: the share's disclosure without consuming it."""
+        return self.open(token, consume=False)
