@@ -35,15 +35,15 @@ def serve_verifier(
     region: Annotated[str | None, typer.Option(help="The node's region (GB/T 2260), e.g. 330000; default ECERT_VERIFIER_REGION.")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8002,
+    workers: Annotated[int, typer.Option(help="HTTP worker processes (the indexer runs once, in the main process).", min=1)] = 1,
 ) -> None:
     """Run a verifier node (API, share pages, indexer) until interrupted."""
-    from verifier.runtime import VerifierRuntime
     from verifier.serve import serve
     from verifier.settings import VerifierSettings
 
     settings = VerifierSettings(**({"region": region} if region else {}))
     console.print(f"verifier node {settings.region} on http://{host}:{port} (docs: /docs)")
-    serve(VerifierRuntime.open(settings=settings), host, port)
+    serve(settings, host, port, workers)
 
 
 @org_app.command("add")

@@ -67,5 +67,6 @@ class VerificationContext:
         return self.reader.facts(self.presentation, self.signer, at) if at is not None else self.reader.facts(self.presentation, self.signer)
 
     @cached_property
-    def fields(self) -> dict[str, Any]:
-        return self.presentation.fields()
+    def values(self) -> dict[str, Any]:
+        """The disclosed fields by dotted path: what checks read."""
+        return self.presentation.values()

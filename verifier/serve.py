@@ -1,21 +1,37 @@
-"""Run a verifier node: uvicorn with the API, the node's indexer following the chain."""
+"""Run a verifier node: the indexer follows the chain in this process; uvicorn serves the API
+with one or more worker processes, each reading the index (one writer, many readers)."""
 
 from __future__ import annotations
 
 import logging
+import os
 
 import uvicorn
+from fastapi import FastAPI
 
 from verifier.api.app import create_app
 from verifier.runtime import VerifierRuntime
+from verifier.settings import VerifierSettings
 
 log = logging.getLogger(__name__)
 
 
-def serve(runtime: VerifierRuntime, host: str, port: int) -> None:
+def app_factory() -> FastAPI:
+    """For uvicorn's worker processes: each opens its own runtime from the environment."""
+    return create_app(VerifierRuntime.open())
+
+
+def serve(settings: VerifierSettings, host: str, port: int, workers: int = 1) -> None:
+    runtime = VerifierRuntime.open(settings=settings)
     runtime.start_indexer()
-    app = create_app(runtime)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        if workers == 1:
+            uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning", access_log=False)
+        else:
+            os.environ["ECERT_VERIFIER_REGION"] = settings.region
+            uvicorn.run(
+                "verifier.serve:app_factory", factory=True, workers=workers, host=host, port=port,
+                log_level="warning", access_log=False,
+            )  # fmt: skip
     finally:
         runtime.close()

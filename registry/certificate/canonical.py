@@ -11,6 +11,7 @@ Empty dicts and empty lists carry no scalar, so they produce no leaves and do no
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -59,7 +60,7 @@ class FieldLeaf:
             raise _malformed("field leaf salt must be 0x + 32 hex digits", salt=salt)
         if not isinstance(path, str):
             raise _malformed("field leaf path must be a string", path=path)
-        _parse_path(path)
+        _checked_path(path)
         if not isinstance(value, str):
             raise _malformed("field leaf value must be a string of canonical JSON", path=path)
         try:
@@ -124,6 +125,11 @@ def flatten(fields: Mapping[str, object]) -> list[tuple[str, object]]:
     walk("", fields)
     out.sort(key=_first)
     return out
+
+
+@lru_cache(maxsize=4096)  # paths repeat across certificates: verify each once
+def _checked_path(path: str) -> tuple[str | int, ...]:
+    return tuple(_parse_path(path))
 
 
 def _parse_path(path: str) -> list[str | int]:

@@ -61,6 +61,10 @@ class Presentation:
         """The disclosed fields as a nested dict."""
         return unflatten((leaf.path, leaf_value(leaf)) for leaf in self.leaves)
 
+    def values(self) -> dict[str, Any]:
+        """The disclosed fields flat, by dotted path (`issuer.code`, `ext.scope[0]`)."""
+        return {leaf.path: leaf_value(leaf) for leaf in self.leaves}
+
     def paths(self) -> list[str]:
         return [leaf.path for leaf in self.leaves]
 

@@ -22,16 +22,11 @@ class AuthorityCheck:
             return invalid(self.kind, "ANCHOR_KEY_COMPROMISED", "The key that anchored this batch was not valid then", **evidence)
         if not found.signer_valid:
             return invalid(self.kind, "SIGNER_NOT_AUTHORISED", "The seal's key was not a valid key of the agency at anchor time", **evidence)
-        fields = ctx.fields
-        issuer = fields.get("issuer", {})
+        values = ctx.values
         mismatches = [
             name
-            for name, disclosed, on_chain in (
-                ("issuer.code", issuer.get("code"), found.agency_code),
-                ("issuer.region", issuer.get("region"), str(found.region)),
-                ("typeCode", fields.get("typeCode"), found.type_code),
-            )
-            if disclosed is not None and disclosed != on_chain
+            for name, on_chain in (("issuer.code", found.agency_code), ("issuer.region", str(found.region)), ("typeCode", found.type_code))
+            if name in values and values[name] != on_chain
         ]
         if mismatches:
             return invalid(self.kind, "ISSUER_MISMATCH", f"Disclosed {mismatches} differ from the registry", mismatches=mismatches, **evidence)

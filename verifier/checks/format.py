@@ -29,7 +29,7 @@ class FormatCheck:
             return invalid(self.kind, "FIELD_DUPLICATED", "A field is disclosed twice")
         if not p.is_partial and (missing := [f for f in REQUIRED_FULL if f not in paths]):
             return invalid(self.kind, "FIELD_MISSING", f"Required fields missing: {missing}", missing=missing)
-        identifier = ctx.fields.get("identifier")
+        identifier = ctx.values.get("identifier")
         if identifier is not None:
             try:
                 parse_licence_id(str(identifier), strict=True)

@@ -14,10 +14,10 @@ class ValidityCheck:
         return True
 
     def run(self, ctx: VerificationContext) -> CheckResult:
-        if "validFrom" not in ctx.fields:
+        if "validFrom" not in ctx.values:
             return invalid(self.kind, "VALIDITY_NOT_DISCLOSED", "validFrom is hidden: a share must disclose the validity period")
         try:
-            valid_from, valid_until = validity_window(ctx.fields)
+            valid_from, valid_until = validity_window(ctx.values)
         except (TypeError, ValueError):
             return invalid(self.kind, "VALIDITY_MALFORMED", "validFrom/validUntil are not dates")
         today = ctx.now.date()
