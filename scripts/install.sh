@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libzbar0 zbar-tools)
+# zbar: QR decoding; postgresql: the second database the tests run on; chromium + CJK fonts:
+# the wallet's browser tests and screenshots; wrk: the verification benchmark.
+APT_PACKAGES=(libzbar0 zbar-tools postgresql chromium fonts-noto-cjk wrk)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

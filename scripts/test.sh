@@ -5,5 +5,8 @@ cd "$(dirname "$0")/.."
 ./scripts/install.sh
 echo "== hardhat compile (offline, npm solc)"
 npx --no-install hardhat compile --quiet
+echo "== postgresql (second database for the tests)"
+ECERT_TEST_POSTGRES_URL=$(./scripts/postgres.sh)
+export ECERT_TEST_POSTGRES_URL
 echo "== pytest"
 exec .venv/bin/python -m pytest -n 2 "$@"
