@@ -11,7 +11,8 @@ from registry.indexer.history import NOT_ANCHORED, History, KeyStandingAt
 from registry.indexer.indexer import Freshness, Indexer, SyncReport, freshness
 from registry.indexer.records import AgencyHistory, BatchRecord, KeyHistory, KeyStanding, StatusAt, status_at
 from registry.indexer.snapshot import Snapshot
-from registry.indexer.store import create_schema, make_engine
+from registry.database import make_engine
+from registry.indexer.store import create_schema
 
 __all__ = [
     "NOT_ANCHORED",

@@ -24,8 +24,6 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
-    create_engine,
-    event,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -187,19 +185,3 @@ def table(model: type[IndexBase]) -> Table:
 def create_schema(engine: Engine) -> None:
     """Create the index's tables if missing (idempotent; the index can always be rebuilt from the chain)."""
     IndexBase.metadata.create_all(engine)
-
-
-def make_engine(url: str) -> Engine:
-    """An engine; SQLite gets WAL and a busy timeout so an indexer and verifiers can share the file."""
-    if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    return engine
