@@ -24,7 +24,8 @@ from registry.contracts.certificate_registry import ANCHOR_GAS, CertificateRegis
 from registry.contracts.trust_registry import to_bytes32
 from registry.deploy import Deployment
 from registry.indexer import NOT_ANCHORED, History, IndexMismatch, IndexStale, Indexer
-from registry.indexer.store import Batch, IndexBase, StatusChange, make_engine, table
+from registry.database import make_engine
+from registry.indexer.store import Batch, IndexBase, StatusChange, table
 
 pytestmark = pytest.mark.chain
 
