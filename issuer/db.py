@@ -1,42 +1,17 @@
-"""Engine, sessions and migrations (alembic, run in process) for SQLite and PostgreSQL."""
+"""The issuer's database: shared plumbing from `registry.database`, its own migrations."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine
+
+from registry.database import make_engine, sessions
+from registry.database import migrate as _migrate
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-
-
-def make_engine(url: str) -> Engine:
-    """An engine; SQLite gets WAL and a busy timeout so a worker and an API can share the file."""
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]
-            cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+__all__ = ["MIGRATIONS", "make_engine", "migrate", "sessions"]
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-
-
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    _migrate(engine, MIGRATIONS)

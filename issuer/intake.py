@@ -16,7 +16,7 @@ from typing import Any
 import cbor2
 
 from issuer.batch import RejectedRecord
-from issuer.crypto import DataCipher
+from registry.crypto import DataCipher
 from registry.certificate.canonical import FieldLeaf, make_leaves
 from registry.certificate.merkle import field_digest
 from registry.certificate.model import Issuer, build_fields

@@ -10,7 +10,6 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-
 from typing import Annotated
 
 import typer
@@ -37,7 +36,7 @@ def served_agencies(runtime: IssuerRuntime) -> list[str]:
             try:
                 codes.append(parse_uscc(code).code)
             except IdentifierError:
-                log.warning("keystore entry %s does not name an agency: skipped", name)
+                log.debug("keystore entry %s does not name an agency: skipped", name)
     return codes
 
 
@@ -165,6 +164,8 @@ def api_key_create(
     runtime = IssuerRuntime.open()
     try:
         code = parse_uscc(agency).code
+        if code not in served_agencies(runtime):
+            raise EcertError(f"Agency {code} has no key in this keystore: run `ecert agency add` first", code="AGENCY_UNKNOWN")
         runtime.register_agency(code)
         token = create_api_key(runtime.sessions, code, scopes, label)
     finally:

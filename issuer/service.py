@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from issuer.crypto import DataCipher
+from registry.crypto import DataCipher
 from issuer.intake import IntakeSpec, Prepared, decode_leaves, prepare_chunks, process_pool
 from issuer.models import Agency, Batch, Certificate, Job, JobError
 from registry.certificate.canonical import leaf_value, unflatten
@@ -27,18 +27,10 @@ from registry.certificate.merkle import MerkleTree, batch_tree
 from registry.certificate.identifiers import parse_licence_id
 from registry.certificate.model import Issuer
 from registry.certificate.presentation import Presentation
-from registry.errors import CertificateError, EcertError, IdentifierError
+from registry.errors import CertificateError, Conflict, EcertError, IdentifierError, NotFound
 
 JOB_STATES = ("pending", "sealed", "anchored", "confirmed")
 CLAIM_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by holders
-
-
-class NotFound(EcertError):
-    code = "NOT_FOUND"
-
-
-class Conflict(EcertError):
-    code = "CONFLICT"
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request, Response
 
-from issuer.api import batches, certificates, claims, jobs, problems
+from issuer.api import batches, certificates, claims, jobs
 from issuer.api.deps import TypeGrants
 from issuer.runtime import IssuerRuntime
+from registry.problems import install as install_problems
 
 __all__ = ["create_app"]
 
@@ -29,7 +30,7 @@ def create_app(runtime: IssuerRuntime) -> FastAPI:
     app = FastAPI(title="ecert issuer", version="1", description=DESCRIPTION, docs_url="/docs", redoc_url=None)
     app.state.runtime = runtime
     app.state.grants = TypeGrants()
-    problems.install(app)
+    install_problems(app)  # RFC 9457 problem+json, shared by every room's API
     for module in (certificates, batches, jobs, claims):
         app.include_router(module.router)
 

@@ -13,9 +13,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from issuer.auth import Principal, authenticate
 from issuer.runtime import IssuerRuntime
-from issuer.service import NotFound
 from registry.certificate.identifiers import parse_licence_id, parse_uscc
-from registry.errors import ChainUnavailable, EcertError, IdentifierError, NotAuthorised
+from registry.errors import ChainUnavailable, EcertError, IdentifierError, NotAuthorised, NotFound
 
 log = logging.getLogger(__name__)
 

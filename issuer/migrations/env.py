@@ -4,7 +4,12 @@ from alembic import context
 
 from issuer.models import Base
 
-connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+config = context.config
+context.configure(
+    connection=config.attributes["connection"],
+    target_metadata=Base.metadata,
+    render_as_batch=True,
+    version_table=config.get_main_option("version_table") or "alembic_version",
+)
 with context.begin_transaction():
     context.run_migrations()
