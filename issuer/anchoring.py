@@ -119,7 +119,7 @@ class AnchoringWorker:
                 session.commit()
                 return
             signer = self._signer_for(batch.agency_code)
-            nonce = self._client.guard(lambda: self._client.w3.eth.get_transaction_count(signer.address, "pending"))
+            nonce = self._client.next_nonce(signer.address)
             call = self._registry.contract.functions.anchor(batch.root, batch.count, to_bytes32(batch.type_code))
             tx = call.build_transaction(
                 {"from": signer.address, "nonce": nonce, "gas": ANCHOR_GAS, "chainId": self._client.chain_id, **self._client._fees()}
@@ -181,6 +181,7 @@ class AnchoringWorker:
             return True
         confirmed_nonce = self._client.guard(lambda: self._client.w3.eth.get_transaction_count(batch.signer, "latest"))
         if receipt is not None or confirmed_nonce > (batch.nonce or 0):
+            self._client.forget_nonce(batch.signer)
             batch.state, batch.raw_tx, batch.last_error = "sealed", None, "transaction failed or replaced; signing again"
             return True
         self._broadcast(batch)  # still pending or dropped: the same bytes again

@@ -55,8 +55,6 @@ def retire_forever(runtime: IssuerRuntime, stop: threading.Event, every_s: float
     """Revoke (04 注销) certificates whose renewal is confirmed, until `stop` is set."""
     while not stop.wait(every_s):
         try:
-            for code in served_agencies(runtime):  # the worker may have sent with these keys
-                runtime.workspace.client.forget_nonce(runtime.signers(code).address)
             if done := runtime.status.retire_superseded():
                 log.info("revoked %d superseded certificate(s)", done)
         except ChainError as exc:

@@ -276,6 +276,13 @@ class IssuerService:
                 record[key] = old_fields[key]
         for key, value in changes.items():
             record[key] = value
+        request_hash = _hash(json.dumps(["reissue", identifier, dict(changes)], sort_keys=True, ensure_ascii=False, default=str))
+        if idempotency_key:  # a retried renewal returns its first job, before anything else is checked
+            with self._sessions() as session:
+                if job := self._find_job(session, agency_code, idempotency_key):
+                    if job.request_hash != request_hash:
+                        raise Conflict("This Idempotency-Key was used for a different request", code="IDEMPOTENCY_CONFLICT")
+                    return self._view(session, job)
         with self._sessions() as session:
             agency = self._agency(session, agency_code)
             cert = self.certificate(session, agency_code, identifier)
@@ -283,13 +290,6 @@ class IssuerService:
                 raise Conflict(f"{identifier} was already superseded by {cert.superseded_by}", code="CERT_SUPERSEDED")
             issuer = Issuer(agency.name, agency.code, agency.region)
             type_code = cert.type_code
-        request_hash = _hash(json.dumps(["reissue", identifier, dict(changes)], sort_keys=True, ensure_ascii=False, default=str))
-        if idempotency_key:
-            with self._sessions() as session:
-                if job := self._find_job(session, agency_code, idempotency_key):
-                    if job.request_hash != request_hash:
-                        raise Conflict("This Idempotency-Key was used for a different request", code="IDEMPOTENCY_CONFLICT")
-                    return self._view(session, job)
         spec = IntakeSpec(
             type_code=type_code, type_name=str(old_fields.get("name", "电子证照")), issuer=issuer, serial_prefix="",
             data_key=self._key, signing_key=bytes(self._signer_for(agency_code).key), chain_id=self.chain_id,

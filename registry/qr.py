@@ -14,6 +14,8 @@ from qrcode.constants import ERROR_CORRECT_M
 
 from registry.errors import CertificateError, ConfigError
 
+MAX_PIXELS = 40_000_000  # a phone photo is ~12 MP; bigger is a bomb or a mistake
+
 
 def _code(payload: str) -> qrcode.QRCode:
     code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=4, border=4)
@@ -46,8 +48,11 @@ def decode_qr(image: bytes | Path) -> list[str]:
     raw = image.read_bytes() if isinstance(image, Path) else image
     try:
         picture = Image.open(io.BytesIO(raw))
+        if picture.width * picture.height > MAX_PIXELS:
+            raise ValueError("image too large")
         picture.load()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    # PIL raises SyntaxError for broken PNGs and DecompressionBombError for bombs: all mean "unreadable".
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise CertificateError("Not a readable image: upload a PNG or JPEG of the QR code", code="QR_UNREADABLE") from exc
     found = [symbol.data.decode("utf-8", "replace") for symbol in pyzbar.decode(picture.convert("L"), symbols=[pyzbar.ZBarSymbol.QRCODE])]
     if not found:

@@ -116,8 +116,6 @@ def print_pdf(
 @router.post("/{identifier}/status", response_model=StatusResponse, summary="Suspend, reinstate or revoke")
 def change_status(identifier: OwnedCertificate, body: StatusRequest, caller: StatusChanging, runtime: Runtime) -> dict[str, Any]:
     """Written on chain with the agency's key before it answers; revoked is final."""
-    signer = runtime.signers(caller.agency_code)
-    runtime.workspace.client.forget_nonce(signer.address)  # the worker may have sent with this key meanwhile
     return runtime.status.change(caller.agency_code, identifier, STATUSES[body.status], body.reason, body.note)
 
 

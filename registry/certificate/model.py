@@ -19,6 +19,7 @@ FORMAT_VERSION = "ecert/1"
 # GB/T 36903 Annex A holder code types.
 CODE_TYPE_ID_NUMBER = "111"
 CODE_TYPE_USCC = "001"
+CODE_TYPES = (CODE_TYPE_ID_NUMBER, CODE_TYPE_USCC)
 SENSITIVE_PATHS = ("holder.code",)
 
 
@@ -38,6 +39,8 @@ def _date(value: Any, field: str) -> str:
     """An ISO date (YYYY-MM-DD), or a CertificateError naming the field."""
     if isinstance(value, dt.date):
         return value.isoformat()
+    if not isinstance(value, str):
+        raise CertificateError(f"{field} must be a date as YYYY-MM-DD text", code="FIELD_INVALID", field=field)
     try:
         return dt.date.fromisoformat(str(value).strip()).isoformat()
     except ValueError:
@@ -83,12 +86,20 @@ def build_fields(
     holder = data.pop("holder", None)
     if not isinstance(holder, dict) or not holder.get("name") or not holder.get("code"):
         raise CertificateError("holder.name and holder.code are required", code="FIELD_MISSING", field="holder")
+    for key in ("name", "code", "codeType"):
+        if key in holder and not isinstance(holder[key], (str, int)):
+            raise CertificateError(f"holder.{key} must be text", code="FIELD_INVALID", field=f"holder.{key}")
     holder_code = str(holder["code"]).strip().upper()
     code_type = str(holder.get("codeType") or _guess_code_type(holder_code))
+    if code_type not in CODE_TYPES:
+        raise CertificateError(
+            f"holder.codeType {code_type!r} is not supported: use 111 (ID number) or 001 (USCC)",
+            code="FIELD_INVALID", field="holder.codeType",
+        )  # fmt: skip
     try:
         if code_type == CODE_TYPE_ID_NUMBER:
             identifiers.parse_id_number(holder_code, strict=True)
-        elif code_type == CODE_TYPE_USCC:
+        else:
             identifiers.parse_uscc(holder_code, strict=True)
     except IdentifierError as exc:
         raise CertificateError(f"holder.code: {exc.message}", code=exc.code, field="holder.code") from exc
@@ -126,7 +137,15 @@ def build_fields(
 
 
 def _guess_code_type(code: str) -> str:
-    return CODE_TYPE_ID_NUMBER if code[:17].isdigit() else CODE_TYPE_USCC
+    """An ID number's shape (17 digits, a digit or X, a real birth date) means 111, else a USCC:
+    an all-digit USCC such as 91110000600037341L exists, so digits alone do not decide."""
+    if len(code) == 18 and code[:17].isdigit() and code[17] in "0123456789X":
+        try:
+            dt.date(int(code[6:10]), int(code[10:12]), int(code[12:14]))
+            return CODE_TYPE_ID_NUMBER
+        except ValueError:
+            pass
+    return CODE_TYPE_USCC
 
 
 def validity_window(fields: Mapping[str, Any]) -> tuple[dt.date | None, dt.date | None]:

@@ -8,6 +8,7 @@ replayed as an `eth_call` so the caller gets the Solidity error by name, never a
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ class ChainClient:
     def __init__(self, w3: Web3) -> None:
         self.w3 = w3
         self._nonces: dict[str, int] = {}
+        self._nonce_lock = threading.Lock()
         self._chain_id: int | None = None
 
     @classmethod
@@ -70,16 +72,20 @@ class ChainClient:
     def block_number(self) -> int:
         return self.guard(lambda: self.w3.eth.block_number)
 
-    def _next_nonce(self, address: str) -> int:
-        if address not in self._nonces:
-            self._nonces[address] = self.guard(lambda: self.w3.eth.get_transaction_count(address, "pending"))
-        nonce = self._nonces[address]
-        self._nonces[address] = nonce + 1
-        return nonce
+    def next_nonce(self, address: str) -> int:
+        """The next nonce of `address`: one counter per sender for every thread of this process
+        (the anchoring worker and status changes share an agency key)."""
+        with self._nonce_lock:
+            if address not in self._nonces:
+                self._nonces[address] = self.guard(lambda: self.w3.eth.get_transaction_count(address, "pending"))
+            nonce = self._nonces[address]
+            self._nonces[address] = nonce + 1
+            return nonce
 
     def forget_nonce(self, address: str) -> None:
-        """Re-read the nonce from the node next time (after a failed send)."""
-        self._nonces.pop(address, None)
+        """Re-read the nonce from the node next time (after a failed or replaced send)."""
+        with self._nonce_lock:
+            self._nonces.pop(address, None)
 
     def transact(
         self, account: LocalAccount, call: ContractFunction, *, gas: int | None = None, contract: str = "CertificateRegistry"
@@ -90,7 +96,7 @@ class ChainClient:
         tx = call.build_transaction(
             {
                 "from": account.address,
-                "nonce": self._next_nonce(account.address),
+                "nonce": self.next_nonce(account.address),
                 "gas": gas,
                 "chainId": self.chain_id,
                 **self._fees(),

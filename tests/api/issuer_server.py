@@ -1,0 +1,157 @@
+"""An issuer as its operators run it, for the API tests: a temporary ECERT_HOME with a chain,
+a deployment, two authorities and two agencies (made with the `ecert` command), and
+`ecert serve issuer` as a subprocess on a free port, on SQLite or on a throwaway PostgreSQL
+database. Not a conftest: a conftest here would shadow `tests/conftest.py` for other tests."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from registry.chain.client import ChainClient
+from registry.chain.runner import free_port
+from registry.contracts.certificate_registry import CertificateRegistry
+from registry.deploy import Deployment
+
+ECERT = [sys.executable, "-c", "from registry.cli import main; main()"]
+AGENCY_A = "11330100002493028E"  # 杭州, region 330100 (authority 330000)
+AGENCY_B = "114401000075021133"  # 广州, region 440100 (authority 440000)
+TYPE = "11100000000013338W001"
+POSTGRES_ENV = "ECERT_TEST_POSTGRES_URL"
+
+
+class IssuerHome:
+    """The operator's side: one ECERT_HOME with its own anvil node and registry."""
+
+    def __init__(self, root: Path) -> None:
+        port = free_port()
+        self.root = root
+        self.rpc_url = f"http://127.0.0.1:{port}"
+        self.env = {
+            **os.environ,
+            "ECERT_HOME": str(root / ".ecert"),
+            "ECERT_CHAIN_PORT": str(port),
+            "ECERT_RPC_URL": self.rpc_url,
+            "ECERT_KEYSTORE_PASSWORD": secrets.token_hex(12),
+            "ECERT_KEYSTORE_SCRYPT_N": "1024",
+            "ECERT_ISSUER_BATCH_WINDOW_S": "0.2",
+            "COLUMNS": "200",
+        }
+
+    def ecert(self, *args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([*ECERT, *args], env=env or self.env, capture_output=True, text=True, timeout=120)
+        if check and done.returncode != 0:
+            raise AssertionError(f"ecert {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def set_up(self) -> None:
+        self.ecert("chain", "up")
+        self.ecert("deploy")
+        self.ecert("authority", "add", "--region", "330000", "--name", "浙江省数据局")
+        self.ecert("authority", "add", "--region", "440000", "--name", "广东省政务服务数据管理局")
+        self.ecert("agency", "add", "--region", "330100", "--code", AGENCY_A, "--name", "杭州市市场监督管理局", "--types", TYPE)
+        self.ecert("agency", "add", "--region", "440100", "--code", AGENCY_B, "--name", "广州市市场监督管理局", "--types", TYPE)
+
+    def tear_down(self) -> None:
+        self.ecert("chain", "down", check=False)
+
+    def registry(self) -> CertificateRegistry:
+        """A binding of our own, as a verifier would make it."""
+        client = ChainClient.connect(self.rpc_url)
+        return Deployment.load(self.root / ".ecert" / "deployment.json").registry(client)
+
+
+class IssuerServer:
+    """`ecert serve issuer` in a subprocess; `database_url=None` is the default SQLite file."""
+
+    def __init__(self, home: IssuerHome, name: str, database_url: str | None = None) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(home.env)
+        if database_url:
+            self.env["ECERT_ISSUER_DATABASE_URL"] = database_url
+        self.database_url = database_url or f"sqlite:///{home.root / '.ecert' / 'issuer' / 'issuer.sqlite'}"
+        self.log_path = home.root / f"issuer-{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [*ECERT, "serve", "issuer", "--port", str(self.port)], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the issuer exited {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"the issuer did not answer within {timeout_s} s:\n{self.log()}")
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM, as an init system stops it; the exit status (None if it had to be killed)."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def api_key(self, agency: str, scopes: str, label: str = "test") -> str:
+        done = self.home.ecert("issuer", "api-key", "create", "--agency", agency, "--scopes", scopes, "--label", label, env=self.env)
+        return done.stdout.strip().splitlines()[-1]
+
+    def client(self, token: str | None = None, **headers: str) -> httpx.Client:
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+def wait_for(probe, timeout_s: float = 60.0, every_s: float = 0.1) -> Any:  # noqa: ANN001
+    """Call `probe()` until it returns something truthy; that value, or AssertionError."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting after {timeout_s} s")
+        time.sleep(every_s)
+
+
+@contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A fresh database `ecert_test_<random>` on the server of `admin_url`, dropped afterwards."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(admin_url)
+    name = f"ecert_test_{secrets.token_hex(4)}"
+    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
