@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
+from registry.certificate.presentation import Presentation
 from registry.errors import ChainError, EcertError
 from registry.workspace import Workspace
 from verifier.chain_reader import RegistryReader
@@ -21,6 +23,7 @@ MARKS = {Outcome.VALID: "[green]✔[/green]", Outcome.INVALID: "[red]✘[/red]",
 verifier_app = typer.Typer(help="Verifier node administration: organisations and their API keys.", no_args_is_help=True)
 org_app = typer.Typer(help="Organisations (banks, agencies, wallets, nodes) that call this node.", no_args_is_help=True)
 verifier_app.add_typer(org_app, name="org")
+trust_app = typer.Typer(help="Trust snapshots for offline verification, and the node key that signs them.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -28,6 +31,7 @@ def register(app: typer.Typer) -> None:
 
     app.command("verify")(verify)
     app.add_typer(verifier_app, name="verifier")
+    app.add_typer(trust_app, name="trust")
     serve_app.command("verifier")(serve_verifier)
 
 
@@ -69,12 +73,21 @@ def org_add(
 def verify(
     source: Annotated[str, typer.Argument(help="A holder package (.json), a QR image (.png/.jpg) or an EC1:… string.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    offline: Annotated[
+        Path | None, typer.Option("--offline", metavar="SNAPSHOT_FILE", help="Verify with no network, from this signed trust snapshot.")
+    ] = None,
+    trust_key: Annotated[
+        Path | None, typer.Option("--trust-key", metavar="PEM_FILE", help="The node key the snapshot must be signed with (`ecert trust key`).")
+    ] = None,
 ) -> None:
     """Verify a certificate. Exit 0 valid, 1 invalid, 2 could not verify (e.g. chain unreachable)."""
     try:
         presentation = load_presentation(source)
     except EcertError as exc:
         _fail(as_json, exc.code, exc.message, 1)
+        return
+    if offline is not None or trust_key is not None:
+        _verify_offline(presentation, offline, trust_key, as_json)
         return
     reader = None
     ws = Workspace()
@@ -107,3 +120,74 @@ def _fail(as_json: bool, code: str, message: str, exit_code: int) -> None:
     else:
         console.print(f"[red]cannot read the certificate [{code}]: {message}[/red]")
     raise typer.Exit(exit_code)
+
+
+# ─── offline ─────────────────────────────────────────────────────────────────────────────
+
+
+def _verify_offline(presentation: Presentation, snapshot_file: Path | None, trust_key: Path | None, as_json: bool) -> NoReturn:
+    """`verify --offline`: no chain, no settings; the snapshot must be signed by the pinned key."""
+    from verifier.offline import SnapshotReader, explain_offline, offline_json, offline_summary
+    from verifier.snapshot import load_snapshot
+
+    if snapshot_file is None or trust_key is None:
+        _offline_error(as_json, "TRUST_KEY_MISSING" if trust_key is None else "SNAPSHOT_MISSING",
+                       "Offline verification needs both --offline SNAPSHOT_FILE and --trust-key PEM_FILE (the node key, `ecert trust key`)")  # fmt: skip
+    try:
+        pem = trust_key.read_bytes()
+    except OSError as exc:
+        _offline_error(as_json, "TRUST_KEY_INVALID", f"Cannot read the trusted key {trust_key}: {exc.strerror}")
+    try:
+        snapshot = load_snapshot(snapshot_file, pem)
+    except EcertError as exc:
+        _offline_error(as_json, exc.code, exc.message)
+    report = explain_offline(verify_presentation(presentation, SnapshotReader(snapshot)), snapshot)
+    if as_json:
+        print(json.dumps({**report.to_json(), **offline_json(snapshot, report.checked_at)}, ensure_ascii=False, indent=2))
+    else:
+        console.print(f"[bold]{offline_summary(snapshot, report.checked_at)}[/bold] (node {snapshot.region}, key {snapshot.key_id})")
+        _print(report, as_json)
+    raise typer.Exit(EXIT_CODES[report.verdict])
+
+
+def _offline_error(as_json: bool, code: str, message: str) -> NoReturn:
+    if as_json:
+        print(json.dumps({"verdict": "ERROR", "reason": code, "message": message, "mode": "offline"}, ensure_ascii=False))
+    else:
+        console.print(f"[yellow]cannot verify offline [{code}]: {message}[/yellow]")
+    raise typer.Exit(2)
+
+
+@trust_app.command("snapshot")
+def trust_snapshot(
+    region: Annotated[str | None, typer.Option(help="The node's region (GB/T 2260); default ECERT_VERIFIER_REGION.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write it (default <home>/verifier-<region>/trust-snapshot.json.gz).")] = None,
+) -> None:
+    """Sync the node's index to the head and write a signed trust snapshot for offline verification."""
+    from verifier.runtime import VerifierRuntime
+    from verifier.settings import VerifierSettings
+    from verifier.snapshot import write_snapshot
+
+    runtime = VerifierRuntime.open(settings=VerifierSettings(**({"region": region} if region else {})))
+    try:
+        path, document = write_snapshot(runtime, out)
+    finally:
+        runtime.close()
+    body = document["snapshot"]
+    console.print(
+        f"trust snapshot {path}: block {body['block']['number']}, {len(body['agencies'])} agencies, {len(body['keys'])} keys, "
+        f"{len(body['batches'])} batches, {path.stat().st_size} bytes; signed by key {body['node']['keyId']} (node {body['node']['region']})",
+        soft_wrap=True,
+    )
+
+
+@trust_app.command("key")
+def trust_key_command(
+    region: Annotated[str | None, typer.Option(help="The node's region (GB/T 2260); default ECERT_VERIFIER_REGION.")] = None,
+) -> None:
+    """Print the node's Ed25519 public key (PEM), which signs its receipts and snapshots, for verifiers to pin."""
+    from verifier.settings import VerifierSettings
+    from verifier.snapshot import node_signer
+
+    signer = node_signer(VerifierSettings(**({"region": region} if region else {})), Workspace().settings)
+    print(signer.public_key_pem(), end="")

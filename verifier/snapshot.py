@@ -1,0 +1,472 @@
+"""Signed trust snapshots: what a verifier needs to check a certificate with no network.
+
+A node syncs its index to the head, then writes every agency, key, type grant and anchored batch
+of the registry as of that block, with the status bits of each batch, and signs it with its
+Ed25519 node key (the receipt key). A verifier that pinned that key (`ecert trust key`) checks
+`EC1:` codes against the file alone (`ecert verify --offline`, `verifier.offline.SnapshotReader`).
+
+File: UTF-8 JSON, gzip-compressed when the name ends in `.gz` (`trust-snapshot.json.gz`):
+
+    {"snapshot": {
+        "format": "ecert-trust-snapshot", "version": 1,
+        "chainId": 31337, "registry": "0x…",
+        "block": {"number": 1234, "hash": "0x…", "time": 1767225600},   the index's block and its time
+        "createdAt": "2026-01-01T00:00:00.000Z",                          when the node wrote it
+        "node": {"region": "330000", "keyId": "<16 hex>"},
+        "authorities": [{"account", "region", "name"}],                  current
+        "agencies": [{"code", "index", "region", "name", "registeredAt",
+                      "suspensions": [[time, suspended, by], …],          full history, log order
+                      "grants": [[time, typeCode, granted], …]}],         full history, log order
+        "keys": [{"address", "agency", "validFrom", "addedAt", "retiredAt", "compromisedSince",
+                  "changes": [[time, "retired" | "compromised", value], …]}],
+        "batches": [{"root", "agency", "agencyIndex", "key", "type", "count", "anchoredAt", "block",
+                     "suspended": {"<word>": "0x<mask>"}, "revoked": {"<word>": "0x<mask>"},
+                     "revokedAll": true}]},                               status keys only when set
+     "signature": "<base64 of the Ed25519 signature of the RFC 8785 bytes of `snapshot`>"}
+
+Status is kept as the contract stores it, not as its events: per batch, only the non-zero
+256-bit words of the suspended and revoked bit fields (word `w`, bit `i` is certificate
+`256 w + i`), as minimal hex, plus the whole-batch revocation. That is bounded by the batch's
+size however often statuses changed (events grow with every suspend/reinstate and each carries
+a full mask and a reason), it is empty for the common batch nobody touched, and it answers
+exactly what `inspect` answers at the snapshot's block, which is all an offline check asks.
+The price: reasons and since-when are not in the snapshot, and it cannot answer "as of T"
+for status (`SnapshotReader` refuses `at`); trust data keeps its full history (it is small).
+
+As with receipts, `node.keyId` is inside the signed object, so a signature cannot be passed off
+as another key's; `load_snapshot` refuses a file whose key id is not the trusted key's, whose
+signature does not verify, or that is malformed, with `EcertError` code `SNAPSHOT_INVALID`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import gzip
+import json
+import logging
+import os
+import re
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import Engine, func, select
+
+from registry.errors import EcertError
+from registry.indexer import Indexer, IndexInconsistent
+from registry.indexer.records import AgencyHistory, BatchRecord, KeyHistory, TrustView
+from registry.indexer.snapshot import load_batches, load_trust
+from registry.indexer.store import Batch, Block, IndexerState, table
+from registry.settings import Settings
+from verifier.receipts import ReceiptSigner, _public_key, canonical_bytes, key_id
+from verifier.settings import VerifierSettings
+
+if TYPE_CHECKING:
+    from verifier.runtime import VerifierRuntime
+
+__all__ = [
+    "FORMAT",
+    "Snapshot",
+    "SnapshotInvalid",
+    "TrustSnapshot",
+    "build_snapshot",
+    "default_snapshot_path",
+    "load_snapshot",
+    "node_signer",
+    "parse_snapshot",
+    "save_snapshot",
+    "sign_snapshot",
+    "snapshot_body",
+    "write_snapshot",
+]
+
+log = logging.getLogger(__name__)
+
+FORMAT = "ecert-trust-snapshot"
+VERSION = 1
+MAX_BYTES = 1 << 30  # decompressed; ~4 million batches. Refuses a gzip bomb before parsing it.
+MAX_DEPTH = 16  # the format nests 6 deep; json.loads of deeper input can overflow the C stack in an ecert process
+SYNC_ATTEMPTS = 3
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_INNERMOST = re.compile(r"[\[{][^\[\]{}]*[\]}]")
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+class SnapshotInvalid(EcertError):
+    """The snapshot is not signed by the trusted key, or not a snapshot at all: verify nothing with it."""
+
+    code = "SNAPSHOT_INVALID"
+
+
+# ─── the loaded snapshot ─────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class TrustSnapshot:
+    """A verified snapshot, as the indexer's own records (so the indexer's rules answer from it).
+
+    `batch(root)`, `trust` and `block_number` are what `registry.indexer.History` reads from its view.
+    """
+
+    chain_id: int
+    registry: str
+    block_number: int
+    block_hash: bytes | None
+    block_time: int
+    created_at: dt.datetime
+    region: str
+    key_id: str
+    trust: TrustView
+    batches: Mapping[bytes, BatchRecord]
+
+    def batch(self, root: bytes) -> BatchRecord | None:
+        return self.batches.get(bytes(root))
+
+    @property
+    def indexed_at(self) -> dt.datetime:
+        return self.created_at
+
+    def age(self, now: dt.datetime | None = None) -> dt.timedelta:
+        """How long ago the node wrote it (never negative: a verifier's clock may lag the node's)."""
+        return max(dt.timedelta(0), (now or dt.datetime.now(dt.UTC)) - self.created_at)
+
+
+Snapshot = TrustSnapshot  # the name the verifier speaks of; `registry.indexer.Snapshot` is the live index view
+
+
+# ─── building ────────────────────────────────────────────────────────────────────────────
+
+
+def node_signer(settings: VerifierSettings, core: Settings) -> ReceiptSigner:
+    """The node's Ed25519 key (the receipt key, made on first use): it signs receipts and snapshots."""
+    return ReceiptSigner.load_or_create(settings.receipt_key_file or settings.folder(core) / "receipt-key.pem")
+
+
+def default_snapshot_path(settings: VerifierSettings, core: Settings) -> Path:
+    return settings.folder(core) / "trust-snapshot.json.gz"
+
+
+def snapshot_body(
+    engine: Engine,
+    *,
+    chain_id: int,
+    registry: str,
+    region: str,
+    block_time: Callable[[int], int] | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The unsigned snapshot of the index in `engine` at its indexed block.
+
+    `block_time(n)` is asked for the block's time only if the index did not record that block.
+    """
+    state, blocks = table(IndexerState), table(Block)
+    with engine.connect() as conn:
+        row = conn.execute(select(state.c.block_number, state.c.block_hash)).first()
+        if row is None or row.block_number < 0:
+            raise EcertError("The index is empty: sync it before taking a snapshot", code="INDEX_EMPTY")
+        number, block_hash = row.block_number, row.block_hash
+        recorded = conn.execute(select(blocks.c.timestamp).where(blocks.c.number == number)).scalar()
+        trust = load_trust(conn, number)
+        total = conn.execute(select(func.count()).select_from(table(Batch)).where(table(Batch).c.block_number <= number)).scalar_one()
+        batches = load_batches(conn, number, limit=total) if total else {}
+    if recorded is None:
+        if block_time is None:
+            raise EcertError(f"The index does not know the time of block {number}", code="INDEX_ERROR")
+        recorded = block_time(number)
+    created = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "chainId": chain_id,
+        "registry": registry,
+        "block": {"number": number, "hash": _hex(block_hash) if block_hash else None, "time": recorded},
+        "createdAt": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "node": {"region": region},
+        "authorities": [
+            {"account": account, "region": region_, "name": name} for account, (region_, name) in sorted(trust.authorities.items())
+        ],
+        "agencies": [_agency_json(a) for a in sorted(trust.agencies.values(), key=lambda a: a.agency_index)],
+        "keys": [_key_json(k) for k in _keys_in_order(trust)],
+        "batches": [_batch_json(b) for b in sorted(batches.values(), key=lambda b: (b.block_number, b.log_index))],
+    }
+
+
+def sign_snapshot(body: dict[str, Any], signer: ReceiptSigner) -> dict[str, Any]:
+    """`{"snapshot": body with node.keyId, "signature": base64}`: the same scheme as receipts."""
+    signed = signer.sign(body)  # adds node.keyId and signs the RFC 8785 bytes
+    return {"snapshot": signed["receipt"], "signature": signed["signature"]}
+
+
+def build_snapshot(runtime: VerifierRuntime, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Sync the node's index to the head, then the signed snapshot of it."""
+    ws = runtime.workspace
+    client, registry = ws.client, ws.registry
+    for attempt in range(1, SYNC_ATTEMPTS + 1):
+        indexer = Indexer(
+            client, registry, runtime.engine,
+            confirmations=runtime.settings.index_confirmations, start_block=ws.deployment.block_number,
+        )  # fmt: skip
+        try:
+            indexer.sync()
+            break
+        except IndexInconsistent:  # the node's own indexer (`ecert serve verifier`) moved meanwhile, or a reorg
+            if attempt == SYNC_ATTEMPTS:
+                raise
+            log.info("index moved during the snapshot's sync: syncing again")
+    body = snapshot_body(
+        runtime.engine, chain_id=client.chain_id, registry=registry.address, region=runtime.settings.region,
+        block_time=lambda n: int(client.guard(lambda: client.w3.eth.get_block(n))["timestamp"]), now=now,
+    )  # fmt: skip
+    return sign_snapshot(body, runtime.receipts)
+
+
+def write_snapshot(runtime: VerifierRuntime, path: Path | str | None = None) -> tuple[Path, dict[str, Any]]:
+    """Build the node's snapshot and write it to `path` (default `<home>/verifier-<region>/trust-snapshot.json.gz`).
+
+    Returns the path and the signed document.
+    """
+    path = Path(path) if path is not None else default_snapshot_path(runtime.settings, runtime.workspace.settings)
+    document = build_snapshot(runtime)
+    save_snapshot(document, path)
+    return path, document
+
+
+def save_snapshot(document: dict[str, Any], path: Path | str) -> Path:
+    """Write atomically (aside, then renamed); gzip (reproducible: no name, no time) if the name ends in `.gz`."""
+    path = Path(path)
+    data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    if path.suffix == ".gz":
+        data = gzip.compress(data, compresslevel=9, mtime=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    aside = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    aside.write_bytes(data)
+    os.replace(aside, path)
+    return path
+
+
+# ─── loading ─────────────────────────────────────────────────────────────────────────────
+
+
+def load_snapshot(path: Path | str, trusted_public_key: Ed25519PublicKey | bytes | str) -> TrustSnapshot:
+    """The snapshot in `path` if `trusted_public_key` signed it; `SnapshotInvalid` otherwise.
+
+    The key is an Ed25519 public key, its PEM (as `ecert trust key` prints it) or its raw 32 bytes.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SnapshotInvalid(f"Cannot read the trust snapshot {path}: {exc.strerror}", path=str(path)) from exc
+    return parse_snapshot(data, trusted_public_key, name=str(path))
+
+
+def parse_snapshot(data: bytes, trusted_public_key: Ed25519PublicKey | bytes | str, *, name: str = "snapshot") -> TrustSnapshot:
+    """Check the signature first, then read the records (a signed but malformed body is refused too)."""
+    try:
+        key = _public_key(trusted_public_key)
+    except (ValueError, TypeError, binascii.Error, UnicodeError) as exc:
+        raise EcertError("The trusted key is not an Ed25519 public key (PEM or raw)", code="TRUST_KEY_INVALID") from exc
+    document = _decode(data, name)
+    if not isinstance(document, dict) or set(document) != {"snapshot", "signature"}:
+        raise SnapshotInvalid(f"{name} is not a signed trust snapshot")
+    body, signature = document["snapshot"], document["signature"]
+    node = body.get("node") if isinstance(body, dict) else None
+    signed_by = node.get("keyId") if isinstance(node, dict) else None
+    trusted = key_id(key)
+    if signed_by != trusted:
+        raise SnapshotInvalid(f"{name} is signed by key {signed_by!s}, not by the trusted key {trusted}", key_id=signed_by, trusted=trusted)
+    try:
+        key.verify(base64.b64decode(signature, validate=True), canonical_bytes(body))
+    except (InvalidSignature, ValueError, TypeError, binascii.Error, RecursionError) as exc:
+        raise SnapshotInvalid(f"{name}: the signature does not verify (the file was changed or damaged)", key_id=trusted) from exc
+    try:
+        return _read_body(body)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SnapshotInvalid(f"{name} is signed but malformed: {exc}") from exc
+
+
+def _decode(data: bytes, name: str) -> Any:
+    try:
+        if data[:2] == b"\x1f\x8b":
+            decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            data = decompressor.decompress(data, MAX_BYTES)
+            if decompressor.unconsumed_tail:
+                raise SnapshotInvalid(f"{name} is larger than {MAX_BYTES} bytes uncompressed")
+        elif len(data) > MAX_BYTES:
+            raise SnapshotInvalid(f"{name} is larger than {MAX_BYTES} bytes")
+        text = data.decode("utf-8")
+        if not _shallow(text, MAX_DEPTH):
+            raise SnapshotInvalid(f"{name} is not a trust snapshot (nested deeper than {MAX_DEPTH}, or unbalanced)")
+        return json.loads(text)
+    except (zlib.error, EOFError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise SnapshotInvalid(f"{name} is not a trust snapshot (not JSON, or damaged gzip)") from exc
+
+
+def _shallow(text: str, limit: int) -> bool:
+    """True if `text`'s brackets (outside strings) balance and nest at most `limit` deep, checked
+    before `json.loads` sees it: ecert processes run with a raised recursion limit (py_ecc), so
+    deep nesting would crash the interpreter instead of raising. A few regex passes, all in C."""
+    text = _STRING.sub("0", text)
+    for _ in range(limit):
+        text, found = _INNERMOST.subn("0", text)
+        if not found:
+            break
+    return _BRACKET.search(text) is None
+
+
+def _read_body(body: dict[str, Any]) -> TrustSnapshot:
+    if body["format"] != FORMAT or body["version"] != VERSION:
+        raise ValueError(f"format {body['format']!r} version {body['version']!r}, expected {FORMAT!r} version {VERSION}")
+    block = body["block"]
+    agencies_by_code: dict[str, AgencyHistory] = {}
+    keys: dict[str, KeyHistory] = {}
+    keys_of: dict[str, list[str]] = {}
+    index_of = {_str(a["code"]): _int(a["index"]) for a in body["agencies"]}
+    for k in body["keys"]:
+        history = _key_from(k, index_of)
+        if history.address.lower() in keys:
+            raise ValueError(f"key {history.address} listed twice")
+        keys[history.address.lower()] = history
+        keys_of.setdefault(history.agency_code, []).append(history.address)
+    for a in body["agencies"]:
+        agency = AgencyHistory(
+            _str(a["code"]), _int(a["index"]), _int(a["region"]), _str(a["name"]), _int(a["registeredAt"]),
+            tuple((_int(t), _bool(s), _str(by)) for t, s, by in a["suspensions"]),
+            tuple((_int(t), _str(c), _bool(g)) for t, c, g in a["grants"]),
+            tuple(keys_of.get(a["code"], ())),
+        )  # fmt: skip
+        agencies_by_code[agency.code] = agency
+    authorities = {_str(a["account"]): (_int(a["region"]), _str(a["name"])) for a in body["authorities"]}
+    trust = TrustView(agencies_by_code, {a.agency_index: a for a in agencies_by_code.values()}, keys, authorities)
+    batches: dict[bytes, BatchRecord] = {}
+    for b in body["batches"]:
+        record = _batch_from(b)
+        if record.root in batches:
+            raise ValueError(f"batch 0x{record.root.hex()} listed twice")
+        batches[record.root] = record
+    created = dt.datetime.fromisoformat(_str(body["createdAt"]))
+    if created.tzinfo is None:
+        raise ValueError("createdAt has no time zone")
+    return TrustSnapshot(
+        chain_id=_int(body["chainId"]), registry=_str(body["registry"]), block_number=_int(block["number"]),
+        block_hash=_bytes(block["hash"]) if block["hash"] is not None else None, block_time=_int(block["time"]),
+        created_at=created, region=_str(body["node"]["region"]), key_id=_str(body["node"]["keyId"]),
+        trust=trust, batches=batches,
+    )  # fmt: skip
+
+
+# ─── records ⇄ JSON ──────────────────────────────────────────────────────────────────────
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
+def _agency_json(a: AgencyHistory) -> dict[str, Any]:
+    return {
+        "code": a.code, "index": a.agency_index, "region": a.region, "name": a.name, "registeredAt": a.registered_at,
+        "suspensions": [[t, s, by] for t, s, by in a.suspensions], "grants": [[t, c, g] for t, c, g in a.grants],
+    }  # fmt: skip
+
+
+def _keys_in_order(trust: TrustView) -> list[KeyHistory]:
+    """Each agency's keys in the order they were added, agencies by index; then keys of unknown agencies."""
+    ordered: list[KeyHistory] = []
+    for agency in sorted(trust.agencies.values(), key=lambda a: a.agency_index):
+        ordered += [trust.keys[address.lower()] for address in agency.keys if address.lower() in trust.keys]
+    listed = {k.address.lower() for k in ordered}
+    return ordered + sorted((k for k in trust.keys.values() if k.address.lower() not in listed), key=lambda k: (k.added_at, k.address))
+
+
+def _key_json(k: KeyHistory) -> dict[str, Any]:
+    now = k.current
+    return {
+        "address": k.address, "agency": k.agency_code, "validFrom": k.valid_from, "addedAt": k.added_at,
+        "retiredAt": now.retired_at, "compromisedSince": now.compromised_since,
+        "changes": [[t, kind, value] for t, kind, value in k.changes],
+    }  # fmt: skip
+
+
+def _key_from(k: Mapping[str, Any], index_of: Mapping[str, int]) -> KeyHistory:
+    changes = tuple((_int(t), _kind(kind), _int(value)) for t, kind, value in k["changes"])
+    history = KeyHistory(
+        _str(k["address"]), _str(k["agency"]), index_of.get(k["agency"], 0), _int(k["validFrom"]), _int(k["addedAt"]), changes
+    )
+    now = history.current
+    if (now.retired_at, now.compromised_since) != (_int(k["retiredAt"]), _int(k["compromisedSince"])):
+        raise ValueError(f"key {history.address}: retiredAt/compromisedSince disagree with its changes")
+    return history
+
+
+def _batch_json(b: BatchRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "root": _hex(b.root), "agency": b.agency_code, "agencyIndex": b.agency_index, "key": b.key, "type": b.type_code,
+        "count": b.count, "anchoredAt": b.anchored_at, "block": b.block_number,
+    }  # fmt: skip
+    for name, bits in (("suspended", b.suspended_bits), ("revoked", b.revoked_bits)):
+        words = {str(word): hex(mask) for word, mask in sorted(bits.items()) if mask}
+        if words:
+            out[name] = words
+    if b.revoked_whole:
+        out["revokedAll"] = True
+    return out
+
+
+def _batch_from(b: Mapping[str, Any]) -> BatchRecord:
+    count = _int(b["count"])
+
+    def bits(name: str) -> dict[int, int]:
+        words = {}
+        for word, mask in b.get(name, {}).items():
+            w, m = int(_str(word)), int(_str(mask), 16)
+            if not (0 <= w <= (count - 1) >> 8 and 0 < m < 1 << 256):
+                raise ValueError(f"batch {b['root']}: {name} word {word} out of range")
+            words[w] = m
+        return words
+
+    return BatchRecord(
+        root=_bytes(b["root"], 32), agency_code=_str(b["agency"]), agency_index=_int(b["agencyIndex"]), key=_str(b["key"]),
+        type_code=_str(b["type"]), count=count, anchored_at=_int(b["anchoredAt"]), block_number=_int(b["block"]),
+        log_index=0, tx_hash=b"", suspended_bits=bits("suspended"), revoked_bits=bits("revoked"),
+        revoked_whole=_bool(b.get("revokedAll", False)),
+    )  # fmt: skip
+
+
+def _int(value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"expected a non-negative integer, got {value!r}")
+    return value
+
+
+def _str(value: Any) -> str:
+    if type(value) is not str:
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if type(value) is not bool:
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    if value not in ("retired", "compromised"):
+        raise ValueError(f"unknown key change {value!r}")
+    return value
+
+
+def _bytes(value: Any, length: int | None = None) -> bytes:
+    text = _str(value)
+    if not text.startswith("0x"):
+        raise ValueError(f"expected 0x-hex, got {value!r}")
+    raw = bytes.fromhex(text[2:])
+    if length is not None and len(raw) != length:
+        raise ValueError(f"expected {length} bytes, got {len(raw)}")
+    return raw
