@@ -6,6 +6,7 @@ Rendering costs ~25 ms per code, so it is done on request, never while issuing i
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import qrcode
@@ -47,7 +48,9 @@ def decode_qr(image: bytes | Path) -> list[str]:
 
     raw = image.read_bytes() if isinstance(image, Path) else image
     try:
-        picture = Image.open(io.BytesIO(raw))
+        with warnings.catch_warnings():  # PIL warns before it raises on huge images: we refuse them anyway
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            picture = Image.open(io.BytesIO(raw))
         if picture.width * picture.height > MAX_PIXELS:
             raise ValueError("image too large")
         picture.load()

@@ -19,7 +19,7 @@ def presentation_from_text(text: str) -> Presentation:
         return Presentation.from_ec1(text)
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise CertificateError("Neither an EC1: code nor a JSON holder package", code="CERT_MALFORMED") from exc
     if not isinstance(data, dict):
         raise CertificateError("A holder package must be a JSON object", code="CERT_MALFORMED")

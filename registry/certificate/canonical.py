@@ -65,7 +65,7 @@ class FieldLeaf:
             raise _malformed("field leaf value must be a string of canonical JSON", path=path)
         try:
             parsed = json.loads(value)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise _malformed("field leaf value is not JSON", path=path) from e
         if isinstance(parsed, (dict, list)) or canonical_json(parsed) != value:
             raise _malformed("field leaf value is not the canonical JSON of a scalar", path=path)
