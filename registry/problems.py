@@ -153,6 +153,10 @@ def install(app: FastAPI) -> None:
         detail = "No such resource: see /docs" if exc.status_code == 404 else str(exc.detail)
         return problem(request, exc.status_code, code, detail)
 
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        return problem(request, 400, "JSON_TOO_DEEP", "The body is nested too deeply to be a certificate or request")
+
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)

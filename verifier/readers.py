@@ -14,7 +14,7 @@ import time
 from registry.certificate.presentation import Presentation
 from registry.chain.client import ChainClient
 from registry.errors import ChainError, ChainUnavailable
-from registry.indexer import History, IndexStale
+from registry.indexer import Freshness, History, IndexStale
 from verifier.chain_reader import RegistryReader
 from verifier.context import ChainFacts
 
@@ -66,6 +66,11 @@ class IndexReader:
         self._max_lag = max_lag
         self.chain_id = chain.chain_id
         self.registry = chain.registry
+
+    def freshness(self) -> Freshness:
+        """The index against the chain head: `ChainUnavailable` if the head cannot be read lately,
+        `IndexStale` if the index lags more than `max_lag` blocks."""
+        return self._history.freshness(self._head.block).require(self._max_lag)
 
     def facts(self, presentation: Presentation, signer: str, at: int | None = None) -> ChainFacts:
         head = self._head.block

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -42,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import rfc8785
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -152,7 +153,7 @@ class ReceiptSigner:
 
 
 def _create_key_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -163,10 +164,8 @@ def _create_key_file(path: Path) -> None:
             handle.write(pem)
             handle.flush()
             os.fsync(handle.fileno())
-        try:
-            os.link(aside, path)  # fails if another worker made the key first: then theirs is used
-        except FileExistsError:
-            pass
+        with contextlib.suppress(FileExistsError):  # another worker made the key first: theirs is used
+            os.link(aside, path)
     finally:
         aside.unlink(missing_ok=True)
 
@@ -181,7 +180,7 @@ def _public_key(key: Ed25519PublicKey | bytes | str) -> Ed25519PublicKey:
         return Ed25519PublicKey.from_public_bytes(key)
     loaded = serialization.load_pem_public_key(key)
     if not isinstance(loaded, Ed25519PublicKey):
-        raise ValueError("not an Ed25519 public key")
+        raise TypeError("not an Ed25519 public key")
     return loaded
 
 
@@ -196,7 +195,7 @@ def verify_receipt(document: Any, public_key: Ed25519PublicKey | bytes | str) ->
         if not isinstance(signature, str) or not _is_receipt(receipt) or receipt["node"]["keyId"] != key_id(key):
             return False
         key.verify(base64.b64decode(signature, validate=True), canonical_bytes(receipt))
-    except (InvalidSignature, ValueError, TypeError, binascii.Error, UnicodeError):
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError, binascii.Error, UnicodeError):
         return False
     return True
 

@@ -80,14 +80,14 @@ class VerificationService:
         receipt = self.receipts.sign(
             make_receipt(
                 report, request_digest=request_digest, chain_id=self.chain_id, block=block,
-                source=source or "none", region=self.region,
+                source=source or "offline", region=self.region,
             )  # fmt: skip
         )
         self._log.record(
             Access(
                 at=report.checked_at, organisation=who.name, organisation_region=who.region, purpose=purpose,
                 digest="0x" + presentation.digest.hex(), identifier=_identifier(presentation),
-                share_id=getattr(share, "id", None), fields=presentation.paths(), verdict=report.verdict.value,
+                share_id=getattr(share, "token_id", None), fields=presentation.paths(), verdict=report.verdict.value,
                 reason=report.reason, channel=channel,
             )  # fmt: skip
         )

@@ -152,5 +152,6 @@ class Shares:
             return [self._state(row) for row in rows]
 
     def presentation_for_node(self, token: str) -> ShareState:
-        """For a trusted node of another region: the share's disclosure without consuming it."""
-        return self.open(token, consume=False)
+        """For a trusted node of another region: the share's disclosure (a single-use share is
+        used up by that node's fetch, exactly as by a visit here)."""
+        return self.open(token)

@@ -22,6 +22,7 @@ from registry.certificate.model import FORMAT_VERSION
 from registry.errors import CertificateError
 
 EC1_PREFIX = "EC1:"
+_EC1_KEYS = frozenset(range(1, 11))
 MAX_EC1_LENGTH = 16_384
 
 
@@ -156,8 +157,13 @@ class Presentation:
         if len(text) > MAX_EC1_LENGTH:
             raise CertificateError("EC1 string too long", code="CERT_MALFORMED")
         try:
-            raw = zlib.decompressobj().decompress(base45.b45decode(text[len(EC1_PREFIX):]), 256 * 1024)
+            inflater = zlib.decompressobj()
+            raw = inflater.decompress(base45.b45decode(text[len(EC1_PREFIX):]), 256 * 1024)
+            if not inflater.eof or inflater.unused_data or inflater.unconsumed_tail:
+                raise ValueError("truncated, padded or oversized zlib stream")  # one certificate, one encoding
             compact = cbor2.loads(raw)
+            if not isinstance(compact, dict) or set(compact) - _EC1_KEYS or len(cbor2.dumps(compact)) != len(raw):
+                raise ValueError("unexpected CBOR content")
             from eth_utils import to_checksum_address
 
             return cls(

@@ -23,6 +23,7 @@ def create_app(runtime: VerifierRuntime) -> FastAPI:
 
     @app.get("/healthz", tags=["node"], summary="Liveness and index freshness")
     def health() -> dict:
+        runtime.history.refresh()  # the in-memory view follows the indexer only when asked: report where it is now
         return {"region": runtime.settings.region, "indexedBlock": runtime.history.indexed_block}
 
     return app

@@ -19,4 +19,4 @@ def receipt_key(rt: Runtime) -> dict[str, Any]:
 
 @router.post("/receipts/verify", summary="Check a receipt's signature against this node's key")
 def check_receipt(document: dict[str, Any], rt: Runtime) -> dict[str, Any]:
-    return {"valid": verify_receipt(document, rt.receipts.public_key)}
+    return {"valid": verify_receipt(document, rt.receipts.public_key())}

@@ -1,4 +1,7 @@
-"""A certificate's status at any time T, from the index history (suspension windows included)."""
+"""A certificate's status at any time T, from the index history (suspension windows included).
+
+Like a verification, it answers only from an index that is fresh against a readable chain head:
+otherwise 503 (could not check), never an old "active"."""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from registry.errors import CertificateError
+from registry.errors import CertificateError, ChainUnavailable
+from registry.indexer import IndexStale
 from verifier.api.deps import CallerDep, Runtime
 
 router = APIRouter(prefix="/v1", tags=["status"])
@@ -21,6 +25,10 @@ def status_at(
     index: int = Query(..., ge=0),
     at: dt.datetime | None = Query(None, description="ISO time; default now"),
 ) -> dict[str, Any]:
+    try:
+        rt.reader.freshness()
+    except IndexStale as exc:
+        raise ChainUnavailable(exc.message, code="INDEX_STALE") from exc
     moment = at or dt.datetime.now(dt.UTC)
     moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
     found = rt.history.certificate_status_at(bytes.fromhex(root[2:]), index, int(moment.timestamp()))

@@ -16,8 +16,9 @@ from registry.errors import CertificateError
 from registry.qr import decode_qr
 from verifier.api.deps import CallerDep, Runtime
 from verifier.inputs import presentation_from_text
+from verifier.receipts import digest_request
 from verifier.remote import fetch_shared_presentation
-from verifier.service import Who, digest_of
+from verifier.service import Who
 
 router = APIRouter(prefix="/v1/verifications", tags=["verifications"])
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
@@ -51,7 +52,7 @@ def verify(body: VerificationRequest, request: Request, rt: Runtime, who: Caller
     at = body.at if body.at is None or body.at.tzinfo else body.at.replace(tzinfo=dt.UTC)
     result = rt.service.verify(
         presentation, who=Who(who.name, who.region), purpose=body.purpose, channel="api",
-        request_digest=digest_of(body.model_dump_json()), at=at,
+        request_digest=digest_request(presentation), at=at,
     )  # fmt: skip
     return _answer(result)
 
@@ -72,6 +73,6 @@ def verify_image(
     else:
         presentation = presentation_from_text(payload)
     result = rt.service.verify(
-        presentation, who=Who(who.name, who.region), purpose=purpose, channel="qr", request_digest=digest_of(raw, purpose)
+        presentation, who=Who(who.name, who.region), purpose=purpose, channel="qr", request_digest=digest_request(presentation)
     )
     return _answer(result)
