@@ -105,13 +105,8 @@ def status_set(
 
 
 def demo() -> None:
-    """Start a local chain with a registry, authorities, agencies and sample certificates."""
+    """Start everything with demo data: chain, registry, issuer API, verifier node, holder wallet."""
     from issuer.demo import run_demo
     from registry.workspace import Workspace
 
-    out = run_demo(Workspace())
-    first = sorted(out.glob("*.json"))[0]
-    console.print(f"\n[bold]ecert demo is up.[/bold] Sample holder packages and QR codes: {out}")
-    console.print(f"  verify one:      ecert verify '{first}'")
-    console.print(f"  suspend it:      ecert status set {first.stem} --status suspended --reason 2")
-    console.print("  stop the chain:  ecert chain down")
+    run_demo(Workspace())

@@ -1,0 +1,58 @@
+"""`ecert demo`, the README's first command, as a new user runs it: everything comes up, the
+printed sign-ins and keys work, and Ctrl-C (SIGTERM) stops the services."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from registry.chain.runner import free_port
+
+pytestmark = pytest.mark.chain
+
+
+def test_demo_starts_everything_with_working_demo_data(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("chain", "issuer", "verifier", "wallet")}
+    env = {
+        **os.environ, "ECERT_HOME": str(tmp_path / ".ecert"), "ECERT_CHAIN_PORT": str(ports["chain"]),
+        "ECERT_RPC_URL": f"http://127.0.0.1:{ports['chain']}", "ECERT_KEYSTORE_SCRYPT_N": "1024", "COLUMNS": "250",
+        **{f"ECERT_DEMO_{name.upper()}_PORT": str(ports[name]) for name in ("issuer", "verifier", "wallet")},
+    }  # fmt: skip
+    env.pop("ECERT_KEYSTORE_PASSWORD", None)  # the demo makes its own
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:
+        demo = subprocess.Popen([sys.executable, "-m", "registry", "demo"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 240
+        while "Ctrl-C stops the services" not in log.read_text() and time.monotonic() < deadline:
+            assert demo.poll() is None, log.read_text()
+            time.sleep(0.5)
+        text = log.read_text()
+        assert "ecert demo is up" in text, text
+        bank_key = re.search(r"(vk_[\w-]+)", text).group(1)
+        assert re.search(r"李四\s+身份证号 11010519491231002X\s+密码 demo-", text)
+        assert re.search(r"claim code\s+\S*([A-Z2-9]{4}-){2}[A-Z2-9]{4}", text)
+
+        assert httpx.get(f"http://127.0.0.1:{ports['wallet']}/", timeout=10).status_code == 200
+        package = json.loads(sorted((tmp_path / ".ecert" / "demo" / "certificates").glob("*.json"))[0].read_text())
+        answer = httpx.post(
+            f"http://127.0.0.1:{ports['verifier']}/v1/verifications",
+            json={"package": package, "purpose": "demo check"}, headers={"Authorization": f"Bearer {bank_key}"}, timeout=20,
+        )  # fmt: skip
+        assert (answer.status_code, answer.json()["verdict"]) == (200, "VALID")
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        assert demo.wait(timeout=60) == 0, log.read_text()[-2000:]
+        subprocess.run([sys.executable, "-m", "registry", "chain", "down"], env=env, capture_output=True, timeout=60)
+    for port in (ports["issuer"], ports["verifier"], ports["wallet"]):
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
