@@ -189,13 +189,14 @@ def _finish(node: object, lists: set[int]) -> object:
 
 def make_leaves(fields: Mapping[str, object], salt_source: Callable[[int], bytes] = os.urandom) -> list[FieldLeaf]:
     """Salt and canonicalise every scalar field; `salt_source` is a seam for seeded tests."""
-    leaves = []
-    for path, value in flatten(fields):
-        salt = salt_source(SALT_BYTES)
-        if len(salt) != SALT_BYTES:
-            raise ValueError("salt_source must return 16 bytes")
-        leaves.append(FieldLeaf(salt, path, canonical_json(value)))
-    return leaves
+    pairs = flatten(fields)
+    salts = salt_source(SALT_BYTES * len(pairs))  # one call, not one per field: issuing is hot
+    if len(salts) != SALT_BYTES * len(pairs):
+        raise ValueError("salt_source must return the number of bytes asked for")
+    return [
+        FieldLeaf(salts[i * SALT_BYTES : (i + 1) * SALT_BYTES], path, canonical_json(value))
+        for i, (path, value) in enumerate(pairs)
+    ]
 
 
 def leaf_value(leaf: FieldLeaf) -> object:

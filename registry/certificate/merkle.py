@@ -237,8 +237,21 @@ def verify_multiproof(
 
 
 def field_digest(leaves: Sequence[FieldLeaf]) -> bytes:
-    """The certificate digest: the root over its field leaves."""
-    return MerkleTree([leaf.hash() for leaf in leaves]).root
+    """The certificate digest: the root over its field leaves (no proofs kept: issuing is hot)."""
+    return merkle_root([leaf.hash() for leaf in leaves])
+
+
+def merkle_root(leaf_hashes: Sequence[bytes]) -> bytes:
+    """The root `MerkleTree(leaf_hashes).root` would have, built without its bookkeeping."""
+    n = len(leaf_hashes)
+    if n == 0:
+        raise ValueError("Expected non-zero number of leaves")
+    tree: list[bytes] = [b""] * (n - 1) + sorted(leaf_hashes, reverse=True)
+    k = keccak
+    for i in range(n - 2, -1, -1):
+        a, b = tree[2 * i + 1], tree[2 * i + 2]
+        tree[i] = k(a + b) if a <= b else k(b + a)
+    return tree[0]
 
 
 def batch_tree(digests: Sequence[bytes]) -> MerkleTree:

@@ -275,3 +275,10 @@ def test_pycryptodome_fallback_gives_the_same_trees() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert done.stdout.strip() == "de56dd25f31db48169723cc2a019316a2497e972b9c17bf6cd120e584bce7e66"
+
+
+@given(st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=70))
+def test_merkle_root_is_the_trees_root(leaf_hashes: list[bytes]) -> None:
+    from registry.certificate.merkle import merkle_root
+
+    assert merkle_root(leaf_hashes) == MerkleTree(leaf_hashes).root
