@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -36,6 +36,21 @@ def migrate(engine: Engine, migrations: Path) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def run_migrations(metadata: MetaData) -> None:
+    """The body of every room's alembic `env.py`: migrate on the connection `migrate` hands over."""
+    from alembic import context
+
+    config = context.config
+    context.configure(
+        connection=config.attributes["connection"],
+        target_metadata=metadata,
+        render_as_batch=True,
+        version_table=config.get_main_option("version_table") or "alembic_version",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
 
 
 def sessions(engine: Engine) -> sessionmaker[Session]:

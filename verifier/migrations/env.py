@@ -1,15 +1,6 @@
-"""Alembic environment: migrations run on the connection `verifier.db.migrate` hands over."""
+"""Alembic environment of the verifier's database (see `registry.database.run_migrations`)."""
 
-from alembic import context
-
+from registry.database import run_migrations
 from verifier.models import Base
 
-config = context.config
-context.configure(
-    connection=config.attributes["connection"],
-    target_metadata=Base.metadata,
-    render_as_batch=True,
-    version_table=config.get_main_option("version_table") or "alembic_version",
-)
-with context.begin_transaction():
-    context.run_migrations()
+run_migrations(Base.metadata)
