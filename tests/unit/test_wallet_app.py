@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import threading
-import time
 
 import httpx
 import pytest
@@ -389,7 +387,7 @@ def test_language_and_elder_mode_are_remembered_per_holder(wallet: Wallet, alice
     assert '<html lang="zh-CN">' in client.get("/certificates").text
     client.post("/settings", data={"csrf_token": csrf(client, "/settings"), "lang": "en", "elder": "1"})
     page = client.get("/certificates")
-    assert '<html lang="en">' in page.text and 'class="elder' in page.text and "My certificates" in page.text
+    assert '<html lang="en" class="elder">' in page.text and '<body class="elder' in page.text and "My certificates" in page.text
     with wallet.client() as anonymous:
         assert '<html lang="en">' in anonymous.get("/login?lang=en").text
         assert '<html lang="en">' in anonymous.get("/login").text  # remembered in a cookie before signing in
@@ -399,7 +397,7 @@ def test_security_headers(alice: tuple[httpx.Client, str]) -> None:
     client, _ = alice
     headers = client.get("/certificates").headers
     assert "script-src 'self'" in headers["content-security-policy"] and "frame-ancestors 'none'" in headers["content-security-policy"]
-    assert (headers["x-frame-options"], headers["referrer-policy"], headers["cache-control"]) == ("DENY", "no-referrer", "no-store")
+    assert (headers["x-frame-options"], headers["referrer-policy"], headers["cache-control"]) == ("DENY", "same-origin", "no-store")
     assert client.get("/api/v1/certificates/nope").headers["content-type"].startswith("application/problem+json")
 
 
@@ -422,3 +420,18 @@ def test_demo_holders_get_their_certificates(wallet: Wallet, tmp_path: Path) -> 
         token = csrf(client, "/login")
         assert client.post("/login", data={"csrf_token": token, "id_number": ALICE, "password": again.password}).status_code == 303
         assert client.get("/certificates").text.count('data-certificate="') == 2
+
+
+def test_a_claim_code_can_be_scanned_from_a_photo(wallet: Wallet) -> None:
+    from registry.qr import qr_png
+
+    [package] = packages(("王小丽", ALICE))
+    wallet.issuer.add("WXYZ-2345-6789", package)
+    with wallet.client() as client:
+        register(client, "王小丽", ALICE)
+        token = csrf(client, "/claim")
+        done = client.post("/claim", data={"csrf_token": token, "code": ""}, files={"photo": ("qr.png", qr_png("WXYZ-2345-6789"), "image/png")})
+        assert done.status_code == 303 and done.headers["location"].endswith("?claimed=1")
+        token = csrf(client, "/claim")
+        blank = client.post("/claim", data={"csrf_token": token}, files={"photo": ("x.png", b"not an image", "image/png")})
+        assert blank.status_code == 400 and 'data-code="QR_UNREADABLE"' in blank.text

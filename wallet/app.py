@@ -1,0 +1,113 @@
+"""The holder wallet: server-rendered pages (Jinja2, Chinese by default, English, elder mode)
+and a small JSON API, on FastAPI. No front-end build: one stylesheet, one tiny script."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from registry.errors import EcertError
+from registry.problems import RateLimited, from_validation, problem
+from wallet.holders import LANGS
+from wallet.i18n import problem_text
+from wallet.routes import access, accounts, api, certificates, preferences, shares
+from wallet.runtime import WalletRuntime
+from wallet.web import PRE_COOKIE, PREFS_COOKIE, SESSION_COOKIE, LoginRequired, anonymous_prefs, http_status, page, redirect
+
+log = logging.getLogger(__name__)
+
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'; object-src 'none'")  # fmt: skip
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    # No referrer to other sites (share links must not leak); same-origin keeps the Origin header on posts.
+    "Referrer-Policy": "same-origin",
+    "Permissions-Policy": "camera=(self), geolocation=(), microphone=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def create_app(runtime: WalletRuntime) -> FastAPI:
+    app = FastAPI(title="ecert wallet", version="1", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.runtime = runtime
+    app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
+    for module in (accounts, certificates, shares, access, preferences, api):
+        app.include_router(module.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next) -> Response:
+        pre = request.cookies.get(PRE_COOKIE)
+        fresh_pre = None if pre and 20 <= len(pre) <= 64 else secrets.token_urlsafe(24)
+        request.state.pre = pre if fresh_pre is None else fresh_pre
+        response = await call_next(request)
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")  # pages carry personal data
+        secure = runtime.settings.cookie_secure
+        secure = request.url.scheme == "https" if secure is None else secure
+        if fresh_pre:
+            response.set_cookie(PRE_COOKIE, fresh_pre, path="/", secure=secure, httponly=True, samesite="strict")
+        asked = request.query_params.get("lang")
+        if asked in LANGS and SESSION_COOKIE not in request.cookies:  # ?lang= is remembered before signing in
+            _, elder = anonymous_prefs(request)
+            response.set_cookie(PREFS_COOKIE, f"{asked}.{int(elder)}", max_age=365 * 86400, path="/", secure=secure,
+                                httponly=True, samesite="lax")  # fmt: skip
+        return response
+
+    def error_page(request: Request, status: int, code: str, message: str = "", headers: dict[str, str] | None = None) -> Response:
+        if _is_api(request):
+            response = problem(request, status, code, message or code)
+            response.headers.update(headers or {})
+            return response
+        try:
+            p = page(request)
+        except Exception:  # noqa: BLE001 - the database itself may be what failed
+            return Response("Service unavailable / 服务暂不可用", status_code=503, media_type="text/plain; charset=utf-8")
+        return p.render("error.html", status_code=status, headers=headers, code=code, text=problem_text(p.lang, code, message))
+
+    @app.exception_handler(EcertError)
+    async def ecert_error(request: Request, exc: EcertError) -> Response:
+        if isinstance(exc, LoginRequired):
+            if _is_api(request):
+                return problem(request, 401, "AUTH_REQUIRED", "Sign in first")
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return redirect(f"/login?next={target}" if request.method == "GET" else "/login")
+        headers = {"Retry-After": str(exc.details.get("retryAfter", 60))} if isinstance(exc, RateLimited) else None
+        return error_page(request, http_status(exc), exc.code, exc.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        error = from_validation(exc)
+        if _is_api(request):
+            return problem(request, 422, error.code, error.message, field=error.details.get("field"))
+        return error_page(request, 422, error.code, error.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+        return error_page(request, exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_page(request, 500, "INTERNAL")
+
+    return app

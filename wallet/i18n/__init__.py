@@ -1,0 +1,45 @@
+"""The wallet's words in Chinese (default) and English: `zh.json` and `en.json` hold the same
+keys (a unit test keeps them in step). `translator(lang)` returns `t(key, **values)`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+LANGS = ("zh", "en")
+_HERE = Path(__file__).parent
+
+
+@cache
+def messages(lang: str) -> dict[str, str]:
+    return json.loads((_HERE / f"{lang if lang in LANGS else 'zh'}.json").read_text(encoding="utf-8"))
+
+
+@cache
+def translator(lang: str) -> Callable[..., str]:
+    table, fallback = messages(lang), messages("zh")
+
+    def t(key: str, **values: object) -> str:
+        text = table.get(key) or fallback.get(key) or key
+        return text.format(**values) if values else text
+
+    return t
+
+
+def field_label(lang: str, path: str) -> str:
+    """`ext.scope[1]` → 经营范围 / Business scope; unknown paths are shown as they are."""
+    base = path.split("[", 1)[0]
+    return messages(lang).get(f"field.{base}") or base
+
+
+def problem_text(lang: str, code: str | None, fallback: str = "") -> str:
+    """What to tell a holder about an error code; the raw message only if there is no text for it."""
+    table = messages(lang)
+    return table.get(f"error.{code}") or fallback or table["error.GENERIC"]
+
+
+def reason_text(lang: str, code: str | None) -> str:
+    """Why a verification failed, in words (`CERT_SUSPENDED` → 证照已暂扣); the code if unknown."""
+    return messages(lang).get(f"reason.{code}") or (code or "")

@@ -1,0 +1,108 @@
+"""The wallet's two neighbours, over HTTP: the issuer (claim codes) and the verifier node of the
+holders' region (status, shares, dynamic codes, the access log).
+
+Errors are translated at this boundary:
+
+    EcertError
+    ├── ServiceUnavailable   ISSUER_UNAVAILABLE / VERIFIER_UNAVAILABLE   down, slow or not set up
+    └── ServiceRefused       the neighbour's own problem code (CLAIM_INVALID, SHARE_NOT_FOUND…)
+
+so a page can always say what happened; nothing here ends in a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from registry.errors import EcertError
+
+HOLDER_VIEW_PURPOSE = "持证人查看 / holder view"
+
+
+class ServiceUnavailable(EcertError):
+    code = "SERVICE_UNAVAILABLE"
+
+
+class ServiceRefused(EcertError):
+    code = "SERVICE_REFUSED"
+
+    def __init__(self, message: str, *, code: str, status: int) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+
+
+class _Client:
+    unavailable_code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self, base_url: str, *, timeout_s: float, headers: dict[str, str] | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:  # fmt: skip
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s, headers=headers or {}, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _send(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201), **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"{self._http.base_url} cannot be reached ({exc.__class__.__name__})",
+                                     code=self.unavailable_code) from exc  # fmt: skip
+        if response.status_code in ok:
+            return response
+        if response.status_code >= 500 or response.status_code in (401, 403, 429):
+            # Our own credentials or the neighbour's health: nothing the holder can fix.
+            raise ServiceUnavailable(f"{self._http.base_url} answered {response.status_code}", code=self.unavailable_code)
+        try:
+            problem = response.json()
+            code, detail = str(problem.get("code") or "REQUEST_REFUSED"), str(problem.get("detail") or "")
+        except ValueError:
+            code, detail = "REQUEST_REFUSED", response.text[:200]
+        raise ServiceRefused(detail or code, code=code, status=response.status_code)
+
+
+class IssuerClient(_Client):
+    unavailable_code = "ISSUER_UNAVAILABLE"
+
+    def redeem_claim(self, code: str) -> dict[str, Any]:
+        """The holder package for a one-time claim code (the code is used up by this call)."""
+        return self._send("POST", f"/v1/claims/{code}").json()
+
+
+class VerifierClient(_Client):
+    unavailable_code = "VERIFIER_UNAVAILABLE"
+
+    def __init__(self, base_url: str, api_key: str | None, **kwargs: Any) -> None:
+        super().__init__(base_url, headers={"Authorization": f"Bearer {api_key}"} if api_key else {}, **kwargs)
+        self.configured = bool(api_key)
+
+    def _wallet(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        if not self.configured:
+            raise ServiceUnavailable("No verifier API key: set ECERT_WALLET_VERIFIER_KEY", code="VERIFIER_NOT_CONFIGURED")
+        return self._send(method, path, **kwargs)
+
+    def verify(self, presentation: dict[str, Any], purpose: str = HOLDER_VIEW_PURPOSE) -> dict[str, Any]:
+        """The report (verdict, reason, checks); a 503 "could not verify" is a report too (verdict ERROR)."""
+        return self._wallet("POST", "/v1/verifications", json={"package": presentation, "purpose": purpose}, ok=(200, 503)).json()
+
+    def create_share(self, holder_ref: str, presentation: dict[str, Any], *, purpose: str, minutes: int,
+                     single_use: bool, dynamic: bool) -> dict[str, Any]:  # fmt: skip
+        body = {"holderRef": holder_ref, "presentation": presentation, "purpose": purpose, "expiresInMinutes": minutes,
+                "singleUse": single_use, "dynamic": dynamic}  # fmt: skip
+        return self._wallet("POST", "/v1/shares", json=body).json()
+
+    def list_shares(self, holder_ref: str) -> list[dict[str, Any]]:
+        return self._wallet("GET", "/v1/shares", params={"holderRef": holder_ref}).json()
+
+    def withdraw_share(self, holder_ref: str, share_id: str) -> dict[str, Any]:
+        return self._wallet("DELETE", f"/v1/shares/{share_id}", params={"holderRef": holder_ref}).json()
+
+    def dynamic_code(self, holder_ref: str, share_id: str) -> dict[str, Any]:
+        return self._wallet("GET", f"/v1/shares/{share_id}/dynamic-code", params={"holderRef": holder_ref}).json()
+
+    def access_log(self, digests: list[str], share_ids: list[str]) -> list[dict[str, Any]]:
+        if not digests and not share_ids:
+            return []
+        params = [("digest", d) for d in digests] + [("shareId", s) for s in share_ids]
+        return self._wallet("GET", "/v1/access-log", params=params).json()

@@ -1,0 +1,178 @@
+"""What every page needs: the signed-in holder (from the session cookie), language and elder
+mode, the CSRF token, and rendering. Routes depend on `PageDep` / `HolderDep` and, for posts,
+`FormDep` (the form, after its CSRF token was checked)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.datastructures import FormData
+
+from registry.errors import EcertError
+from registry.problems import status_for
+from wallet.holders import LANGS, HolderView
+from wallet.i18n import field_label, reason_text, translator
+from wallet.runtime import WalletRuntime
+from wallet.services import ServiceRefused, ServiceUnavailable
+from wallet.sessions import SignedIn
+
+SESSION_COOKIE = "wallet_session"
+PRE_COOKIE = "wallet_pre"  # binds the CSRF token of the sign-in and registration forms
+PREFS_COOKIE = "wallet_prefs"  # language and elder mode before signing in: "zh.0", "en.1"
+CHINA = ZoneInfo("Asia/Shanghai")
+
+templates = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")), autoescape=select_autoescape(["html"]))
+
+
+class LoginRequired(EcertError):
+    code = "LOGIN_REQUIRED"
+
+
+class CsrfRejected(EcertError):
+    code = "CSRF_INVALID"
+
+
+def http_status(exc: EcertError) -> int:
+    """A neighbour that is down is 503; a refusal keeps the neighbour's status; the rest by code/class."""
+    if isinstance(exc, ServiceUnavailable):
+        return 503
+    if isinstance(exc, ServiceRefused):
+        return exc.status if 400 <= exc.status < 500 else 502
+    if isinstance(exc, CsrfRejected):
+        return 403
+    if isinstance(exc, LoginRequired) or exc.code == "LOGIN_FAILED":
+        return 401
+    return status_for(exc)
+
+
+def runtime(request: Request) -> WalletRuntime:
+    return request.app.state.runtime
+
+
+def anonymous_prefs(request: Request) -> tuple[str, bool]:
+    raw = request.cookies.get(PREFS_COOKIE, "")
+    lang, _, elder = raw.partition(".")
+    return (lang if lang in LANGS else "zh"), elder == "1"
+
+
+@dataclass
+class Page:
+    request: Request
+    rt: WalletRuntime
+    holder: HolderView | None
+    signed_in: SignedIn | None
+    lang: str
+    elder: bool
+
+    @property
+    def t(self):
+        return translator(self.lang)
+
+    @property
+    def csrf_binding(self) -> str | None:
+        if self.signed_in:
+            return f"session:{self.signed_in.token_hash}"
+        pre = getattr(self.request.state, "pre", None)
+        return f"pre:{pre}" if pre else None
+
+    @property
+    def csrf_token(self) -> str:
+        return self.rt.csrf.token(self.csrf_binding or "")
+
+    @property
+    def client_ip(self) -> str:
+        return self.request.client.host if self.request.client else "unknown"
+
+    def render(self, name: str, status_code: int = 200, headers: dict[str, str] | None = None, **values: Any) -> HTMLResponse:
+        html = templates.get_template(name).render(
+            page=self, t=self.t, lang=self.lang, field_label=field_label, when=when,
+            reason=lambda code: reason_text(self.lang, code), **values,
+        )  # fmt: skip
+        return HTMLResponse(html, status_code=status_code, headers=headers)
+
+
+def page(request: Request) -> Page:
+    rt = runtime(request)
+    signed_in = rt.logins.resolve(request.cookies.get(SESSION_COOKIE))
+    holder = None
+    if signed_in:
+        try:
+            holder = rt.holders.get(signed_in.holder_id)
+        except EcertError:
+            signed_in = None
+    lang, elder = (holder.lang, holder.elder) if holder else anonymous_prefs(request)
+    asked = request.query_params.get("lang")
+    return Page(request, rt, holder, signed_in, asked if asked in LANGS else lang, elder)
+
+
+PageDep = Annotated[Page, Depends(page)]
+
+
+def signed_in_page(p: PageDep) -> Page:
+    if p.holder is None:
+        raise LoginRequired("Sign in first")
+    return p
+
+
+HolderDep = Annotated[Page, Depends(signed_in_page)]
+
+
+def same_origin(request: Request) -> bool:
+    """Browsers send Origin on posts: it must be this site (defence in depth besides the token).
+    Behind a proxy that rewrites Host, set ECERT_WALLET_PUBLIC_URL to the site's own origin."""
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return origin is None
+    public = request.app.state.runtime.settings.public_url
+    if public:
+        return origin.rstrip("/") == public.rstrip("/")
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+async def checked_form(request: Request, p: PageDep) -> FormData:
+    form = await request.form(max_files=1, max_fields=100)
+    token = form.get("csrf_token")
+    if not same_origin(request) or not p.rt.csrf.check(p.csrf_binding, token if isinstance(token, str) else None):
+        raise CsrfRejected("This form is out of date or did not come from this site: go back, reload the page and try again")
+    return form
+
+
+FormDep = Annotated[FormData, Depends(checked_form)]
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path on this site (no scheme, no host, no `//`)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def set_session_cookie(request: Request, response: Response, token: str | None) -> None:
+    secure = request.app.state.runtime.settings.cookie_secure
+    secure = request.url.scheme == "https" if secure is None else secure
+    if token is None:
+        response.delete_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
+    else:
+        response.set_cookie(SESSION_COOKIE, token, path="/", secure=secure, httponly=True, samesite="lax")
+
+
+def when(moment: dt.datetime | str | None, seconds: bool = False) -> str:
+    """A moment in Beijing time, as holders read it."""
+    if moment is None:
+        return ""
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment)
+    local = (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(CHINA)
+    return local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
