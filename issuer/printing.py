@@ -151,8 +151,8 @@ def licence_face(presentation: Presentation, lang: str = "zh") -> LicenceFace:
         rows.append(_row(f"ext.{key}", ext[key], lang))
 
     start, end = _date(fields.get("validFrom"), lang), _date(fields.get("validUntil"), lang)
-    if end is None:  # absent means 长期, unless the holder merely did not disclose it
-        end = _text("hidden", lang) if partial else _text("permanent", lang)
+    if end is None:  # null means 长期; absent from a disclosure means the holder hid it
+        end = _text("hidden", lang) if partial and "validUntil" not in fields else _text("permanent", lang)
     validity = f"{start} {_text('until', lang)} {end}" if start else end
     rows.append(_row("validity", validity, lang))
 

@@ -45,6 +45,10 @@ def serve_verifier(
     from verifier.serve import serve
     from verifier.settings import VerifierSettings
 
+    import os
+
+    if "ECERT_VERIFIER_PUBLIC_URL" not in os.environ:  # share links point at this node unless told otherwise
+        os.environ["ECERT_VERIFIER_PUBLIC_URL"] = f"http://{host}:{port}"
     settings = VerifierSettings(**({"region": region} if region else {}))
     console.print(f"verifier node {settings.region} on http://{host}:{port} (docs: /docs)")
     serve(settings, host, port, workers)

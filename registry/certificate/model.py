@@ -120,10 +120,10 @@ def build_fields(
         },
         "validFrom": _date(data.pop("validFrom", issued), "validFrom"),
     }
-    if "validUntil" in data:
-        fields["validUntil"] = _date(data.pop("validUntil"), "validUntil")
-        if fields["validUntil"] < fields["validFrom"]:
-            raise CertificateError("validUntil is before validFrom", code="FIELD_INVALID", field="validUntil")
+    # Always a leaf, null for 长期: a holder who hides it cannot pass a dated certificate off as permanent.
+    fields["validUntil"] = _date(data.pop("validUntil"), "validUntil") if "validUntil" in data else None
+    if fields["validUntil"] is not None and fields["validUntil"] < fields["validFrom"]:
+        raise CertificateError("validUntil is before validFrom", code="FIELD_INVALID", field="validUntil")
     if previous_identifier:
         fields["previousIdentifier"] = previous_identifier
     ext = data.pop("ext", {})
@@ -149,7 +149,7 @@ def _guess_code_type(code: str) -> str:
 
 
 def validity_window(fields: Mapping[str, Any]) -> tuple[dt.date | None, dt.date | None]:
-    """(validFrom, validUntil) as dates; None where absent (validUntil absent = 长期)."""
+    """(validFrom, validUntil) as dates; validUntil None (null) means 长期."""
     def parse(key: str) -> dt.date | None:
         value = fields.get(key)
         return dt.date.fromisoformat(value) if isinstance(value, str) else None

@@ -149,3 +149,25 @@ def test_chain_down_is_error_never_valid(registry: CertificateRegistry, roles: R
     assert report.verdict is Outcome.ERROR
     assert {c.kind for c in report.checks if c.outcome is Outcome.ERROR} >= {"anchor", "authority", "status"}
     assert all(c.code == "CHAIN_UNAVAILABLE" for c in report.checks if c.outcome is Outcome.ERROR)
+
+
+def test_hiding_valid_until_cannot_pass_a_dated_certificate_as_permanent(registry: CertificateRegistry, roles: Roles) -> None:
+    batch = issue(registry, roles.agency, 1)
+    full = batch.presentations[0]
+    shown = full.disclose(["holder.name", "validFrom", "validUntil"])
+    assert verdict(registry, shown) == (Outcome.VALID, None)
+    hidden = full.disclose(["holder.name", "validFrom"])
+    assert verdict(registry, hidden) == (Outcome.INVALID, "VALIDITY_NOT_DISCLOSED")
+
+
+def test_a_permanent_certificate_carries_a_null_valid_until(registry: CertificateRegistry, roles: Roles) -> None:
+    permanent = build_batch(
+        [{"holder": {"name": "长期商户", "code": "91330106MA2H3XY60L"}}], type_code=TYPE_BUSINESS_LICENCE, type_name="营业执照",
+        issuer=ZJ_ISSUER, signing_key=bytes(roles.agency.key), chain_id=registry.client.chain_id, registry=registry.address,
+    )  # fmt: skip
+    registry.anchor(roles.agency, permanent.root, 1, TYPE_BUSINESS_LICENCE)
+    presentation = permanent.presentations[0]
+    assert presentation.values()["validUntil"] is None
+    report = verify_presentation(presentation.disclose(["validFrom", "validUntil"]), RegistryReader(registry))
+    validity = next(c for c in report.checks if c.kind == "validity")
+    assert (report.verdict, validity.code) == (Outcome.VALID, "IN_PERIOD") and "长期" in validity.message

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import sys
+
 from fastapi import FastAPI
 
 from registry.problems import install as install_problems
 from verifier.api import pages, receipts, shares, status, verifications
 from verifier.runtime import VerifierRuntime
 
+# py_ecc (imported by eth_account) raises the recursion limit to 100,000, deeper than the C stack
+# can go: one request body of 200,000 '[' then crashed the node (SIGSEGV in json.loads) before its
+# API key was even read. With this limit deep JSON raises RecursionError, answered 400.
+MAX_RECURSION = 5_000
+
 
 def create_app(runtime: VerifierRuntime) -> FastAPI:
+    if sys.getrecursionlimit() > MAX_RECURSION:
+        sys.setrecursionlimit(MAX_RECURSION)
     app = FastAPI(
         title=f"ecert verifier — region {runtime.settings.region}",
         description="Verify electronic certificates (电子证照): package, EC1 QR payload, QR photo or share link. "

@@ -7,7 +7,7 @@ from registry.errors import IdentifierError
 from verifier.checks.base import CheckResult, invalid, valid
 from verifier.context import VerificationContext
 
-REQUIRED_FULL = ("identifier", "typeCode", "issuer.code", "holder.name", "validFrom")
+REQUIRED_FULL = ("identifier", "typeCode", "issuer.code", "holder.name", "validFrom", "validUntil")
 
 
 class FormatCheck:

@@ -1,4 +1,5 @@
-"""validity: today is inside the certificate's validity period (no validUntil = 长期)."""
+"""validity: today is inside the certificate's validity period (validUntil null = 长期). Both
+dates must be disclosed: a hidden validUntil could otherwise pass a dated certificate as 长期."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ class ValidityCheck:
         return True
 
     def run(self, ctx: VerificationContext) -> CheckResult:
-        if "validFrom" not in ctx.values:
-            return invalid(self.kind, "VALIDITY_NOT_DISCLOSED", "validFrom is hidden: a share must disclose the validity period")
+        if "validFrom" not in ctx.values or "validUntil" not in ctx.values:
+            return invalid(
+                self.kind, "VALIDITY_NOT_DISCLOSED", "validFrom and validUntil must be disclosed to check the validity period"
+            )
         try:
             valid_from, valid_until = validity_window(ctx.values)
         except (TypeError, ValueError):
