@@ -129,6 +129,10 @@ def flatten(fields: Mapping[str, object]) -> list[tuple[str, object]]:
 
 @lru_cache(maxsize=4096)  # paths repeat across certificates: verify each once
 def _checked_path(path: str) -> tuple[str | int, ...]:
+    try:
+        path.encode("utf-8")  # a lone surrogate has no UTF-8 form: no tool could hash it
+    except UnicodeEncodeError as e:
+        raise _malformed("field leaf path is not valid Unicode") from e
     return tuple(_parse_path(path))
 
 
