@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Protocol
 
 from registry.certificate.presentation import Presentation
@@ -34,6 +33,30 @@ class ChainReader(Protocol):
     def facts(self, presentation: Presentation, signer: str, at: int | None = None) -> ChainFacts: ...
 
 
+class _lazy:  # noqa: N801 - used as a decorator, like functools.cached_property
+    """A per-instance lazy attribute. Not functools.cached_property: on Python 3.11 that takes one
+    lock shared by every instance, which serialises concurrent verifications."""
+
+    def __init__(self, compute: Callable[[Any], Any]) -> None:
+        self._compute = compute
+        self._name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        failed = instance.__dict__.setdefault("_failed", {})
+        if self._name in failed:  # a fact that could not be had is not asked for again
+            raise failed[self._name]
+        try:
+            value = self._compute(instance)
+        except Exception as exc:
+            failed[self._name] = exc
+            raise
+        instance.__dict__[self._name] = value  # later reads skip the descriptor
+        return value
+
+
 @dataclass
 class VerificationContext:
     presentation: Presentation
@@ -42,22 +65,22 @@ class VerificationContext:
     at: dt.datetime | None = None  # verify as of this moment (status and validity then)
     share: Any = None  # the share terms when the presentation came through a share link
 
-    @cached_property
+    @_lazy
     def now(self) -> dt.datetime:
         return self.at or self.clock()
 
-    @cached_property
+    @_lazy
     def computed_digest(self) -> bytes:
         """What the disclosed leaves hash to; raises `CertificateError` if the multiproof is broken."""
         return self.presentation.computed_digest()
 
-    @cached_property
+    @_lazy
     def signer(self) -> str:
         """Who sealed the claimed digest; raises `TamperedError` if the seal is unrecoverable."""
         p = self.presentation
         return recover_sealer(p.chain_id, p.registry, p.digest, p.seal)
 
-    @cached_property
+    @_lazy
     def chain(self) -> ChainFacts:
         from registry.errors import ChainUnavailable
 
@@ -66,7 +89,7 @@ class VerificationContext:
         at = int(self.at.timestamp()) if self.at else None
         return self.reader.facts(self.presentation, self.signer, at) if at is not None else self.reader.facts(self.presentation, self.signer)
 
-    @cached_property
+    @_lazy
     def values(self) -> dict[str, Any]:
         """The disclosed fields by dotted path: what checks read."""
         return self.presentation.values()

@@ -11,7 +11,7 @@ from verifier.orgs import Caller
 from verifier.runtime import VerifierRuntime
 
 
-def runtime(request: Request) -> VerifierRuntime:
+async def runtime(request: Request) -> VerifierRuntime:
     return request.app.state.runtime
 
 
@@ -24,7 +24,7 @@ def _token(authorization: str | None, x_api_key: str | None) -> str | None:
     return x_api_key
 
 
-def caller(
+async def caller(  # async: no thread hop for an in-memory lookup on the hot path
     rt: Runtime,
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
@@ -32,7 +32,7 @@ def caller(
     return rt.organisations.authenticate(_token(authorization, x_api_key))
 
 
-def optional_caller(
+async def optional_caller(
     rt: Runtime,
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
@@ -41,13 +41,13 @@ def optional_caller(
     return rt.organisations.authenticate(token) if token else None
 
 
-def wallet(who: Annotated[Caller, Depends(caller)]) -> Caller:
+async def wallet(who: Annotated[Caller, Depends(caller)]) -> Caller:
     if who.kind != "wallet":
         raise NotAuthorised("Only a wallet service may manage shares", code="SCOPE_MISSING")
     return who
 
 
-def node(who: Annotated[Caller, Depends(caller)]) -> Caller:
+async def node(who: Annotated[Caller, Depends(caller)]) -> Caller:
     if who.kind not in ("node", "wallet"):
         raise NotAuthorised("Only a trusted verifier node may fetch shared presentations", code="SCOPE_MISSING")
     return who
