@@ -92,8 +92,9 @@ class RpcProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 try:
                     call = json.loads(body)
@@ -298,7 +299,7 @@ def _ms(text: str) -> float:
 
 def parse_wrk(output: str) -> dict[str, Any]:
     """Requests/sec, the latency distribution (ms), request and error counts from `wrk --latency`."""
-    percentiles = {int(p): _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", output, re.M)}
+    percentiles = {int(p): _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", output, re.MULTILINE)}
     total = re.search(r"(\d+) requests in ([\d.]+)(\w+),", output)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
@@ -320,10 +321,22 @@ def _wrk(url: str, script: Path, bodies: Path, key: str, *, threads: int, connec
     return parse_wrk(done.stdout), done.stdout
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _short(frame: str) -> str:
+    """`f (/…/site-packages/pkg/mod.py:12)` → `f (pkg/mod.py)`: one entry per function."""
+    return re.sub(r"\((?:[^()]*/site-packages/|[^()]*/python3\.\d+/|/[^()]*?/(?=(?:registry|issuer|verifier|wallet)/))?([^():]*)(?::\d+)?\)", r"(\1)", frame)
+
+
 def _profile(pid: int, seconds: int, out: Path) -> dict[str, Any]:
-    """py-spy samples of one worker (collapsed stacks to `out`): the top functions by own and total time."""
+    """py-spy samples of one worker while it holds the GIL (collapsed stacks to `out`): the top
+    functions by own and total time, as shares of the samples."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    subprocess.run([spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "250", "--format", "raw",
+    subprocess.run([spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "250", "--format", "raw", "--gil",
                     "--output", str(out), "--nonblocking"], capture_output=True, timeout=seconds + 60, check=True)  # fmt: skip
     own: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
@@ -331,13 +344,13 @@ def _profile(pid: int, seconds: int, out: Path) -> dict[str, Any]:
     for line in out.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         n = int(count)
-        frames = [re.sub(r" \((?:/[^)]*/)?(site-packages/)?([^)]*)\)", r" (\2)", f) for f in stack.split(";")]
+        frames = [_short(f) for f in stack.split(";")]
         samples += n
         own[frames[-1]] += n
         for frame in set(frames):
             total[frame] += n
-    share = lambda c: [(f, round(100 * n / samples, 1)) for f, n in c.most_common(25)]  # noqa: E731
-    return {"samples": samples, "own_pct": share(own), "total_pct": share(total)}
+    share = lambda c: [f"{100 * n / samples:5.1f}% {f}" for f, n in c.most_common(30)]
+    return {"samples": samples, "gil_held_pct": round(100 * samples / (seconds * 250), 1), "own": share(own), "total": share(total)}
 
 
 def run_verify_bench(
@@ -384,8 +397,10 @@ def run_verify_bench(
             idle_before = proxy.snapshot()
             time.sleep(5)
             idle = proxy.snapshot() - idle_before
-            before = proxy.snapshot()
+            before, pids = proxy.snapshot(), node.workers_pids()
+            cpu_before = sum(map(_cpu_s, pids))
             run, output = _wrk(node.url, script, bodies_file, key, threads=threads, connections=connections, duration_s=duration_s)
+            worker_cpu_s = sum(map(_cpu_s, pids)) - cpu_before
             during = proxy.snapshot() - before
             profile = None
             if profile_s:
@@ -393,7 +408,7 @@ def run_verify_bench(
                 spy = threading.Thread(target=lambda: _wrk(node.url, script, bodies_file, key, threads=threads, connections=connections, duration_s=profile_s + 4))
                 spy.start()
                 time.sleep(2)
-                profile = _profile(worker_pid, profile_s, results / "verify-profile.txt")
+                profile = _profile(worker_pid, profile_s, tmp / "profile.txt")  # raw stacks stay in the temp folder
                 spy.join()
             node.stop()
 
@@ -435,6 +450,8 @@ def run_verify_bench(
         "cold_ms": round(statistics.median(cold_ms), 2),
         "cold_rpc_per_verification": {m: round(n / cold_samples, 2) for m, n in cold_rpc.items() if m != "(requests)"},
         "warm_single_ms": round(statistics.median(warm_ms), 2),
+        "worker_cpu_ms_per_verification": round(1000 * worker_cpu_s / requests, 3),
+        "worker_cores_busy": round(worker_cpu_s / duration_s, 2),
         "chain_calls_per_verification": round(during.get("eth_call", 0) / requests, 4),
         "rpc_during_run": dict(during),
         "rpc_background_per_s": round(idle_rate, 1),

@@ -13,9 +13,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from registry.certificate.canonical import leaf_value
 from registry.errors import EcertError
 from verifier.api.deps import OptionalCaller, Runtime
+from verifier.api.verifications import request_digest
 from verifier.checks.share import ShareTerms
 from verifier.i18n import LABELS, TEXT, field_label
-from verifier.receipts import digest_request
 from verifier.service import ANONYMOUS, Who
 
 router = APIRouter(tags=["share links"])
@@ -55,7 +55,7 @@ def open_share(
     terms = ShareTerms(state.id, state.fields, state.expires_at, state.single_use, False, state.withdrawn)
     result = rt.service.verify(
         state.presentation, who=Who(who.name, who.region) if who else Who(ANONYMOUS, ""),
-        purpose=purpose or state.purpose, channel="link", request_digest=digest_request(state.presentation), share=terms,
+        purpose=purpose or state.purpose, channel="link", request_digest=request_digest(state.presentation), share=terms,
     )  # fmt: skip
     if _wants_json(request):
         return JSONResponse({**result.to_json(), "share": state.to_json()}, status_code=result.http_status)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from registry.certificate.presentation import Presentation
 from registry.errors import NotFound
 from verifier.api.deps import NodeDep, Runtime, WalletDep
+from verifier.api.verifications import request_digest
 
 router = APIRouter(prefix="/v1", tags=["shares"])
 
@@ -32,6 +33,7 @@ def _link(rt, share_id_token: str) -> str:  # noqa: ANN001
 @router.post("/shares", status_code=201, summary="Create a share (wallets)")
 def create_share(body: ShareRequest, rt: Runtime, _wallet: WalletDep) -> dict[str, Any]:
     presentation = Presentation.from_json(body.presentation)
+    request_digest(presentation)  # refuse now what no node could verify later (integers beyond 2**53, lone surrogates)
     state, token = rt.shares.create(
         body.holderRef, presentation, purpose=body.purpose, lifetime=dt.timedelta(minutes=body.expiresInMinutes),
         single_use=body.singleUse, dynamic=body.dynamic,

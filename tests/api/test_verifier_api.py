@@ -1,0 +1,378 @@
+"""The verifier node's API over real HTTP: `ecert serve verifier --region 330000` in a subprocess
+on a real anvil chain, certificates issued with `ecert issue`, status changed with
+`ecert status set`, organisations registered with `ecert verifier org add`, and the chain stopped
+with `ecert chain down` (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+from verifier_stack import (
+    AGENCY_ZJ,
+    AUTHORITIES,
+    BUSINESS_LICENCE,
+    Issued,
+    StackHome,
+    VerifierNode,
+    add_orgs,
+    assert_problem,
+    records,
+    start_all,
+    wait_for,
+)
+
+from registry.certificate.presentation import Presentation
+from verifier.receipts import digest_request, verify_receipt
+
+pytestmark = pytest.mark.chain
+
+BANK = "某某银行杭州分行"
+VALID_CHECKS = ["format", "integrity", "seal", "anchor", "authority", "status", "validity", "policy"]
+ONLINE_CHECKS = {"anchor", "authority", "status", "policy"}  # the ones needing chain facts
+VALID_PKG, STATUS_PKG, SPARE_PKG = 0, 1, 2
+
+
+@dataclass
+class Stack:
+    home: StackHome
+    node: VerifierNode
+    limited: VerifierNode  # the same region with its own database and 60 requests/minute per key
+    issued: Issued
+    bank: str
+    wallet: str
+    limited_keys: list[str]
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        return self.node.client(key or self.bank)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    home = StackHome(tmp_path_factory.mktemp("verifier-api"))
+    node = VerifierNode(home, "330000")
+    limited = VerifierNode(home, "330000", database_url=f"sqlite:///{home.root / 'limited.sqlite'}", rate_limit_per_min="60")
+    limited_keys = limited.register(("甲银行", "330100", "bank"), ("乙银行", "330100", "bank"))
+    try:
+        with ThreadPoolExecutor(2) as pool:  # organisations need no chain: register them while it is set up
+            keys = pool.submit(add_orgs, node, [(BANK, "330100", "bank"), ("浙里办", "330000", "wallet")])
+            home.deploy()
+            started = pool.submit(start_all, [node, limited])  # they index what follows as it happens
+            home.add_parties(authorities=AUTHORITIES[:1])
+            issued = home.issue(AGENCY_ZJ, BUSINESS_LICENCE, records(3), "zj", qr=True)
+            started.result()
+            bank, wallet = keys.result()
+            made = Stack(home, node, limited, issued, bank, wallet, limited_keys)
+        node.wait_indexed()
+        yield made
+    finally:
+        for running in (node, limited):
+            running.stop()
+        home.tear_down()
+
+
+def verify(stack: Stack, purpose: str = "开立对公账户", key: str | None = None, **body: Any) -> httpx.Response:
+    with stack.client(key) as client:
+        return client.post("/v1/verifications", json={"purpose": purpose, **body})
+
+
+def outcomes(report: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["kind"]: (c["outcome"], c["code"]) for c in report["checks"]}
+
+
+def assert_valid(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["verdict"], report["reason"]) == ("VALID", None), outcomes(report)
+    assert [c["kind"] for c in report["checks"] if c["outcome"] == "VALID"] == VALID_CHECKS
+    assert outcomes(report)["share"] == ("SKIPPED", "NOT_APPLICABLE")
+    return report
+
+
+# ─── valid answers and receipts ──────────────────────────────────────────────────────────
+
+
+def test_a_package_is_valid_from_the_index_with_a_receipt_the_bank_can_check(stack: Stack) -> None:
+    package = stack.issued.package(VALID_PKG)
+    report = assert_valid(verify(stack, package=package))
+    # where the chain facts come from: the index (no RPC), at the block it had reached
+    assert report["source"] == "index" and report["block"] >= 1
+    anchor = next(c for c in report["checks"] if c["kind"] == "anchor")
+    assert anchor["evidence"]["source"] == "index" and anchor["evidence"]["block"] == report["block"]
+    assert anchor["evidence"]["root"] == package["batch"]["root"]
+    receipt = report["receipt"]
+    body = receipt["receipt"]
+    assert (body["verdict"], body["reason"], body["source"], body["block"]) == ("VALID", None, "index", report["block"])
+    assert body["chainId"] == package["registry"]["chainId"] and body["node"]["region"] == "330000"
+    assert [(c["kind"], c["outcome"]) for c in body["checks"]] == [(c["kind"], c["outcome"]) for c in report["checks"]]
+    # the receipt commits to what was shown: the bank recomputes the digest from its package
+    assert body["requestDigest"] == "0x" + digest_request(Presentation.from_json(package)).hex()
+    with stack.client() as client:
+        assert client.post("/v1/receipts/verify", json=receipt).json() == {"valid": True}
+        key = client.get("/v1/receipt-key").json()
+    assert key["algorithm"] == "Ed25519" and key["region"] == "330000" and key["keyId"] == body["node"]["keyId"]
+    assert verify_receipt(receipt, key["publicKeyPem"])
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda r: r["receipt"].update(verdict="INVALID"), id="verdict"),
+        pytest.param(lambda r: r["receipt"].update(reason="CERT_REVOKED"), id="reason"),
+        pytest.param(lambda r: r["receipt"].update(block=r["receipt"]["block"] + 1), id="block"),
+        pytest.param(lambda r: r["receipt"].update(requestDigest="0x" + "00" * 32), id="request-digest"),
+        pytest.param(lambda r: r["receipt"]["checks"][0].update(outcome="INVALID"), id="a-check"),
+        pytest.param(lambda r: r["receipt"]["node"].update(region="440000"), id="node"),
+        pytest.param(lambda r: r.update(signature=r["signature"][:-4] + "AAA="), id="signature"),
+        pytest.param(lambda r: r.update(extra=1), id="extra-key"),
+    ],
+)
+def test_a_receipt_is_tamper_evident(stack: Stack, tamper: Any) -> None:
+    receipt = assert_valid(verify(stack, package=stack.issued.package(VALID_PKG)))["receipt"]
+    tamper(receipt)
+    with stack.client() as client:
+        assert client.post("/v1/receipts/verify", json=receipt).json() == {"valid": False}
+        pem = client.get("/v1/receipt-key").json()["publicKeyPem"]
+    assert not verify_receipt(receipt, pem)
+
+
+def test_an_ec1_code_is_valid_with_the_same_request_digest_as_its_package(stack: Stack) -> None:
+    package = stack.issued.package(VALID_PKG)
+    ec1 = Presentation.from_json(package).to_ec1()
+    from_ec1 = assert_valid(verify(stack, ec1=ec1))
+    from_json = assert_valid(verify(stack, package=package))
+    assert from_ec1["receipt"]["receipt"]["requestDigest"] == from_json["receipt"]["receipt"]["requestDigest"]
+
+
+def _as_photo(png: bytes) -> bytes:
+    """The issuer's QR as a phone might send it: scaled up, JPEG."""
+    picture = Image.open(io.BytesIO(png)).convert("RGB")
+    picture = picture.resize((picture.width * 3, picture.height * 3), Image.Resampling.NEAREST)
+    out = io.BytesIO()
+    picture.save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["png", "jpeg"])
+def test_a_qr_image_is_decoded_server_side_and_valid(stack: Stack, kind: str) -> None:
+    png = stack.issued.qr(VALID_PKG).read_bytes()
+    image, media = (png, "image/png") if kind == "png" else (_as_photo(png), "image/jpeg")
+    with stack.client() as client:
+        response = client.post("/v1/verifications/image", files={"file": (f"qr.{kind}", image, media)}, data={"purpose": "柜台核验"})
+    report = assert_valid(response)
+    expected = digest_request(Presentation.from_json(stack.issued.package(VALID_PKG)))
+    assert report["receipt"]["receipt"]["requestDigest"] == "0x" + expected.hex()
+
+
+# ─── malformed input: 4xx problems, never 500 ────────────────────────────────────────────
+
+BAD_BODIES = {
+    "not-json": (b"{not json", 400, "JSON_INVALID"),
+    "a-list": (b"[1, 2]", 422, "REQUEST_INVALID"),
+    "no-purpose": ({"ec1": "EC1:0"}, 422, "REQUEST_INVALID"),
+    "empty-purpose": ({"ec1": "EC1:0", "purpose": ""}, 422, "REQUEST_INVALID"),
+    "nothing-to-verify": ({"purpose": "开户"}, 422, "REQUEST_INVALID"),
+    "two-things": ({"purpose": "开户", "ec1": "EC1:0", "shareUrl": "http://x/s/y"}, 422, "REQUEST_INVALID"),
+    "bad-ec1": ({"purpose": "开户", "ec1": "EC1:NOT-BASE45-%%%"}, 400, "CERT_MALFORMED"),
+    "not-ec1": ({"purpose": "开户", "ec1": "hello"}, 400, "CERT_MALFORMED"),
+    "ec1-too-long": ({"purpose": "开户", "ec1": "EC1:" + "A" * 20_000}, 422, "REQUEST_INVALID"),
+    "package-not-a-package": ({"purpose": "开户", "package": {"a": 1}}, 422, "CERT_FORMAT"),
+    "package-missing-parts": ({"purpose": "开户", "package": {"format": "ecert/1"}}, 400, "CERT_MALFORMED"),
+    "bad-at": ({"purpose": "开户", "ec1": "EC1:0", "at": "yesterday"}, 422, "REQUEST_INVALID"),
+    "share-url-not-a-link": ({"purpose": "开户", "shareUrl": "ftp://node/x"}, 422, "SHARE_URL_INVALID"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_BODIES.values(), ids=BAD_BODIES.keys())
+def test_malformed_requests_are_problems_with_a_code(stack: Stack, case: tuple[Any, int, str]) -> None:
+    body, status, code = case
+    with stack.client() as client:
+        if isinstance(body, bytes):
+            response = client.post("/v1/verifications", content=body, headers={"Content-Type": "application/json"})
+        else:
+            response = client.post("/v1/verifications", json=body)
+    assert_problem(response, status, code)
+
+
+def test_a_package_with_a_broken_field_is_a_problem_or_invalid_never_valid(stack: Stack) -> None:
+    package = stack.issued.package(VALID_PKG)
+    package["leaves"][0]["value"] = "not canonical json"
+    assert_problem(verify(stack, package=package), 400, "CERT_MALFORMED")
+    package = stack.issued.package(VALID_PKG)
+    package["leaves"][0]["value"] = '"被改过的地址"'
+    response = verify(stack, package=package)
+    assert response.status_code == 200 and response.json()["verdict"] == "INVALID"
+    assert response.json()["reason"] == "CERT_TAMPERED"
+
+
+def _blank_png() -> bytes:
+    out = io.BytesIO()
+    Image.new("L", (64, 64), 255).save(out, format="PNG")
+    return out.getvalue()
+
+
+BAD_UPLOADS = {
+    "not-an-image": ({"file": ("qr.png", b"GIF89a? not really", "image/png")}, {"purpose": "核验"}, 400, "QR_UNREADABLE"),
+    "no-qr-in-it": ({"file": ("blank.png", _blank_png(), "image/png")}, {"purpose": "核验"}, 400, "QR_UNREADABLE"),
+    "no-purpose": ({"file": ("blank.png", _blank_png(), "image/png")}, {}, 422, "REQUEST_INVALID"),
+    "no-file": ({}, {"purpose": "核验"}, 422, "REQUEST_INVALID"),
+    "too-large": ({"file": ("big.png", b"\x89PNG" + b"\0" * (5 * 1024 * 1024), "image/png")}, {"purpose": "核验"}, 413, "UPLOAD_TOO_LARGE"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_UPLOADS.values(), ids=BAD_UPLOADS.keys())
+def test_bad_uploads_are_problems_with_a_code(stack: Stack, case: tuple[dict, dict, int, str]) -> None:
+    files, data, status, code = case
+    with stack.client() as client:
+        response = client.post("/v1/verifications/image", files=files or None, data=data)
+    assert_problem(response, status, code)
+
+
+# ─── who may ask, and how often ──────────────────────────────────────────────────────────
+
+
+def test_an_api_key_is_required_and_must_be_known(stack: Stack) -> None:
+    package = stack.issued.package(VALID_PKG)
+    anonymous = httpx.post(f"{stack.node.url}/v1/verifications", json={"package": package, "purpose": "开户"}, timeout=30)
+    assert_problem(anonymous, 401, "AUTH_REQUIRED")
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    assert_problem(verify(stack, key="vk_" + "x" * 43, package=package), 401, "AUTH_INVALID")
+    with httpx.Client(base_url=stack.node.url, headers={"X-API-Key": stack.bank}, timeout=30) as client:
+        assert_valid(client.post("/v1/verifications", json={"package": package, "purpose": "开户"}))
+    with stack.client() as client:  # a bank may not read holders' access logs or manage shares
+        assert_problem(client.get("/v1/access-log", params={"digest": package["digest"]}), 403, "SCOPE_MISSING")
+        assert_problem(client.get("/v1/shares", params={"holderRef": "h"}), 403, "SCOPE_MISSING")
+
+
+def test_each_key_is_rate_limited_on_its_own(stack: Stack) -> None:
+    """60 per minute: a burst of 10, then 429 problems; another key of the node is unaffected."""
+    package = stack.issued.package(VALID_PKG)
+    first, second = stack.limited_keys
+    with stack.limited.client(first) as client:
+        answers = [client.post("/v1/verifications", json={"package": package, "purpose": "开户"}) for _ in range(16)]
+    statuses = [a.status_code for a in answers]
+    assert statuses[:10] == [200] * 10 and 429 in statuses[10:], statuses
+    assert_problem(next(a for a in answers if a.status_code == 429), 429, "RATE_LIMITED")
+    with stack.limited.client(second) as client:
+        assert_valid(client.post("/v1/verifications", json={"package": package, "purpose": "开户"}))
+
+
+# ─── status: suspension, reinstatement, and "as of T" ────────────────────────────────────
+
+
+def _at(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
+
+
+def test_suspension_and_reinstatement_show_at_once_and_stay_in_the_history(stack: Stack) -> None:
+    package = stack.issued.package(STATUS_PKG)
+    identifier = stack.issued.identifier(STATUS_PKG)
+    anchored_at = next(c for c in assert_valid(verify(stack, package=package))["checks"] if c["kind"] == "anchor")["evidence"]["anchoredAt"]
+
+    suspended_block = stack.home.set_status(identifier, "suspended", 2)
+    stack.node.wait_indexed(suspended_block)
+    response = verify(stack, package=package)
+    report = response.json()
+    assert response.status_code == 200 and (report["verdict"], report["reason"]) == ("INVALID", "CERT_SUSPENDED")
+    status = next(c for c in report["checks"] if c["kind"] == "status")
+    assert status["evidence"] == {"status": "suspended", "block": report["block"], "source": "index"}
+    assert report["block"] >= suspended_block
+    with stack.client() as client:
+        assert client.post("/v1/receipts/verify", json=report["receipt"]).json() == {"valid": True}
+        assert report["receipt"]["receipt"]["verdict"] == "INVALID"
+    suspended_at = stack.home.block_time(suspended_block)
+
+    reinstated_block = stack.home.set_status(identifier, "active", 1)
+    stack.node.wait_indexed(reinstated_block)
+    assert_valid(verify(stack, package=package))
+    reinstated_at = stack.home.block_time(reinstated_block)
+    assert anchored_at < suspended_at < reinstated_at
+
+    # verification as of a moment: before, during and after the suspension
+    before, during = _at(suspended_at - 1), _at(suspended_at)
+    assert_valid(verify(stack, package=package, at=before))
+    response = verify(stack, package=package, at=during)
+    assert response.status_code == 200 and response.json()["reason"] == "CERT_SUSPENDED"
+    assert response.json()["source"] == "index"
+    assert_valid(verify(stack, package=package, at=_at(reinstated_at)))
+    # … and before the batch existed, it was not anchored yet
+    response = verify(stack, package=package, at=_at(anchored_at - 1))
+    assert (response.status_code, response.json()["reason"]) == (200, "NOT_ANCHORED")
+
+    position = {"root": package["batch"]["root"], "index": package["batch"]["index"]}
+    with stack.client() as client:
+        now = client.get("/v1/status", params=position).json()
+        then = client.get("/v1/status", params={**position, "at": during}).json()
+        earlier = client.get("/v1/status", params={**position, "at": before}).json()
+        unknown = client.get("/v1/status", params={**position, "root": "0x" + "ab" * 32})
+        out_of_range = client.get("/v1/status", params={**position, "index": 3})
+    assert (now["status"], now["reason"], now["since"]) == ("active", 1, reinstated_at)
+    assert (then["status"], then["reason"], then["since"]) == ("suspended", 2, suspended_at)
+    assert (earlier["status"], earlier["since"]) == ("active", anchored_at)
+    assert now["indexedBlock"] >= reinstated_block
+    assert_problem(unknown, 422, "NOT_ANCHORED")
+    assert_problem(out_of_range, 422, "CERT_INDEX_OUT_OF_RANGE")
+
+
+# ─── the holder's access log ─────────────────────────────────────────────────────────────
+
+
+def test_the_holder_sees_who_verified_newest_first(stack: Stack) -> None:
+    package = stack.issued.package(SPARE_PKG)
+    assert_valid(verify(stack, purpose="开立对公账户", package=package))
+    assert_valid(verify(stack, purpose="贷款审批", ec1=Presentation.from_json(package).to_ec1()))
+    with stack.client(stack.wallet) as wallet:
+        entries = wallet.get("/v1/access-log", params={"digest": package["digest"]}).json()
+        assert wallet.get("/v1/access-log").json() == []  # no digest, no share: nothing
+    assert [(e["purpose"], e["channel"]) for e in entries[:2]] == [("贷款审批", "api"), ("开立对公账户", "api")]
+    latest = entries[0]
+    assert (latest["organisation"], latest["region"], latest["verdict"], latest["reason"]) == (BANK, "330100", "VALID", None)
+    assert latest["fields"] == [leaf["path"] for leaf in package["leaves"]] and latest["identifier"] == stack.issued.identifier(SPARE_PKG)
+    assert latest["digest"] == package["digest"] and latest["at"] >= entries[1]["at"]
+
+
+def test_a_share_link_visit_is_listed_by_share_id(stack: Stack) -> None:
+    disclosure = Presentation.from_json(stack.issued.package(SPARE_PKG)).disclose(["holder.name", "validFrom", "validUntil"])
+    with stack.client(stack.wallet) as wallet:
+        share = wallet.post("/v1/shares", json={"holderRef": "h-1", "presentation": disclosure.to_json(), "purpose": "租房", "expiresInMinutes": 60}).json()
+        opened = httpx.get(share["url"], headers={"Accept": "application/json"}, timeout=30)
+        assert opened.status_code == 200 and opened.json()["verdict"] == "VALID", opened.text
+        entries = wallet.get("/v1/access-log", params={"shareId": share["id"]}).json()
+    assert [(e["channel"], e["shareId"]) for e in entries] == [("link", share["id"])]
+
+
+# ─── the chain stops: could not verify (503), never valid ────────────────────────────────
+
+
+def test_with_the_chain_stopped_the_answer_is_503_error_never_valid(stack: Stack) -> None:
+    package = stack.issued.package(VALID_PKG)
+    position = {"root": package["batch"]["root"], "index": package["batch"]["index"]}
+    stack.home.chain_down()
+    try:
+        # the head tracker gives up on the chain within its max age (3 s): then every answer is 503
+        first = wait_for(lambda: (r := verify(stack, package=package)).status_code == 503 and r, 15, what="for a 503")
+        answers = [first, *(verify(stack, package=package) for _ in range(3)), verify(stack, ec1=Presentation.from_json(package).to_ec1())]
+        for response in answers:
+            report = response.json()
+            assert response.status_code == 503 and report["verdict"] == "ERROR", report
+            results = outcomes(report)
+            # a partial report: what could be checked offline was, the rest could not run
+            assert {k: v[0] for k, v in results.items() if k in ("format", "integrity", "seal", "validity")} == dict.fromkeys(
+                ("format", "integrity", "seal", "validity"), "VALID"
+            )
+            assert all(results[kind] == ("ERROR", "CHAIN_UNAVAILABLE") for kind in ONLINE_CHECKS), results
+            assert report["receipt"]["receipt"]["verdict"] == "ERROR" and report["source"] is None
+        with stack.client() as client:
+            assert_problem(client.get("/v1/status", params=position), 503, "CHAIN_UNAVAILABLE")
+            assert client.post("/v1/receipts/verify", json=answers[0].json()["receipt"]).json() == {"valid": True}
+    finally:
+        stack.home.chain_up()
+    response = wait_for(lambda: (r := verify(stack, package=package)).status_code == 200 and r, 15, what="for the node to recover")
+    assert_valid(response)
