@@ -5,6 +5,7 @@ could not run answers 503 with the partial report; malformed input is a 4xx prob
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from typing import Annotated, Any
 
 import rfc8785
@@ -63,11 +64,13 @@ async def verify(body: VerificationRequest, request: Request, rt: Runtime, who: 
     else:
         presentation = await run_in_threadpool(fetch_shared_presentation, body.shareUrl, rt.settings.trusted_nodes, rt.settings.node_key)
     at = body.at if body.at is None or body.at.tzinfo else body.at.replace(tzinfo=dt.UTC)
-    result = rt.service.verify(
-        presentation, who=Who(who.name, who.region), purpose=body.purpose, channel="api",
+    run = partial(
+        rt.service.verify, presentation, who=Who(who.name, who.region), purpose=body.purpose, channel="api",
         request_digest=request_digest(presentation), at=at,
     )  # fmt: skip
-    return _answer(result)
+    if rt.history.batch(presentation.batch_root) is not None:
+        return _answer(run())  # the index knows the batch: no I/O, stay on the event loop
+    return _answer(await run_in_threadpool(run))  # may ask the chain: never block the loop with it
 
 
 @router.post("/image", summary="Verify the QR code in a photo")
