@@ -119,7 +119,7 @@ class AnchoringWorker:
                 session.commit()
                 return
             signer = self._signer_for(batch.agency_code)
-            nonce = self._client.next_nonce(signer.address)
+            nonce = self._free_nonce(session, signer.address)
             call = self._registry.contract.functions.anchor(batch.root, batch.count, to_bytes32(batch.type_code))
             tx = call.build_transaction(
                 {"from": signer.address, "nonce": nonce, "gas": ANCHOR_GAS, "chainId": self._client.chain_id, **self._client._fees()}
@@ -129,6 +129,16 @@ class AnchoringWorker:
             batch.state, batch.attempts = "sending", batch.attempts + 1
             session.commit()  # stored before broadcast: a crash now re-broadcasts these bytes
             self._broadcast(batch)
+
+    def _free_nonce(self, session: Session, signer: str) -> int:
+        """The lowest nonce the chain has not mined and none of our transactions in flight uses:
+        after a chain lost recent blocks (a restart from an older state, a reorg) this fills the
+        gap that would otherwise hold every later transaction of the key in the queue forever."""
+        nonce = self._client.guard(lambda: self._client.w3.eth.get_transaction_count(signer, "latest"))
+        taken = set(session.scalars(select(Batch.nonce).where(Batch.signer == signer, Batch.state == "sending")))
+        while nonce in taken:
+            nonce += 1
+        return nonce
 
     def _broadcast(self, batch: Batch) -> None:
         try:
@@ -148,13 +158,16 @@ class AnchoringWorker:
             for batch in session.scalars(select(Batch).where(Batch.state.in_(("sending", "mined"))).order_by(Batch.id)):
                 if batch.state == "sending" and self._track_sending(session, batch):
                     moved += 1
-                if batch.state == "mined" and batch.block_number is not None:
-                    if head - batch.block_number + 1 >= self.settings.confirmations:
-                        if not self._is_anchored(batch.root):  # a reorg took it away: send again
-                            batch.state, batch.raw_tx, batch.block_number = "sealed", None, None
-                        else:
-                            batch.state, batch.confirmed_at = "confirmed", self._clock()
-                            self._set_certificates(session, batch.id, "confirmed")
+                if batch.state == "mined":
+                    if not self._is_anchored(batch.root):  # a reorg or a restored older state took it away
+                        batch.state, batch.raw_tx, batch.block_number = "sealed", None, None
+                        self._set_certificates(session, batch.id, "sealed")
+                        moved += 1
+                    elif batch.block_number is None or batch.block_number > head:
+                        batch.block_number = self._anchored_block(batch.root) or head
+                    elif head - batch.block_number + 1 >= self.settings.confirmations:
+                        batch.state, batch.confirmed_at = "confirmed", self._clock()
+                        self._set_certificates(session, batch.id, "confirmed")
                         moved += 1
                 session.commit()
         return moved
