@@ -10,6 +10,7 @@ processes), and every step is idempotent: run it again on the same home and it c
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -142,9 +143,15 @@ def start_services(demo: Demo) -> None:
 
 
 def seed_holders(demo: Demo, seeded: Path, claimable: Path) -> None:
-    from wallet.demo import seed_demo_holders
-
-    demo.holders = [f"{h.name}  身份证号 {h.id_number}  密码 {h.password}" for h in seed_demo_holders(sorted(seeded.glob("*.json")))]
+    """Demo holders through the wallet's own command (the issuer does not import the wallet)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "registry", "wallet", "demo-holders", "--packages", str(seeded)],
+        env={**os.environ, "ECERT_HOME": str(demo.home), "COLUMNS": "250"}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    demo.holders = [
+        f"{m['name']}  身份证号 {m['id']}  密码 {m['password']}"
+        for m in re.finditer(r"holder (?P<name>\S+): ID number (?P<id>\w+), password (?P<password>\S+)", done.stdout)
+    ]
     package = sorted(claimable.glob("*.json"))[0]
     answer = httpx.post(
         f"http://127.0.0.1:{PORTS['issuer']}/v1/certificates/{package.stem}/claim-code",

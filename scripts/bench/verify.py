@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from verifier.benchmark import run_verify_bench
+from verify_harness import run_verify_bench  # beside this script: it drives the issuer and the verifier
 
 
 def main() -> None:

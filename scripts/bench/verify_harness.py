@@ -1,4 +1,6 @@
-"""The verification benchmark's logic (scripts/bench/verify.py only calls it).
+"""Lives beside scripts/bench/verify.py, not in a room: it drives both the issuer and a verifier node.
+
+The verification benchmark's logic (scripts/bench/verify.py only calls it).
 
 A throwaway anvil chain and registry with ≥100,000 certificates issued in process (the issuer
 benchmark's setup), holder packages for a few hundred of them, then `ecert serve verifier
