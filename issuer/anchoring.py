@@ -120,25 +120,25 @@ class AnchoringWorker:
                 return
             signer = self._signer_for(batch.agency_code)
             nonce = self._free_nonce(session, signer.address)
-            call = self._registry.contract.functions.anchor(batch.root, batch.count, to_bytes32(batch.type_code))
-            tx = call.build_transaction(
-                {"from": signer.address, "nonce": nonce, "gas": ANCHOR_GAS, "chainId": self._client.chain_id, **self._client._fees()}
-            )
-            signed = signer.sign_transaction(tx)
-            batch.raw_tx, batch.tx_hash, batch.nonce = bytes(signed.raw_transaction), "0x" + signed.hash.hex().removeprefix("0x"), nonce
-            batch.state, batch.attempts = "sending", batch.attempts + 1
-            session.commit()  # stored before broadcast: a crash now re-broadcasts these bytes
-            self._broadcast(batch)
+            try:
+                call = self._registry.contract.functions.anchor(batch.root, batch.count, to_bytes32(batch.type_code))
+                tx = call.build_transaction(
+                    {"from": signer.address, "nonce": nonce, "gas": ANCHOR_GAS, "chainId": self._client.chain_id, **self._client._fees()}
+                )
+                signed = signer.sign_transaction(tx)
+                batch.raw_tx, batch.tx_hash, batch.nonce = bytes(signed.raw_transaction), "0x" + signed.hash.hex().removeprefix("0x"), nonce
+                batch.state, batch.attempts = "sending", batch.attempts + 1
+                session.commit()  # stored before broadcast: a crash now re-broadcasts these bytes
+                self._broadcast(batch)
+            finally:  # from here the node (pending) or our table (sending) keeps the nonce taken
+                self._client.release_nonce(signer.address, nonce)
 
     def _free_nonce(self, session: Session, signer: str) -> int:
-        """The lowest nonce the chain has not mined and none of our transactions in flight uses:
-        after a chain lost recent blocks (a restart from an older state, a reorg) this fills the
-        gap that would otherwise hold every later transaction of the key in the queue forever."""
-        nonce = self._client.guard(lambda: self._client.w3.eth.get_transaction_count(signer, "latest"))
+        """The lowest nonce neither the node nor any transaction we stored uses: after a chain lost
+        recent blocks (a restart from an older state, a reorg) this fills the gap that would
+        otherwise hold every later transaction of the key in the queue forever."""
         taken = set(session.scalars(select(Batch.nonce).where(Batch.signer == signer, Batch.state == "sending")))
-        while nonce in taken:
-            nonce += 1
-        return nonce
+        return self._client.allocate_nonce(signer, taken)
 
     def _broadcast(self, batch: Batch) -> None:
         try:
@@ -194,7 +194,7 @@ class AnchoringWorker:
             return True
         confirmed_nonce = self._client.guard(lambda: self._client.w3.eth.get_transaction_count(batch.signer, "latest"))
         if receipt is not None or confirmed_nonce > (batch.nonce or 0):
-            self._client.forget_nonce(batch.signer)
+            self._client.release_nonce(batch.signer, batch.nonce)
             batch.state, batch.raw_tx, batch.last_error = "sealed", None, "transaction failed or replaced; signing again"
             return True
         self._broadcast(batch)  # still pending or dropped: the same bytes again

@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sys
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Annotated
 
@@ -91,6 +93,10 @@ class Background:
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(JOIN_TIMEOUT_S)
+            if thread.is_alive():  # stuck (a lock, a call that never returns): say where, then leave it
+                frame = sys._current_frames().get(thread.ident or 0)
+                stack = "".join(traceback.format_stack(frame)) if frame else "(no frame)"
+                log.error("%s did not stop within %.0f s; it was at:\n%s", thread.name, JOIN_TIMEOUT_S, stack)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8001, *, worker: bool = True, log_level: str = "info") -> None:

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import secrets
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,18 +77,22 @@ class IssuerService:
         self._claim_ttl = claim_ttl
         self._processes = processes
         self._pool = None
+        self._pool_lock = threading.Lock()
 
     def _intake_pool(self):  # -> Executor | None
+        """The intake process pool, made on first use (by one thread: API requests race here)."""
         if self._processes == 1:
             return None
-        if self._pool is None:
-            self._pool = process_pool(self._processes)
-        return self._pool
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = process_pool(self._processes)
+            return self._pool
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+                self._pool = None
 
     # ─── agencies ────────────────────────────────────────────────────────────────────────
 

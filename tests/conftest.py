@@ -83,7 +83,7 @@ def chain(client: ChainClient, deployment: Deployment) -> Iterator[ChainClient]:
     snapshot = client.w3.provider.make_request("evm_snapshot", [])["result"]
     yield client
     client.w3.provider.make_request("evm_revert", [snapshot])
-    client._nonces.clear()
+    client._held_nonces.clear()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from collections.abc import Collection
 from typing import Any
 
 import requests
@@ -25,6 +26,7 @@ from registry.errors import ChainError, ChainUnavailable
 log = logging.getLogger(__name__)
 
 _CONNECTION_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError, OSError)
+RECEIPT_TIMEOUT_S = 120
 
 
 @dataclass
@@ -42,7 +44,7 @@ class ChainClient:
 
     def __init__(self, w3: Web3) -> None:
         self.w3 = w3
-        self._nonces: dict[str, int] = {}
+        self._held_nonces: dict[str, set[int]] = {}
         self._nonce_lock = threading.Lock()
         self._chain_id: int | None = None
 
@@ -72,20 +74,25 @@ class ChainClient:
     def block_number(self) -> int:
         return self.guard(lambda: self.w3.eth.block_number)
 
-    def next_nonce(self, address: str) -> int:
-        """The next nonce of `address`: one counter per sender for every thread of this process
-        (the anchoring worker and status changes share an agency key)."""
+    def allocate_nonce(self, address: str, taken: Collection[int] = ()) -> int:
+        """The lowest nonce of `address` that the node has not seen (its pending count or above)
+        and that neither another thread of this process holds nor `taken` lists (the anchoring
+        worker's stored transactions). One allocator for every thread: the anchoring worker and
+        status changes share an agency key, and a chain that lost blocks gets its gap filled.
+        Release it with `release_nonce` if the transaction is not sent."""
         with self._nonce_lock:
-            if address not in self._nonces:
-                self._nonces[address] = self.guard(lambda: self.w3.eth.get_transaction_count(address, "pending"))
-            nonce = self._nonces[address]
-            self._nonces[address] = nonce + 1
+            base = self.guard(lambda: self.w3.eth.get_transaction_count(address, "pending"))
+            held = self._held_nonces.setdefault(address, set())
+            held.difference_update([n for n in held if n < base])  # the node has them now
+            nonce = base
+            while nonce in held or nonce in taken:
+                nonce += 1
+            held.add(nonce)
             return nonce
 
-    def forget_nonce(self, address: str) -> None:
-        """Re-read the nonce from the node next time (after a failed or replaced send)."""
+    def release_nonce(self, address: str, nonce: int) -> None:
         with self._nonce_lock:
-            self._nonces.pop(address, None)
+            self._held_nonces.get(address, set()).discard(nonce)
 
     def transact(
         self, account: LocalAccount, call: ContractFunction, *, gas: int | None = None, contract: str = "CertificateRegistry"
@@ -93,22 +100,22 @@ class ChainClient:
         """Sign `call` with `account`, send it and wait for its receipt; reverts raise by name."""
         if gas is None:
             gas = self._estimate(account.address, call, contract)
-        tx = call.build_transaction(
-            {
-                "from": account.address,
-                "nonce": self.next_nonce(account.address),
-                "gas": gas,
-                "chainId": self.chain_id,
-                **self._fees(),
-            }
-        )
-        signed = account.sign_transaction(tx)
+        nonce = self.allocate_nonce(account.address)
         try:
+            tx = call.build_transaction(
+                {"from": account.address, "nonce": nonce, "gas": gas, "chainId": self.chain_id, **self._fees()}
+            )
+            signed = account.sign_transaction(tx)
             tx_hash = self.guard(lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction))
-            receipt: TxReceipt = self.guard(lambda: self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120))
-        except (ChainError, TimeExhausted):
-            self.forget_nonce(account.address)
-            raise
+            receipt: TxReceipt = self.guard(lambda: self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S))
+        except TimeExhausted as exc:
+            raise ChainError(
+                f"Transaction 0x{signed.hash.hex().removeprefix('0x')} not mined within {RECEIPT_TIMEOUT_S} s: "
+                "check the node (`ecert chain status`), then try again",
+                code="TX_NOT_MINED",
+            ) from exc
+        finally:
+            self.release_nonce(account.address, nonce)
         if receipt["status"] != 1:
             self._estimate(account.address, call, contract, block=receipt["blockNumber"] - 1)
             raise ChainError(f"Transaction {tx_hash.hex()} failed (out of gas?)", code="TX_FAILED")
