@@ -71,8 +71,12 @@ def canonical_bytes(value: Any) -> bytes:
     `rfc8785.dumps`. The unit tests cross-check both paths.
     """
     if _is_plain(value):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        return _plain_bytes(value)
     return rfc8785.dumps(value)
+
+
+def _plain_bytes(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
 def _is_plain(value: Any) -> bool:
@@ -220,7 +224,11 @@ def digest_request(presentation: Presentation) -> bytes:
     """sha256 of the RFC 8785 bytes of the presentation's package JSON, without the `anchor` hint."""
     package = presentation.to_json()
     package.pop("anchor", None)
-    return hashlib.sha256(canonical_bytes(package)).digest()  # the fast RFC 8785 path: a package is plain JSON
+    # A package is plain JSON by construction (strings, booleans, ASCII keys) but for its two
+    # integers: when they are exact in IEEE 754 the fast path needs no walk over the whole package.
+    if abs(presentation.chain_id) <= _SAFE_INT and abs(presentation.batch_index) <= _SAFE_INT:
+        return hashlib.sha256(_plain_bytes(package)).digest()
+    return hashlib.sha256(canonical_bytes(package)).digest()
 
 
 def make_receipt(

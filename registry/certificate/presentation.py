@@ -8,6 +8,8 @@ It travels as JSON (the holder package) or as an `EC1:` string for offline QR co
 
 from __future__ import annotations
 
+import functools
+
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -231,8 +233,16 @@ def _str(value: Any) -> str:
 
 
 def _address(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected an address")
+    return _checked_address(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_address(value: str) -> str:
+    """Checksummed `value` (two keccaks): cached, a node sees a handful of registry addresses."""
     from eth_utils import is_address, to_checksum_address
 
-    if not isinstance(value, str) or not is_address(value):
+    if not is_address(value):
         raise ValueError("expected an address")
     return to_checksum_address(value)

@@ -18,7 +18,8 @@ async def runtime(request: Request) -> VerifierRuntime:
 Runtime = Annotated[VerifierRuntime, Depends(runtime)]
 
 
-def _token(authorization: str | None, x_api_key: str | None) -> str | None:
+def token(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The API key from `Authorization: Bearer …` or `X-API-Key`."""
     if authorization and authorization.lower().startswith("bearer "):
         return authorization[7:].strip()
     return x_api_key
@@ -29,7 +30,7 @@ async def caller(  # async: no thread hop for an in-memory lookup on the hot pat
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> Caller:
-    return rt.organisations.authenticate(_token(authorization, x_api_key))
+    return rt.organisations.authenticate(token(authorization, x_api_key))
 
 
 async def optional_caller(
@@ -37,8 +38,8 @@ async def optional_caller(
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> Caller | None:
-    token = _token(authorization, x_api_key)
-    return rt.organisations.authenticate(token) if token else None
+    key = token(authorization, x_api_key)
+    return rt.organisations.authenticate(key) if key else None
 
 
 async def wallet(who: Annotated[Caller, Depends(caller)]) -> Caller:
