@@ -28,7 +28,7 @@ from registry.certificate.merkle import MerkleTree, batch_tree
 from registry.certificate.identifiers import parse_licence_id
 from registry.certificate.model import Issuer
 from registry.certificate.presentation import Presentation
-from registry.errors import CertificateError, Conflict, EcertError, IdentifierError, NotFound
+from registry.errors import CertificateError, Conflict, EcertError, IdentifierError, NotAuthorised, NotFound
 
 JOB_STATES = ("pending", "sealed", "anchored", "confirmed")
 CLAIM_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by holders
@@ -321,8 +321,13 @@ class IssuerService:
             cert.claim_code_hash, cert.claim_expires_at, cert.claimed_at = _hash(code), expires, None
         return "-".join(code[i : i + 4] for i in range(0, 12, 4)), expires
 
-    def redeem_claim(self, code: str) -> Presentation:
-        """The holder package for a claim code; the code works once and expires."""
+    def redeem_claim(self, code: str, holder_code: str | None = None) -> Presentation:
+        """The holder package for a claim code; the code works once and expires.
+
+        With `holder_code` (the wallet sends its signed-in holder's ID number) a certificate of
+        someone else is refused and the code is *not* used up: a code typed into the wrong wallet
+        still works in the right one.
+        """
         normalised = code.replace("-", "").replace(" ", "").upper()
         with self._sessions.begin() as session:
             cert = session.scalar(select(Certificate).where(Certificate.claim_code_hash == _hash(normalised)))
@@ -331,6 +336,8 @@ class IssuerService:
             if _aware(cert.claim_expires_at) < self._clock():
                 raise NotFound("This claim code has expired: ask the agency for a new one", code="CLAIM_EXPIRED")
             presentation = self.presentation(session, cert)
+            if holder_code is not None and (presentation.fields().get("holder") or {}).get("code") != holder_code.upper():
+                raise NotAuthorised("This certificate belongs to someone else: the code was not used", code="CLAIM_NOT_YOURS")
             cert.claimed_at = self._clock()
             return presentation
 

@@ -43,7 +43,11 @@ class _Client:
     def close(self) -> None:
         self._http.close()
 
-    def _send(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201), **kwargs: Any) -> httpx.Response:
+    def _send(
+        self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201), refusals: tuple[int, ...] = (), **kwargs: Any
+    ) -> httpx.Response:
+        """`refusals`: statuses that, for this call, are the neighbour refusing the holder's request
+        (a problem to show) rather than a fault of our credentials or its health."""
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -51,7 +55,7 @@ class _Client:
                                      code=self.unavailable_code) from exc  # fmt: skip
         if response.status_code in ok:
             return response
-        if response.status_code >= 500 or response.status_code in (401, 403, 429):
+        if response.status_code not in refusals and (response.status_code >= 500 or response.status_code in (401, 403, 429)):
             # Our own credentials or the neighbour's health: nothing the holder can fix.
             raise ServiceUnavailable(f"{self._http.base_url} answered {response.status_code}", code=self.unavailable_code)
         try:
@@ -65,9 +69,10 @@ class _Client:
 class IssuerClient(_Client):
     unavailable_code = "ISSUER_UNAVAILABLE"
 
-    def redeem_claim(self, code: str) -> dict[str, Any]:
-        """The holder package for a one-time claim code (the code is used up by this call)."""
-        return self._send("POST", f"/v1/claims/{code}").json()
+    def redeem_claim(self, code: str, holder_code: str) -> dict[str, Any]:
+        """The holder package for a one-time claim code, if it is `holder_code`'s: only then is the
+        code used up (another holder's certificate answers 403 CLAIM_NOT_YOURS)."""
+        return self._send("POST", f"/v1/claims/{code}", json={"holderCode": holder_code}, refusals=(403,)).json()
 
 
 class VerifierClient(_Client):

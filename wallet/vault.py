@@ -87,9 +87,11 @@ class Vault:
         self._throttle.check([(key, self._claim_max_failures, dt.timedelta(minutes=10))])
         code = claim_code_from(text)
         try:
-            package = self._issuer.redeem_claim(code)
+            package = self._issuer.redeem_claim(code, holder.id_number)
         except ServiceRefused as exc:
             self._throttle.hit([key])
+            if exc.code == "CLAIM_NOT_YOURS":
+                raise NotAuthorised("This certificate belongs to someone else: it was not added", code="CLAIM_NOT_YOURS") from exc
             raise EcertError(exc.message, code=exc.code if exc.code in ("CLAIM_INVALID", "CLAIM_EXPIRED") else "CLAIM_INVALID",
                              field="code") from exc  # fmt: skip
         try:

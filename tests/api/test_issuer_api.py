@@ -399,11 +399,14 @@ def test_a_retried_renewal_with_the_same_idempotency_key_returns_the_same_job(ap
     assert accepted(api.post(f"/v1/certificates/{old}/renewals", json=body, headers=headers))["id"] == first["id"]
 
 
-def test_claim_code_works_once(server: IssuerServer, api: httpx.Client, certificate: str) -> None:
+def test_claim_code_works_once_and_only_for_its_holder(server: IssuerServer, api: httpx.Client, certificate: str) -> None:
     claim = ok(api.post(f"/v1/certificates/{certificate}/claim-code"), 201)
     assert len(claim["code"]) == 14 and claim["expiresAt"]
+    holder = Presentation.from_json(package(api, certificate)).fields()["holder"]["code"]
+    someone_else = "11010519491231002X" if holder != "11010519491231002X" else "110105194912310037"
     with server.client() as wallet:  # the holder: no API key
-        assert ok(wallet.post(f"/v1/claims/{claim['code']}")) == package(api, certificate)
+        problem(wallet.post(f"/v1/claims/{claim['code']}", json={"holderCode": someone_else}), 403, "CLAIM_NOT_YOURS")
+        assert ok(wallet.post(f"/v1/claims/{claim['code']}", json={"holderCode": holder})) == package(api, certificate)
         problem(wallet.post(f"/v1/claims/{claim['code']}"), 404, "CLAIM_INVALID")
         problem(wallet.post("/v1/claims/AAAA-BBBB-CCCC"), 404, "CLAIM_INVALID")
 

@@ -103,6 +103,9 @@ def test_someone_elses_claim_code_is_refused(stack: Stack, alice: httpx.Client, 
     refused = bob.post("/claim", data={"csrf_token": csrf_of(bob.get("/claim").text), "code": code})
     assert refused.status_code == 403 and 'data-code="CLAIM_NOT_YOURS"' in refused.text
     assert len(bob.get("/api/v1/certificates").json()) == 1
+    # the code was not used up by Bob's attempt: Alice can still claim with it
+    kept = alice.post("/claim", data={"csrf_token": csrf_of(alice.get("/claim").text), "code": code})
+    assert kept.status_code in (200, 303) and 'data-code="CLAIM_INVALID"' not in kept.text, kept.text[:300]
 
 
 def test_posts_without_csrf_token_are_refused(stack: Stack, alice: httpx.Client, bob: httpx.Client) -> None:

@@ -73,6 +73,9 @@ class FakeIssuer:
         code = request.url.path.rsplit("/", 1)[-1]
         if code not in self.codes:
             return httpx.Response(404, json={"code": "CLAIM_INVALID", "detail": "Unknown or already used claim code"})
+        holder = Presentation.from_json(self.codes[code]).fields()["holder"]["code"]
+        if json.loads(request.content)["holderCode"] != holder:  # as issuer/service.py: refused, the code kept
+            return httpx.Response(403, json={"code": "CLAIM_NOT_YOURS", "detail": "This certificate belongs to someone else"})
         return httpx.Response(200, json=self.codes.pop(code))
 
 
@@ -285,6 +288,7 @@ def test_someone_elses_certificate_is_refused_at_claim(wallet: Wallet, alice: tu
     refused = claim(client, wallet.issuer.add("BBBB-CCCC-DDDD", bobs))
     assert refused.status_code == 403 and 'data-code="CLAIM_NOT_YOURS"' in refused.text
     assert client.get("/certificates").text.count('data-certificate="') == 1
+    assert "BBBB-CCCC-DDDD" in wallet.issuer.codes  # not used up: still Bob's to claim
 
 
 def test_a_down_issuer_or_verifier_is_a_message_never_a_500(wallet: Wallet, alice: tuple[httpx.Client, str]) -> None:
