@@ -9,7 +9,7 @@ import logging
 import queue
 import threading
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -40,6 +40,8 @@ class AccessLog:
         self._sessions = sessions
         self._queue: queue.Queue[Access] = queue.Queue()
         self._flush_s = flush_s
+        self._pending: list[Access] = []
+        self._flushing = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
         self._thread.start()
@@ -56,19 +58,22 @@ class AccessLog:
                 return items
 
     def flush(self) -> None:
-        items = self._drain()
-        if not items:
-            return
-        rows = [{**asdict(a), "fields": json.dumps(a.fields, ensure_ascii=False)} for a in items]
-        with self._sessions.begin() as session:
-            session.execute(AccessEntry.__table__.insert(), rows)
+        """Write what is queued; if the write fails the entries stay for the next flush."""
+        with self._flushing:
+            self._pending += self._drain()
+            if not self._pending:
+                return
+            rows = [_row(a) for a in self._pending]
+            with self._sessions.begin() as session:
+                session.execute(AccessEntry.__table__.insert(), rows)
+            self._pending = []
 
     def _run(self) -> None:
         while not self._stop.wait(self._flush_s):
             try:
                 self.flush()
-            except Exception:  # noqa: BLE001 - never lose the thread; entries are retried next round
-                log.exception("access log flush failed")
+            except Exception:  # noqa: BLE001 - never lose the thread; the entries are kept and retried
+                log.exception("access log flush failed: %d entries kept for the next try", len(self._pending))
         self.flush()
 
     def close(self) -> None:
@@ -90,6 +95,14 @@ class AccessLog:
              "fields": json.loads(r.fields), "verdict": r.verdict, "reason": r.reason, "channel": r.channel}
             for r in rows
         ]  # fmt: skip
+
+
+def _row(a: Access) -> dict[str, Any]:
+    return {
+        "at": a.at, "organisation": a.organisation, "organisation_region": a.organisation_region, "purpose": a.purpose,
+        "digest": a.digest, "identifier": a.identifier, "share_id": a.share_id,
+        "fields": json.dumps(a.fields, ensure_ascii=False), "verdict": a.verdict, "reason": a.reason, "channel": a.channel,
+    }  # fmt: skip
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:
