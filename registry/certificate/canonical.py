@@ -15,7 +15,7 @@ from functools import lru_cache
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # C escaper, = RFC 8785 rules
 
@@ -29,6 +29,7 @@ _INT_MAX = 2**53 - 1  # RFC 8785 / I-JSON: integers beyond this are not exact in
 _SALT_RE = re.compile(r"0x[0-9a-fA-F]{32}")
 _KEY_RE = re.compile(r"[^.\[\]]+")
 _PATH_TOKEN_RE = re.compile(r"\.([^.\[\]]+)|\[(0|[1-9][0-9]*)\]")
+_UNPARSED = object()
 
 
 def _malformed(message: str, **details: object) -> CertificateError:
@@ -42,6 +43,7 @@ class FieldLeaf:
     salt: bytes
     path: str
     value: str
+    parsed: object = field(default=_UNPARSED, compare=False, repr=False)  # `value` parsed, when it was checked
 
     def hash(self) -> bytes:
         """The OpenZeppelin standard leaf hash of `abi.encode(bytes16 salt, string path, string value)`."""
@@ -69,7 +71,7 @@ class FieldLeaf:
             raise _malformed("field leaf value is not JSON", path=path) from e
         if isinstance(parsed, (dict, list)) or canonical_json(parsed) != value:
             raise _malformed("field leaf value is not the canonical JSON of a scalar", path=path)
-        return cls(bytes.fromhex(salt[2:]), path, value)
+        return cls(bytes.fromhex(salt[2:]), path, value, parsed)
 
 
 def canonical_json(value: object) -> str:
@@ -205,4 +207,4 @@ def make_leaves(fields: Mapping[str, object], salt_source: Callable[[int], bytes
 
 def leaf_value(leaf: FieldLeaf) -> object:
     """The Python value a leaf commits to."""
-    return json.loads(leaf.value)
+    return json.loads(leaf.value) if leaf.parsed is _UNPARSED else leaf.parsed
