@@ -83,7 +83,7 @@ def status_for(exc: EcertError) -> int:
     return next(status for cls, status in STATUS_BY_CLASS if isinstance(exc, cls))
 
 
-def problem(request: Request, status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(request: Request, status: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     body = {
         "type": f"urn:ecert:problem:{code}",
         "title": HTTPStatus(status).phrase,
@@ -93,7 +93,8 @@ def problem(request: Request, status: int, code: str, detail: str, **extra: Any)
         **{k: v for k, v in extra.items() if v is not None},
         "instance": request.url.path,
     }
-    headers = {"WWW-Authenticate": 'Bearer realm="ecert"'} if status == 401 else None
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="ecert"'}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -107,7 +108,8 @@ def render(request: Request, exc: EcertError) -> JSONResponse:
     if status >= 500 and not isinstance(exc, ChainError):  # config, keystore: the log has the why
         log.error("%s: %s", exc.code, exc.message)
         detail = "The service cannot do this right now: its operator has been told (see the server log)"
-    return problem(request, status, exc.code, detail, **extra)
+    headers = {"Retry-After": str(exc.details.get("retryAfter", 1))} if isinstance(exc, RateLimited) else None
+    return problem(request, status, exc.code, detail, headers=headers, **extra)
 
 
 class RequestInvalid(EcertError):

@@ -4,6 +4,7 @@ limit per key. Keys are looked up by SHA-256 and cached, so a request costs no d
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import threading
 import time
@@ -81,7 +82,8 @@ class Organisations:
             tokens = min(self._burst, tokens + (now - last) * self._rate)
             if tokens < 1:
                 self._buckets[key_hash] = (tokens, now)
-                raise RateLimited("Too many requests for this API key: slow down and retry", code="RATE_LIMITED")
+                wait_s = math.ceil((1 - tokens) / self._rate) if self._rate > 0 else 60
+                raise RateLimited("Too many requests for this API key: slow down and retry", code="RATE_LIMITED", retryAfter=wait_s)
             self._buckets[key_hash] = (tokens - 1, now)
 
     def revoke_all(self, organisation_id: int) -> None:
