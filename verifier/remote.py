@@ -3,7 +3,7 @@ trusted list, with this node's key, and then verify it here against the same on-
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -21,14 +21,22 @@ def share_token(url: str) -> tuple[str, str]:
     return f"{parts.scheme}://{parts.netloc}{prefix}", token
 
 
+def dynamic_code(url: str) -> str | None:
+    """The `c` of a dynamic share's link (the code of its current 30-second window), if any."""
+    codes = parse_qs(urlsplit(url).query).get("c")
+    return codes[0] if codes else None
+
+
 def fetch_shared_presentation(url: str, trusted: list[str], node_key: str | None, **_: object) -> Presentation:
     base, token = share_token(url)
     if base.rstrip("/") not in {t.rstrip("/") for t in trusted}:
         raise NotAuthorised(f"{base} is not a trusted verifier node of this one", code="NODE_UNTRUSTED", field="shareUrl")
+    code = dynamic_code(url)
     try:
         answer = httpx.get(
-            f"{base}/v1/shares/{token}/presentation", headers={"Authorization": f"Bearer {node_key or ''}"}, timeout=5.0
-        )
+            f"{base}/v1/shares/{token}/presentation", params={"c": code} if code else None,
+            headers={"Authorization": f"Bearer {node_key or ''}"}, timeout=5.0,
+        )  # fmt: skip
     except httpx.HTTPError as exc:
         raise ChainUnavailable(f"The node {base} did not answer: try again later", code="NODE_UNAVAILABLE") from exc
     if answer.status_code == 404:

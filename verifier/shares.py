@@ -151,7 +151,8 @@ class Shares:
             rows = session.scalars(select(Share).where(Share.holder_ref == holder_ref).order_by(Share.created_at.desc())).all()
             return [self._state(row) for row in rows]
 
-    def presentation_for_node(self, token: str) -> ShareState:
+    def presentation_for_node(self, token: str, code: str | None = None) -> ShareState:
         """For a trusted node of another region: the share's disclosure (a single-use share is
-        used up by that node's fetch, exactly as by a visit here)."""
-        return self.open(token)
+        used up by that node's fetch, and a dynamic one needs its current code, exactly as a
+        visit here)."""
+        return self.open(token, code=code)

@@ -10,6 +10,7 @@ processes over one on-chain registry, each with its policy (verifier/policies/<r
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -191,6 +192,17 @@ def test_only_nodes_and_wallets_may_fetch_a_shared_disclosure(stack: Stack) -> N
         assert_problem(bank.get(f"/v1/shares/{share['token']}/presentation"), 403, "SCOPE_MISSING")
     with stack.nodes["330000"].client() as anonymous:
         assert_problem(anonymous.get(f"/v1/shares/{share['token']}/presentation"), 401, "AUTH_REQUIRED")
+
+
+def test_a_dynamic_share_is_verified_across_nodes_with_its_current_code_only(stack: Stack) -> None:
+    share = _share(stack, stack.zj.package(0), dynamic=True)
+    assert_problem(stack.verify("440000", shareUrl=share["url"]), 404, "SHARE_CODE_EXPIRED")  # no code: a photo of an old QR
+    assert_problem(stack.verify("440000", shareUrl=share["url"] + "?c=0123456789abcdef"), 404, "SHARE_CODE_EXPIRED")
+    if time.time() % 30 > 24:  # a code lives for its 30-second window: fetch it early in one
+        time.sleep(30 - time.time() % 30 + 0.2)
+    with stack.nodes["330000"].client(stack.wallet) as wallet:
+        current = wallet.get(f"/v1/shares/{share['id']}/dynamic-code", params={"holderRef": "holder-1"}).json()["code"]
+    assert_verdict(stack.verify("440000", shareUrl=f"{share['url']}?c={current}"), "VALID")
 
 
 def test_a_single_use_share_serves_one_verification_across_nodes(stack: Stack) -> None:

@@ -69,8 +69,10 @@ def access_log(
 
 
 @router.get("/shares/{token}/presentation", summary="A shared disclosure, for a trusted node of another region")
-def shared_presentation(token: str, rt: Runtime, _node: NodeDep) -> dict[str, Any]:
-    state = rt.shares.presentation_for_node(token)
+def shared_presentation(
+    token: str, rt: Runtime, _node: NodeDep, c: str | None = Query(None, max_length=64, description="A dynamic share's current code")
+) -> dict[str, Any]:
+    state = rt.shares.presentation_for_node(token, c)
     if state.presentation is None:
         raise NotFound("This share has expired or was withdrawn", code=state.problem or "SHARE_NOT_FOUND")
     return state.presentation.to_json()
