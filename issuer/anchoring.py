@@ -67,8 +67,13 @@ class AnchoringWorker:
             ).all()
         for agency_code, type_code, count, oldest in groups:
             window_over = oldest is None or _age_s(oldest, self._clock()) >= self.settings.batch_window_s
-            while count >= self.settings.batch_size or (count and (flush or window_over)):
-                count -= self._seal_one(agency_code, type_code)
+            while count > 0 and (count >= self.settings.batch_size or flush or window_over):
+                # A job committed since the count was read may be sealed along (count goes below
+                # zero); nothing left to seal ends the group. Either way the loop ends.
+                sealed = self._seal_one(agency_code, type_code)
+                if not sealed:
+                    break
+                count -= sealed
                 made += 1
         return made
 
