@@ -17,12 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from web3.exceptions import TransactionNotFound
 
 from issuer.models import Batch, Certificate
 from registry.certificate.merkle import batch_tree
+from registry.certificate.seal import recover_sealer, sign_seal
 from registry.contracts.certificate_registry import ANCHOR_GAS, CertificateRegistry
 from registry.contracts.trust_registry import to_bytes32
 from registry.errors import ChainError, ChainUnavailable
@@ -124,6 +125,7 @@ class AnchoringWorker:
                 session.commit()
                 return
             signer = self._signer_for(batch.agency_code)
+            self._seal_with(session, batch, signer)
             nonce = self._free_nonce(session, signer.address)
             try:
                 call = self._registry.contract.functions.anchor(batch.root, batch.count, to_bytes32(batch.type_code))
@@ -137,6 +139,33 @@ class AnchoringWorker:
                 self._broadcast(batch)
             finally:  # from here the node (pending) or our table (sending) keeps the nonce taken
                 self._client.release_nonce(signer.address, nonce)
+
+    def _seal_with(self, session: Session, batch: Batch, signer: LocalAccount) -> None:
+        """Make `signer` (the agency's current key) the sealer of every certificate of `batch`.
+
+        A key rotated between intake and anchoring is retired on chain from that moment, so a
+        seal it made would not verify against an anchor made later: such certificates are sealed
+        again by the current key (their digests, hence the batch root, do not change).
+        """
+        rows = session.execute(
+            select(Certificate.id, Certificate.digest, Certificate.seal, Certificate.sealed_by)
+            .where(Certificate.batch_id == batch.id, or_(Certificate.sealed_by.is_(None), Certificate.sealed_by != signer.address))
+        ).all()  # fmt: skip
+        if not rows and batch.signer == signer.address:
+            return
+        chain_id, registry, key = self._client.chain_id, self._registry.address, bytes(signer.key)
+        changes = []
+        for row in rows:
+            if row.sealed_by is None and row.seal and recover_sealer(chain_id, registry, row.digest, row.seal) == signer.address:
+                changes.append({"id": row.id, "sealed_by": signer.address})  # from before the column: already this key's
+            else:
+                changes.append({"id": row.id, "seal": sign_seal(key, chain_id, registry, row.digest), "sealed_by": signer.address})
+        if changes:
+            session.execute(update(Certificate), changes)
+        resealed = sum("seal" in change for change in changes)
+        if resealed:
+            log.warning("batch %s: %d certificate(s) sealed by a rotated key were sealed again by %s", batch.id, resealed, signer.address)
+        batch.signer = signer.address
 
     def _free_nonce(self, session: Session, signer: str) -> int:
         """The lowest nonce neither the node nor any transaction we stored uses: after a chain lost

@@ -118,6 +118,7 @@ class Certificate(Base):
     sealed_fields: Mapped[bytes] = mapped_column(LargeBinary)
     digest: Mapped[bytes] = mapped_column(LargeBinary(32))
     seal: Mapped[bytes | None] = mapped_column(LargeBinary(65))
+    sealed_by: Mapped[str | None] = mapped_column(String(42))  # the key of `seal`; NULL: from before this column
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
     batch_index: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="active")

@@ -132,17 +132,21 @@ class IssuerService:
                 return self._view(session, job)
             issuer = Issuer(agency.name, agency.code, agency.region)
         job_id = uuid.uuid4().hex
+        signer = self._signer_for(agency_code)
         spec = IntakeSpec(
             type_code=type_code, type_name=type_name, issuer=issuer,
             serial_prefix=self._clock().strftime("%Y%m%d") + job_id[:6].upper(), data_key=self._key,
-            signing_key=bytes(self._signer_for(agency_code).key), chain_id=self.chain_id, registry=self.registry_address,
+            signing_key=bytes(signer.key), chain_id=self.chain_id, registry=self.registry_address,
             today=self._clock().date(),
         )  # fmt: skip
         chunks = prepare_chunks(spec, records, self._intake_pool())
-        return self._store(agency_code, type_code, job_id, idempotency_key, request_hash, len(records), chunks)
+        return self._store(agency_code, type_code, job_id, idempotency_key, request_hash, len(records), chunks, signer.address)
 
-    def _store(self, agency_code, type_code, job_id, idempotency_key, request_hash, total, chunks: Iterable[Prepared]) -> JobView:
-        """Store the job and its certificates in one transaction, chunk by chunk as they come."""
+    def _store(
+        self, agency_code, type_code, job_id, idempotency_key, request_hash, total, chunks: Iterable[Prepared], sealed_by: str
+    ) -> JobView:
+        """Store the job and its certificates in one transaction, chunk by chunk as they come;
+        `sealed_by` is the key that sealed them (a rotation before anchoring seals them again)."""
         with self._sessions() as session:
             try:
                 session.add(
@@ -158,7 +162,8 @@ class IssuerService:
                                 {"identifier": p.identifier, "agency_code": agency_code, "type_code": type_code,
                                  "job_id": job_id, "position": p.position, "version": p.version,
                                  "previous_identifier": p.previous_identifier, "state": "pending",
-                                 "sealed_fields": p.sealed_fields, "digest": p.digest, "seal": p.seal, "status": "active"}
+                                 "sealed_fields": p.sealed_fields, "digest": p.digest, "seal": p.seal, "sealed_by": sealed_by,
+                                 "status": "active"}
                                 for p in prepared
                             ],
                         )  # fmt: skip
@@ -295,9 +300,10 @@ class IssuerService:
                 raise Conflict(f"{identifier} was already superseded by {cert.superseded_by}", code="CERT_SUPERSEDED")
             issuer = Issuer(agency.name, agency.code, agency.region)
             type_code = cert.type_code
+        signer = self._signer_for(agency_code)
         spec = IntakeSpec(
             type_code=type_code, type_name=str(old_fields.get("name", "电子证照")), issuer=issuer, serial_prefix="",
-            data_key=self._key, signing_key=bytes(self._signer_for(agency_code).key), chain_id=self.chain_id,
+            data_key=self._key, signing_key=bytes(signer.key), chain_id=self.chain_id,
             registry=self.registry_address, today=self._clock().date(), version=old_id.version + 1,
             previous_identifier=identifier, serial=old_id.serial,
         )  # fmt: skip
@@ -305,7 +311,7 @@ class IssuerService:
         if rejected:
             r = rejected[0]
             raise CertificateError(r.message, code=r.code, field=r.field)
-        view = self._store(agency_code, type_code, uuid.uuid4().hex, idempotency_key, request_hash, 1, [(prepared, [])])
+        view = self._store(agency_code, type_code, uuid.uuid4().hex, idempotency_key, request_hash, 1, [(prepared, [])], signer.address)
         with self._sessions.begin() as session:
             self.certificate(session, agency_code, identifier).superseded_by = prepared[0].identifier
         return view

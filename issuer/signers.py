@@ -18,9 +18,14 @@ class SignerPool:
         self._lock = threading.Lock()
 
     def __call__(self, agency_code: str) -> LocalAccount:
+        """The agency's current key: `ecert agency rotate-key` replaces the keystore entry while the
+        issuer runs, so the entry's address is read each time and a new key is unlocked once."""
+        name = agency_key_name(agency_code)
+        address = self._keystore.address(name)
         with self._lock:
-            if agency_code not in self._accounts:
-                with self._keystore.unlocked(agency_key_name(agency_code)) as account:
+            cached = self._accounts.get(agency_code)
+            if cached is None or cached.address != address:
+                with self._keystore.unlocked(name) as account:
                     self._accounts[agency_code] = account
             return self._accounts[agency_code]
 

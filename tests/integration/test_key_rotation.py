@@ -1,0 +1,72 @@
+"""An agency's key rotated while the issuer runs, with certificates taken in but not yet anchored:
+they are sealed again by the new key and anchored with it, and verify VALID."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from issuer.runtime import IssuerRuntime
+from registry.certificate.seal import recover_sealer
+from registry.chain.runner import free_port
+
+pytestmark = pytest.mark.chain
+
+AGENCY, TYPE = "11330100002493028E", "11100000000013338W001"
+ECERT = [sys.executable, "-c", "from registry.cli import main; main()"]
+
+
+def ecert(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([*ECERT, *args], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"ecert {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    port = free_port()
+    made = {
+        "ECERT_HOME": str(tmp_path / ".ecert"), "ECERT_CHAIN_PORT": str(port), "ECERT_RPC_URL": f"http://127.0.0.1:{port}",
+        "ECERT_KEYSTORE_PASSWORD": os.urandom(12).hex(), "ECERT_KEYSTORE_SCRYPT_N": "1024",
+    }  # fmt: skip
+    for name, value in made.items():
+        monkeypatch.setenv(name, value)  # the in-process runtime reads the same home
+    env = {**os.environ, **made}
+    ecert(env, "chain", "up")
+    try:
+        ecert(env, "deploy")
+        ecert(env, "authority", "add", "--region", "330000", "--name", "浙江省数据局")
+        ecert(env, "agency", "add", "--region", "330100", "--code", AGENCY, "--name", "杭州市市场监督管理局", "--types", TYPE)
+        yield env
+    finally:
+        subprocess.run([*ECERT, "chain", "down"], env=env, capture_output=True, timeout=60)
+
+
+def test_certificates_pending_at_a_rotation_are_sealed_again_and_verify(env: dict[str, str], tmp_path: Path) -> None:
+    runtime = IssuerRuntime.open()
+    try:
+        runtime.register_agency(AGENCY)
+        records = [{"holder": {"name": name, "code": "11010519491231002X"}, "validUntil": "2036-12-31"} for name in ("甲", "乙")]
+        job = runtime.service.submit(AGENCY, TYPE, records, type_name="营业执照")
+        old_key = runtime.signers(AGENCY).address
+
+        ecert(env, "agency", "rotate-key", "--code", AGENCY)  # the old key is retired on chain from now on
+        new_key = runtime.signers(AGENCY).address
+        assert new_key != old_key
+
+        runtime.worker.run_until_idle(timeout_s=60)
+        packages = [package for _, package in runtime.service.job_packages(AGENCY, job.id)]
+    finally:
+        runtime.close()
+    assert len(packages) == 2
+    for n, package in enumerate(packages):
+        assert recover_sealer(package.chain_id, package.registry, package.digest, package.seal) == new_key
+        path = tmp_path / f"cert-{n}.json"
+        path.write_text(json.dumps(package.to_json(), ensure_ascii=False))
+        assert json.loads(ecert(env, "verify", "--json", str(path)))["verdict"] == "VALID"
