@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from service_process import ECERT, ServiceProcess
 
 from registry.chain.client import ChainClient
 from registry.chain.runner import free_port
 from registry.contracts.certificate_registry import CertificateRegistry
 from registry.deploy import Deployment
 
-ECERT = [sys.executable, "-c", "from registry.cli import main; main()"]
 AGENCY_A = "11330100002493028E"  # 杭州, region 330100 (authority 330000)
 AGENCY_B = "114401000075021133"  # 广州, region 440100 (authority 440000)
 TYPE = "11100000000013338W001"
@@ -71,51 +69,17 @@ class IssuerHome:
         return Deployment.load(self.root / ".ecert" / "deployment.json").registry(client)
 
 
-class IssuerServer:
+class IssuerServer(ServiceProcess):
     """`ecert serve issuer` in a subprocess; `database_url=None` is the default SQLite file."""
 
     def __init__(self, home: IssuerHome, name: str, database_url: str | None = None) -> None:
         self.home = home
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = dict(home.env)
+        env = dict(home.env)
         if database_url:
-            self.env["ECERT_ISSUER_DATABASE_URL"] = database_url
+            env["ECERT_ISSUER_DATABASE_URL"] = database_url
         self.database_url = database_url or f"sqlite:///{home.root / '.ecert' / 'issuer' / 'issuer.sqlite'}"
-        self.log_path = home.root / f"issuer-{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout_s: float = 60.0) -> None:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [*ECERT, "serve", "issuer", "--port", str(self.port)], env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the issuer exited {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"the issuer did not answer within {timeout_s} s:\n{self.log()}")
-
-    def stop(self, timeout_s: float = 30.0) -> int | None:
-        """SIGTERM, as an init system stops it; the exit status (None if it had to be killed)."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            return None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        port = free_port()
+        super().__init__(f"the issuer ({name})", ["serve", "issuer", "--port", str(port)], env, home.root / f"issuer-{name}.log", port)
 
     def api_key(self, agency: str, scopes: str, label: str = "test") -> str:
         done = self.home.ecert("issuer", "api-key", "create", "--agency", agency, "--scopes", scopes, "--label", label, env=self.env)

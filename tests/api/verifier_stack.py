@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,11 +20,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from service_process import ECERT, ServiceProcess
 
 from registry.chain.client import ChainClient
 from registry.chain.runner import free_port
 
-ECERT = [sys.executable, "-c", "from registry.cli import main; main()"]
 AGENCY_ZJ = "11330100002493028E"  # 杭州市市场监督管理局, region 330100 (authority 330000)
 AGENCY_GD = "114401000075021133"  # 广州市市场监督管理局, region 440100 (authority 440000)
 BUSINESS_LICENCE = "11100000000013338W001"
@@ -166,52 +164,22 @@ class StackHome:
         self.ecert("chain", "down", check=False)
 
 
-class VerifierNode:
+class VerifierNode(ServiceProcess):
     """`ecert serve verifier --region R` in a subprocess, with `ECERT_VERIFIER_*` from `settings`."""
 
     def __init__(self, home: StackHome, region: str, *, workers: int = 1, **settings: str) -> None:
         self.home = home
         self.region = region
         self.workers = workers
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**home.env, "ECERT_VERIFIER_REGION": region, "ECERT_VERIFIER_PUBLIC_URL": self.url}
-        self.env.update({f"ECERT_VERIFIER_{k.upper()}": v for k, v in settings.items()})
-        self.log_path = home.root / f"verifier-{region}-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        port = free_port()
+        env = {**home.env, "ECERT_VERIFIER_REGION": region, "ECERT_VERIFIER_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+        env.update({f"ECERT_VERIFIER_{k.upper()}": v for k, v in settings.items()})
+        args = ["serve", "verifier", "--region", region, "--port", str(port), "--workers", str(workers)]
+        super().__init__(f"the verifier {region}", args, env, home.root / f"verifier-{region}-{port}.log", port)
 
     def start(self, timeout_s: float = 60.0) -> VerifierNode:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [*ECERT, "serve", "verifier", "--region", self.region, "--port", str(self.port), "--workers", str(self.workers)],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the verifier {self.region} exited {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"the verifier {self.region} did not answer within {timeout_s} s:\n{self.log()}")
-
-    def stop(self, timeout_s: float = 30.0) -> int | None:
-        """SIGTERM, as an init system stops it; the exit status (None if it had to be killed)."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            return None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        super().start(timeout_s)
+        return self
 
     @property
     def database_url(self) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
+from service_process import ServiceProcess
 
 from registry.certificate.identifiers import id_number_check_char
 from registry.chain.runner import free_port
@@ -61,39 +62,15 @@ class Person:
     identifier: str
 
 
-class Service:
-    """A long-running `ecert serve …` subprocess with its log."""
+class Service(ServiceProcess):
+    """A long-running `ecert serve …` subprocess with its log, started at once."""
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path, port: int, command: list[str] = ECERT) -> None:
-        self.name, self.port, self.url = name, port, f"http://127.0.0.1:{port}"
-        self.log_path = log_dir / f"{name}.log"
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen([*command, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
-
-    def wait_healthy(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.name} exited {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"{self.name} did not answer within {timeout_s} s:\n{self.log()}")
+        super().__init__(name, args, env, log_dir / f"{name}.log", port, command)
+        self.launch()
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        return super().log()[-5000:]
 
 
 class Stack:
