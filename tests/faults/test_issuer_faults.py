@@ -73,7 +73,7 @@ def start_driver(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]
     log = open(tmp_path / "driver.log", "ab")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
         [sys.executable, str(DRIVER), AGENCY, TYPE, str(tmp_path / "records.jsonl"), "job-1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,  # its own group: killed whole
     )  # fmt: skip
 
 
@@ -106,7 +106,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_anchors_nothing_twice(home)
         try:
             driver.wait(timeout=rng.uniform(0.8, 3.0))
         except subprocess.TimeoutExpired:
-            driver.send_signal(signal.SIGKILL)
+            os.killpg(driver.pid, signal.SIGKILL)  # the issuer and its intake processes, as when the machine dies
             driver.wait()
             kills += 1
             continue
@@ -119,7 +119,9 @@ def test_sigkill_at_random_moments_loses_nothing_and_anchors_nothing_twice(home)
 
 def test_chain_stopped_during_anchoring_then_restarted(home) -> None:
     tmp_path, env, node, registry = home
-    driver = start_driver(tmp_path, env)
+    # 100 batches of 50: anchoring takes long enough that the chain goes down mid-job (with 10
+    # batches the worker could finish them all while anvil was stopping, and the test failed)
+    driver = start_driver(tmp_path, {**env, "ECERT_ISSUER_BATCH_SIZE": "50"})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not registry.contract.events.BatchAnchored().get_logs(from_block=0):
         time.sleep(0.05)
