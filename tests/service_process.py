@@ -4,15 +4,44 @@ Shared by the API stacks and the browser stack (imported like `conftest`: `tests
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
+from registry.chain.runner import free_port
+
 ECERT = [sys.executable, "-c", "from registry.cli import main; main()"]
+T = TypeVar("T")
+
+
+def ecert_home_env(home: Path) -> dict[str, str]:
+    """The environment of a fresh ECERT_HOME under `home`: its own chain port, a random keystore
+    password and a fast scrypt (test keys only)."""
+    port = free_port()
+    return {
+        **os.environ,
+        "ECERT_HOME": str(home / ".ecert"), "ECERT_CHAIN_PORT": str(port), "ECERT_RPC_URL": f"http://127.0.0.1:{port}",
+        "ECERT_KEYSTORE_PASSWORD": os.urandom(12).hex(), "ECERT_KEYSTORE_SCRYPT_N": "1024", "COLUMNS": "200",
+    }  # fmt: skip
+
+
+def wait_for(probe: Callable[[], T], timeout_s: float = 60.0, every_s: float = 0.1, what: str = "") -> T:
+    """Call `probe()` until it returns something truthy; that value, or AssertionError."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting {what or 'for ' + getattr(probe, '__name__', 'probe')} after {timeout_s} s")
+        time.sleep(every_s)
 
 
 class ServiceProcess:

@@ -8,11 +8,9 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 from service_process import ECERT, ServiceProcess
@@ -89,18 +87,6 @@ class IssuerServer(ServiceProcess):
         if token:
             headers["Authorization"] = f"Bearer {token}"
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
-
-
-def wait_for(probe, timeout_s: float = 60.0, every_s: float = 0.1) -> Any:  # noqa: ANN001
-    """Call `probe()` until it returns something truthy; that value, or AssertionError."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting after {timeout_s} s")
-        time.sleep(every_s)
 
 
 @contextmanager

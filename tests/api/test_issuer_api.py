@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from issuer_server import AGENCY_A, AGENCY_B, POSTGRES_ENV, TYPE, IssuerHome, IssuerServer, postgres_database, wait_for
+from issuer_server import AGENCY_A, AGENCY_B, POSTGRES_ENV, TYPE, IssuerHome, IssuerServer, postgres_database
+from service_process import wait_for
 from sqlalchemy import create_engine, text
 
 from registry.certificate.identifiers import build_licence_id

@@ -13,14 +13,13 @@ import json
 import os
 import secrets
 import subprocess
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-from service_process import ECERT, ServiceProcess
+from service_process import ECERT, ServiceProcess, wait_for
 
 from registry.chain.client import ChainClient
 from registry.chain.runner import free_port
@@ -32,19 +31,6 @@ OTHER_TYPE = "11100000000013338W002"  # granted to 杭州 only; recognised by 33
 PROBLEM = "application/problem+json"
 PERSON = "11010519491231002X"  # a valid 公民身份号码
 AUTHORITIES = (("330000", "浙江省数据局"), ("440000", "广东省政务服务数据管理局"), ("310000", "上海市大数据中心"))
-T = TypeVar("T")
-
-
-def wait_for(probe: Callable[[], T], timeout_s: float = 60.0, every_s: float = 0.1, what: str = "") -> T:
-    """Call `probe()` until it returns something truthy; that value, or AssertionError."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting {what or 'for ' + getattr(probe, '__name__', 'probe')} after {timeout_s} s")
-        time.sleep(every_s)
 
 
 def records(count: int, town: str = "杭州", start: int = 0) -> list[dict[str, Any]]:

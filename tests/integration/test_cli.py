@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from service_process import ECERT, ecert_home_env
 
-from registry.chain.runner import free_port
 
 pytestmark = pytest.mark.chain
 
 AGENCY = "11330100002493028E"
 TYPE = "11100000000013338W001"
-ECERT = [sys.executable, "-c", "from registry.cli import main; main()"]
 
 
 @pytest.fixture(scope="module")
@@ -26,16 +23,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def env(home: Path) -> dict[str, str]:
-    port = free_port()
-    return {
-        **os.environ,
-        "ECERT_HOME": str(home / ".ecert"),
-        "ECERT_CHAIN_PORT": str(port),
-        "ECERT_RPC_URL": f"http://127.0.0.1:{port}",
-        "ECERT_KEYSTORE_PASSWORD": os.urandom(12).hex(),
-        "ECERT_KEYSTORE_SCRYPT_N": "1024",
-        "COLUMNS": "200",
-    }
+    return ecert_home_env(home)
 
 
 def ecert(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

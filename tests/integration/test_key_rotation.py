@@ -4,22 +4,19 @@ they are sealed again by the new key and anchored with it, and verify VALID."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from service_process import ECERT, ecert_home_env
 
 from issuer.runtime import IssuerRuntime
 from registry.certificate.seal import recover_sealer
-from registry.chain.runner import free_port
 
 pytestmark = pytest.mark.chain
 
 AGENCY, TYPE = "11330100002493028E", "11100000000013338W001"
-ECERT = [sys.executable, "-c", "from registry.cli import main; main()"]
 
 
 def ecert(env: dict[str, str], *args: str) -> str:
@@ -30,14 +27,10 @@ def ecert(env: dict[str, str], *args: str) -> str:
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    port = free_port()
-    made = {
-        "ECERT_HOME": str(tmp_path / ".ecert"), "ECERT_CHAIN_PORT": str(port), "ECERT_RPC_URL": f"http://127.0.0.1:{port}",
-        "ECERT_KEYSTORE_PASSWORD": os.urandom(12).hex(), "ECERT_KEYSTORE_SCRYPT_N": "1024",
-    }  # fmt: skip
-    for name, value in made.items():
-        monkeypatch.setenv(name, value)  # the in-process runtime reads the same home
-    env = {**os.environ, **made}
+    env = ecert_home_env(tmp_path)
+    for name, value in env.items():
+        if name.startswith("ECERT_"):
+            monkeypatch.setenv(name, value)  # the in-process runtime reads the same home
     ecert(env, "chain", "up")
     try:
         ecert(env, "deploy")

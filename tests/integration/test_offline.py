@@ -14,10 +14,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import random
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,11 +24,11 @@ import pytest
 import typer
 from conftest import GD_AGENCY_CODE, TYPE_BUSINESS_LICENCE, ZJ_AGENCY_CODE, Roles, fund
 from eth_account import Account
+from service_process import ECERT, ecert_home_env
 from typer.testing import CliRunner
 
 from registry.certificate.merkle import MerkleTree, batch_tree
 from registry.certificate.presentation import Presentation
-from registry.chain.runner import free_port
 from registry.contracts.certificate_registry import CertificateRegistry, Status
 from registry.errors import ChainError, EcertError
 from registry.indexer import NOT_ANCHORED, History, Indexer, make_engine
@@ -44,7 +42,6 @@ pytestmark = pytest.mark.chain
 
 AGENCY = "11330100002493028E"
 TYPE = "11100000000013338W001"
-ECERT = [sys.executable, "-c", "from registry.cli import main; main()"]
 
 
 # ─── unit level: the reader against the index ────────────────────────────────────────────
@@ -193,17 +190,7 @@ def test_age_reads_well() -> None:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    home = tmp_path_factory.mktemp("ecert-offline")
-    port = free_port()
-    return {
-        **os.environ,
-        "ECERT_HOME": str(home / ".ecert"),
-        "ECERT_CHAIN_PORT": str(port),
-        "ECERT_RPC_URL": f"http://127.0.0.1:{port}",
-        "ECERT_KEYSTORE_PASSWORD": os.urandom(12).hex(),
-        "ECERT_KEYSTORE_SCRYPT_N": "1024",
-        "COLUMNS": "200",
-    }
+    return ecert_home_env(tmp_path_factory.mktemp("ecert-offline"))
 
 
 def ecert(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
