@@ -35,7 +35,6 @@ import binascii
 import contextlib
 import datetime as dt
 import hashlib
-import json
 import logging
 import os
 import stat
@@ -45,8 +44,12 @@ from typing import TYPE_CHECKING, Any
 import rfc8785
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 
+from registry import jsonbytes
 from registry.errors import KeystoreError
 
 if TYPE_CHECKING:
@@ -66,9 +69,9 @@ def canonical_bytes(value: Any) -> bytes:
     """RFC 8785 bytes of `value`.
 
     For JSON made only of ASCII-keyed objects, lists, strings, safe integers, booleans and null
-    (every receipt), sorted compact `json.dumps` is byte for byte RFC 8785 and 5x faster than the
-    pure-Python `rfc8785`; anything else (floats, big integers, non-ASCII keys) goes through
-    `rfc8785.dumps`. The unit tests cross-check both paths.
+    (every receipt), sorted compact JSON (`jsonbytes.dumps`) is byte for byte RFC 8785 and far
+    faster than the pure-Python `rfc8785`; anything else (floats, big integers, non-ASCII keys)
+    goes through `rfc8785.dumps`. The unit tests cross-check both paths.
     """
     if _is_plain(value):
         return _plain_bytes(value)
@@ -76,20 +79,30 @@ def canonical_bytes(value: Any) -> bytes:
 
 
 def _plain_bytes(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return jsonbytes.dumps(value, sort_keys=True)
 
 
 def _is_plain(value: Any) -> bool:
-    t = type(value)
-    if t is str or t is bool or value is None:
-        return True
-    if t is int:
-        return -_SAFE_INT <= value <= _SAFE_INT
-    if t is dict:
-        return all(type(k) is str and k.isascii() and _is_plain(v) for k, v in value.items())
-    if t is list:
-        return all(_is_plain(v) for v in value)
-    return False
+    """Only ASCII-keyed objects, lists, strings, safe integers, booleans and null (walked with a
+    stack: no recursion limit, and no generator frame per node)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is str or t is bool or v is None:
+            continue
+        if t is int:
+            if not -_SAFE_INT <= v <= _SAFE_INT:
+                return False
+        elif t is dict:
+            if not all(type(k) is str and k.isascii() for k in v):
+                return False
+            stack.extend(v.values())
+        elif t is list:
+            stack.extend(v)
+        else:
+            return False
+    return True
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:

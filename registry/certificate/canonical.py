@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # C escaper, = RFC 8785 rules
 
+import orjson
 import rfc8785
 
 from registry.certificate.merkle import encode_field_leaf, standard_leaf_hash
@@ -66,8 +67,8 @@ class FieldLeaf:
         if not isinstance(value, str):
             raise _malformed("field leaf value must be a string of canonical JSON", path=path)
         try:
-            parsed = json.loads(value)
-        except (ValueError, RecursionError) as e:
+            parsed = orjson.loads(value)  # rejects what json.loads takes only in forms that are never canonical
+        except orjson.JSONDecodeError as e:
             raise _malformed("field leaf value is not JSON", path=path) from e
         if isinstance(parsed, (dict, list)) or canonical_json(parsed) != value:
             raise _malformed("field leaf value is not the canonical JSON of a scalar", path=path)

@@ -26,6 +26,7 @@ ID_REGION = "ID_REGION"
 ID_DATE = "ID_DATE"
 
 _MOD37_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_MOD37_VALUES = {c: i for i, c in enumerate(_MOD37_ALPHABET)}
 _USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # no I, O, Z, S, V
 _USCC_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -76,11 +77,12 @@ def _normalise(text: object, what: str, strict: bool) -> tuple[str, list[str]]:
 
 def mod37_36_check_char(payload: str) -> str:
     """ISO/IEC 7064 MOD 37,36 (hybrid) check character over 0-9A-Z, as GB/T 36904 requires."""
-    if not payload or any(c not in _MOD37_ALPHABET for c in payload):
+    values = [_MOD37_VALUES.get(c) for c in payload]
+    if not values or None in values:
         raise _fail(f"MOD 37,36 payload {payload!r} must be non-empty 0-9A-Z", ID_FORMAT)
     p = 36
-    for c in payload:
-        s = (p + _MOD37_ALPHABET.index(c)) % 36 or 36
+    for value in values:
+        s = (p + value) % 36 or 36
         p = (2 * s) % 37
     return _MOD37_ALPHABET[(1 - p) % 36]
 
