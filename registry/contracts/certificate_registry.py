@@ -65,11 +65,28 @@ class CertificateRegistry(TrustRegistry):
     ) -> Receipt:
         return self._send(actor, "setStatusBulk", root, word, mask, int(status), reason, gas=gas)
 
+    def revoke_certificates(
+        self, actor: LocalAccount, root: bytes, word: int, mask: int, reason: int, *, gas: int | None = None
+    ) -> Receipt:
+        """Revoke up to 256 certificates of batch `root` at once (bit `i` of `mask`: index `word * 256 + i`).
+
+        As `set_status_bulk(..., Status.REVOKED, reason)` for ~2,200 gas less; the contract takes
+        `word` and `reason` as one argument, `word << 8 | reason`, and emits `CertificatesRevoked`.
+        """
+        if not 0 <= reason <= 0xFF:
+            raise ValueError(f"reason {reason} does not fit a uint8")
+        if not 0 <= word < 1 << 248:
+            raise ValueError(f"word {word} is out of range")
+        return self._send(actor, "revokeCertificates", root, word << 8 | reason, mask, gas=gas)
+
     def set_status_many(self, actor: LocalAccount, root: bytes, indices: list[int], status: Status, reason: int) -> list[Receipt]:
-        """Change many certificates of one batch: one transaction per 256-index word touched."""
+        """Change many certificates of one batch: one transaction per 256-index word touched
+        (`revokeCertificates` for a revocation, the cheaper call)."""
         masks: dict[int, int] = {}
         for index in indices:
             masks[index >> 8] = masks.get(index >> 8, 0) | (1 << (index & 0xFF))
+        if status is Status.REVOKED:
+            return [self.revoke_certificates(actor, root, word, mask, reason) for word, mask in sorted(masks.items())]
         return [self.set_status_bulk(actor, root, word, mask, status, reason) for word, mask in sorted(masks.items())]
 
     def revoke_batch(self, actor: LocalAccount, root: bytes, reason: int) -> Receipt:

@@ -2,6 +2,8 @@
 
 Logs are decoded by their first topic against the contract's generated ABI (never a hand-typed
 signature), so a new event in the contract is seen here as "unknown" and skipped, never misread.
+An anonymous event (`CertificatesRevoked`, which saves its signature topic) is told apart by its
+number of topics instead, which no other event of the contract shares (checked at start).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from hexbytes import HexBytes
 from web3.contract import Contract
 
+from registry.contracts.certificate_registry import Status
 from registry.contracts.trust_registry import from_bytes32
 from registry.indexer.store import (
     Agency,
@@ -51,17 +54,33 @@ class EventDecoder:
 
     def __init__(self, contract: Contract) -> None:
         self._address = contract.address.lower()
-        self._by_topic = {bytes(HexBytes(event.topic)): event for event in contract.events}
+        events = list(contract.events)
+        self._by_topic = {bytes(HexBytes(event.topic)): event for event in events if not event.abi.get("anonymous")}
+        self._anonymous_by_topic_count = {_topic_count(event.abi): event for event in events if event.abi.get("anonymous")}
+        named_counts = {_topic_count(event.abi) for event in events if not event.abi.get("anonymous")}
+        if len(self._anonymous_by_topic_count) != sum(1 for event in events if event.abi.get("anonymous")) or (
+            named_counts & self._anonymous_by_topic_count.keys()
+        ):
+            raise ValueError("an anonymous event shares its number of topics with another event: logs would be ambiguous")
 
     def decode(self, raw: Mapping[str, Any]) -> ChainEvent | None:
         topics = raw.get("topics") or []
-        event = self._by_topic.get(bytes(topics[0])) if topics else None
-        if event is None or str(raw["address"]).lower() != self._address:
+        if not topics or str(raw["address"]).lower() != self._address:
+            return None
+        # by the number of topics first: an anonymous event's first topic is data (a root), which
+        # may equal another event's signature hash
+        event = self._anonymous_by_topic_count.get(len(topics)) or self._by_topic.get(bytes(topics[0]))
+        if event is None:
             return None
         data = event.process_log(raw)
         return ChainEvent(
             data["event"], data["args"], raw["blockNumber"], bytes(raw["blockHash"]), raw["logIndex"], bytes(raw["transactionHash"])
         )
+
+
+def _topic_count(event_abi: Mapping[str, Any]) -> int:
+    indexed = sum(1 for item in event_abi["inputs"] if item.get("indexed"))
+    return indexed if event_abi.get("anonymous") else indexed + 1
 
 
 def rows_for(event: ChainEvent, block_time: int, agency_code_of: AgencyCodeOf) -> list[Row]:
@@ -79,6 +98,11 @@ def rows_for(event: ChainEvent, block_time: int, agency_code_of: AgencyCodeOf) -
         return [(StatusChange, where | {
             "root": bytes(a["root"]), "word": a["word"], "mask": a["mask"].to_bytes(32, "big"),
             "status": a["status"], "reason": a["reason"], "tx_hash": event.tx_hash,
+        })]  # fmt: skip
+    if name == "CertificatesRevoked":
+        return [(StatusChange, where | {
+            "root": bytes(a["root"]), "word": a["word"], "mask": a["mask"].to_bytes(32, "big"),
+            "status": int(Status.REVOKED), "reason": a["reason"], "tx_hash": event.tx_hash,
         })]  # fmt: skip
     if name == "BatchRevoked":
         return [(BatchRevocation, where | {"root": bytes(a["root"]), "reason": a["reason"], "tx_hash": event.tx_hash})]

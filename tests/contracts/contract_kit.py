@@ -84,7 +84,13 @@ class Kit:
         self._event_names = {
             keccak(text=f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"): item["name"]
             for item in registry.contract.abi
-            if item["type"] == "event"
+            if item["type"] == "event" and not item.get("anonymous")
+        }
+        # anonymous events (no signature topic) by their number of topics: their indexed fields
+        self._anonymous_topic_counts = {
+            item["name"]: sum(1 for i in item["inputs"] if i["indexed"])
+            for item in registry.contract.abi
+            if item["type"] == "event" and item.get("anonymous")
         }
 
     # ─── accounts, batches ───────────────────────────────────────────────────────────────
@@ -144,8 +150,13 @@ class Kit:
     def events(self, receipt: Receipt, name: str) -> list[dict[str, Any]]:
         """The args of every `name` event in `receipt`, in comparable form (see `plain`)."""
         found = []
+        anonymous_topics = self._anonymous_topic_counts.get(name)
         for log in receipt.logs:
-            if log["topics"] and self._event_names.get(bytes(log["topics"][0])) == name:
+            if anonymous_topics is not None:
+                matches = len(log["topics"]) == anonymous_topics
+            else:
+                matches = bool(log["topics"]) and self._event_names.get(bytes(log["topics"][0])) == name
+            if matches:
                 found.append(plain(getattr(self.registry.contract.events, name)().process_log(log)["args"]))
         return found
 

@@ -22,8 +22,10 @@ Notes on rows that are not "root only" or "authority of the region only":
 - anchor: has no agency argument, a key always anchors for its own agency. The row anchors a
   type granted to the 330100 agency only, so the 440100 agency's key fails on the type
   (it can never anchor outside its types) and every non-key fails as an inactive key.
-- setStatus / setStatusBulk / revokeBatch: an active key of the anchoring agency or an
-  authority of its region.
+- setStatus / setStatusBulk / revokeCertificates / revokeBatch: an active key of the anchoring
+  agency or an authority of its region (revokeCertificates checks the anchoring key itself on a
+  cheaper path first; tests/contracts/test_revoke_certificates.py covers sibling, retired,
+  compromised and not-yet-valid keys).
 - renounceRole(DEFAULT_ADMIN_ROLE, msg.sender) is allowed for everyone: OpenZeppelin only checks
   that `callerConfirmation == msg.sender`. For a non-holder it is a no-op (no RoleRevoked event);
   for the root it gives up the role for good.
@@ -63,24 +65,25 @@ def _row(*outcomes: bool | str) -> dict[str, bool | str]:
 
 
 EXPECTED: dict[str, dict[str, bool | str]] = {
-    #                      root     authority  other_authority  agency   other_agency  stranger
-    "addAuthority":    _row(True,    ADMIN,     ADMIN,           ADMIN,   ADMIN,        ADMIN),
-    "removeAuthority": _row(True,    ADMIN,     ADMIN,           ADMIN,   ADMIN,        ADMIN),
-    "grantRole":       _row(True,    ADMIN,     ADMIN,           ADMIN,   ADMIN,        ADMIN),
-    "revokeRole":      _row(True,    ADMIN,     ADMIN,           ADMIN,   ADMIN,        ADMIN),
-    "renounceRole":    _row(True,    True,      True,            True,    True,         True),
-    "registerAgency":  _row(REGION,  True,      REGION,          REGION,  REGION,       REGION),
-    "grantTypes":      _row(REGION,  True,      REGION,          REGION,  REGION,       REGION),
-    "revokeTypes":     _row(REGION,  True,      REGION,          REGION,  REGION,       REGION),
-    "suspendAgency":   _row(REGION,  True,      REGION,          REGION,  REGION,       REGION),
-    "reinstateAgency": _row(REGION,  True,      REGION,          REGION,  REGION,       REGION),
-    "addKey":          _row(MANAGER, True,      MANAGER,         True,    MANAGER,      MANAGER),
-    "retireKey":       _row(MANAGER, True,      MANAGER,         True,    MANAGER,      MANAGER),
-    "compromiseKey":   _row(MANAGER, True,      MANAGER,         True,    MANAGER,      MANAGER),
-    "anchor":          _row(NOT_KEY, NOT_KEY,   NOT_KEY,         True,    TYPE,         NOT_KEY),
-    "setStatus":       _row(BATCH,   True,      BATCH,           True,    BATCH,        BATCH),
-    "setStatusBulk":   _row(BATCH,   True,      BATCH,           True,    BATCH,        BATCH),
-    "revokeBatch":     _row(BATCH,   True,      BATCH,           True,    BATCH,        BATCH),
+    #                         root     authority  other_authority  agency   other_agency  stranger
+    "addAuthority":       _row(True,    ADMIN,     ADMIN,           ADMIN,   ADMIN,        ADMIN),
+    "removeAuthority":    _row(True,    ADMIN,     ADMIN,           ADMIN,   ADMIN,        ADMIN),
+    "grantRole":          _row(True,    ADMIN,     ADMIN,           ADMIN,   ADMIN,        ADMIN),
+    "revokeRole":         _row(True,    ADMIN,     ADMIN,           ADMIN,   ADMIN,        ADMIN),
+    "renounceRole":       _row(True,    True,      True,            True,    True,         True),
+    "registerAgency":     _row(REGION,  True,      REGION,          REGION,  REGION,       REGION),
+    "grantTypes":         _row(REGION,  True,      REGION,          REGION,  REGION,       REGION),
+    "revokeTypes":        _row(REGION,  True,      REGION,          REGION,  REGION,       REGION),
+    "suspendAgency":      _row(REGION,  True,      REGION,          REGION,  REGION,       REGION),
+    "reinstateAgency":    _row(REGION,  True,      REGION,          REGION,  REGION,       REGION),
+    "addKey":             _row(MANAGER, True,      MANAGER,         True,    MANAGER,      MANAGER),
+    "retireKey":          _row(MANAGER, True,      MANAGER,         True,    MANAGER,      MANAGER),
+    "compromiseKey":      _row(MANAGER, True,      MANAGER,         True,    MANAGER,      MANAGER),
+    "anchor":             _row(NOT_KEY, NOT_KEY,   NOT_KEY,         True,    TYPE,         NOT_KEY),
+    "setStatus":          _row(BATCH,   True,      BATCH,           True,    BATCH,        BATCH),
+    "setStatusBulk":      _row(BATCH,   True,      BATCH,           True,    BATCH,        BATCH),
+    "revokeCertificates": _row(BATCH,   True,      BATCH,           True,    BATCH,        BATCH),
+    "revokeBatch":        _row(BATCH,   True,      BATCH,           True,    BATCH,        BATCH),
 }  # fmt: skip
 
 
@@ -303,6 +306,18 @@ def _set_status_bulk(kit: Kit, caller: LocalAccount) -> Attempt:
         assert statuses == [Status.SUSPENDED, Status.ACTIVE, Status.SUSPENDED]
 
     return Attempt(kit.fn.setStatusBulk(root, 1, 0b101, int(Status.SUSPENDED), 2), confirm, root=root)
+
+
+@attempt("revokeCertificates")
+def _revoke_certificates(kit: Kit, caller: LocalAccount) -> Attempt:
+    root = _anchored_batch(kit)
+
+    def confirm(receipt: Receipt) -> None:
+        statuses = [kit.registry.status_of(root, index) for index in (256, 257, 258)]
+        assert statuses == [Status.REVOKED, Status.ACTIVE, Status.REVOKED]
+        kit.assert_event(receipt, "CertificatesRevoked", root=root, word=1, mask=0b101, reason=3)
+
+    return Attempt(kit.fn.revokeCertificates(root, 1 << 8 | 3, 0b101), confirm, root=root)
 
 
 @attempt("revokeBatch")

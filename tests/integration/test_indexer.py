@@ -122,6 +122,7 @@ def test_every_event_is_indexed_and_facts_equal_inspect(chain, registry, roles: 
     registry.set_status(roles.authority, first.root, 2, Status.REVOKED, 7)
     registry.set_status_bulk(roles.agency, first.root, 0, 0b11000, Status.SUSPENDED, 2)
     registry.set_status(roles.agency, first.root, 4, Status.ACTIVE, 1)
+    registry.revoke_certificates(roles.agency, first.root, 0, 0b1, 4)  # the anonymous CertificatesRevoked
     revoked = anchor(registry, roles.agency, 3, "revoked")
     registry.revoke_batch(roles.agency, revoked.root, 3)
     second_key = Account.create()
@@ -143,9 +144,10 @@ def test_every_event_is_indexed_and_facts_equal_inspect(chain, registry, roles: 
     assert (stored.block_number, "0x" + stored.tx_hash.hex()) == (first.block_number, first.tx_hash)
     assert stored.anchored_at == time_of(chain, first.block_number)
     statuses = [history.certificate_status_at(first.root, i).status for i in range(5)]
-    assert statuses == [Status.ACTIVE, Status.SUSPENDED, Status.REVOKED, Status.SUSPENDED, Status.ACTIVE]
+    assert statuses == [Status.REVOKED, Status.SUSPENDED, Status.REVOKED, Status.SUSPENDED, Status.ACTIVE]
     assert [registry.status_of(first.root, i) for i in range(5)] == statuses
     assert history.certificate_status_at(first.root, 2).reason == 7
+    assert history.certificate_status_at(first.root, 0).reason == 4
     assert {history.certificate_status_at(revoked.root, i).status for i in range(3)} == {Status.REVOKED}
     assert history.certificate_status_at(revoked.root, 0).reason == 3
 

@@ -9,15 +9,21 @@ from __future__ import annotations
 import random
 
 import pytest
+from eth_abi import encode
+from eth_utils import keccak
+from hexbytes import HexBytes
+from web3 import Web3
 
+from registry.contracts.artifacts import artifact
 from registry.contracts.certificate_registry import Status
 from registry.contracts.trust_registry import to_bytes32
 from registry.indexer.errors import CertificateIndexOutOfRange
-from registry.indexer.events import ChainEvent, rows_for
+from registry.indexer.events import ChainEvent, EventDecoder, rows_for
 from registry.indexer.records import AgencyHistory, BatchRecord, KeyHistory, KeyStanding, StatusEvent, batch_record, status_at
 from registry.indexer.store import StatusChange, TypeGrant
 
 KEY = "0x" + "ab" * 20
+FULL_WORD = (1 << 256) - 1
 ANCHORED_AT = 1_000
 
 
@@ -165,3 +171,30 @@ def test_event_rows_keep_position_and_time() -> None:
     granted = rows_for(event("TypesGranted", code=to_bytes32("A"), typeCodes=[to_bytes32("T1"), to_bytes32("T2")]), 9, no_agency_lookup)
     assert [(m, v["position"], v["type_code"], v["granted"]) for m, v in granted] == [(TypeGrant, 0, "T1", True), (TypeGrant, 1, "T2", True)]
     assert rows_for(event("RoleGranted", role=b"\x00" * 32, account=KEY, sender=KEY), 9, no_agency_lookup) == []
+
+
+def test_bulk_revocations_are_status_changes() -> None:
+    revoked = event("CertificatesRevoked", root=b"\x01" * 32, word=3, mask=(1 << 255) | 1, reason=7)
+    [(model, values)] = rows_for(revoked, 9, no_agency_lookup)
+    assert model is StatusChange
+    assert (values["root"], values["word"], values["status"], values["reason"]) == (b"\x01" * 32, 3, Status.REVOKED, 7)
+    assert int.from_bytes(values["mask"], "big") == (1 << 255) | 1 and values["tx_hash"] == b"\x04" * 32
+
+
+@pytest.mark.parametrize("root", [b"\x01" * 32, keccak(text="BatchRevoked(bytes32,uint8)")])
+def test_the_anonymous_revocation_event_is_told_by_its_single_topic(root: bytes) -> None:
+    """Its only topic is a root, which may even equal another event's signature hash."""
+    address = "0x" + "cd" * 20
+    contract = Web3().eth.contract(address=Web3.to_checksum_address(address), abi=artifact("CertificateRegistry").abi)
+    decoder = EventDecoder(contract)
+    log = {
+        "address": address, "topics": [HexBytes(root)], "data": HexBytes(encode(["uint256", "uint256", "uint8"], [3, FULL_WORD, 7])),
+        "blockNumber": 42, "blockHash": HexBytes(b"\x03" * 32), "logIndex": 7, "transactionHash": HexBytes(b"\x04" * 32),
+        "transactionIndex": 0,
+    }  # fmt: skip
+    decoded = decoder.decode(log)
+    assert decoded is not None and decoded.name == "CertificatesRevoked"
+    assert (bytes(decoded.args["root"]), decoded.args["word"], decoded.args["mask"], decoded.args["reason"]) == (root, 3, FULL_WORD, 7)
+    assert decoder.decode(log | {"address": "0x" + "ef" * 20}) is None
+    named = log | {"topics": [HexBytes(keccak(text="BatchRevoked(bytes32,uint8)")), HexBytes(root)], "data": HexBytes(encode(["uint8"], [7]))}
+    assert decoder.decode(named).name == "BatchRevoked"  # type: ignore[union-attr]
