@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from registry.indexer import History, Indexer, create_schema
 from registry.secrets_files import load_or_create_secret
 from registry.workspace import Workspace
-from verifier.access_log import AccessLog
+from verifier.access_log import AccessLog, AccessRecorder, ForwardedAccessLog
 from verifier.chain_reader import RegistryReader
 from verifier.checks.policy import PolicyCheck
 from verifier.checks.share import ShareCheck
@@ -74,7 +74,10 @@ class VerifierRuntime:
         )
 
     @cached_property
-    def access_log(self) -> AccessLog:
+    def access_log(self) -> AccessRecorder:
+        """The database writer, or in a worker process of a node the sender to its node process."""
+        if self.settings.access_log_socket:
+            return ForwardedAccessLog(self.settings.access_log_socket, self.sessions)
         return AccessLog(self.sessions)
 
     @cached_property

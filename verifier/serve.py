@@ -1,5 +1,6 @@
 """Run a verifier node: the indexer follows the chain in this process; uvicorn serves the API
-with one or more worker processes, each reading the index (one writer, many readers)."""
+with one or more worker processes, each reading the index (one writer, many readers). With
+several workers this process also writes their access logs (`AccessLogServer`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import uvicorn
 from fastapi import FastAPI
 
+from verifier.access_log import AccessLogServer
 from verifier.api.app import create_app
 from verifier.runtime import VerifierRuntime
 from verifier.settings import VerifierSettings
@@ -18,7 +20,7 @@ log = logging.getLogger(__name__)
 
 def app_factory() -> FastAPI:
     """For uvicorn's worker processes: each opens its own runtime from the environment."""
-    return create_app(VerifierRuntime.open())
+    return create_app(VerifierRuntime.open(), owns_runtime=True)
 
 
 def serve(settings: VerifierSettings, host: str, port: int, workers: int = 1) -> None:
@@ -27,11 +29,16 @@ def serve(settings: VerifierSettings, host: str, port: int, workers: int = 1) ->
     try:
         if workers == 1:
             uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning", access_log=False)
-        else:
+            return
+        access_log = AccessLogServer(runtime.access_log)  # the workers send their entries here: one writer
+        try:
             os.environ["ECERT_VERIFIER_REGION"] = settings.region
+            os.environ["ECERT_VERIFIER_ACCESS_LOG_SOCKET"] = str(access_log.path)
             uvicorn.run(
                 "verifier.serve:app_factory", factory=True, workers=workers, host=host, port=port,
                 log_level="warning", access_log=False,
             )  # fmt: skip
+        finally:
+            access_log.close()
     finally:
         runtime.close()

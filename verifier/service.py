@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.certificate.presentation import Presentation
-from verifier.access_log import Access, AccessLog
+from verifier.access_log import Access, AccessRecorder
 from verifier.checks.base import Check, Outcome
 from verifier.context import ChainReader
 from verifier.pipeline import Report, verify_presentation
@@ -50,7 +50,7 @@ class VerificationService:
         *,
         checks: Sequence[Check],
         receipts: ReceiptSigner,
-        access_log: AccessLog,
+        access_log: AccessRecorder,
         region: str,
         chain_id: int,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),

@@ -26,6 +26,8 @@ class VerifierSettings(BaseSettings):
     index_confirmations: int = 0
     rate_limit_per_min: int = 6_000
     share_secret_file: Path | None = None  # HMAC key for dynamic QR codes
+    # set by `serve` for its worker processes: where the node process takes their access-log entries
+    access_log_socket: Path | None = None
 
     def folder(self, core: Settings) -> Path:
         path = core.home / f"verifier-{self.region}"

@@ -340,6 +340,38 @@ def test_the_holder_sees_who_verified_newest_first(stack: Stack) -> None:
     assert latest["digest"] == package["digest"] and latest["at"] >= entries[1]["at"]
 
 
+
+def test_a_node_with_two_workers_logs_every_verification_through_its_node_process(stack: Stack) -> None:
+    """Each worker sends its entries to the node process, the one writer; none is lost or doubled,
+    whichever worker answered, and the last ones are written when the node stops."""
+    node = VerifierNode(stack.home, "330000", workers=2, database_url=f"sqlite:///{stack.home.root / 'two-workers.sqlite'}")
+    bank, wallet = node.register(("丙银行", "330100", "bank"), ("浙里办", "330000", "wallet"))
+    package = stack.issued.package(SPARE_PKG)
+    node.start()
+    try:
+        node.wait_indexed()
+        with node.client(bank) as client, ThreadPoolExecutor(4) as pool:  # concurrent: both workers answer
+            answers = list(pool.map(lambda n: client.post("/v1/verifications", json={"purpose": f"核验{n}", "package": package}), range(40)))
+        assert all(a.status_code == 200 and a.json()["verdict"] == "VALID" for a in answers)
+        with node.client(wallet) as client:
+            logged = wait_for(
+                lambda: len(entries := client.get("/v1/access-log", params={"digest": package["digest"]}).json()) == 40 and entries,
+                10, what="for 40 access-log entries",
+            )  # fmt: skip
+        assert sorted(e["purpose"] for e in logged) == sorted(f"核验{n}" for n in range(40))
+        with node.client(bank) as client:
+            assert client.post("/v1/verifications", json={"purpose": "停机前", "package": package}).status_code == 200
+    finally:
+        node.stop()
+    reopened = VerifierNode(stack.home, "330000", database_url=node.database_url).start()
+    try:
+        with reopened.client(wallet) as client:
+            purposes = [e["purpose"] for e in client.get("/v1/access-log", params={"digest": package["digest"]}).json()]
+    finally:
+        reopened.stop()
+    assert len(purposes) == 41 and purposes[0] == "停机前"
+
+
 def test_a_share_link_visit_is_listed_by_share_id(stack: Stack) -> None:
     disclosure = Presentation.from_json(stack.issued.package(SPARE_PKG)).disclose(["holder.name", "validFrom", "validUntil"])
     with stack.client(stack.wallet) as wallet:

@@ -1,14 +1,18 @@
-"""The access log keeps what it could not write: a failed flush loses no entry."""
+"""The access log keeps what it could not write: a failed flush loses no entry; a worker's entries
+reach the node process's writer over its socket."""
 
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from pathlib import Path
+
+import orjson
 
 import pytest
 from sqlalchemy import text
 
-from verifier.access_log import Access, AccessLog
+from verifier.access_log import Access, AccessLog, AccessLogServer, ForwardedAccessLog
 from verifier.db import make_engine, migrate, sessions
 
 
@@ -39,3 +43,54 @@ def test_entries_survive_a_failed_write_and_land_with_the_next_flush(tmp_path: P
     finally:
         log.close()
         engine.dispose()
+
+
+@pytest.fixture
+def node_log(tmp_path: Path):
+    """The node process's writer and its socket server, on a fresh database."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'verifier.sqlite'}")
+    migrate(engine)
+    writer = AccessLog(sessions(engine), flush_s=3600)
+    server = AccessLogServer(writer)
+    yield engine, writer, server
+    server.close()
+    writer.close()
+    engine.dispose()
+
+
+def test_a_worker_s_entries_are_written_by_the_node_process_and_read_back_at_once(node_log) -> None:
+    engine, writer, server = node_log
+    worker = ForwardedAccessLog(server.path, sessions(engine), flush_s=3600)
+    try:
+        for n in range(3):
+            worker.record(access(n))
+        entries = worker.entries(digests=[f"0x{n:064x}" for n in range(3)])  # sent, written by the server, read
+        assert [e["digest"] for e in entries] == [f"0x{n:064x}" for n in (2, 1, 0)]  # newest first
+        assert entries[0]["at"] == "2026-11-24T09:02:00+00:00" and entries[0]["purpose"] == "贷款审批"
+        assert entries[0]["fields"] == ["holder.name"]
+    finally:
+        worker.close()
+    assert server.path.parent.stat().st_mode & 0o077 == 0  # a private folder: only this user connects
+
+
+def test_a_worker_keeps_its_entries_while_the_node_process_is_not_listening(tmp_path: Path, node_log) -> None:
+    engine, _writer, server = node_log
+    worker = ForwardedAccessLog(tmp_path / "nobody-listens", sessions(engine), flush_s=3600)
+    try:
+        worker.record(access(7))
+        with pytest.raises(OSError):
+            worker.flush()
+        worker._path = str(server.path)  # the node process is up now
+        assert [e["digest"] for e in worker.entries(digests=[f"0x{7:064x}"])] == [f"0x{7:064x}"]
+    finally:
+        worker.close()
+
+
+def test_the_server_skips_a_malformed_line_and_keeps_reading(node_log) -> None:
+    engine, writer, server = node_log
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+        raw.connect(str(server.path))
+        good = orjson.dumps(access(9)) + b"\n"
+        raw.sendall(b"not json\n" + b'{"at": "yesterday"}\n' + good + b'{"sync":true}\n')
+        assert raw.recv(16) == b"ok\n"
+    assert [e["digest"] for e in writer.entries(digests=[f"0x{9:064x}"])] == [f"0x{9:064x}"]

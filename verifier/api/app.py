@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -16,10 +18,20 @@ from verifier.runtime import VerifierRuntime
 MAX_RECURSION = 5_000
 
 
-def create_app(runtime: VerifierRuntime) -> FastAPI:
+def create_app(runtime: VerifierRuntime, *, owns_runtime: bool = False) -> FastAPI:
+    """The API over `runtime`; with `owns_runtime` (a worker process) the app closes it at shutdown,
+    so the worker's last access-log entries are sent."""
     if sys.getrecursionlimit() > MAX_RECURSION:
         sys.setrecursionlimit(MAX_RECURSION)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_runtime:
+            runtime.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title=f"ecert verifier — region {runtime.settings.region}",
         description="Verify electronic certificates (电子证照): package, EC1 QR payload, QR photo or share link. "
         "Valid and invalid answer 200 with the report and a signed receipt; 'could not verify' answers 503.",
