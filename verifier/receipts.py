@@ -95,8 +95,9 @@ def _is_plain(value: Any) -> bool:
             if not -_SAFE_INT <= v <= _SAFE_INT:
                 return False
         elif t is dict:
-            if not all(type(k) is str and k.isascii() for k in v):
-                return False
+            for k in v:
+                if type(k) is not str or not k.isascii():
+                    return False
             stack.extend(v.values())
         elif t is list:
             stack.extend(v)

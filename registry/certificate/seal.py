@@ -91,6 +91,7 @@ def _address(public: PublicKey) -> str:
     return to_checksum_address(keccak(public.format(compressed=False)[1:])[12:])
 
 
+@lru_cache(maxsize=4096)  # a verifier recovers the same few agency keys over and over
 def to_checksum_address(raw: bytes) -> str:
     """EIP-55 mixed-case hex of a 20-byte address."""
     hexaddr = raw.hex()
