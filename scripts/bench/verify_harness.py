@@ -186,6 +186,12 @@ class NodeProcess:
             time.sleep(0.2)
         raise RuntimeError(f"the verifier did not answer within {timeout_s} s: see {self.log}")
 
+    @property
+    def pid(self) -> int:
+        """The node process (uvicorn's supervisor, which also indexes and writes the access log)."""
+        assert self.process is not None
+        return self.process.pid
+
     def workers_pids(self) -> list[int]:
         """The uvicorn worker processes (children of the supervisor that run Python)."""
         assert self.process is not None
@@ -400,9 +406,10 @@ def run_verify_bench(
             time.sleep(5)
             idle = proxy.snapshot() - idle_before
             before, pids = proxy.snapshot(), node.workers_pids()
-            cpu_before = sum(map(_cpu_s, pids))
+            cpu_before, node_cpu_before = sum(map(_cpu_s, pids)), _cpu_s(node.pid)
             run, output = _wrk(node.url, script, bodies_file, key, threads=threads, connections=connections, duration_s=duration_s)
             worker_cpu_s = sum(map(_cpu_s, pids)) - cpu_before
+            node_cpu_s = _cpu_s(node.pid) - node_cpu_before  # the node process: indexer, access-log writer
             during = proxy.snapshot() - before
             profile = None
             if profile_s:
@@ -454,6 +461,7 @@ def run_verify_bench(
         "warm_single_ms": round(statistics.median(warm_ms), 2),
         "worker_cpu_ms_per_verification": round(1000 * worker_cpu_s / requests, 3),
         "worker_cores_busy": round(worker_cpu_s / duration_s, 2),
+        "node_process_cpu_ms_per_verification": round(1000 * node_cpu_s / requests, 3),
         "chain_calls_per_verification": round(during.get("eth_call", 0) / requests, 4),
         "rpc_during_run": dict(during),
         "rpc_background_per_s": round(idle_rate, 1),
