@@ -99,7 +99,10 @@ class AccessRecorder:
                 self.flush()
             except Exception:  # never lose the thread; the entries are kept and retried
                 log.exception("access log flush failed: %d entries kept for the next try", len(self._pending))
-        self.flush()
+        try:
+            self.flush()
+        except Exception:
+            log.exception("access log: the last flush failed; %d entries are lost", len(self._pending) + self._queue.qsize())
 
 
 class AccessLog(AccessRecorder):
@@ -140,7 +143,11 @@ class ForwardedAccessLog(AccessRecorder):
 
     def close(self) -> None:
         super().close()
-        self._disconnect()
+        if self._flushing.acquire(timeout=self._timeout_s):  # not while a stuck send still holds the socket
+            try:
+                self._disconnect()
+            finally:
+                self._flushing.release()
 
     def _write(self, batch: list[Access]) -> None:
         self._send(b"".join(orjson.dumps(a) + b"\n" for a in batch))
@@ -192,7 +199,11 @@ class AccessLogServer:
     def __init__(self, access_log: AccessRecorder) -> None:
         self._folder = Path(tempfile.mkdtemp(prefix="ecert-access-log-"))  # mode 0700: only this user connects
         self.path = self._folder / "socket"
-        self._server = _Server(str(self.path), _Handler)
+        try:
+            self._server = _Server(str(self.path), _Handler)
+        except OSError:  # e.g. a TMPDIR so long the path passes the 108 bytes a UNIX socket may have
+            os.rmdir(self._folder)
+            raise
         self._server.access_log = access_log
         self._thread = threading.Thread(target=self._server.serve_forever, name="access-log-server", daemon=True)
         self._thread.start()
@@ -229,8 +240,20 @@ class _Handler(socketserver.StreamRequestHandler):
                 log.warning("skipped a malformed access-log line from a worker: %r", line[:200])
 
 
+_OPTIONAL_TEXT = frozenset({"identifier", "share_id", "reason"})
+
+
 def _access_from_json(data: dict[str, Any]) -> Access:
+    """An `Access` from a worker's line, its types checked (TypeError): one bad line must not
+    become a row the database refuses, which would hold up every entry after it."""
     values = {name: data[name] for name in _ACCESS_FIELDS}
+    for name, value in values.items():
+        if name == "fields":
+            ok = type(value) is list and all(type(f) is str for f in value)
+        else:
+            ok = type(value) is str or (value is None and name in _OPTIONAL_TEXT)
+        if not ok:
+            raise TypeError(f"access-log field {name} has the wrong type")
     values["at"] = dt.datetime.fromisoformat(values["at"])
     return Access(**values)
 

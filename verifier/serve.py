@@ -39,6 +39,7 @@ def serve(settings: VerifierSettings, host: str, port: int, workers: int = 1) ->
                 log_level="warning", access_log=False,
             )  # fmt: skip
         finally:
+            os.environ.pop("ECERT_VERIFIER_ACCESS_LOG_SOCKET", None)
             access_log.close()
     finally:
         runtime.close()

@@ -11,13 +11,13 @@ Empty dicts and empty lists carry no scalar, so they produce no leaves and do no
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from operator import itemgetter
+from functools import lru_cache
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # C escaper, = RFC 8785 rules
+from operator import itemgetter
 
 import orjson
 import rfc8785
@@ -67,8 +67,10 @@ class FieldLeaf:
         if not isinstance(value, str):
             raise _malformed("field leaf value must be a string of canonical JSON", path=path)
         try:
-            parsed = orjson.loads(value)  # rejects what json.loads takes only in forms that are never canonical
-        except orjson.JSONDecodeError as e:
+            parsed = orjson.loads(value)  # what it refuses and json.loads takes is never canonical (NaN, deep nesting)
+            if type(parsed) is float:  # orjson reads digits beyond 64 bits as a float; json, like RFC 8785, as an int
+                parsed = json.loads(value)
+        except (orjson.JSONDecodeError, ValueError, RecursionError) as e:
             raise _malformed("field leaf value is not JSON", path=path) from e
         if isinstance(parsed, (dict, list)) or canonical_json(parsed) != value:
             raise _malformed("field leaf value is not the canonical JSON of a scalar", path=path)

@@ -85,7 +85,7 @@ class CertificateRegistry(TrustRegistry):
         masks: dict[int, int] = {}
         for index in indices:
             masks[index >> 8] = masks.get(index >> 8, 0) | (1 << (index & 0xFF))
-        if status is Status.REVOKED:
+        if status == Status.REVOKED:
             return [self.revoke_certificates(actor, root, word, mask, reason) for word, mask in sorted(masks.items())]
         return [self.set_status_bulk(actor, root, word, mask, status, reason) for word, mask in sorted(masks.items())]
 

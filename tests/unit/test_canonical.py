@@ -219,12 +219,17 @@ GOOD = {"salt": "0x" + "ab" * 16, "path": "holder.name", "value": '"张三"'}
         {**GOOD, "value": '{"a":1}'},
         {**GOOD, "value": "[1]"},
         {**GOOD, "value": "NaN"},
+        {**GOOD, "value": "9007199254740992"},  # 2**53: not exact in IEEE 754
+        {**GOOD, "value": "100000000000000000000"},  # beyond 64 bits (a float to orjson, whose text matches)
+        {**GOOD, "value": "1e400"},
+        {**GOOD, "value": "[" * 2000},
         {**GOOD, "value": 1},
         {"salt": GOOD["salt"], "path": "a"},
         ["not", "a", "dict"],
     ],
 )
 def test_from_json_is_strict(bad: object) -> None:
+    """Every value `json.loads` plus the RFC 8785 re-encoding rejects is rejected (the parser is orjson)."""
     with pytest.raises(CertificateError) as e:
         FieldLeaf.from_json(bad)
     assert e.value.code == "CERT_MALFORMED"

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 
 from registry.problems import install as install_problems
 from verifier.api import pages, receipts, shares, status, verifications
@@ -28,7 +29,7 @@ def create_app(runtime: VerifierRuntime, *, owns_runtime: bool = False) -> FastA
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         if owns_runtime:
-            runtime.close()
+            await run_in_threadpool(runtime.close)  # joins threads: not on the event loop
 
     app = FastAPI(
         lifespan=lifespan,
