@@ -24,6 +24,7 @@ def app_factory() -> FastAPI:
 
 
 def serve(settings: VerifierSettings, host: str, port: int, workers: int = 1) -> None:
+    settings = settings.model_copy(update={"access_log_socket": None})  # this process is the writer, whatever the environment says
     runtime = VerifierRuntime.open(settings=settings)
     runtime.start_indexer()
     try:
