@@ -20,6 +20,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3RPCError
 from web3.types import TxReceipt
 
+from registry.chain.head import RawBlockNumber
 from registry.chain.reverts import decode_revert
 from registry.errors import ChainError, ChainUnavailable
 
@@ -42,17 +43,18 @@ class Receipt:
 class ChainClient:
     """One connection to one chain."""
 
-    def __init__(self, w3: Web3) -> None:
+    def __init__(self, w3: Web3, *, timeout_s: float = 10.0) -> None:
         self.w3 = w3
         self._held_nonces: dict[str, set[int]] = {}
         self._nonce_lock = threading.Lock()
         self._chain_id: int | None = None
+        self._raw_block_number = RawBlockNumber.for_url(str(getattr(w3.provider, "endpoint_uri", "") or ""), timeout_s)
 
     @classmethod
     def connect(cls, url: str, timeout_s: float = 10.0) -> ChainClient:
         """Connect to a JSON-RPC node; raises `ChainUnavailable` if it does not answer."""
         w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
-        client = cls(w3)
+        client = cls(w3, timeout_s=timeout_s)
         client.chain_id  # noqa: B018 - fail fast when the node is down
         return client
 
@@ -72,6 +74,9 @@ class ChainClient:
             raise ChainError(f"Chain node error: {exc}") from exc
 
     def block_number(self) -> int:
+        """The head block: over plain HTTP one raw `eth_blockNumber` (`RawBlockNumber`), else web3."""
+        if self._raw_block_number is not None:
+            return self._raw_block_number()
         return self.guard(lambda: self.w3.eth.block_number)
 
     def allocate_nonce(self, address: str, taken: Collection[int] = ()) -> int:

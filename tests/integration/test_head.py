@@ -1,5 +1,5 @@
-"""The cheap head poller (`registry.chain.head`) reads what web3 reads, and a node that stops
-answering is `ChainUnavailable`, never an old number."""
+"""The cheap head read (`registry.chain.head`, behind `ChainClient.block_number`) reads what web3
+reads, and a node that stops answering is `ChainUnavailable`, never an old number."""
 
 from __future__ import annotations
 
@@ -10,18 +10,17 @@ from eth_tester import EthereumTester
 from web3 import Web3
 
 from registry.chain.client import ChainClient
-from registry.chain.head import RawBlockNumber, block_number_reader
+from registry.chain.head import RawBlockNumber
 from registry.chain.runner import AnvilNode, free_port
 from registry.errors import ChainUnavailable
 
 
-def test_reads_the_head_web3_reads_over_one_kept_alive_connection(client: ChainClient) -> None:
-    read = block_number_reader(client)
-    assert isinstance(read, RawBlockNumber)
-    before = read()
-    assert before == client.block_number()
+def test_block_number_over_http_is_the_raw_read_and_agrees_with_web3(client: ChainClient) -> None:
+    assert isinstance(client._raw_block_number, RawBlockNumber)
+    before = client.block_number()
+    assert before == client.w3.eth.block_number
     client.w3.provider.make_request("evm_mine", [])
-    assert read() == before + 1 == client.block_number()
+    assert client.block_number() == before + 1 == client.w3.eth.block_number
 
 
 def test_a_stopped_node_is_unavailable_and_a_restarted_one_is_read_again(tmp_path: Path) -> None:
@@ -45,8 +44,7 @@ def test_nobody_listening_is_unavailable() -> None:
 
 
 def test_other_providers_and_urls_with_credentials_go_through_web3(anvil: AnvilNode) -> None:
-    client = ChainClient(Web3(Web3.EthereumTesterProvider(EthereumTester())))
-    read = block_number_reader(client)
-    assert not isinstance(read, RawBlockNumber) and read() == client.block_number()
-    with_credentials = ChainClient(Web3(Web3.HTTPProvider(anvil.url.replace("http://", "http://user:secret@"))))
-    assert not isinstance(block_number_reader(with_credentials), RawBlockNumber)
+    tester = ChainClient(Web3(Web3.EthereumTesterProvider(EthereumTester())))
+    assert tester._raw_block_number is None and tester.block_number() == 0
+    assert RawBlockNumber.for_url(anvil.url.replace("http://", "http://user:secret@"), 1) is None
+    assert RawBlockNumber.for_url("ws://127.0.0.1:8546", 1) is None
