@@ -75,7 +75,7 @@ class AccessRecorder:
 
     def entries(self, *, digests: Iterable[str] = (), share_ids: Iterable[str] = (), limit: int = 200) -> list[dict[str, Any]]:
         """Newest first: the verifications of these certificate digests or shares, this process's included."""
-        self.flush()
+        self._make_readable()
         return read_entries(self._sessions, digests=digests, share_ids=share_ids, limit=limit)
 
     def close(self) -> None:
@@ -84,6 +84,10 @@ class AccessRecorder:
 
     def _write(self, batch: list[Access]) -> None:
         raise NotImplementedError
+
+    def _make_readable(self) -> None:
+        """Everything recorded so far in the database."""
+        self.flush()
 
     def _drain(self) -> list[Access]:
         items: list[Access] = []
@@ -131,7 +135,8 @@ class ForwardedAccessLog(AccessRecorder):
         self._socket: socket.socket | None = None
         super().__init__(sessions, flush_s=flush_s)
 
-    def entries(self, *, digests: Iterable[str] = (), share_ids: Iterable[str] = (), limit: int = 200) -> list[dict[str, Any]]:
+    def _make_readable(self) -> None:
+        """Send what is queued, then have the node process write everything it holds."""
         self.flush()
         with self._flushing:
             self._send(_SYNC)
@@ -139,7 +144,6 @@ class ForwardedAccessLog(AccessRecorder):
             if reply != b"ok\n":
                 self._disconnect()
                 raise OSError(f"the node's access log did not write its entries (answered {reply!r})")
-        return read_entries(self._sessions, digests=digests, share_ids=share_ids, limit=limit)
 
     def close(self) -> None:
         super().close()
