@@ -14,24 +14,24 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from registry.certificate.canonical import FieldLeaf
 
 try:  # safe-pysha3 (eth-hash's "pysha3" backend) is ~3.5x faster than pycryptodome when installed
     from sha3 import keccak_256 as _keccak_256
-
-    def keccak(data: bytes) -> bytes:
-        """Keccak-256 (Ethereum's, not NIST SHA3-256)."""
-        return _keccak_256(data).digest()  # type: ignore[no-any-return]
-
 except ImportError:  # pragma: no cover - depends on the environment
     from Crypto.Hash import keccak as _crypto_keccak
 
-    def keccak(data: bytes) -> bytes:
-        """Keccak-256 (Ethereum's, not NIST SHA3-256)."""
-        return _crypto_keccak.new(data=data, digest_bits=256).digest()
+    def _keccak_256(data: bytes) -> Any:
+        return _crypto_keccak.new(data=data, digest_bits=256)
+
+
+def keccak(data: bytes) -> bytes:
+    """Keccak-256 (Ethereum's, not NIST SHA3-256)."""
+    return _keccak_256(data).digest()  # type: ignore[no-any-return]
 
 
 FIELD_LEAF_ENCODING = ("bytes16", "string", "string")
@@ -51,22 +51,26 @@ def encode_field_leaf(salt: bytes, path: str, value: str) -> bytes:
     """`abi.encode(bytes16 salt, string path, string value)`."""
     if len(salt) != 16:
         raise ValueError("salt must be 16 bytes")
-    p = path.encode()
     v = value.encode()
-    lp, lv = len(p), len(v)
+    lv = len(v)
+    return b"".join((salt, _encoded_path(path), lv.to_bytes(32, "big"), v, _ZERO32[: -lv % 32]))
+
+
+@lru_cache(maxsize=4096)
+def _encoded_path(path: str) -> bytes:
+    """What follows the salt in a field leaf's encoding up to the value: it depends on the path
+    only, and every certificate of a type has the same few paths."""
+    p = path.encode()
+    lp = len(p)
     pp = -lp % 32
     return b"".join(
         (
-            salt,
-            _PAD16,
+            _PAD16,  # bytes16 is left-aligned in its word
             _OFFSET_0x60,
             (0x80 + lp + pp).to_bytes(32, "big"),  # 0x60 + 32 (length word) + padded path
             lp.to_bytes(32, "big"),
             p,
             _ZERO32[:pp],
-            lv.to_bytes(32, "big"),
-            v,
-            _ZERO32[: -lv % 32],
         )
     )
 
@@ -80,7 +84,7 @@ def encode_batch_leaf(digest: bytes, index: int) -> bytes:
 
 def standard_leaf_hash(encoded: bytes) -> bytes:
     """OZ `standardLeafHash`: double keccak so a leaf can never pass for an inner node."""
-    return keccak(keccak(encoded))
+    return _keccak_256(_keccak_256(encoded).digest()).digest()  # type: ignore[no-any-return]
 
 
 @dataclass

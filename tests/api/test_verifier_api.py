@@ -201,6 +201,15 @@ def test_malformed_requests_are_problems_with_a_code(stack: Stack, case: tuple[A
     assert_problem(response, status, code)
 
 
+def test_the_verification_route_is_still_routed_for_anything_but_post(stack: Stack) -> None:
+    """POST /v1/verifications skips FastAPI's router (`DirectRoute`); every other request still
+    gets the router's answer, as a problem."""
+    with stack.client() as client:
+        assert_problem(client.get("/v1/verifications"), 405, "METHOD_NOT_ALLOWED")
+        assert_problem(client.post("/v1/verifications/elsewhere", json={}), 404, "NOT_FOUND")
+        assert client.post("/v1/verifications/image", data={"purpose": "核验"}).status_code == 422
+
+
 def test_a_package_with_a_broken_field_is_a_problem_or_invalid_never_valid(stack: Stack) -> None:
     package = stack.issued.package(VALID_PKG)
     package["leaves"][0]["value"] = "not canonical json"
