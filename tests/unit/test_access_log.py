@@ -4,14 +4,24 @@ reach the node process's writer over its socket."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import socket
+import sys
+import threading
 from pathlib import Path
 
 import orjson
 import pytest
 from sqlalchemy import text
 
-from verifier.access_log import Access, AccessLog, AccessLogServer, ForwardedAccessLog
+from verifier.access_log import (
+    BACKGROUND_NICE,
+    Access,
+    AccessLog,
+    AccessLogServer,
+    ForwardedAccessLog,
+    lower_thread_priority,
+)
 from verifier.db import make_engine, migrate, sessions
 
 
@@ -94,3 +104,39 @@ def test_the_server_skips_a_malformed_line_and_keeps_reading(node_log) -> None:
         raw.sendall(b"not json\n" + b'{"at": "yesterday"}\n' + wrong_type + good + b'{"sync":true}\n')
         assert raw.recv(16) == b"ok\n"
     assert [e["digest"] for e in writer.entries(digests=[f"0x{9:064x}", "0x" + "ee" * 32])] == [f"0x{9:064x}"]
+
+
+def _nice_of(thread: threading.Thread) -> int:
+    assert thread.native_id is not None
+    return os.getpriority(os.PRIO_PROCESS, thread.native_id)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
+def test_the_log_s_threads_yield_the_cpu_to_verifications(node_log) -> None:
+    engine, writer, server = node_log
+    worker = ForwardedAccessLog(server.path, sessions(engine), flush_s=3600)
+    try:
+        worker.record(access(0))
+        worker.entries(digests=[f"0x{0:064x}"])  # a connection: its handler thread is started by the server's
+        handlers = [t for t in threading.enumerate() if "process_request_thread" in t.name]  # socketserver's, one a connection
+        for thread in (writer._thread, server._thread, worker._thread, *handlers):
+            assert _nice_of(thread) >= BACKGROUND_NICE, thread.name
+        assert handlers, "the server's connection thread was not found"
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < BACKGROUND_NICE  # the caller's is untouched
+    finally:
+        worker.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
+def test_lowering_a_thread_s_priority_never_raises_it() -> None:
+    seen: list[int] = []
+
+    def run() -> None:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 15)
+        lower_thread_priority()
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert seen == [15]
