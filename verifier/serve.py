@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from verifier.access_log import AccessLogServer
 from verifier.api.app import create_app
+from verifier.flush import ConsolidatedFlushProtocol
 from verifier.runtime import VerifierRuntime
 from verifier.settings import VerifierSettings
 
@@ -29,7 +30,7 @@ def serve(settings: VerifierSettings, host: str, port: int, workers: int = 1) ->
     runtime.start_indexer()
     try:
         if workers == 1:
-            uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning", access_log=False)
+            uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning", access_log=False, http=ConsolidatedFlushProtocol)
             return
         access_log = AccessLogServer(runtime.access_log)  # the workers send their entries here: one writer
         try:
@@ -37,7 +38,7 @@ def serve(settings: VerifierSettings, host: str, port: int, workers: int = 1) ->
             os.environ["ECERT_VERIFIER_ACCESS_LOG_SOCKET"] = str(access_log.path)
             uvicorn.run(
                 "verifier.serve:app_factory", factory=True, workers=workers, host=host, port=port,
-                log_level="warning", access_log=False,
+                log_level="warning", access_log=False, http=ConsolidatedFlushProtocol,
             )  # fmt: skip
         finally:
             os.environ.pop("ECERT_VERIFIER_ACCESS_LOG_SOCKET", None)
