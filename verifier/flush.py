@@ -24,7 +24,7 @@ class ConsolidatedWrites:
     """A transport whose writes are buffered and sent together at the loop's next turn; every
     other call goes to the real transport. Closing sends what is buffered first; aborting drops it."""
 
-    __slots__ = ("_transport", "_loop", "_pending")
+    __slots__ = ("_loop", "_pending", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
