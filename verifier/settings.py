@@ -24,6 +24,7 @@ class VerifierSettings(BaseSettings):
     index_max_lag_blocks: int = 2  # answer from the index only while it is at most this far behind
     # Index up to the head: reorgs are rolled back by the indexer, and a status change must show at once.
     index_confirmations: int = 0
+    # Per API key and per worker process: `serve verifier --workers N` lets a key make up to N times this.
     rate_limit_per_min: int = 6_000
     share_secret_file: Path | None = None  # HMAC key for dynamic QR codes
     # set by `serve` for its worker processes: where the node process takes their access-log entries
