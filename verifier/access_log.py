@@ -5,9 +5,11 @@ A node with several worker processes writes its log from one place: each worker'
 `ForwardedAccessLog` sends its entries, in batches over a UNIX socket, to the node's own process
 (`AccessLogServer`), whose `AccessLog` alone writes them. Writing the database in the workers
 held their GIL for milliseconds at a time, which stalled every request in flight (the p99
-latency doubled) and cost a tenth of their CPU. The threads that forward, parse and write the
-log run at a lower CPU priority (`BACKGROUND_NICE`), so under load they wait for the cores and
-verifications do not wait for them.
+latency doubled) and cost a tenth of their CPU. In that node process, which answers no
+request itself, the log's threads (the socket server, its connections, the writer) run at a
+lower CPU priority (`BACKGROUND_NICE`): under load they wait for the cores, not the workers. A
+process that serves requests keeps its log threads at full priority: one preempted while it
+holds the GIL would stall the event loop behind it.
 """
 
 from __future__ import annotations
@@ -36,15 +38,16 @@ log = logging.getLogger(__name__)
 BACKGROUND_NICE = 10  # a thread at nice 10 gets a tenth of a core a busy worker would get
 
 
-def lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
-    """Raise the calling thread's nice value to at least `nice` (threads it starts inherit it).
+def lower_thread_priority(tid: int | None = None, nice: int = BACKGROUND_NICE) -> None:
+    """Raise a thread's nice value (default: the calling thread's) to at least `nice`; threads it
+    starts later inherit it.
 
     Linux only: elsewhere `setpriority` would renice the whole process. On the 2-core bench
     machine at 2,500 verifications/s, logging at nice 10 cut the p99 latency by about 3 ms.
     """
     if sys.platform != "linux":
         return
-    tid = threading.get_native_id()
+    tid = threading.get_native_id() if tid is None else tid
     try:
         os.setpriority(os.PRIO_PROCESS, tid, max(nice, os.getpriority(os.PRIO_PROCESS, tid)))
     except OSError as exc:  # e.g. a sandbox that forbids it: the log still works, at full priority
@@ -115,8 +118,11 @@ class AccessRecorder:
             except queue.Empty:
                 return items
 
+    def lower_priority(self) -> None:
+        """Write at background priority (only where no request is served: see the module's doc)."""
+        lower_thread_priority(self._thread.native_id)
+
     def _run(self) -> None:
-        lower_thread_priority()
         while not self._stop.wait(self._flush_s):
             try:
                 self.flush()
@@ -228,6 +234,7 @@ class AccessLogServer:
             os.rmdir(self._folder)
             raise
         self._server.access_log = access_log
+        access_log.lower_priority()  # this process serves no request: its log can wait for the cores
         self._thread = threading.Thread(target=self._serve, name="access-log-server", daemon=True)
         self._thread.start()
 

@@ -53,13 +53,13 @@ def encode_field_leaf(salt: bytes, path: str, value: str) -> bytes:
         raise ValueError("salt must be 16 bytes")
     v = value.encode()
     lv = len(v)
-    return b"".join((salt, _encoded_path(path), lv.to_bytes(32, "big"), v, _ZERO32[: -lv % 32]))
+    head = _cached_encoded_path(path) if len(path) <= _CACHED_PATH_MAX else _encoded_path(path)
+    return b"".join((salt, head, lv.to_bytes(32, "big"), v, _ZERO32[: -lv % 32]))
 
 
-@lru_cache(maxsize=4096)
 def _encoded_path(path: str) -> bytes:
     """What follows the salt in a field leaf's encoding up to the value: it depends on the path
-    only, and every certificate of a type has the same few paths."""
+    only, and every certificate of a type has the same few paths (so they are cached)."""
     p = path.encode()
     lp = len(p)
     pp = -lp % 32
@@ -73,6 +73,12 @@ def _encoded_path(path: str) -> bytes:
             _ZERO32[:pp],
         )
     )
+
+
+# Real paths are short; a long one (anyone may send any path to a verifier) is encoded as it
+# comes, so the cache holds at most 4,096 short paths, never what a caller chose to make big.
+_CACHED_PATH_MAX = 256
+_cached_encoded_path = lru_cache(maxsize=4096)(_encoded_path)
 
 
 def encode_batch_leaf(digest: bytes, index: int) -> bytes:

@@ -1,6 +1,7 @@
-"""Flush consolidation (`verifier.flush`) over real sockets: responses stay whole and in order,
-a closing response is sent before the close, a streamed body bigger than the socket buffers
-arrives whole."""
+"""Flush consolidation (`verifier.flush`) over real sockets, on uvloop and on asyncio's own loop:
+responses stay whole and in order, a closing response is sent before the close, a client that
+half-closes after its request still gets its answer, a streamed body bigger than the socket
+buffers arrives whole."""
 
 from __future__ import annotations
 
@@ -38,10 +39,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+@pytest.fixture(scope="module", params=["uvloop", "asyncio"])
+def server(request: pytest.FixtureRequest) -> Iterator[str]:
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=ConsolidatedFlushProtocol, log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, http=ConsolidatedFlushProtocol, loop=request.param, log_level="warning", lifespan="off"
+    )
     running = uvicorn.Server(config)
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
@@ -77,6 +80,16 @@ def test_a_response_that_closes_the_connection_is_sent_whole_before_the_close(se
         connection.sendall(b"GET /close HTTP/1.1\r\nHost: x\r\n\r\n")
         head, body = _read_until_closed(connection).split(b"\r\n\r\n", 1)
     assert b"connection: close" in head.lower() and body == b"/close" * 10_000
+
+
+def test_a_client_that_half_closes_after_its_request_gets_the_answer(server: str) -> None:
+    """The transport closes on the client's EOF, between a write and the loop's next turn."""
+    host, port = server.split(":")
+    for _ in range(10):
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(b"GET /half HTTP/1.1\r\nHost: x\r\n\r\n")
+            connection.shutdown(socket.SHUT_WR)
+            assert _read_until_closed(connection).endswith(b"\r\n\r\n/half")
 
 
 def test_a_streamed_body_larger_than_the_socket_buffers_arrives_whole(server: str) -> None:

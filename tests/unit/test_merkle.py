@@ -7,6 +7,7 @@ once); tests/integration/test_js_interop.py checks many random trees against the
 from __future__ import annotations
 
 import random
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,18 @@ def test_field_leaf_encoding_padding_edges(n: int) -> None:
     salt = bytes(range(16))
     for path, value in (("p" * n, "张" * n), ("", "x" * n), ("证" * n, "")):
         assert encode_field_leaf(salt, path, value) == encode(list(FIELD_LEAF_ENCODING), [salt, path, value])
+
+
+def test_a_long_path_is_encoded_right_but_not_kept() -> None:
+    """Short paths' encodings are cached; a verifier's caller may send any path, so long ones are not."""
+    from registry.certificate import merkle
+
+    salt, cached = bytes(range(16)), merkle._cached_encoded_path
+    for length, grows in ((256, 1), (257, 0), (100_000, 0)):
+        path = ("证" + secrets.token_hex(8)).ljust(length, "p")
+        before = cached.cache_info().currsize
+        assert encode_field_leaf(salt, path, "1") == encode(list(FIELD_LEAF_ENCODING), [salt, path, "1"])
+        assert cached.cache_info().currsize == before + grows, length
 
 
 @given(st.binary(min_size=32, max_size=32), st.integers(0, 2**256 - 1))
