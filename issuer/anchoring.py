@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
@@ -256,25 +256,39 @@ class AnchoringWorker:
         moved = self.track_sent()
         return bool(made or sent or moved)
 
-    def run_until_idle(self, *, timeout_s: float = 600.0, poll_s: float = 0.05) -> None:
-        """Work until nothing is left pending or unconfirmed (the CLI's synchronous issue)."""
+    def run_until_idle(
+        self,
+        *,
+        job_ids: Collection[str] | None = None,
+        timeout_s: float = 600.0,
+        poll_s: float = 0.05,
+        on_pass: Callable[[], None] | None = None,
+    ) -> None:
+        """Work until the certificates of `job_ids` (default: every one) are confirmed: the CLI's
+        synchronous issue, which must not wait on somebody else's stuck batch. `on_pass` is
+        called after each pass (the CLI's progress bar)."""
         deadline = threading.Event()
         timer = threading.Timer(timeout_s, deadline.set)
         timer.start()
         try:
             while not deadline.is_set():
                 self.run_once(flush=True)
-                if not self.outstanding():
+                if on_pass is not None:
+                    on_pass()
+                if not self.outstanding(job_ids):
                     return
                 deadline.wait(poll_s)
             raise ChainError(f"Certificates still unconfirmed after {timeout_s:.0f} s", code="ANCHOR_TIMEOUT")
         finally:
             timer.cancel()
 
-    def outstanding(self) -> int:
-        """Certificates not yet confirmed."""
+    def outstanding(self, job_ids: Collection[str] | None = None) -> int:
+        """Certificates not yet confirmed (of `job_ids` only, if given)."""
+        query = select(func.count()).select_from(Certificate).where(Certificate.state != "confirmed")
+        if job_ids is not None:
+            query = query.where(Certificate.job_id.in_(list(job_ids)))
         with self._sessions() as session:
-            return session.scalar(select(func.count()).select_from(Certificate).where(Certificate.state != "confirmed")) or 0
+            return session.scalar(query) or 0
 
     def run_forever(self, stop: threading.Event, *, poll_s: float = 0.2) -> None:
         """Work until `stop` is set; chain outages are retried with capped exponential backoff."""

@@ -1,5 +1,9 @@
 """Agency commands: `ecert issue`, `ecert status set`, `ecert demo`, `ecert serve issuer`,
-`ecert issuer api-key`. They go through the same service layer as the API."""
+`ecert issuer api-key`. They go through the same service layer as the API.
+
+Only typer and rich are imported here: the runtime (SQLAlchemy, web3) is imported inside each
+command, so `ecert --help` does not pay for it.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +11,51 @@ import json
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from issuer.runtime import IssuerRuntime
-from issuer.service import JobView
-from issuer.records import read_records
-from registry.certificate.identifiers import parse_licence_id
-from registry.contracts.certificate_registry import Status
+from registry.cli import command_group
 from registry.errors import EcertError
-from registry.qr import qr_png
 
-console = Console()
-status_app = typer.Typer(help="Suspend, reinstate or revoke issued certificates.", no_args_is_help=True)
-STATUS_NAMES = {"active": Status.ACTIVE, "suspended": Status.SUSPENDED, "revoked": Status.REVOKED}
+if TYPE_CHECKING:
+    from issuer.runtime import IssuerRuntime
+    from issuer.service import JobView
+    from registry.progress import StageTally
+
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+status_app = command_group("Suspend, reinstate or revoke issued certificates.")
+api_key_app = command_group("API keys of agency staff (one agency, scopes issue/status/admin).")
+STATUS_NAMES = ("active", "suspended", "revoked")
 JOB_RECORDS = 100_000  # records per stored job when a file is issued
+STAGES = ("stored", "sealed", "anchored", "confirmed")
+PAST = {"sealed": ("sealed", "anchored", "confirmed"), "anchored": ("anchored", "confirmed"), "confirmed": ("confirmed",)}
 
 
 def register(app: typer.Typer) -> None:
     app.command("issue")(issue)
     app.add_typer(status_app, name="status")
     app.command("demo")(demo)
-    from issuer.serve import register as register_serve  # `ecert serve issuer`, `ecert issuer api-key …`
+    group(app, "serve", "Run a service: the issuer API, the verifier…").command("issuer")(serve_issuer)
+    group(app, "issuer", "The issuer service: API keys.").add_typer(api_key_app, name="api-key")
 
-    register_serve(app)
+
+def group(app: typer.Typer, name: str, help: str) -> typer.Typer:
+    """The sub-command group `name` of `app`, made if no room registered it yet (`serve` is shared)."""
+    for info in app.registered_groups:
+        if info.name == name and info.typer_instance is not None:
+            return info.typer_instance
+    made = command_group(help)
+    app.add_typer(made, name=name)
+    return made
 
 
-def _chunks(records: Iterator[dict], size: int) -> Iterator[list[dict]]:
+# ─── issue ───────────────────────────────────────────────────────────────────────────────
+
+
+def _chunks(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     while chunk := list(islice(records, size)):
         yield chunk
 
@@ -49,19 +68,45 @@ def issue(
     type_name: Annotated[str, typer.Option("--name", help="The certificate's name when records give none.")] = "电子证照",
     qr: Annotated[bool, typer.Option("--qr", help="Also write a QR PNG of each package's EC1: code.")] = False,
 ) -> None:
-    """Store, seal, batch and anchor certificates, then write one holder package per certificate."""
+    """Store, seal, batch and anchor certificates, then write one holder package per certificate.
+
+    Shows records stored, sealed, anchored and confirmed as it goes (bars on a terminal, plain
+    lines otherwise), and waits only for this run's certificates.
+    """
+    from issuer.records import read_records
+    from issuer.runtime import IssuerRuntime
+    from registry.progress import StageTally
+
     runtime = IssuerRuntime.open()
-    runtime.register_agency(agency)
-    out.mkdir(parents=True, exist_ok=True)
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    jobs: list[JobView] = []
-    with Progress(*columns, console=console, transient=True) as bar:
-        stored = bar.add_task("stored", total=None)
-        for chunk in _chunks(read_records(input_file), JOB_RECORDS):
-            jobs.append(runtime.service.submit(agency, type_code, chunk, type_name=type_name))
-            bar.update(stored, advance=len(chunk))
-        bar.update(stored, description="anchoring")
-        runtime.worker.run_until_idle()
+    try:
+        runtime.register_agency(agency)
+        out.mkdir(parents=True, exist_ok=True)
+        jobs: list[JobView] = []
+        with StageTally(err, STAGES) as tally:
+            for chunk in _chunks(read_records(input_file), JOB_RECORDS):
+                tally.add_total(len(chunk))
+                jobs.append(runtime.service.submit(agency, type_code, chunk, type_name=type_name))
+                tally.update({"stored": sum(job.total - len(job.errors) for job in jobs)})
+            wanted = [job.id for job in jobs]
+            runtime.worker.run_until_idle(job_ids=wanted, on_pass=lambda: _tally_jobs(runtime, agency, wanted, tally))
+            _tally_jobs(runtime, agency, wanted, tally)
+        issued, rejected = _write_packages(runtime, agency, jobs, out, qr=qr)
+    finally:
+        runtime.close()
+    suffix = f", {rejected} record(s) rejected (see rejected.jsonl)" if rejected else ""
+    console.print(f"issued {issued} certificate(s) into {out}{suffix}", soft_wrap=True)
+    if rejected:
+        raise typer.Exit(1)
+
+
+def _tally_jobs(runtime: IssuerRuntime, agency: str, job_ids: list[str], tally: StageTally) -> None:
+    counts = [runtime.service.job(agency, job_id).counts for job_id in job_ids]
+    tally.update({stage: sum(c.get(s, 0) for c in counts for s in states) for stage, states in PAST.items()})
+
+
+def _write_packages(runtime: IssuerRuntime, agency: str, jobs: list[JobView], out: Path, *, qr: bool) -> tuple[int, int]:
+    from registry.qr import qr_png
+
     issued = rejected = 0
     for job in jobs:
         for identifier, presentation in runtime.service.job_packages(agency, job.id):
@@ -70,11 +115,7 @@ def issue(
                 (out / f"{identifier}.png").write_bytes(qr_png(presentation.to_ec1()))
             issued += 1
         rejected += _report_rejected(runtime.service.job(agency, job.id), out)
-    runtime.close()
-    suffix = f", {rejected} record(s) rejected (see rejected.jsonl)" if rejected else ""
-    console.print(f"issued {issued} certificate(s) into {out}{suffix}")
-    if rejected:
-        raise typer.Exit(1)
+    return issued, rejected
 
 
 def _report_rejected(job: JobView, out: Path) -> int:
@@ -86,6 +127,9 @@ def _report_rejected(job: JobView, out: Path) -> int:
     return len(job.errors)
 
 
+# ─── status ──────────────────────────────────────────────────────────────────────────────
+
+
 @status_app.command("set")
 def status_set(
     identifier: Annotated[str, typer.Argument(help="The certificate's e-licence identifier.")],
@@ -94,19 +138,129 @@ def status_set(
     note: Annotated[str | None, typer.Option(help="A note kept with the change.")] = None,
 ) -> None:
     """Change one certificate's status on chain (signed with its agency's key)."""
-    wanted = STATUS_NAMES.get(status.lower())
-    if wanted is None:
+    if status.lower() not in STATUS_NAMES:
         raise EcertError(f"Unknown status {status!r}: use active, suspended or revoked", code="STATUS_INVALID")
+    from issuer.runtime import IssuerRuntime
+    from registry.certificate.identifiers import parse_licence_id
+    from registry.contracts.certificate_registry import Status
+
     agency = parse_licence_id(identifier).issuer
     runtime = IssuerRuntime.open()
-    done = runtime.status.change(agency, identifier, wanted, reason, note)
-    runtime.close()
+    try:
+        done = runtime.status.change(agency, identifier, Status[status.upper()], reason, note)
+    finally:
+        runtime.close()
     console.print(f"{identifier}: {status} (reason {reason:02d}) in block {done['block']}")
 
 
-def demo() -> None:
-    """Start everything with demo data: chain, registry, issuer API, verifier node, holder wallet."""
+# ─── demo ────────────────────────────────────────────────────────────────────────────────
+
+
+def _port(service: str, what: str, default: int) -> Any:
+    env = f"ECERT_DEMO_{service.upper()}_PORT"
+    return typer.Option(f"--{service}-port", envvar=env, show_envvar=True, help=f"Port of the {what} (default {default}).")
+
+
+def demo(
+    home: Annotated[Path | None, typer.Option(envvar="ECERT_HOME", show_envvar=True, help="State folder: chain, keys, databases, logs (default ./.ecert).")] = None,
+    chain_port: Annotated[int | None, typer.Option(envvar="ECERT_CHAIN_PORT", show_envvar=True, help="Port of the local anvil chain (default 8545); the services reach it at http://127.0.0.1:<port> unless ECERT_RPC_URL says otherwise.")] = None,
+    issuer_port: Annotated[int | None, _port("issuer", "issuer API", 8001)] = None,
+    verifier_port: Annotated[int | None, _port("verifier", "verifier node", 8002)] = None,
+    wallet_port: Annotated[int | None, _port("wallet", "holder wallet", 8003)] = None,
+) -> None:
+    """Start everything with demo data: chain, registry, issuer API, verifier node, holder wallet.
+
+    Run it again on the same folder and it carries on where it was. For a second demo beside the
+    first, give it its own folder and ports, e.g.
+    `ecert demo --home /tmp/demo2 --chain-port 8555 --issuer-port 8011 --verifier-port 8012 --wallet-port 8013`.
+    Every option can also be set by the environment variable shown beside it.
+    """
+    import os
+
+    chosen = {"ECERT_HOME": home, "ECERT_CHAIN_PORT": chain_port, "ECERT_DEMO_ISSUER_PORT": issuer_port,
+              "ECERT_DEMO_VERIFIER_PORT": verifier_port, "ECERT_DEMO_WALLET_PORT": wallet_port}  # fmt: skip
+    os.environ.update({name: str(value) for name, value in chosen.items() if value is not None})
+    if chain_port is not None and "ECERT_RPC_URL" not in os.environ:
+        os.environ["ECERT_RPC_URL"] = f"http://127.0.0.1:{chain_port}"
     from issuer.demo import run_demo
     from registry.workspace import Workspace
 
     run_demo(Workspace())
+
+
+# ─── serve issuer, api keys ──────────────────────────────────────────────────────────────
+
+
+def serve_issuer(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8001,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="Serve the API only; anchor in another process.")] = False,
+) -> None:
+    """Serve the issuer API (docs at /docs) and anchor what it takes in; stops on SIGTERM/Ctrl-C."""
+    from issuer.serve import serve
+
+    serve(host, port, worker=not no_worker)
+
+
+@api_key_app.command("create")
+def api_key_create(
+    agency: Annotated[str, typer.Option(help="The agency's 统一社会信用代码 (its key must be in the keystore).")],
+    scopes: Annotated[str, typer.Option(help="Comma list of issue, status, admin.")] = "issue",
+    label: Annotated[str, typer.Option(help="Who or what holds the key, e.g. a system or a clerk.")] = "",
+) -> None:
+    """Create a key and print it once (only its SHA-256 is kept)."""
+    from issuer.auth import create_api_key
+    from issuer.runtime import IssuerRuntime
+    from issuer.serve import served_agencies
+    from registry.certificate.identifiers import parse_uscc
+
+    runtime = IssuerRuntime.open()
+    try:
+        code = parse_uscc(agency).code
+        if code not in served_agencies(runtime):
+            raise EcertError(f"Agency {code} has no key in this keystore: run `ecert agency add` first", code="AGENCY_UNKNOWN")
+        runtime.register_agency(code)
+        token = create_api_key(runtime.sessions, code, scopes, label)
+    finally:
+        runtime.close()
+    err.print(f"API key for {code} ({scopes}); shown once, store it now:")
+    print(token)
+
+
+@api_key_app.command("revoke")
+def api_key_revoke(key_id: Annotated[int, typer.Argument(help="The key's id (see `ecert issuer api-key list`).")]) -> None:
+    """Revoke a key: it stops working at once."""
+    from issuer.auth import revoke_api_key
+    from issuer.runtime import IssuerRuntime
+
+    runtime = IssuerRuntime.open()
+    try:
+        info = revoke_api_key(runtime.sessions, key_id)
+    finally:
+        runtime.close()
+    console.print(f"revoked API key {info.id} of {info.agency_code} ({info.label or 'no label'})")
+
+
+@api_key_app.command("list")
+def api_key_list(
+    agency: Annotated[str | None, typer.Option(help="Only this agency's keys.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List keys (never the tokens)."""
+    from issuer.auth import list_api_keys
+    from issuer.runtime import IssuerRuntime
+
+    runtime = IssuerRuntime.open()
+    try:
+        keys = list_api_keys(runtime.sessions, agency)
+    finally:
+        runtime.close()
+    if as_json:
+        rows = [{"id": k.id, "agency": k.agency_code, "scopes": list(k.scopes), "label": k.label,
+                 "createdAt": k.created_at.isoformat(), "revokedAt": k.revoked_at.isoformat() if k.revoked_at else None}
+                for k in keys]  # fmt: skip
+        print(json.dumps(rows, ensure_ascii=False))
+        return
+    for k in keys:
+        state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+        console.print(f"{k.id:>4}  {k.agency_code}  {','.join(k.scopes):<18} {state:<24} {k.label}")

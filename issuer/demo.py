@@ -22,10 +22,14 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
+from issuer.settings import DemoSettings
 from registry.chain.runner import AnvilNode
+from registry.progress import StepClock
 from registry.workspace import Workspace
 
-console = Console()
+# soft_wrap: keys, codes, URLs and commands are printed whole on one line, whatever the width
+# (a pipe or a file is 80 columns to rich); highlight off: no colour codes inside a copied key.
+console = Console(soft_wrap=True, highlight=False)
 
 BUSINESS_LICENCE = "11100000000013338W001"  # 营业执照 (type code: defining authority + 001)
 DRIVING_LICENCE = "11100000000013338W002"  # 机动车驾驶证
@@ -42,20 +46,21 @@ SAMPLES = [  # (records, agency, type, name)
     (HERE / "demo_driving.jsonl", AGENCIES[3][1], DRIVING_LICENCE, "机动车驾驶证"),
 ]
 CLAIMABLE = HERE / "demo_claimable.jsonl"  # a holder who registers and claims during the demo
-PORTS = {  # ECERT_DEMO_<NAME>_PORT moves one
-    name: int(os.environ.get(f"ECERT_DEMO_{name.upper()}_PORT", default))
-    for name, default in (("issuer", 8001), ("verifier", 8002), ("wallet", 8003))
-}
 
 
 @dataclass
 class Demo:
     home: Path
-    services: dict[str, subprocess.Popen] = field(default_factory=dict)
+    ports: DemoSettings
+    services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     bank_key: str = ""
     issuer_key: str = ""
     claim: tuple[str, str, str] | None = None  # (holder name, ID number, claim code)
     holders: list[str] = field(default_factory=list)
+    password_rule: str = ""  # the wallet's own words for its password rule
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{getattr(self.ports, service + '_port')}"
 
 
 def ensure_password(ws: Workspace) -> None:
@@ -71,44 +76,51 @@ def ensure_password(ws: Workspace) -> None:
         console.print(f"keystore password generated in {path}")
 
 
-def set_up_chain(ws: Workspace) -> None:
+def set_up_chain(ws: Workspace, clock: StepClock) -> None:
     """Chain, registry, authorities and agencies (what `ecert chain up`, `deploy`, `authority add`
     and `agency add` do)."""
     from registry import cli as registry_cli
 
     ensure_password(ws)
-    AnvilNode(ws.settings.chain_dir, ws.settings.chain_port).start()
-    registry_cli.deploy_command(force=False)
-    for region, name in AUTHORITIES:
-        key_name = f"authority-{region}"
-        if not (ws.keystore.has(key_name) and ws.registry.authority_region(ws.keystore.address(key_name))):
-            registry_cli.authority_add(region=region, name=name)
-    for region, code, name, type_code in AGENCIES:
-        if not ws.keystore.has(f"agency-{code}"):
-            registry_cli.agency_add(region=region, code=code, name=name, types=type_code)
+    with clock.step(f"chain: anvil on 127.0.0.1:{ws.settings.chain_port}, state in {ws.settings.chain_dir}"):
+        AnvilNode(ws.settings.chain_dir, ws.settings.chain_port).start()
+    with clock.step("registry contracts"):
+        registry_cli.deploy_command(force=False)
+    with clock.step(f"{len(AUTHORITIES)} regional authorities and {len(AGENCIES)} agencies"):
+        for region, name in AUTHORITIES:
+            key_name = f"authority-{region}"
+            if not (ws.keystore.has(key_name) and ws.registry.authority_region(ws.keystore.address(key_name))):
+                registry_cli.authority_add(region=region, name=name)
+        for region, code, name, type_code in AGENCIES:
+            if not ws.keystore.has(f"agency-{code}"):
+                registry_cli.agency_add(region=region, code=code, name=name, types=type_code)
 
 
-def issue_samples(ws: Workspace) -> tuple[Path, Path]:
+def issue_samples(ws: Workspace, clock: StepClock) -> tuple[Path, Path]:
     """Sample certificates for the demo holders (seeded into the wallet) and one to claim."""
     from issuer.cli import issue
 
     seeded, claimable = ws.settings.home / "demo" / "certificates", ws.settings.home / "demo" / "claimable"
     if not any(seeded.glob("*.json")):
         for records, agency, type_code, name in SAMPLES:
-            issue(agency=agency, type_code=type_code, input_file=records, out=seeded, type_name=name, qr=True)
+            with clock.step(f"issuing sample {name} certificates ({records.name})"):
+                issue(agency=agency, type_code=type_code, input_file=records, out=seeded, type_name=name, qr=True)
     if not any(claimable.glob("*.json")):
-        issue(agency=AGENCIES[0][1], type_code=BUSINESS_LICENCE, input_file=CLAIMABLE, out=claimable, type_name="营业执照")
+        with clock.step("issuing a certificate for a new holder to claim"):
+            issue(agency=AGENCIES[0][1], type_code=BUSINESS_LICENCE, input_file=CLAIMABLE, out=claimable, type_name="营业执照")
     return seeded, claimable
 
 
-def _ecert(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "registry", *args], capture_output=True, text=True, check=False)
+def _ecert(*args: str, env: dict[str, str] | None = None) -> str:
+    """Run `ecert …` as a user would (the issuer imports neither the verifier nor the wallet);
+    its standard output."""
+    done = subprocess.run([sys.executable, "-m", "registry", *args], capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"ecert {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")
-    return done.stdout.strip().splitlines()[-1]
+    return done.stdout.strip()
 
 
-def _start(demo: Demo, name: str, args: list[str], env: dict[str, str]) -> None:
+def _spawn(demo: Demo, name: str, args: list[str], env: dict[str, str]) -> None:
     logs = demo.home / "demo" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"{name}.log", "ab") as log:
@@ -116,52 +128,67 @@ def _start(demo: Demo, name: str, args: list[str], env: dict[str, str]) -> None:
             [sys.executable, "-m", "registry", "serve", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-    url = f"http://127.0.0.1:{PORTS[name]}/"
-    deadline = time.monotonic() + 60
+
+
+def _wait_listening(demo: Demo, name: str, timeout_s: float = 60) -> None:
+    log = demo.home / "demo" / "logs" / f"{name}.log"
+    url = demo.url(name) + "/"
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if demo.services[name].poll() is not None:
-            raise RuntimeError(f"{name} did not start: see {logs / (name + '.log')}")
+            raise RuntimeError(f"{name} did not start: see {log}")
         try:
             if httpx.get(url, timeout=1).status_code < 500:  # any answer: it is listening
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    raise RuntimeError(f"{name} did not answer on {url} within 60 s: see {logs / (name + '.log')}")
+    raise RuntimeError(f"{name} did not answer on {url} within {timeout_s:.0f} s: see {log}")
 
 
-def start_services(demo: Demo) -> None:
-    env = {**os.environ, "ECERT_HOME": str(demo.home), "ECERT_VERIFIER_PUBLIC_URL": f"http://127.0.0.1:{PORTS['verifier']}"}
-    wallet_key = _ecert("verifier", "org", "add", "--name", "浙里办钱包", "--region", "330000", "--kind", "wallet")
-    demo.bank_key = _ecert("verifier", "org", "add", "--name", "示例银行杭州分行", "--region", "330000", "--kind", "bank")
-    demo.issuer_key = _ecert("issuer", "api-key", "create", "--agency", AGENCIES[0][1], "--scopes", "issue,status", "--label", "demo")
-    _start(demo, "issuer", ["issuer", "--port", str(PORTS["issuer"])], env)
-    _start(demo, "verifier", ["verifier", "--region", "330000", "--port", str(PORTS["verifier"])], env)
-    wallet_env = {**env, "ECERT_WALLET_VERIFIER_KEY": wallet_key, "ECERT_WALLET_ISSUER_URL": f"http://127.0.0.1:{PORTS['issuer']}",
-                  "ECERT_WALLET_VERIFIER_URL": f"http://127.0.0.1:{PORTS['verifier']}"}  # fmt: skip
-    _start(demo, "wallet", ["wallet", "--port", str(PORTS["wallet"])], wallet_env)
+def start_services(demo: Demo, clock: StepClock) -> None:
+    """Keys first (each is one `ecert` command), then the three services started together."""
+    env = {**os.environ, "ECERT_HOME": str(demo.home), "ECERT_VERIFIER_PUBLIC_URL": demo.url("verifier")}
+    with clock.step("API keys: the wallet's and a bank's at the verifier node, an agency's at the issuer"):
+        # each command prints the key alone on its last line
+        wallet_key = _ecert("verifier", "org", "add", "--name", "浙里办钱包", "--region", "330000", "--kind", "wallet", env=env).splitlines()[-1]
+        demo.bank_key = _ecert("verifier", "org", "add", "--name", "示例银行杭州分行", "--region", "330000", "--kind", "bank", env=env).splitlines()[-1]
+        demo.issuer_key = _ecert("issuer", "api-key", "create", "--agency", AGENCIES[0][1], "--scopes", "issue,status", "--label", "demo", env=env).splitlines()[-1]
+    wallet_env = {**env, "ECERT_WALLET_VERIFIER_KEY": wallet_key, "ECERT_WALLET_ISSUER_URL": demo.url("issuer"),
+                  "ECERT_WALLET_VERIFIER_URL": demo.url("verifier")}  # fmt: skip
+    with clock.step(f"services: issuer API {demo.url('issuer')}, verifier node {demo.url('verifier')}, wallet {demo.url('wallet')}"):
+        _spawn(demo, "issuer", ["issuer", "--port", str(demo.ports.issuer_port)], env)
+        _spawn(demo, "verifier", ["verifier", "--region", "330000", "--port", str(demo.ports.verifier_port)], env)
+        _spawn(demo, "wallet", ["wallet", "--port", str(demo.ports.wallet_port)], wallet_env)
+        for name in ("issuer", "verifier", "wallet"):
+            _wait_listening(demo, name)
 
 
-def seed_holders(demo: Demo, seeded: Path, claimable: Path) -> None:
+HOLDER_LINE = re.compile(r"holder (?P<name>\S+): ID number (?P<id>\w+), password (?P<password>\S+)")
+RULE_LINE = re.compile(r"^password rule: (?P<rule>.+)$", re.MULTILINE)
+
+
+def seed_holders(demo: Demo, seeded: Path, claimable: Path, clock: StepClock) -> None:
     """Demo holders through the wallet's own command (the issuer does not import the wallet)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "registry", "wallet", "demo-holders", "--packages", str(seeded)],
-        env={**os.environ, "ECERT_HOME": str(demo.home), "COLUMNS": "250"}, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    demo.holders = [
-        f"{m['name']}  身份证号 {m['id']}  密码 {m['password']}"
-        for m in re.finditer(r"holder (?P<name>\S+): ID number (?P<id>\w+), password (?P<password>\S+)", done.stdout)
-    ]
-    package = sorted(claimable.glob("*.json"))[0]
-    answer = httpx.post(
-        f"http://127.0.0.1:{PORTS['issuer']}/v1/certificates/{package.stem}/claim-code",
-        headers={"Authorization": f"Bearer {demo.issuer_key}"}, timeout=10,
-    )  # fmt: skip
-    answer.raise_for_status()
+    with clock.step("demo holders: wallet accounts with their certificates"):
+        out = _ecert("wallet", "demo-holders", "--packages", str(seeded), env={**os.environ, "ECERT_HOME": str(demo.home)})
+    demo.holders = [f"{m['name']}  身份证号 {m['id']}  密码 {m['password']}" for m in HOLDER_LINE.finditer(out)]
+    if rule := RULE_LINE.search(out):
+        demo.password_rule = rule["rule"]
+    with clock.step("a claim code for a new holder"):
+        package = sorted(claimable.glob("*.json"))[0]
+        answer = httpx.post(
+            f"{demo.url('issuer')}/v1/certificates/{package.stem}/claim-code",
+            headers={"Authorization": f"Bearer {demo.issuer_key}"}, timeout=10,
+        )  # fmt: skip
+        answer.raise_for_status()
     demo.claim = ("赵敏", "330102197801010046", answer.json()["code"])
 
 
 def stop(demo: Demo) -> None:
+    """Stop the services; a second Ctrl-C or SIGTERM meanwhile must not leave them running."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for process in demo.services.values():
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -177,18 +204,21 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 def run_demo(ws: Workspace, *, wait: bool = True) -> Demo:
-    demo = Demo(ws.settings.home.resolve())
-    set_up_chain(ws)
-    seeded, claimable = issue_samples(ws)
+    demo = Demo(ws.settings.home.resolve(), DemoSettings())
+    clock = StepClock(console)
+    clock.say(f"ecert demo in {demo.home}")
+    set_up_chain(ws, clock)
+    seeded, claimable = issue_samples(ws, clock)
+    if wait:
+        signal.signal(signal.SIGTERM, _interrupt)  # from here a stop must also stop the services
     try:
-        start_services(demo)
-        seed_holders(demo, seeded, claimable)
+        start_services(demo, clock)
+        seed_holders(demo, seeded, claimable, clock)
         print_summary(demo, seeded)
         if wait:
-            signal.signal(signal.SIGTERM, _interrupt)
             while all(p.poll() is None for p in demo.services.values()):
                 time.sleep(0.5)
-            console.print("[red]a service stopped: see .ecert/demo/logs[/red]")
+            console.print(f"a service stopped: see {demo.home / 'demo' / 'logs'}", style="red")
     except KeyboardInterrupt:
         pass
     finally:
@@ -199,19 +229,26 @@ def run_demo(ws: Workspace, *, wait: bool = True) -> Demo:
 
 
 def print_summary(demo: Demo, seeded: Path) -> None:
-    p = PORTS
-    console.print("\n[bold green]ecert demo is up[/bold green] — 电子证照演示已启动\n")
-    console.print(f"  holder wallet 持证人钱包   http://127.0.0.1:{p['wallet']}/")
-    console.print(f"  verifier node 核验节点     http://127.0.0.1:{p['verifier']}/docs   (region 330000)")
-    console.print(f"  issuer API   发证接口     http://127.0.0.1:{p['issuer']}/docs")
-    console.print("\n  demo holders 演示持证人 (sign in to the wallet with ID number + password):")
+    """Everything a user copies (keys, codes, URLs, commands) is printed whole on its own line."""
+    say = console.print
+    say("\necert demo is up — 电子证照演示已启动\n", style="bold green")
+    say(f"  holder wallet 持证人钱包   {demo.url('wallet')}/")
+    say(f"  verifier node 核验节点     {demo.url('verifier')}/docs   (region 330000)")
+    say(f"  issuer API   发证接口     {demo.url('issuer')}/docs")
+    say("\n  demo holders 演示持证人 (sign in to the wallet with ID number + password):")
     for line in demo.holders:
-        console.print(f"    {line}")
+        say(f"    {line}")
     if demo.claim:
         name, id_number, code = demo.claim
-        console.print(f"\n  register as {name} (ID number {id_number}, any password) and claim code [bold]{code}[/bold]")
-    console.print(f"\n  bank API key 银行密钥: {demo.bank_key}")
-    console.print(f"  agency API key 发证机关密钥 (11330100002493028E): {demo.issuer_key}")
+        say(f"\n  register as {name} (ID number {id_number}) with a password of your own, then claim with code:")
+        say(f"    {code}")
+        if demo.password_rule:
+            say(f"  password rule 密码规则: {demo.password_rule}")
+    say("\n  bank API key 银行密钥:")
+    say(f"    {demo.bank_key}")
+    say(f"  agency API key 发证机关密钥 ({AGENCIES[0][1]}):")
+    say(f"    {demo.issuer_key}")
     first = sorted(seeded.glob("*.json"))[0]
-    console.print(f"  verify a package:  ecert verify '{first}'")
-    console.print("\n  Ctrl-C stops the services.\n")
+    say("  verify a package 核验证照:")
+    say(f"    ecert verify '{first}'")
+    say("\n  Ctrl-C stops the services.\n")

@@ -5,19 +5,13 @@ runtime; the process exits 0."""
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import sys
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Annotated
 
-import typer
-from rich.console import Console
-
-from issuer.auth import create_api_key, list_api_keys, revoke_api_key
 from issuer.runtime import IssuerRuntime
 from registry.certificate.identifiers import parse_uscc
 from registry.errors import ChainError, EcertError, IdentifierError
@@ -125,87 +119,3 @@ def serve(host: str = "127.0.0.1", port: int = 8001, *, worker: bool = True, log
         if background is not None:
             background.close()
         runtime.close()
-
-
-# ─── commands ────────────────────────────────────────────────────────────────────────────
-
-console = Console()
-err = Console(stderr=True)
-api_key_app = typer.Typer(help="API keys of agency staff (one agency, scopes issue/status/admin).", no_args_is_help=True)
-
-
-def group(app: typer.Typer, name: str, help: str) -> typer.Typer:
-    """The sub-command group `name` of `app`, made if no room registered it yet (`serve` is shared)."""
-    for info in app.registered_groups:
-        if info.name == name and info.typer_instance is not None:
-            return info.typer_instance
-    made = typer.Typer(help=help, no_args_is_help=True)
-    app.add_typer(made, name=name)
-    return made
-
-
-def register(app: typer.Typer) -> None:
-    group(app, "serve", "Run a service: the issuer API, the verifier…").command("issuer")(serve_issuer)
-    group(app, "issuer", "The issuer service: API keys.").add_typer(api_key_app, name="api-key")
-
-
-def serve_issuer(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8001,
-    no_worker: Annotated[bool, typer.Option("--no-worker", help="Serve the API only; anchor in another process.")] = False,
-) -> None:
-    """Serve the issuer API (docs at /docs) and anchor what it takes in; stops on SIGTERM/Ctrl-C."""
-    serve(host, port, worker=not no_worker)
-
-
-@api_key_app.command("create")
-def api_key_create(
-    agency: Annotated[str, typer.Option(help="The agency's 统一社会信用代码 (its key must be in the keystore).")],
-    scopes: Annotated[str, typer.Option(help="Comma list of issue, status, admin.")] = "issue",
-    label: Annotated[str, typer.Option(help="Who or what holds the key, e.g. a system or a clerk.")] = "",
-) -> None:
-    """Create a key and print it once (only its SHA-256 is kept)."""
-    runtime = IssuerRuntime.open()
-    try:
-        code = parse_uscc(agency).code
-        if code not in served_agencies(runtime):
-            raise EcertError(f"Agency {code} has no key in this keystore: run `ecert agency add` first", code="AGENCY_UNKNOWN")
-        runtime.register_agency(code)
-        token = create_api_key(runtime.sessions, code, scopes, label)
-    finally:
-        runtime.close()
-    err.print(f"API key for {code} ({scopes}); shown once, store it now:")
-    print(token)
-
-
-@api_key_app.command("revoke")
-def api_key_revoke(key_id: Annotated[int, typer.Argument(help="The key's id (see `ecert issuer api-key list`).")]) -> None:
-    """Revoke a key: it stops working at once."""
-    runtime = IssuerRuntime.open()
-    try:
-        info = revoke_api_key(runtime.sessions, key_id)
-    finally:
-        runtime.close()
-    console.print(f"revoked API key {info.id} of {info.agency_code} ({info.label or 'no label'})")
-
-
-@api_key_app.command("list")
-def api_key_list(
-    agency: Annotated[str | None, typer.Option(help="Only this agency's keys.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """List keys (never the tokens)."""
-    runtime = IssuerRuntime.open()
-    try:
-        keys = list_api_keys(runtime.sessions, agency)
-    finally:
-        runtime.close()
-    if as_json:
-        rows = [{"id": k.id, "agency": k.agency_code, "scopes": list(k.scopes), "label": k.label,
-                 "createdAt": k.created_at.isoformat(), "revokedAt": k.revoked_at.isoformat() if k.revoked_at else None}
-                for k in keys]  # fmt: skip
-        print(json.dumps(rows, ensure_ascii=False))
-        return
-    for k in keys:
-        state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
-        console.print(f"{k.id:>4}  {k.agency_code}  {','.join(k.scopes):<18} {state:<24} {k.label}")

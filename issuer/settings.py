@@ -15,16 +15,24 @@ from registry.settings import Settings
 
 
 class IssuerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ECERT_ISSUER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ECERT_ISSUER_", extra="ignore", use_attribute_docstrings=True)
 
-    database_url: str | None = None  # default: SQLite file under <home>/issuer
-    data_key: SecretStr | None = None  # base64 of 32 bytes (AES-256-GCM)
-    data_key_file: Path | None = None  # default: <home>/issuer/data.key, created 0600
+    database_url: str | None = None
+    """SQLAlchemy URL of the issuer's database (default: SQLite file `<home>/issuer/issuer.sqlite`)."""
+    data_key: SecretStr | None = None
+    """Base64 of the 32-byte AES-256-GCM key that encrypts personal fields at rest."""
+    data_key_file: Path | None = None
+    """File holding that key instead (default `<home>/issuer/data.key`, created 0600)."""
     batch_size: int = 10_000
+    """Most certificates anchored under one batch root."""
     batch_window_s: float = 1.0
+    """Seconds pending certificates wait for others before their batch is sealed."""
     confirmations: int = 1
+    """Blocks an anchor needs before its certificates count as confirmed."""
     claim_code_ttl_days: int = 30
+    """Days a holder's claim code stays valid."""
     retry_max_s: float = 30.0
+    """Longest back-off between anchoring attempts while the chain is away."""
 
     def url(self, core: Settings) -> str:
         if self.database_url:
@@ -49,3 +57,16 @@ class IssuerSettings(BaseSettings):
         if len(raw) != 32:
             raise ConfigError("The issuer data key must be 32 bytes (base64)", code="DATA_KEY_INVALID")
         return raw
+
+
+class DemoSettings(BaseSettings):
+    """Where `ecert demo` puts its services (`ECERT_DEMO_*`); `ecert demo --help` names them too."""
+
+    model_config = SettingsConfigDict(env_prefix="ECERT_DEMO_", extra="ignore", use_attribute_docstrings=True)
+
+    issuer_port: int = 8001
+    """Port of the demo's issuer API."""
+    verifier_port: int = 8002
+    """Port of the demo's verifier node (region 330000)."""
+    wallet_port: int = 8003
+    """Port of the demo's holder wallet."""

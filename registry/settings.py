@@ -14,17 +14,22 @@ from registry.errors import ConfigError
 class Settings(BaseSettings):
     """Where ecert keeps its state and how it reaches the chain."""
 
-    model_config = SettingsConfigDict(env_prefix="ECERT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ECERT_", extra="ignore", use_attribute_docstrings=True)
 
     home: Path = Path(".ecert")
+    """State folder: keys, chain state, deployment, databases (relative to where commands run)."""
     rpc_url: str = "http://127.0.0.1:8545"
+    """JSON-RPC URL of the chain every command and service uses."""
     chain_port: int = 8545
+    """Port of the local anvil that `ecert chain up` and `ecert demo` start (set `ECERT_RPC_URL` to match)."""
     rpc_timeout_s: float = 10.0
+    """Seconds before a chain call counts as the chain being unreachable."""
     keystore_password: SecretStr | None = None
-    # A file holding the password instead (0600); `<home>/keystore.password` is used if present.
+    """Password that encrypts the keystore (no default: this, the file below, or `<home>/keystore.password`)."""
     keystore_password_file: Path | None = None
-    # scrypt cost of the keystores (2**18 is geth's default; lower only for throwaway chains).
+    """A 0600 file holding the keystore password instead; `<home>/keystore.password` is used if present."""
     keystore_scrypt_n: int = 2**16
+    """scrypt cost of the keystores (2**18 is geth's default; lower only for throwaway chains)."""
 
     @property
     def keystore_dir(self) -> Path:

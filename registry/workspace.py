@@ -1,18 +1,22 @@
 """A workspace: the settings, keystore, chain connection and deployment a command works with.
 
 Commands of every room (`registry`, `issuer`, `verifier`) start from one, so they agree on
-where state lives and connect lazily (a command that needs no chain never touches one).
+where state lives and connect lazily (a command that needs no chain never touches one). Importing
+this module is cheap: what each property needs (settings, web3, the keystore) is imported when
+it is first read, so the CLI can name a Workspace without paying for them at start.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from registry.chain.client import ChainClient
-from registry.contracts.certificate_registry import CertificateRegistry
-from registry.deploy import Deployment
-from registry.keys import Keystore
-from registry.settings import Settings, get_settings
+if TYPE_CHECKING:
+    from registry.chain.client import ChainClient
+    from registry.contracts.certificate_registry import CertificateRegistry
+    from registry.deploy import Deployment
+    from registry.keys import Keystore
+    from registry.settings import Settings
 
 ROOT_KEY = "root"
 
@@ -27,20 +31,28 @@ def agency_key_name(code: str) -> str:
 
 class Workspace:
     def __init__(self, settings: Settings | None = None) -> None:
+        from registry.settings import get_settings
+
         self.settings = settings or get_settings()
 
     @cached_property
     def keystore(self) -> Keystore:
+        from registry.keys import Keystore
+
         return Keystore(
             self.settings.keystore_dir, self.settings.require_keystore_password(), scrypt_n=self.settings.keystore_scrypt_n
         )
 
     @cached_property
     def client(self) -> ChainClient:
+        from registry.chain.client import ChainClient
+
         return ChainClient.connect(self.settings.rpc_url, self.settings.rpc_timeout_s)
 
     @cached_property
     def deployment(self) -> Deployment:
+        from registry.deploy import Deployment
+
         return Deployment.load(self.settings.deployment_file, self.client.chain_id)
 
     @cached_property

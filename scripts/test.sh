@@ -9,4 +9,4 @@ echo "== postgresql (second database for the tests)"
 ECERT_TEST_POSTGRES_URL=$(./scripts/postgres.sh)
 export ECERT_TEST_POSTGRES_URL
 echo "== pytest"
-exec .venv/bin/python -m pytest -n 2 "$@"
+exec .venv/bin/python -m pytest -n 2 --fail-on-skip "$@"

@@ -24,6 +24,22 @@ ZJ_AGENCY_CODE = "11330100002493028E"  # 杭州市市场监督管理局 (made up
 GD_AGENCY_CODE = "114401000075021133"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fail-on-skip", action="store_true",
+        help="A skipped test fails the run: the README's test command installs everything every test needs.",
+    )  # fmt: skip
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if session.config.getoption("--fail-on-skip") and skipped:
+        for report in skipped:
+            reporter.write_line(f"skipped, which --fail-on-skip refuses: {report.nodeid} ({report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr})")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def fund(client: ChainClient, account: LocalAccount | str, ether: int = 100) -> None:
     client.fund(account if isinstance(account, str) else account.address, ether * 10**18)
 

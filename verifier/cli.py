@@ -1,29 +1,34 @@
-"""Verifier commands: `ecert verify`, `ecert serve verifier`, `ecert verifier org add`."""
+"""Verifier commands: `ecert verify`, `ecert serve verifier`, `ecert verifier org add`.
+
+Only typer and rich are imported here; the checks, the chain reader and the node's runtime are
+imported inside the commands, so `ecert --help` does not pay for web3 or SQLAlchemy.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
-from registry.certificate.presentation import Presentation
+from registry.cli import command_group
 from registry.errors import ChainError, EcertError
 from registry.workspace import Workspace
-from verifier.chain_reader import RegistryReader
-from verifier.checks.base import Outcome
-from verifier.inputs import load_presentation
-from verifier.pipeline import Report, verify_presentation
 
-console = Console()
-EXIT_CODES = {Outcome.VALID: 0, Outcome.INVALID: 1, Outcome.ERROR: 2}
-MARKS = {Outcome.VALID: "[green]✔[/green]", Outcome.INVALID: "[red]✘[/red]", Outcome.ERROR: "[yellow]![/yellow]", Outcome.SKIPPED: "·"}
-verifier_app = typer.Typer(help="Verifier node administration: organisations and their API keys.", no_args_is_help=True)
-org_app = typer.Typer(help="Organisations (banks, agencies, wallets, nodes) that call this node.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from registry.certificate.presentation import Presentation
+    from verifier.pipeline import Report
+
+console = Console(soft_wrap=True)
+EXIT_CODES = {"VALID": 0, "INVALID": 1, "ERROR": 2}  # by verdict
+MARKS = {"VALID": "[green]✔[/green]", "INVALID": "[red]✘[/red]", "ERROR": "[yellow]![/yellow]", "SKIPPED": "·"}
+COLOURS = {"VALID": "green", "INVALID": "red", "ERROR": "yellow"}
+verifier_app = command_group("Verifier node administration: organisations and their API keys.")
+org_app = command_group("Organisations (banks, agencies, wallets, nodes) that call this node.")
 verifier_app.add_typer(org_app, name="org")
-trust_app = typer.Typer(help="Trust snapshots for offline verification, and the node key that signs them.", no_args_is_help=True)
+trust_app = command_group("Trust snapshots for offline verification, and the node key that signs them.")
 
 
 def register(app: typer.Typer) -> None:
@@ -42,10 +47,10 @@ def serve_verifier(
     workers: Annotated[int, typer.Option(help="HTTP worker processes (the indexer runs once, in the main process).", min=1)] = 1,
 ) -> None:
     """Run a verifier node (API, share pages, indexer) until interrupted."""
+    import os
+
     from verifier.serve import serve
     from verifier.settings import VerifierSettings
-
-    import os
 
     if "ECERT_VERIFIER_PUBLIC_URL" not in os.environ:  # share links point at this node unless told otherwise
         os.environ["ECERT_VERIFIER_PUBLIC_URL"] = f"http://{host}:{port}"
@@ -85,6 +90,10 @@ def verify(
     ] = None,
 ) -> None:
     """Verify a certificate. Exit 0 valid, 1 invalid, 2 could not verify (e.g. chain unreachable)."""
+    from verifier.chain_reader import RegistryReader
+    from verifier.inputs import load_presentation
+    from verifier.pipeline import verify_presentation
+
     try:
         presentation = load_presentation(source)
     except EcertError as exc:
@@ -104,7 +113,7 @@ def verify(
         return
     report = verify_presentation(presentation, reader)
     _print(report, as_json)
-    raise typer.Exit(EXIT_CODES[report.verdict])
+    raise typer.Exit(EXIT_CODES[report.verdict.value])
 
 
 def _print(report: Report, as_json: bool) -> None:
@@ -112,8 +121,8 @@ def _print(report: Report, as_json: bool) -> None:
         print(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
         return
     for check in report.checks:
-        console.print(f"{MARKS[check.outcome]} {check.kind:<10} {check.outcome.value:<8} {check.code:<24} {check.message}")
-    colour = {Outcome.VALID: "green", Outcome.INVALID: "red", Outcome.ERROR: "yellow"}[report.verdict]
+        console.print(f"{MARKS[check.outcome.value]} {check.kind:<10} {check.outcome.value:<8} {check.code:<24} {check.message}")
+    colour = COLOURS[report.verdict.value]
     suffix = f" ({report.reason})" if report.reason else ""
     console.print(f"[bold {colour}]verdict: {report.verdict.value}{suffix}[/bold {colour}]")
 
@@ -132,6 +141,7 @@ def _fail(as_json: bool, code: str, message: str, exit_code: int) -> None:
 def _verify_offline(presentation: Presentation, snapshot_file: Path | None, trust_key: Path | None, as_json: bool) -> NoReturn:
     """`verify --offline`: no chain, no settings; the snapshot must be signed by the pinned key."""
     from verifier.offline import SnapshotReader, explain_offline, offline_json, offline_summary
+    from verifier.pipeline import verify_presentation
     from verifier.snapshot import load_snapshot
 
     if snapshot_file is None or trust_key is None:
@@ -151,7 +161,7 @@ def _verify_offline(presentation: Presentation, snapshot_file: Path | None, trus
     else:
         console.print(f"[bold]{offline_summary(snapshot, report.checked_at)}[/bold] (node {snapshot.region}, key {snapshot.key_id})")
         _print(report, as_json)
-    raise typer.Exit(EXIT_CODES[report.verdict])
+    raise typer.Exit(EXIT_CODES[report.verdict.value])
 
 
 def _offline_error(as_json: bool, code: str, message: str) -> NoReturn:

@@ -12,23 +12,32 @@ POLICIES = Path(__file__).with_name("policies")
 
 
 class VerifierSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ECERT_VERIFIER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ECERT_VERIFIER_", extra="ignore", use_attribute_docstrings=True)
 
     region: str = "330000"
-    database_url: str | None = None  # default: SQLite under <home>/verifier-<region>
-    policy_file: Path | None = None  # default: verifier/policies/<region>.json
-    receipt_key_file: Path | None = None  # default: <home>/verifier-<region>/receipt-key.pem
-    public_url: str = "http://127.0.0.1:8002"  # where share links point
-    trusted_nodes: list[str] = []  # base URLs of other regions' nodes whose shares we fetch
-    node_key: str | None = None  # this node's API key at those nodes (kind "node")
-    index_max_lag_blocks: int = 2  # answer from the index only while it is at most this far behind
-    # Index up to the head: reorgs are rolled back by the indexer, and a status change must show at once.
+    """The node's region (GB/T 2260); its policy and its share links are this region's."""
+    database_url: str | None = None
+    """SQLAlchemy URL of the node's database (default: SQLite under `<home>/verifier-<region>`)."""
+    policy_file: Path | None = None
+    """The node's recognition policy (default `verifier/policies/<region>.json`)."""
+    receipt_key_file: Path | None = None
+    """Ed25519 key that signs receipts and snapshots (default `<home>/verifier-<region>/receipt-key.pem`)."""
+    public_url: str = "http://127.0.0.1:8002"
+    """Base URL share links and QR codes point at."""
+    trusted_nodes: list[str] = []
+    """Base URLs (JSON list) of other regions' nodes whose shares this node fetches."""
+    node_key: str | None = None
+    """This node's API key at those nodes (an organisation of kind `node` there)."""
+    index_max_lag_blocks: int = 2
+    """Answer from the index only while it is at most this many blocks behind the chain."""
     index_confirmations: int = 0
-    # Per API key and per worker process: `serve verifier --workers N` lets a key make up to N times this.
+    """Blocks the indexer stays behind the head (0: reorgs are rolled back, a status change shows at once)."""
     rate_limit_per_min: int = 6_000
-    share_secret_file: Path | None = None  # HMAC key for dynamic QR codes
-    # set by `serve` for its worker processes: where the node process takes their access-log entries
+    """Requests per minute per API key and per worker process (`--workers N` allows up to N times this)."""
+    share_secret_file: Path | None = None
+    """HMAC key of dynamic share QR codes (default `<home>/verifier-<region>/share-hmac.key`, created 0600)."""
     access_log_socket: Path | None = None
+    """Set by `ecert serve verifier` for its workers: where the node process takes their access-log entries."""
 
     def folder(self, core: Settings) -> Path:
         path = core.home / f"verifier-{self.region}"

@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-console = Console()
-wallet_app = typer.Typer(help="The holder wallet: demo holders.", no_args_is_help=True)
+from registry.cli import command_group
+
+console = Console(soft_wrap=True, highlight=False)
+wallet_app = command_group("The holder wallet: demo holders.")
 
 
 def register(app: typer.Typer) -> None:
@@ -50,6 +52,8 @@ def demo_holders(
 ) -> None:
     """Give every person among the packages a wallet account with their certificates; print the sign-ins."""
     from wallet.demo import seed_demo_holders
+    from wallet.passwords import RULE
 
     for holder in seed_demo_holders(sorted(packages.glob("*.json"))):
         console.print(f"holder {holder.name}: ID number {holder.id_number}, password {holder.password} ({holder.certificates} certificate(s))")
+    console.print(f"password rule: {RULE['en']} / {RULE['zh']}")

@@ -12,6 +12,10 @@ from registry.errors import EcertError
 
 R, P, SALT_BYTES, HASH_BYTES = 8, 1, 16, 32
 MIN_LENGTH, MAX_LENGTH = 8, 128
+RULE = {  # what `check_password_rules` enforces, in the holder's words (the demo and pages say this)
+    "en": f"{MIN_LENGTH} to {MAX_LENGTH} characters, not your ID number, not one character repeated",
+    "zh": f"{MIN_LENGTH}至{MAX_LENGTH}个字符，不能含身份证号，不能只用同一个字符",
+}
 
 
 class PasswordRejected(EcertError):

@@ -14,30 +14,50 @@ from registry.settings import Settings
 
 
 class WalletSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ECERT_WALLET_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ECERT_WALLET_", extra="ignore", use_attribute_docstrings=True)
 
-    database_url: str | None = None  # default: SQLite file under <home>/wallet
-    issuer_url: str = "http://127.0.0.1:8001"  # where claim codes are redeemed
-    verifier_url: str = "http://127.0.0.1:8002"  # the verifier node of the holders' region
-    verifier_key: SecretStr | None = None  # this wallet's API key at that node (organisation kind "wallet")
-    verifier_key_file: Path | None = None  # or a file holding it
-    # The wallet's organisation name at the verifier: its own status checks are told apart in the access log.
+    database_url: str | None = None
+    """SQLAlchemy URL of the wallet's database (default: SQLite file `<home>/wallet/wallet.sqlite`)."""
+    issuer_url: str = "http://127.0.0.1:8001"
+    """The issuer API, where claim codes are redeemed."""
+    verifier_url: str = "http://127.0.0.1:8002"
+    """The verifier node of the holders' region."""
+    verifier_key: SecretStr | None = None
+    """This wallet's API key at that node (an organisation of kind `wallet`)."""
+    verifier_key_file: Path | None = None
+    """Or a file holding that key."""
     org_name: str = "浙里办钱包"
+    """The wallet's organisation name at the verifier: its own status checks are told apart in the access log."""
     http_timeout_s: float = 8.0
-    status_cache_s: float = 10.0  # the certificate list asks the verifier at most this often per certificate
-    cookie_secure: bool | None = None  # None: Secure when the request came over https
-    public_url: str | None = None  # e.g. https://wallet.example.cn behind a proxy: posts must come from this origin
+    """Seconds the wallet waits for the issuer or the verifier."""
+    status_cache_s: float = 10.0
+    """The certificate list asks the verifier at most this often per certificate."""
+    cookie_secure: bool | None = None
+    """Mark cookies Secure (unset: Secure when the request came over https)."""
+    public_url: str | None = None
+    """E.g. https://wallet.example.cn behind a proxy: form posts must come from this origin."""
     session_idle_minutes: int = 30
+    """A session ends after this long without a request."""
     session_max_hours: int = 12
-    login_max_failures: int = 5  # per account, within login_window_s
+    """A session ends this long after sign-in, however busy."""
+    login_max_failures: int = 5
+    """Failed sign-ins per account within `login_window_s` before it must wait."""
     login_max_failures_per_ip: int = 20
+    """Failed sign-ins per address within `login_window_s` before it must wait."""
     login_window_s: int = 300
-    register_max_per_ip: int = 20  # per hour
-    claim_max_failures: int = 10  # per holder, within 10 minutes
-    password_scrypt_n: int = 2**15  # scrypt cost (r=8, p=1: 32 MiB); lower only for throwaway wallets
-    data_key_file: Path | None = None  # AES-256-GCM key for personal data at rest
-    lookup_key_file: Path | None = None  # HMAC key for looking holders up by ID number
-    session_key_file: Path | None = None  # HMAC key for CSRF tokens
+    """The window, in seconds, the two limits above count in."""
+    register_max_per_ip: int = 20
+    """Registrations per address per hour."""
+    claim_max_failures: int = 10
+    """Wrong claim codes per holder within 10 minutes."""
+    password_scrypt_n: int = 2**15
+    """scrypt cost of holders' passwords (r=8, p=1: 32 MiB); lower only for throwaway wallets."""
+    data_key_file: Path | None = None
+    """AES-256-GCM key for personal data at rest (default `<home>/wallet/data.key`, created 0600)."""
+    lookup_key_file: Path | None = None
+    """HMAC key for looking holders up by ID number (default `<home>/wallet/lookup.key`)."""
+    session_key_file: Path | None = None
+    """HMAC key for CSRF tokens (default `<home>/wallet/session.key`)."""
 
     def folder(self, core: Settings) -> Path:
         path = core.home / "wallet"

@@ -1,5 +1,7 @@
-"""`ecert demo`, the README's first command, as a new user runs it: everything comes up, the
-printed sign-ins and keys work, and Ctrl-C (SIGTERM) stops the services."""
+"""`ecert demo`, the README's first command, as a new user runs it: everything comes up, each
+step says what it does and how long it took, the printed sign-ins, keys and commands are whole
+(the output goes to a file, which rich would wrap at 80 columns) and work, the password hint is
+the wallet's rule, and Ctrl-C (SIGTERM) stops the services."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import httpx
 import pytest
 
 from registry.chain.runner import free_port
+from wallet.passwords import RULE
 
 pytestmark = pytest.mark.chain
 
@@ -24,10 +27,11 @@ def test_demo_starts_everything_with_working_demo_data(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("chain", "issuer", "verifier", "wallet")}
     env = {
         **os.environ, "ECERT_HOME": str(tmp_path / ".ecert"), "ECERT_CHAIN_PORT": str(ports["chain"]),
-        "ECERT_RPC_URL": f"http://127.0.0.1:{ports['chain']}", "ECERT_KEYSTORE_SCRYPT_N": "1024", "COLUMNS": "250",
+        "ECERT_RPC_URL": f"http://127.0.0.1:{ports['chain']}", "ECERT_KEYSTORE_SCRYPT_N": "1024",
         **{f"ECERT_DEMO_{name.upper()}_PORT": str(ports[name]) for name in ("issuer", "verifier", "wallet")},
     }  # fmt: skip
     env.pop("ECERT_KEYSTORE_PASSWORD", None)  # the demo makes its own
+    env.pop("COLUMNS", None)
     log = tmp_path / "demo.log"
     with log.open("w") as out:
         demo = subprocess.Popen([sys.executable, "-m", "registry", "demo"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
@@ -40,7 +44,14 @@ def test_demo_starts_everything_with_working_demo_data(tmp_path: Path) -> None:
         assert "ecert demo is up" in text, text
         bank_key = re.search(r"(vk_[\w-]+)", text).group(1)
         assert re.search(r"李四\s+身份证号 11010519491231002X\s+密码 demo-", text)
-        assert re.search(r"claim code\s+\S*([A-Z2-9]{4}-){2}[A-Z2-9]{4}", text)
+        assert re.search(r"claim with code:\n    ([A-Z2-9]{4}-){2}[A-Z2-9]{4}\n", text)
+        for step in ("chain: anvil", "registry contracts", "issuing sample 营业执照", "API keys", "services:", "demo holders"):
+            assert re.search(r"^\[ *\d+\.\d s\] ✓ " + re.escape(step) + r".* \(\d+\.\d s\)$", text, re.MULTILINE), step
+        assert re.search(r"^stored 3/3 · sealed 3/3 · anchored 3/3 · confirmed 3/3$", text, re.MULTILINE)
+        assert f"password rule 密码规则: {RULE['en']} / {RULE['zh']}\n" in text
+        command = re.search(r"^    ecert verify '(.+)'$", text, re.MULTILINE)
+        assert command and Path(command.group(1)).is_file(), text  # the path is printed whole
+        assert re.search(r"^    vk_[\w-]{43}$", text, re.MULTILINE) and re.search(r"^    ek_[\w-]{43}$", text, re.MULTILINE)
 
         assert httpx.get(f"http://127.0.0.1:{ports['wallet']}/", timeout=10).status_code == 200
         package = json.loads(sorted((tmp_path / ".ecert" / "demo" / "certificates").glob("*.json"))[0].read_text())

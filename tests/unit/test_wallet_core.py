@@ -172,3 +172,22 @@ def test_both_languages_have_every_word_the_templates_use() -> None:
     assert field_label("en", "ext.scope[1]") == "Business scope" and field_label("zh", "ext.unknownThing") == "ext.unknownThing"
     assert reason_text("zh", "CERT_SUSPENDED") == "证照已被暂扣" and reason_text("en", "SOMETHING_NEW") == "SOMETHING_NEW"
     assert json.loads((TEMPLATES.parent / "i18n" / "zh.json").read_text(encoding="utf-8"))["app.name"] == "证照钱包"
+
+
+def test_the_password_rule_the_demo_and_pages_state_is_the_rule_enforced() -> None:
+    """The words (`RULE`, the register page's hint) name the length `check_password_rules` enforces."""
+    from wallet.passwords import MAX_LENGTH, MIN_LENGTH, RULE
+
+    id_number = "11010519491231002X"
+    with pytest.raises(PasswordRejected):
+        check_password_rules("ab1" + "x" * (MIN_LENGTH - 4), id_number=id_number)
+    with pytest.raises(PasswordRejected):
+        check_password_rules("ab1" + "x" * (MAX_LENGTH - 2), id_number=id_number)
+    with pytest.raises(PasswordRejected):
+        check_password_rules("a" * MIN_LENGTH, id_number=id_number)
+    with pytest.raises(PasswordRejected):
+        check_password_rules("pw" + id_number, id_number=id_number)
+    check_password_rules("ab1" + "x" * (MIN_LENGTH - 3), id_number=id_number)
+    for language in ("en", "zh"):
+        assert str(MIN_LENGTH) in RULE[language] and str(MAX_LENGTH) in RULE[language]
+        assert str(MIN_LENGTH) in messages(language)["register.password_hint"]
