@@ -25,6 +25,7 @@ from issuer.service import IssuerService
 from registry.chain.client import ChainClient
 from registry.chain.runner import AnvilNode, free_port
 from registry.deploy import deploy
+from registry.machine_speed import baseline
 
 TYPE_CODE = "11100000000013338W001"
 AGENCY = "11330100002493028E"
@@ -128,6 +129,6 @@ def run_issue_bench(sizes: list[int], *, profile: bool = False) -> dict[str, Any
         "gas_per_cert": main["gas_per_cert"],
         "runs": runs,
         "goals": {"certs_per_s_min": 5000, "gas_per_cert_max": 60},
-        "machine": {"cores": os.cpu_count(), "arch": platform.machine()},
+        "machine": {"cores": os.cpu_count(), "arch": platform.machine(), "speed": baseline()},
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }

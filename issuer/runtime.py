@@ -16,6 +16,7 @@ from issuer.service import IssuerService
 from issuer.settings import IssuerSettings
 from issuer.signers import SignerPool
 from issuer.status import StatusService
+from registry.rate_limit import KeyedTokenBucket
 from registry.workspace import Workspace
 
 
@@ -54,6 +55,11 @@ class IssuerRuntime:
             self.sessions, self.workspace.registry, self.signers,
             WorkerSettings(s.batch_size, s.batch_window_s, s.confirmations, s.retry_max_s),
         )  # fmt: skip
+
+    @cached_property
+    def claim_limit(self) -> KeyedTokenBucket:
+        """Claim attempts per client address (the public claim endpoint's brute-force guard)."""
+        return KeyedTokenBucket(self.settings.claim_rate_per_min)
 
     @cached_property
     def status(self) -> StatusService:

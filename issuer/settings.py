@@ -31,6 +31,8 @@ class IssuerSettings(BaseSettings):
     """Blocks an anchor needs before its certificates count as confirmed."""
     claim_code_ttl_days: int = 30
     """Days a holder's claim code stays valid."""
+    claim_rate_per_min: int = 60
+    """Claim attempts each client address may make per minute at the public claim endpoint (bursts of a sixth, at least 10)."""
     retry_max_s: float = 30.0
     """Longest back-off between anchoring attempts while the chain is away."""
 

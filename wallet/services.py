@@ -72,7 +72,7 @@ class IssuerClient(_Client):
     def redeem_claim(self, code: str, holder_code: str) -> dict[str, Any]:
         """The holder package for a one-time claim code, if it is `holder_code`'s: only then is the
         code used up (another holder's certificate answers 403 CLAIM_NOT_YOURS)."""
-        return self._send("POST", f"/v1/claims/{code}", json={"holderCode": holder_code}, refusals=(403,)).json()
+        return self._send("POST", "/v1/claims", json={"code": code, "holderCode": holder_code}, refusals=(403,)).json()
 
 
 class VerifierClient(_Client):

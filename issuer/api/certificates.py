@@ -130,6 +130,6 @@ def renew(
 
 @router.post("/{identifier}/claim-code", status_code=201, response_model=ClaimCodeResponse, summary="A one-time claim code for the holder")
 def claim_code(identifier: OwnedCertificate, caller: Issuing, runtime: Runtime) -> ClaimCodeResponse:
-    """Replaces any earlier code of this certificate; the holder's wallet redeems it at POST /v1/claims/{code}."""
+    """Replaces any earlier code of this certificate; the holder's wallet redeems it at POST /v1/claims (the code in the body)."""
     code, expires = runtime.service.create_claim_code(caller.agency_code, identifier)
     return ClaimCodeResponse(code=code, expires_at=expires)

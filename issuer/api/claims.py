@@ -1,11 +1,13 @@
 """Claims: the holder's wallet redeems a one-time claim code for the holder package. Public (no
-API key): the code itself is the credential, 60 bits, single use, expiring."""
+API key): the code itself is the credential, 60 bits, single use, expiring. So it travels in the
+POST body, never in a URL (paths end up in access logs and proxies' logs), and each client
+address may try only so many codes a minute (`ECERT_ISSUER_CLAIM_RATE_PER_MIN`)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from issuer.api.deps import Runtime
@@ -15,16 +17,17 @@ router = APIRouter(prefix="/v1/claims", tags=["claims"])
 
 
 class ClaimRequest(BaseModel):
+    code: str = Field(max_length=40, description="The claim code, e.g. ABCD-EFGH-JKLM")
     holderCode: str | None = Field(
         None, max_length=18, description="The holder's ID number as the wallet knows it: another holder's certificate "
         "is refused (403 CLAIM_NOT_YOURS) and the code stays usable",
     )  # fmt: skip
 
 
-@router.post("/{code}", responses={200: PACKAGE_RESPONSE}, summary="Redeem a claim code (holder, once)")
-def redeem(
-    code: Annotated[str, Path(max_length=40, description="e.g. ABCD-EFGH-JKLM")],
-    runtime: Runtime,
-    body: Annotated[ClaimRequest | None, Body()] = None,
-) -> dict[str, Any]:
-    return runtime.service.redeem_claim(code, body.holderCode if body else None).to_json()
+@router.post(
+    "", responses={200: PACKAGE_RESPONSE, 429: {"description": "Too many claim attempts from this address (RATE_LIMITED)"}},
+    summary="Redeem a claim code (holder, once)",
+)  # fmt: skip
+def redeem(body: ClaimRequest, runtime: Runtime, request: Request) -> dict[str, Any]:
+    runtime.claim_limit.take(request.client.host if request.client else "-", what="claim attempts from this address")
+    return runtime.service.redeem_claim(body.code, body.holderCode).to_json()

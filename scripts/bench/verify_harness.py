@@ -48,6 +48,7 @@ from registry.chain.client import ChainClient
 from registry.chain.runner import free_port
 from registry.contracts.certificate_registry import CertificateRegistry
 from registry.deploy import Deployment
+from registry.machine_speed import baseline
 
 ECERT = [sys.executable, "-c", "from registry.cli import main; main()"]
 REGION = "330000"
@@ -469,7 +470,7 @@ def run_verify_bench(
         "setup": {"issue_s": round(issue_s, 1), "index_catch_up_s": round(index_s, 1)},
         "profile": profile,
         "goals": {"verifications_per_s_min": 2000, "p99_ms_max": 25, "chain_calls_per_verification": 0},
-        "machine": {"cores": os.cpu_count(), "arch": platform.machine(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2)},
+        "machine": {"cores": os.cpu_count(), "arch": platform.machine(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2), "speed": baseline()},
         "wrk": output.strip().splitlines(),
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }

@@ -406,10 +406,24 @@ def test_claim_code_works_once_and_only_for_its_holder(server: IssuerServer, api
     holder = Presentation.from_json(package(api, certificate)).fields()["holder"]["code"]
     someone_else = "11010519491231002X" if holder != "11010519491231002X" else "110105194912310037"
     with server.client() as wallet:  # the holder: no API key
-        problem(wallet.post(f"/v1/claims/{claim['code']}", json={"holderCode": someone_else}), 403, "CLAIM_NOT_YOURS")
-        assert ok(wallet.post(f"/v1/claims/{claim['code']}", json={"holderCode": holder})) == package(api, certificate)
-        problem(wallet.post(f"/v1/claims/{claim['code']}"), 404, "CLAIM_INVALID")
-        problem(wallet.post("/v1/claims/AAAA-BBBB-CCCC"), 404, "CLAIM_INVALID")
+        problem(wallet.post("/v1/claims", json={"code": claim["code"], "holderCode": someone_else}), 403, "CLAIM_NOT_YOURS")
+        assert ok(wallet.post("/v1/claims", json={"code": claim["code"], "holderCode": holder})) == package(api, certificate)
+        problem(wallet.post("/v1/claims", json={"code": claim["code"]}), 404, "CLAIM_INVALID")
+        problem(wallet.post("/v1/claims", json={"code": "AAAA-BBBB-CCCC"}), 404, "CLAIM_INVALID")
+
+
+def test_claim_codes_never_travel_in_a_url_nor_reach_a_log_and_guesses_are_rate_limited(
+    server: IssuerServer, api: httpx.Client, certificate: str
+) -> None:
+    code = ok(api.post(f"/v1/certificates/{certificate}/claim-code"), 201)["code"]
+    with server.client() as guesser:
+        assert guesser.post("/v1/claims/ZZZZ-ZZZZ-ZZZZ", json={}).status_code in (404, 405)  # no route takes a code in its path
+        answers = [guesser.post("/v1/claims", json={"code": f"AAAA-BBBB-{n:04d}"}) for n in range(30)]
+    statuses = [a.status_code for a in answers]
+    assert set(statuses) == {404, 429} and statuses.index(429) <= 10, statuses  # a burst of at most 10, then 429
+    limited = answers[statuses.index(429)]
+    assert limited.json()["code"] == "RATE_LIMITED" and int(limited.headers["Retry-After"]) >= 1
+    assert code not in server.log_path.read_text(encoding="utf-8", errors="replace")
 
 
 # ─── renderings and docs ─────────────────────────────────────────────────────────────────
@@ -446,7 +460,7 @@ def test_docs_and_openapi(server: IssuerServer) -> None:
         spec = ok(client.get("/openapi.json"))
     assert spec["info"]["title"] == "ecert issuer"
     for path in ("/v1/certificates", "/v1/batches", "/v1/jobs/{job_id}", "/v1/certificates/{identifier}/status",
-                 "/v1/certificates/{identifier}/renewals", "/v1/claims/{code}"):  # fmt: skip
+                 "/v1/certificates/{identifier}/renewals", "/v1/claims"):  # fmt: skip
         assert path in spec["paths"]
     assert set(spec["paths"]["/v1/batches"]["post"]["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
     assert {"HTTPBearer", "APIKeyHeader"} <= set(spec["components"]["securitySchemes"])

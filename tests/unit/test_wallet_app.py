@@ -57,7 +57,7 @@ def packages(*holders: tuple[str, str]) -> list[Presentation]:
 
 
 class FakeIssuer:
-    """POST /v1/claims/{code}: each code once."""
+    """POST /v1/claims {code, holderCode}: each code once."""
 
     def __init__(self) -> None:
         self.codes: dict[str, dict[str, Any]] = {}
@@ -70,7 +70,8 @@ class FakeIssuer:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if self.down:
             raise httpx.ConnectError("down", request=request)
-        code = request.url.path.rsplit("/", 1)[-1]
+        assert request.url.path == "/v1/claims", "a claim code must never travel in a URL"
+        code = json.loads(request.content)["code"]
         if code not in self.codes:
             return httpx.Response(404, json={"code": "CLAIM_INVALID", "detail": "Unknown or already used claim code"})
         holder = Presentation.from_json(self.codes[code]).fields()["holder"]["code"]
