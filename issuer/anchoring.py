@@ -6,6 +6,16 @@ nothing, and a batch root is never sent again once it is on chain:
   bytes (same nonce, same hash) are re-broadcast, which the chain accepts at most once;
 - before signing anew, the worker asks the chain whether the root is already anchored (the
   contract also refuses a second anchor of a root).
+
+A reverted anchor is never sent again blindly: the revert is decoded (`anchor_outcome`). A
+refusal that another attempt would meet again (type not granted, key not active, agency unknown
+or suspended) moves the batch and its certificates to `refused`, with the contract error, and
+stops; anything else (out of gas, a panic, an unknown error) is tried again after an exponential
+back-off. Every anchor is simulated (`eth_call`) before it is signed, so a refusal costs no gas.
+
+Anchors are followed to `finality_depth` blocks: one that a reorg takes away sends its batch back
+to `sealed` (its certificates too, even if they were confirmed) to be anchored again. Every
+state change of a batch is recorded in `batch_events`.
 """
 
 from __future__ import annotations
@@ -17,16 +27,17 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from web3.exceptions import TransactionNotFound
 
-from issuer.models import Batch, Certificate
+from issuer.models import Batch, BatchEvent, Certificate
+from registry.chain.reverts import anchor_outcome
 from registry.certificate.merkle import batch_tree
 from registry.certificate.seal import recover_sealer, sign_seal
 from registry.contracts.certificate_registry import ANCHOR_GAS, CertificateRegistry
 from registry.contracts.trust_registry import to_bytes32
-from registry.errors import ChainError, ChainUnavailable
+from registry.errors import ChainError, ChainUnavailable, ContractRevert
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +48,13 @@ class WorkerSettings:
     batch_window_s: float = 1.0
     confirmations: int = 1
     retry_max_s: float = 30.0
+    finality_depth: int = 12
+    retry_base_s: float = 1.0  # the first back-off after a failed anchor; doubles up to retry_max_s
+
+    @property
+    def watch_depth(self) -> int:
+        """Blocks an anchor is followed for: a confirmed anchor is watched until this deep."""
+        return max(self.confirmations, self.finality_depth)
 
 
 class AnchoringWorker:
@@ -54,6 +72,7 @@ class AnchoringWorker:
         self._signer_for = signer_for
         self.settings = settings or WorkerSettings()
         self._clock = clock
+        self._watched_head: tuple[int, bytes] | None = None  # head when confirmed anchors were last checked
 
     # ─── step 1: seal pending certificates into batches ──────────────────────────────────
 
@@ -110,31 +129,44 @@ class AnchoringWorker:
     # ─── step 2: sign, store, broadcast ──────────────────────────────────────────────────
 
     def send_sealed(self) -> int:
-        """Sign and broadcast every sealed batch; return how many were sent."""
+        """Sign and broadcast every sealed batch whose back-off is over; return how many were tried."""
+        now = self._clock()
         with self._sessions() as session:
-            batch_ids = session.scalars(select(Batch.id).where(Batch.state == "sealed").order_by(Batch.id)).all()
-        for batch_id in batch_ids:
+            rows = session.execute(select(Batch.id, Batch.retry_at).where(Batch.state == "sealed").order_by(Batch.id)).all()
+        due = [row.id for row in rows if row.retry_at is None or _age_s(row.retry_at, now) >= 0]
+        for batch_id in due:
             self._sign_and_send(batch_id)
-        return len(batch_ids)
+        return len(due)
 
     def _sign_and_send(self, batch_id: int) -> None:
         with self._sessions() as session:
             batch = session.get(Batch, batch_id)
             if self._is_anchored(batch.root):
-                batch.state, batch.block_number = "mined", self._anchored_block(batch.root)
+                self._anchored_elsewhere(session, batch)
                 session.commit()
                 return
             signer = self._signer_for(batch.agency_code)
+            call = self._anchor_call(batch)
+            revert = self._client.revert_of(signer.address, call)  # what the chain would say, for free
+            if revert is not None:
+                batch.attempts += 1  # a failed attempt, for the back-off, though nothing was sent
+                self._reverted(session, batch, revert, "anchor simulated before signing")
+                session.commit()
+                return
             self._seal_with(session, batch, signer)
+            # A retry (after out of gas, say) asks the node how much gas the anchor needs now.
+            gas = ANCHOR_GAS
+            if batch.attempts:
+                gas = max(ANCHOR_GAS, self._client._estimate(signer.address, call, "CertificateRegistry") * 3 // 2)
             nonce = self._free_nonce(session, signer.address)
             try:
-                call = self._registry.contract.functions.anchor(batch.root, batch.count, to_bytes32(batch.type_code))
                 tx = call.build_transaction(
-                    {"from": signer.address, "nonce": nonce, "gas": ANCHOR_GAS, "chainId": self._client.chain_id, **self._client._fees()}
+                    {"from": signer.address, "nonce": nonce, "gas": gas, "chainId": self._client.chain_id, **self._client._fees()}
                 )
                 signed = signer.sign_transaction(tx)
                 batch.raw_tx, batch.tx_hash, batch.nonce = bytes(signed.raw_transaction), "0x" + signed.hash.hex().removeprefix("0x"), nonce
-                batch.state, batch.attempts = "sending", batch.attempts + 1
+                batch.attempts, batch.retry_at = batch.attempts + 1, None
+                self._move(session, batch, "sending", f"attempt {batch.attempts}: transaction {batch.tx_hash}, nonce {nonce}")
                 session.commit()  # stored before broadcast: a crash now re-broadcasts these bytes
                 self._broadcast(batch)
             finally:  # from here the node (pending) or our table (sending) keeps the nonce taken
@@ -185,26 +217,82 @@ class AnchoringWorker:
     # ─── step 3: receipts and confirmations ──────────────────────────────────────────────
 
     def track_sent(self) -> int:
-        """Move sending → mined → confirmed as the chain allows; return how many moved."""
+        """Move sending → mined → confirmed as the chain allows, and follow confirmed anchors
+        until they are `watch_depth` blocks deep; return how many batches moved."""
         moved = 0
         head = self._client.block_number()
         with self._sessions() as session:
-            for batch in session.scalars(select(Batch).where(Batch.state.in_(("sending", "mined"))).order_by(Batch.id)):
+            watched = list(session.scalars(select(Batch).where(Batch.state.in_(("sending", "mined"))).order_by(Batch.id)))
+            watched += self._confirmed_to_watch(session, head)
+            for batch in watched:
+                just_mined = False
                 if batch.state == "sending" and self._track_sending(session, batch):
-                    moved += 1
-                if batch.state == "mined":
-                    if not self._is_anchored(batch.root):  # a reorg or a restored older state took it away
-                        batch.state, batch.raw_tx, batch.block_number = "sealed", None, None
+                    moved, just_mined = moved + 1, batch.state == "mined"
+                if batch.state in ("mined", "confirmed"):
+                    if not just_mined and not self._follow(batch, head):  # a reorg or a restored older state took it away
+                        self._move(
+                            session, batch, "sealed",
+                            f"reorg: the anchor of block {batch.block_number} ({batch.block_hash}) is no longer on chain; anchoring again",
+                            head,
+                        )  # fmt: skip
+                        batch.raw_tx = batch.block_number = batch.block_hash = batch.confirmed_at = None
                         self._set_certificates(session, batch.id, "sealed")
                         moved += 1
-                    elif batch.block_number is None or batch.block_number > head:
-                        batch.block_number = self._anchored_block(batch.root) or head
-                    elif head - batch.block_number + 1 >= self.settings.confirmations:
-                        batch.state, batch.confirmed_at = "confirmed", self._clock()
+                    elif batch.state == "confirmed" and head - batch.block_number + 1 < self.settings.confirmations:
+                        self._move(session, batch, "mined", f"reorg: the anchor moved to block {batch.block_number}", head)
+                        batch.confirmed_at = None
+                        self._set_certificates(session, batch.id, "anchored")
+                        moved += 1
+                    elif batch.state == "mined" and head - batch.block_number + 1 >= self.settings.confirmations:
+                        self._move(session, batch, "confirmed", None, head)
+                        batch.confirmed_at = self._clock()
                         self._set_certificates(session, batch.id, "confirmed")
                         moved += 1
                 session.commit()
         return moved
+
+    def _confirmed_to_watch(self, session: Session, head: int) -> list[Batch]:
+        """Confirmed batches not yet `watch_depth` deep, if the chain changed since the last look."""
+        depth = self.settings.watch_depth
+        if depth <= 1:
+            return []  # instant finality: a confirmed anchor stays
+        recent = and_(Batch.state == "confirmed", Batch.block_number.is_not(None), Batch.block_number > head - depth)
+        if not session.scalar(select(func.count()).select_from(Batch).where(recent)):
+            return []
+        latest = self._client.guard(lambda: self._client.w3.eth.get_block("latest"))
+        seen = (latest["number"], bytes(latest["hash"]))
+        if seen == self._watched_head:
+            return []  # the same head as at the last look: nothing on chain moved
+        self._watched_head = seen
+        return list(session.scalars(select(Batch).where(recent).order_by(Batch.id)))
+
+    def _follow(self, batch: Batch, head: int) -> bool:
+        """Whether the batch's root is on chain; updates its block (and hash) if it moved."""
+        receipt = self._receipt(batch.tx_hash) if batch.tx_hash else None
+        if receipt is not None and receipt["status"] == 1:
+            batch.block_number, batch.block_hash = receipt["blockNumber"], _hex(receipt["blockHash"])
+            return True
+        if not self._is_anchored(batch.root):
+            return False
+        if batch.block_number is None or batch.block_number > head or batch.block_hash is None:
+            batch.block_number = self._anchored_block(batch.root) or head
+            batch.block_hash = self._block_hash(batch.block_number)
+        return True
+
+    def _receipt(self, tx_hash: str):  # -> TxReceipt | None
+        try:
+            return self._client.guard(lambda: self._client.w3.eth.get_transaction_receipt(tx_hash))
+        except TransactionNotFound:
+            return None
+        except ChainUnavailable:
+            raise
+        except ChainError:  # the node does not know it (some wrap TransactionNotFound)
+            return None
+
+    def _block_hash(self, number: int | None) -> str | None:
+        if number is None:
+            return None
+        return _hex(self._client.guard(lambda: self._client.w3.eth.get_block(number))["hash"])
 
     def _track_sending(self, session: Session, batch: Batch) -> bool:
         try:
@@ -219,20 +307,68 @@ class AnchoringWorker:
             else:
                 receipt = None
         if receipt is not None and receipt["status"] == 1:
-            batch.state, batch.block_number = "mined", receipt["blockNumber"]
+            batch.block_number, batch.block_hash = receipt["blockNumber"], _hex(receipt["blockHash"])
+            self._move(session, batch, "mined", None, receipt["blockNumber"])
             self._set_certificates(session, batch.id, "anchored")
             return True
         if self._is_anchored(batch.root):
-            batch.state, batch.block_number = "mined", self._anchored_block(batch.root)
-            self._set_certificates(session, batch.id, "anchored")
+            self._anchored_elsewhere(session, batch)
+            return True
+        if receipt is not None:  # mined and reverted: why, and would it revert again?
+            self._client.release_nonce(batch.signer, batch.nonce)
+            revert = self._client.revert_of(batch.signer, self._anchor_call(batch))
+            where = f"transaction {batch.tx_hash} reverted in block {receipt['blockNumber']}"
+            if revert is None:  # it would go through now: out of gas, or the chain changed back
+                self._back_off(session, batch, f"{where} (gas used {receipt['gasUsed']}: out of gas?)")
+            else:
+                self._reverted(session, batch, revert, where)
             return True
         confirmed_nonce = self._client.guard(lambda: self._client.w3.eth.get_transaction_count(batch.signer, "latest"))
-        if receipt is not None or confirmed_nonce > (batch.nonce or 0):
+        if confirmed_nonce > (batch.nonce or 0):
             self._client.release_nonce(batch.signer, batch.nonce)
-            batch.state, batch.raw_tx, batch.last_error = "sealed", None, "transaction failed or replaced; signing again"
+            batch.raw_tx, batch.last_error = None, "transaction replaced (its nonce was used by another); signing again"
+            self._move(session, batch, "sealed", batch.last_error)
             return True
         self._broadcast(batch)  # still pending or dropped: the same bytes again
         return False
+
+    # ─── reverts, refusals, back-off ─────────────────────────────────────────────────────
+
+    def _anchor_call(self, batch: Batch):  # -> ContractFunction
+        return self._registry.contract.functions.anchor(batch.root, batch.count, to_bytes32(batch.type_code))
+
+    def _anchored_elsewhere(self, session: Session, batch: Batch) -> None:
+        """The root is on chain already (an earlier attempt, another process): the batch is mined."""
+        batch.block_number = self._anchored_block(batch.root)
+        batch.block_hash = self._block_hash(batch.block_number)
+        self._move(session, batch, "mined", "the root is already anchored", batch.block_number)
+        self._set_certificates(session, batch.id, "anchored")
+
+    def _reverted(self, session: Session, batch: Batch, revert: ContractRevert, where: str) -> None:
+        outcome = anchor_outcome(revert)
+        if outcome == "done":
+            self._anchored_elsewhere(session, batch)
+        elif outcome == "refused":
+            batch.raw_tx, batch.retry_at, batch.refusal = None, None, revert.name
+            batch.last_error = f"{where}: {revert.message}"
+            self._move(session, batch, "refused", batch.last_error)
+            self._set_certificates(session, batch.id, "refused")
+            log.error("batch %s refused by the chain, not retried: %s", batch.id, batch.last_error)
+        else:
+            self._back_off(session, batch, f"{where}: {revert.message}")
+
+    def _back_off(self, session: Session, batch: Batch, reason: str) -> None:
+        """Back to sealed, tried again after `retry_base_s` doubled per failed attempt (capped)."""
+        delay = min(self.settings.retry_base_s * 2 ** max(batch.attempts - 1, 0), self.settings.retry_max_s)
+        batch.raw_tx, batch.retry_at = None, self._clock() + dt.timedelta(seconds=delay)
+        batch.last_error = f"{reason}; trying again in {delay:g} s"
+        self._move(session, batch, "sealed", batch.last_error)
+        log.warning("batch %s: %s", batch.id, batch.last_error)
+
+    def _move(self, session: Session, batch: Batch, state: str, reason: str | None, block: int | None = None) -> None:
+        """Set the batch's state and record the change."""
+        session.add(BatchEvent(batch_id=batch.id, from_state=batch.state, to_state=state, reason=reason, block_number=block))
+        batch.state = state
 
     def _set_certificates(self, session: Session, batch_id: int, state: str) -> None:
         session.execute(update(Certificate).where(Certificate.batch_id == batch_id).values(state=state))
@@ -283,8 +419,8 @@ class AnchoringWorker:
             timer.cancel()
 
     def outstanding(self, job_ids: Collection[str] | None = None) -> int:
-        """Certificates not yet confirmed (of `job_ids` only, if given)."""
-        query = select(func.count()).select_from(Certificate).where(Certificate.state != "confirmed")
+        """Certificates not yet confirmed nor refused (of `job_ids` only, if given)."""
+        query = select(func.count()).select_from(Certificate).where(Certificate.state.not_in(("confirmed", "refused")))
         if job_ids is not None:
             query = query.where(Certificate.job_id.in_(list(job_ids)))
         with self._sessions() as session:
@@ -306,6 +442,10 @@ class AnchoringWorker:
                 log.exception("anchoring step failed: retrying in %.1f s", backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, self.settings.retry_max_s)
+
+
+def _hex(value: bytes | str) -> str:
+    return value if isinstance(value, str) else "0x" + bytes(value).hex()
 
 
 def _age_s(moment: dt.datetime, now: dt.datetime) -> float:

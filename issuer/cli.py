@@ -31,7 +31,7 @@ api_key_app = command_group("API keys of agency staff (one agency, scopes issue/
 STATUS_NAMES = ("active", "suspended", "revoked")
 JOB_RECORDS = 100_000  # records per stored job when a file is issued
 STAGES = ("stored", "sealed", "anchored", "confirmed")
-PAST = {"sealed": ("sealed", "anchored", "confirmed"), "anchored": ("anchored", "confirmed"), "confirmed": ("confirmed",)}
+PAST = {"sealed": ("sealed", "anchored", "confirmed", "refused"), "anchored": ("anchored", "confirmed"), "confirmed": ("confirmed",)}
 
 
 def register(app: typer.Typer) -> None:
@@ -80,7 +80,12 @@ def issue(
     runtime = IssuerRuntime.open()
     try:
         runtime.register_agency(agency)
-        out.mkdir(parents=True, exist_ok=True)
+        if not runtime.workspace.registry.is_granted(agency, type_code):  # as the API: refused before intake, not at anchoring
+            raise EcertError(
+                f"Agency {agency} is not granted type {type_code}: ask the regional authority to grant it",
+                code="TYPE_NOT_GRANTED", field="type",
+            )  # fmt: skip
+        _out_folder(out)
         jobs: list[JobView] = []
         with StageTally(err, STAGES) as tally:
             for chunk in _chunks(read_records(input_file), JOB_RECORDS):
@@ -91,11 +96,16 @@ def issue(
             runtime.worker.run_until_idle(job_ids=wanted, on_pass=lambda: _tally_jobs(runtime, agency, wanted, tally))
             _tally_jobs(runtime, agency, wanted, tally)
         issued, rejected = _write_packages(runtime, agency, jobs, out, qr=qr)
+        refusals = [r for job in jobs for r in runtime.service.job(agency, job.id).refusals]
     finally:
         runtime.close()
+    for refusal in refusals:
+        err.print(f"the chain refused batch {refusal['batchRoot']} ({refusal['count']} certificate(s), not retried): {refusal['message']}")
+    refused = sum(r["count"] for r in refusals)
     suffix = f", {rejected} record(s) rejected (see rejected.jsonl)" if rejected else ""
+    suffix += f", {refused} refused by the chain" if refused else ""
     console.print(f"issued {issued} certificate(s) into {out}{suffix}", soft_wrap=True)
-    if rejected:
+    if rejected or refused:
         raise typer.Exit(1)
 
 
@@ -104,15 +114,29 @@ def _tally_jobs(runtime: IssuerRuntime, agency: str, job_ids: list[str], tally: 
     tally.update({stage: sum(c.get(s, 0) for c in counts for s in states) for stage, states in PAST.items()})
 
 
+def _out_folder(out: Path) -> None:
+    """`--out`: made 0700 with any missing parents; a folder that was there keeps its mode, but
+    the operator hears if others may read what is written into it."""
+    from registry.secrets_files import private_folder
+
+    existed = out.is_dir()
+    private_folder(out, tighten=False)
+    if existed and out.stat().st_mode & 0o077:
+        err.print(f"[yellow]{out} is open to other users (mode {out.stat().st_mode & 0o777:o}): the holder packages in it are 0600, "
+                  f"but consider `chmod 700 {out}`[/yellow]")  # fmt: skip
+
+
 def _write_packages(runtime: IssuerRuntime, agency: str, jobs: list[JobView], out: Path, *, qr: bool) -> tuple[int, int]:
+    """One holder package per certificate (and its QR code with `qr`), each 0600: personal data."""
     from registry.qr import qr_png
+    from registry.secrets_files import write_private
 
     issued = rejected = 0
     for job in jobs:
         for identifier, presentation in runtime.service.job_packages(agency, job.id):
-            (out / f"{identifier}.json").write_text(json.dumps(presentation.to_json(), ensure_ascii=False, indent=1))
+            write_private(out / f"{identifier}.json", json.dumps(presentation.to_json(), ensure_ascii=False, indent=1))
             if qr:
-                (out / f"{identifier}.png").write_bytes(qr_png(presentation.to_ec1()))
+                write_private(out / f"{identifier}.png", qr_png(presentation.to_ec1()))
             issued += 1
         rejected += _report_rejected(runtime.service.job(agency, job.id), out)
     return issued, rejected
@@ -121,7 +145,11 @@ def _write_packages(runtime: IssuerRuntime, agency: str, jobs: list[JobView], ou
 def _report_rejected(job: JobView, out: Path) -> int:
     if not job.errors:
         return 0
-    with (out / "rejected.jsonl").open("a", encoding="utf-8") as handle:
+    import os
+
+    fd = os.open(out / "rejected.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # the records' errors: 0600 like the packages
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
         for error in job.errors:
             handle.write(json.dumps({"record": error["position"], **{k: error[k] for k in ("code", "field", "message")}}, ensure_ascii=False) + "\n")
     return len(job.errors)
@@ -180,12 +208,16 @@ def demo(
     chosen = {"ECERT_HOME": home, "ECERT_CHAIN_PORT": chain_port, "ECERT_DEMO_ISSUER_PORT": issuer_port,
               "ECERT_DEMO_VERIFIER_PORT": verifier_port, "ECERT_DEMO_WALLET_PORT": wallet_port}  # fmt: skip
     os.environ.update({name: str(value) for name, value in chosen.items() if value is not None})
-    if chain_port is not None and "ECERT_RPC_URL" not in os.environ:
-        os.environ["ECERT_RPC_URL"] = f"http://127.0.0.1:{chain_port}"
+    if chain_port is not None:
+        local = f"http://127.0.0.1:{chain_port}"
+        given = os.environ.setdefault("ECERT_RPC_URL", local)
+        if given.rstrip("/") not in (local, f"http://localhost:{chain_port}"):
+            raise EcertError(f"ECERT_RPC_URL={given} is not the demo's chain on port {chain_port}: unset it, or make them agree", code="CONFIG_INVALID")
     from issuer.demo import run_demo
     from registry.workspace import Workspace
 
-    run_demo(Workspace())
+    if run_demo(Workspace()).failed:
+        raise typer.Exit(1)
 
 
 # ─── serve issuer, api keys ──────────────────────────────────────────────────────────────

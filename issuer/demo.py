@@ -25,6 +25,8 @@ from rich.console import Console
 from issuer.settings import DemoSettings
 from registry.chain.runner import AnvilNode
 from registry.progress import StepClock
+from registry.secrets_files import private_folder, write_private
+from registry.settings import get_settings
 from registry.workspace import Workspace
 
 # soft_wrap: keys, codes, URLs and commands are printed whole on one line, whatever the width
@@ -58,9 +60,20 @@ class Demo:
     claim: tuple[str, str, str] | None = None  # (holder name, ID number, claim code)
     holders: list[str] = field(default_factory=list)
     password_rule: str = ""  # the wallet's own words for its password rule
+    failed: bool = False  # a service stopped on its own
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{getattr(self.ports, service + '_port')}"
+
+
+DEMO_FOLDERS = ("demo", "demo/certificates", "demo/claimable", "demo/logs")  # under the home: holder packages, logs
+
+
+def make_demo_folders(home: Path) -> None:
+    """The home and the demo's folders in it, 0700 whatever the umask (packages in them are 0600)."""
+    private_folder(home)
+    for name in DEMO_FOLDERS:
+        private_folder(home / name)
 
 
 def ensure_password(ws: Workspace) -> None:
@@ -69,10 +82,8 @@ def ensure_password(ws: Workspace) -> None:
         ws.settings.require_keystore_password()
     except Exception:  # noqa: BLE001 - only the missing password is expected here
         path = ws.settings.default_password_file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(24))
+        private_folder(path.parent)
+        write_private(path, secrets.token_urlsafe(24))
         console.print(f"keystore password generated in {path}")
 
 
@@ -121,9 +132,10 @@ def _ecert(*args: str, env: dict[str, str] | None = None) -> str:
 
 
 def _spawn(demo: Demo, name: str, args: list[str], env: dict[str, str]) -> None:
-    logs = demo.home / "demo" / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    with open(logs / f"{name}.log", "ab") as log:
+    logs = private_folder(demo.home / "demo" / "logs")
+    fd = os.open(logs / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "ab") as log:
         demo.services[name] = subprocess.Popen(
             [sys.executable, "-m", "registry", "serve", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
@@ -185,10 +197,17 @@ def seed_holders(demo: Demo, seeded: Path, claimable: Path, clock: StepClock) ->
     demo.claim = ("赵敏", "330102197801010046", answer.json()["code"])
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, an init system, a closed terminal
+
+
+def _ignore_stop_signals() -> None:
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+
+
 def stop(demo: Demo) -> None:
     """Stop the services; a second Ctrl-C or SIGTERM meanwhile must not leave them running."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _ignore_stop_signals()
     for process in demo.services.values():
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -200,17 +219,22 @@ def stop(demo: Demo) -> None:
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops the demo as Ctrl-C does
+    """Any stop signal stops the demo as Ctrl-C does; the ones that follow are ignored, so a
+    second signal cannot cut `stop` short and leave the services running."""
+    _ignore_stop_signals()
+    raise KeyboardInterrupt
 
 
 def run_demo(ws: Workspace, *, wait: bool = True) -> Demo:
     demo = Demo(ws.settings.home.resolve(), DemoSettings())
     clock = StepClock(console)
     clock.say(f"ecert demo in {demo.home}")
+    make_demo_folders(demo.home)
     set_up_chain(ws, clock)
     seeded, claimable = issue_samples(ws, clock)
     if wait:
-        signal.signal(signal.SIGTERM, _interrupt)  # from here a stop must also stop the services
+        for number in STOP_SIGNALS:  # from here a stop must also stop the services
+            signal.signal(number, _interrupt)
     try:
         start_services(demo, clock)
         seed_holders(demo, seeded, claimable, clock)
@@ -219,13 +243,21 @@ def run_demo(ws: Workspace, *, wait: bool = True) -> Demo:
             while all(p.poll() is None for p in demo.services.values()):
                 time.sleep(0.5)
             console.print(f"a service stopped: see {demo.home / 'demo' / 'logs'}", style="red")
+            demo.failed = True
     except KeyboardInterrupt:
         pass
     finally:
         if wait:
             stop(demo)
-            console.print("demo stopped (the chain keeps running: `ecert chain down` stops it)")
+            console.print(f"demo stopped (the chain keeps running: `{_here(demo)}ecert chain down` stops it)")
     return demo
+
+
+def _here(demo: Demo) -> str:
+    """The environment a copied command needs to reach this demo's home and chain (none for the defaults)."""
+    core = get_settings()
+    moved = demo.home != Path(".ecert").resolve() or core.rpc_url != "http://127.0.0.1:8545"
+    return f"ECERT_HOME='{demo.home}' ECERT_RPC_URL={core.rpc_url} " if moved else ""
 
 
 def print_summary(demo: Demo, seeded: Path) -> None:
@@ -250,5 +282,5 @@ def print_summary(demo: Demo, seeded: Path) -> None:
     say(f"    {demo.issuer_key}")
     first = sorted(seeded.glob("*.json"))[0]
     say("  verify a package 核验证照:")
-    say(f"    ecert verify '{first}'")
+    say(f"    {_here(demo)}ecert verify '{first}'")
     say("\n  Ctrl-C stops the services.\n")

@@ -1,8 +1,12 @@
 """The issuer's tables. A certificate row is written before anything goes to the chain (the
 outbox); its personal fields are only ever stored encrypted (`sealed_fields`).
 
-Certificate states move one way: pending → sealed (in a batch) → anchored → confirmed.
-Batch states: sealed → sending (signed transaction stored) → mined → confirmed.
+Certificate states move forward: pending → sealed (in a batch) → anchored → confirmed, or
+refused when the chain refuses their batch for good. A reorg that takes an anchor away sends them
+back to sealed, to be anchored again.
+Batch states: sealed → sending (signed transaction stored) → mined → confirmed, or refused (the
+contract refused the anchor for a reason another attempt would meet again: `refusal` names it).
+Every move is recorded in `batch_events`.
 """
 
 from __future__ import annotations
@@ -99,6 +103,23 @@ class Batch(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    block_hash: Mapped[str | None] = mapped_column(String(66))  # of `block_number`: a reorg changes it
+    retry_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))  # back-off after a failed transaction
+    refusal: Mapped[str | None] = mapped_column(String(64))  # the contract error that refused it (state refused)
+
+
+class BatchEvent(Base):
+    """One state change of a batch and why (reverted, refused, taken away by a reorg…)."""
+
+    __tablename__ = "batch_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), index=True)
+    from_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    block_number: Mapped[int | None] = mapped_column(Integer)  # the chain head when it happened
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Certificate(Base):

@@ -53,7 +53,7 @@ class IssuerRuntime:
         s = self.settings
         return AnchoringWorker(
             self.sessions, self.workspace.registry, self.signers,
-            WorkerSettings(s.batch_size, s.batch_window_s, s.confirmations, s.retry_max_s),
+            WorkerSettings(s.batch_size, s.batch_window_s, s.confirmations, s.retry_max_s, s.finality_depth),
         )  # fmt: skip
 
     @cached_property

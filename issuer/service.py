@@ -28,9 +28,10 @@ from registry.certificate.merkle import MerkleTree, batch_tree
 from registry.certificate.identifiers import parse_licence_id
 from registry.certificate.model import Issuer
 from registry.certificate.presentation import Presentation
+from registry.certificate.types import name_contradiction
 from registry.errors import CertificateError, Conflict, EcertError, IdentifierError, NotAuthorised, NotFound
 
-JOB_STATES = ("pending", "sealed", "anchored", "confirmed")
+JOB_STATES = ("pending", "sealed", "anchored", "confirmed", "refused")
 CLAIM_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by holders
 
 
@@ -43,10 +44,12 @@ class JobView:
     counts: dict[str, int]
     errors: list[dict[str, Any]] = field(default_factory=list)
     identifiers: list[str] = field(default_factory=list)
+    refusals: list[dict[str, Any]] = field(default_factory=list)  # batches the chain refused: why, how many
 
     @property
     def done(self) -> bool:
-        return self.counts.get("confirmed", 0) + self.counts.get("failed", 0) >= self.total
+        """Every record is confirmed, failed intake, or was refused by the chain (never retried)."""
+        return self.counts.get("confirmed", 0) + self.counts.get("failed", 0) + self.counts.get("refused", 0) >= self.total
 
 
 def _hash(text: str) -> str:
@@ -123,6 +126,8 @@ class IssuerService:
         The same idempotency key with the same request returns the first job, never duplicates;
         with a different request it is a CONFLICT.
         """
+        if (contradiction := name_contradiction(type_code, type_name)) is not None:  # every record would carry it
+            raise CertificateError(f"typeName contradicts typeCode: {contradiction}", code="FIELD_INVALID", field="typeName")
         request_hash = _hash(json.dumps([type_code, type_name, list(records)], sort_keys=True, ensure_ascii=False, default=str))
         with self._sessions() as session:
             agency = self._agency(session, agency_code)
@@ -200,10 +205,21 @@ class IssuerService:
         identifiers = session.scalars(
             select(Certificate.identifier).where(Certificate.job_id == job.id).order_by(Certificate.position).limit(1000)
         ).all()
+        refusals = []
+        if counts.get("refused"):
+            refusals = [
+                {"batchRoot": "0x" + root.hex(), "code": refusal, "message": message, "count": n}
+                for root, refusal, message, n in session.execute(
+                    select(Batch.root, Batch.refusal, Batch.last_error, func.count())
+                    .join(Certificate, Certificate.batch_id == Batch.id)
+                    .where(Certificate.job_id == job.id, Certificate.state == "refused")
+                    .group_by(Batch.id, Batch.root, Batch.refusal, Batch.last_error).order_by(Batch.id)
+                )
+            ]  # fmt: skip
         return JobView(
             job.id, job.agency_code, job.type_code, job.total, counts,
             [{"position": e.position, "code": e.code, "field": e.field, "message": e.message} for e in errors],
-            list(identifiers),
+            list(identifiers), refusals,
         )  # fmt: skip
 
     # ─── certificates ────────────────────────────────────────────────────────────────────
@@ -223,7 +239,8 @@ class IssuerService:
                 "statusReason": cert.status_reason, "version": cert.version, "previousIdentifier": cert.previous_identifier,
                 "supersededBy": cert.superseded_by, "digest": "0x" + cert.digest.hex(),
                 "batch": {"root": "0x" + batch.root.hex(), "index": cert.batch_index, "txHash": batch.tx_hash,
-                          "block": batch.block_number} if batch else None,
+                          "block": batch.block_number, "state": batch.state, "refusal": batch.refusal,
+                          "refusalMessage": batch.last_error if batch.state == "refused" else None} if batch else None,
             }  # fmt: skip
 
     def presentation(self, session: Session, cert: Certificate) -> Presentation:
@@ -256,10 +273,11 @@ class IssuerService:
             return self.presentation(session, self.certificate(session, agency_code, identifier))
 
     def job_packages(self, agency_code: str, job_id: str) -> Iterator[tuple[str, Presentation]]:
-        """Every sealed certificate of a job with its holder package, in record order."""
+        """Every sealed certificate of a job with its holder package, in record order (not those
+        the chain refused: their root will never be anchored)."""
         self.job(agency_code, job_id)
         with self._sessions() as session:
-            query = select(Certificate).where(Certificate.job_id == job_id).order_by(Certificate.position)
+            query = select(Certificate).where(Certificate.job_id == job_id, Certificate.state != "refused").order_by(Certificate.position)
             for cert in session.scalars(query.execution_options(yield_per=1000)):
                 yield cert.identifier, self.presentation(session, cert)
 

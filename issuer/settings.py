@@ -7,10 +7,11 @@ import base64
 import os
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from registry.errors import ConfigError
+from registry.secrets_files import private_folder, private_sqlite
 from registry.settings import Settings
 
 
@@ -29,19 +30,19 @@ class IssuerSettings(BaseSettings):
     """Seconds pending certificates wait for others before their batch is sealed."""
     confirmations: int = 1
     """Blocks an anchor needs before its certificates count as confirmed."""
+    finality_depth: int = 12
+    """Blocks the issuer keeps checking an anchor is still on chain (a reorg sends its batch back to be anchored); 0 or 1 on a chain with instant finality."""
     claim_code_ttl_days: int = 30
     """Days a holder's claim code stays valid."""
-    claim_rate_per_min: int = 60
-    """Claim attempts each client address may make per minute at the public claim endpoint (bursts of a sixth, at least 10)."""
+    claim_rate_per_min: int = Field(60, ge=1)
+    """Failed claim attempts (wrong code, another holder's) each client address may make per minute (bursts of a sixth, at least 10); redemptions are not counted."""
     retry_max_s: float = 30.0
-    """Longest back-off between anchoring attempts while the chain is away."""
+    """Longest back-off between anchoring attempts while the chain is away or after a transaction failed."""
 
     def url(self, core: Settings) -> str:
         if self.database_url:
             return self.database_url
-        folder = core.home / "issuer"
-        folder.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{(folder / 'issuer.sqlite').resolve()}"
+        return private_sqlite(private_folder(core.home / "issuer"), "issuer.sqlite")  # 0600 in 0700, whatever the umask
 
     def load_data_key(self, core: Settings, *, create: bool = True) -> bytes:
         if self.data_key is not None:
@@ -51,7 +52,7 @@ class IssuerSettings(BaseSettings):
             if not path.exists():
                 if not create:
                     raise ConfigError(f"No data key at {path}: set ECERT_ISSUER_DATA_KEY", code="DATA_KEY_MISSING")
-                path.parent.mkdir(parents=True, exist_ok=True)
+                private_folder(path.parent, tighten=False)
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "w") as handle:
                     handle.write(base64.b64encode(os.urandom(32)).decode())

@@ -225,7 +225,10 @@ def agency_compromise_key(
 
 
 def _utc(text: str) -> dt.datetime:
-    moment = dt.datetime.fromisoformat(text)
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise EcertError(f"--since {text!r} is not a time: give ISO 8601 (2026-12-01T08:00) or unix seconds", code="TIME_INVALID") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 

@@ -17,6 +17,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from registry.errors import KeystoreError
+from registry.secrets_files import private_folder
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -44,10 +45,11 @@ class Keystore:
         return account.address
 
     def _write(self, path: Path, keyfile: dict) -> None:
-        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_folder(self._dir)  # 0700 (and any parent it makes), whatever the umask
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
+            os.fchmod(fd, 0o600)  # a leftover .tmp keeps its old mode through O_TRUNC
             json.dump(keyfile, handle)
         tmp.replace(path)
 

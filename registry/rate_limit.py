@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from registry.problems import RateLimited
 
-MAX_KEYS = 100_000  # past this many keys, the idle ones (full buckets) are forgotten
+MAX_KEYS = 100_000  # past this many keys, the idle ones (full buckets) are forgotten (a sweep then, not every call)
 
 
 class KeyedTokenBucket:
@@ -24,15 +24,32 @@ class KeyedTokenBucket:
 
     def take(self, key: str, *, what: str = "requests") -> None:
         """Spend one token of `key`, or raise RATE_LIMITED with the seconds to wait (`retryAfter`)."""
-        now = self._clock()
+        self._use(key, what, spend=True)
+
+    def check(self, key: str, *, what: str = "requests") -> None:
+        """Raise RATE_LIMITED if `key` has no token left, without spending one: with `spend`, for
+        limits that count only what failed (a wrong claim code, not a redeemed one)."""
+        self._use(key, what, spend=False)
+
+    def spend(self, key: str) -> None:
+        """Spend one token of `key` even if none is left (it then waits the longer)."""
         with self._lock:
-            tokens, last = self._buckets.get(key, (self._burst, now))
-            tokens = min(self._burst, tokens + (now - last) * self._rate)
+            tokens, now = self._refilled(key)
+            self._buckets[key] = (tokens - 1, now)
+
+    def _refilled(self, key: str) -> tuple[float, float]:
+        now = self._clock()
+        tokens, last = self._buckets.get(key, (self._burst, now))
+        return min(self._burst, tokens + (now - last) * self._rate), now
+
+    def _use(self, key: str, what: str, *, spend: bool) -> None:
+        with self._lock:
+            tokens, now = self._refilled(key)
             if tokens < 1:
                 self._buckets[key] = (tokens, now)
-                wait_s = math.ceil((1 - tokens) / self._rate) if self._rate > 0 else 60
+                wait_s = max(1, math.ceil((1 - tokens) / self._rate)) if self._rate > 0 else 60
                 raise RateLimited(f"Too many {what}: slow down and retry in {wait_s} s", code="RATE_LIMITED", retryAfter=wait_s)
-            self._buckets[key] = (tokens - 1, now)
+            self._buckets[key] = (tokens - 1 if spend else tokens, now)
             if len(self._buckets) > MAX_KEYS:
                 self._forget_idle(now)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from registry.errors import ConfigError
@@ -19,9 +19,9 @@ class Settings(BaseSettings):
     home: Path = Path(".ecert")
     """State folder: keys, chain state, deployment, databases (relative to where commands run)."""
     rpc_url: str = "http://127.0.0.1:8545"
-    """JSON-RPC URL of the chain every command and service uses."""
+    """JSON-RPC URL of the chain every command and service uses (unset: the local anvil at `ECERT_CHAIN_PORT`)."""
     chain_port: int = 8545
-    """Port of the local anvil that `ecert chain up` and `ecert demo` start (set `ECERT_RPC_URL` to match)."""
+    """Port of the local anvil that `ecert chain up` and `ecert demo` start."""
     rpc_timeout_s: float = 10.0
     """Seconds before a chain call counts as the chain being unreachable."""
     keystore_password: SecretStr | None = None
@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     """A 0600 file holding the keystore password instead; `<home>/keystore.password` is used if present."""
     keystore_scrypt_n: int = 2**16
     """scrypt cost of the keystores (2**18 is geth's default; lower only for throwaway chains)."""
+
+    @model_validator(mode="after")
+    def _rpc_follows_chain_port(self) -> Settings:
+        """Moving the local chain moves where commands reach it, unless `ECERT_RPC_URL` is given."""
+        if "rpc_url" not in self.model_fields_set and "chain_port" in self.model_fields_set:
+            self.rpc_url = f"http://127.0.0.1:{self.chain_port}"
+        return self
 
     @property
     def keystore_dir(self) -> Path:

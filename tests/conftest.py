@@ -17,6 +17,7 @@ from registry.chain.client import ChainClient
 from registry.chain.runner import AnvilNode, free_port
 from registry.contracts.certificate_registry import CertificateRegistry
 from registry.deploy import Deployment, deploy
+from registry.settings import get_settings
 
 TYPE_BUSINESS_LICENCE = "11100000000013338W001"  # defining authority USCC + 3 digits
 TYPE_DRIVING_LICENCE = "11100000000013338W002"
@@ -35,9 +36,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter is not None else []
     if session.config.getoption("--fail-on-skip") and skipped:
+        reporter.ensure_newline()
         for report in skipped:
             reporter.write_line(f"skipped, which --fail-on-skip refuses: {report.nodeid} ({report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr})")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
+def _settings_of_this_test() -> Iterator[None]:
+    """`get_settings()` is cached per process: a test that sets `ECERT_*` (monkeypatch) must not
+    leave the next test of the same worker its chain port or home."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 def fund(client: ChainClient, account: LocalAccount | str, ether: int = 100) -> None:

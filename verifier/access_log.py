@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from verifier.models import AccessEntry
 
 log = logging.getLogger(__name__)
+ANONYMOUS = "公开链接访问者 / link visitor"  # who opened a share link without an API key
 BACKGROUND_NICE = 10  # a thread at nice 10 gets a tenth of a core a busy worker would get
 
 
@@ -67,6 +68,9 @@ class Access:
     verdict: str
     reason: str | None
     channel: str
+    claimed_purpose: str | None = None  # what an anonymous visitor typed: their word, vouched for by no one
+    ip_prefix: str | None = None  # an anonymous visitor's network (IPv4 /24, IPv6 /48), never the full address
+    user_agent: str | None = None  # an anonymous visitor's browser, as it named itself
 
 
 class AccessRecorder:
@@ -274,7 +278,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 log.warning("skipped a malformed access-log line from a worker: %r", line[:200])
 
 
-_OPTIONAL_TEXT = frozenset({"identifier", "share_id", "reason"})
+_OPTIONAL_TEXT = frozenset({"identifier", "share_id", "reason", "claimed_purpose", "ip_prefix", "user_agent"})
 
 
 def _access_from_json(data: dict[str, Any]) -> Access:
@@ -305,7 +309,9 @@ def read_entries(
     return [
         {"at": _aware(r.at).isoformat(), "organisation": r.organisation, "region": r.organisation_region,
          "purpose": r.purpose, "digest": r.digest, "identifier": r.identifier, "shareId": r.share_id,
-         "fields": orjson.loads(r.fields), "verdict": r.verdict, "reason": r.reason, "channel": r.channel}
+         "fields": orjson.loads(r.fields), "verdict": r.verdict, "reason": r.reason, "channel": r.channel,
+         "anonymous": r.organisation == ANONYMOUS, "claimedPurpose": r.claimed_purpose, "ipPrefix": r.ip_prefix,
+         "userAgent": r.user_agent}
         for r in rows
     ]  # fmt: skip
 
@@ -315,6 +321,7 @@ def _row(a: Access) -> dict[str, Any]:
         "at": a.at, "organisation": a.organisation, "organisation_region": a.organisation_region, "purpose": a.purpose,
         "digest": a.digest, "identifier": a.identifier, "share_id": a.share_id,
         "fields": orjson.dumps(a.fields).decode(), "verdict": a.verdict, "reason": a.reason, "channel": a.channel,
+        "claimed_purpose": a.claimed_purpose, "ip_prefix": a.ip_prefix, "user_agent": a.user_agent,
     }  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""Verifier commands: `ecert verify`, `ecert serve verifier`, `ecert verifier org add`.
+"""Verifier commands: `ecert verify`, `ecert serve verifier`, `ecert verifier org add|list|revoke|rotate-key`.
 
 Only typer and rich are imported here; the checks, the chain reader and the node's runtime are
 imported inside the commands, so `ecert --help` does not pay for web3 or SQLAlchemy.
@@ -79,6 +79,71 @@ def org_add(
     print(token)
 
 
+NodeOption = Annotated[str | None, typer.Option("--node", help="The verifier node's region (default ECERT_VERIFIER_REGION).")]
+
+
+def _organisations(node_region: str | None):  # noqa: ANN202 - (runtime, Organisations); the types are heavy imports
+    from verifier.runtime import VerifierRuntime
+    from verifier.settings import VerifierSettings
+
+    runtime = VerifierRuntime.open(settings=VerifierSettings(**({"region": node_region} if node_region else {})))
+    return runtime, runtime.organisations
+
+
+@org_app.command("list")
+def org_list(node_region: NodeOption = None) -> None:
+    """The organisations registered at this node, with how many working keys each has."""
+    runtime, organisations = _organisations(node_region)
+    try:
+        views = organisations.list()
+    finally:
+        runtime.close()
+    for view in views:
+        console.print(f"{view.id:>5}  {view.kind:<7} {view.region}  {view.active_keys} key(s)  {view.name}")
+
+
+@org_app.command("revoke")
+def org_revoke(
+    org_id: Annotated[int | None, typer.Option("--id", help="Revoke every key of this organisation (`ecert verifier org list`).")] = None,
+    key: Annotated[str | None, typer.Option("--key", help="Or revoke just this key (vk_…), e.g. one that leaked.")] = None,
+    node_region: NodeOption = None,
+) -> None:
+    """Revoke an organisation's API keys: every worker of a running node refuses them within seconds."""
+    if (org_id is None) == (key is None):
+        raise EcertError("Give exactly one of --id (every key of an organisation) or --key (that key)", code="ORG_REVOKE_TARGET", field="id")
+    runtime, organisations = _organisations(node_region)
+    try:
+        if key is not None:
+            caller = organisations.revoke_key(key)
+            console.print(f"revoked that key of organisation {caller.organisation_id} ({caller.name})")
+        else:
+            count = organisations.revoke(org_id)
+            console.print(f"revoked {count} key(s) of organisation {org_id}")
+    finally:
+        runtime.close()
+
+
+@org_app.command("rotate-key")
+def org_rotate_key(
+    org_id: Annotated[int, typer.Option("--id", help="The organisation (`ecert verifier org list`).")],
+    grace_minutes: Annotated[
+        int, typer.Option(help="Minutes its current keys keep working, to switch over without downtime (0: stop now).", min=0)
+    ] = 0,
+    node_region: NodeOption = None,
+) -> None:
+    """Give an organisation a new API key (printed once) and retire its current ones."""
+    import datetime as dt
+
+    runtime, organisations = _organisations(node_region)
+    try:
+        token = organisations.rotate_key(org_id, grace=dt.timedelta(minutes=grace_minutes))
+    finally:
+        runtime.close()
+    when = f"in {grace_minutes} minute(s)" if grace_minutes else "now"
+    console.print(f"new key for organisation {org_id}; its previous keys stop working {when}")
+    print(token)
+
+
 def verify(
     source: Annotated[str, typer.Argument(help="A holder package (.json), a QR image (.png/.jpg) or an EC1:… string.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -92,7 +157,6 @@ def verify(
     """Verify a certificate. Exit 0 valid, 1 invalid, 2 could not verify (e.g. chain unreachable)."""
     from verifier.chain_reader import RegistryReader
     from verifier.inputs import load_presentation
-    from verifier.pipeline import verify_presentation
 
     try:
         presentation = load_presentation(source)
@@ -111,9 +175,19 @@ def verify(
     except EcertError as exc:
         _fail(as_json, exc.code, exc.message, 2)
         return
-    report = verify_presentation(presentation, reader)
+    report = _run(presentation, reader)
     _print(report, as_json)
     raise typer.Exit(EXIT_CODES[report.verdict.value])
+
+
+def _run(presentation: Presentation, reader: object) -> Report:
+    """Verify through the service every channel of a node uses (`VerificationService`), locally:
+    the same checks, required kinds and verdict as the API, with no receipt or access log."""
+    from verifier.service import VerificationService, Who
+
+    service = VerificationService.local(reader)  # type: ignore[arg-type]
+    who = Who("ecert verify", "")
+    return service.verify(presentation, who=who, purpose="ecert verify", channel="cli", request_digest=b"").report
 
 
 def _print(report: Report, as_json: bool) -> None:
@@ -141,7 +215,6 @@ def _fail(as_json: bool, code: str, message: str, exit_code: int) -> None:
 def _verify_offline(presentation: Presentation, snapshot_file: Path | None, trust_key: Path | None, as_json: bool) -> NoReturn:
     """`verify --offline`: no chain, no settings; the snapshot must be signed by the pinned key."""
     from verifier.offline import SnapshotReader, explain_offline, offline_json, offline_summary
-    from verifier.pipeline import verify_presentation
     from verifier.snapshot import load_snapshot
 
     if snapshot_file is None or trust_key is None:
@@ -155,7 +228,7 @@ def _verify_offline(presentation: Presentation, snapshot_file: Path | None, trus
         snapshot = load_snapshot(snapshot_file, pem)
     except EcertError as exc:
         _offline_error(as_json, exc.code, exc.message)
-    report = explain_offline(verify_presentation(presentation, SnapshotReader(snapshot)), snapshot)
+    report = explain_offline(_run(presentation, SnapshotReader(snapshot)), snapshot)
     if as_json:
         print(json.dumps({**report.to_json(), **offline_json(snapshot, report.checked_at)}, ensure_ascii=False, indent=2))
     else:

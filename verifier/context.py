@@ -11,19 +11,36 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from registry.certificate.identifiers import LicenceId, parse_licence_id
 from registry.certificate.presentation import Presentation
 from registry.certificate.seal import recover_sealer
 from registry.contracts.certificate_registry import Inspection
 
 
 @dataclass(frozen=True)
+class KeyCompromise:
+    """A key that, by what is known now, was not good when the batch was anchored."""
+
+    key: str
+    compromised_since: int  # unix time from which the key is bad (0: retired before, not compromised)
+    known_at: int  # block time from which the registry has said so
+
+
+@dataclass(frozen=True)
 class ChainFacts:
-    """The one-call answer of the registry, and where it was read."""
+    """The one-call answer of the registry, and where it was read.
+
+    The index adds what `inspect` does not say, only where it matters (no extra read otherwise):
+    the GB reason code and since-when of a status other than active, and when a bad key became known.
+    """
 
     inspection: Inspection
     block_number: int
     source: str  # "chain" (one eth_call), "index" or "snapshot" (offline)
     lag_blocks: int = 0
+    status_reason: int | None = None  # GB code: 02 暂扣, 03 撤销, 04 注销, 07 吊销, 99 其他
+    status_since: int | None = None
+    compromises: tuple[KeyCompromise, ...] = ()
 
 
 class ChainReader(Protocol):
@@ -88,6 +105,11 @@ class VerificationContext:
             raise ChainUnavailable("No chain to ask (offline)")
         at = int(self.at.timestamp()) if self.at else None
         return self.reader.facts(self.presentation, self.signer, at) if at is not None else self.reader.facts(self.presentation, self.signer)
+
+    @_lazy
+    def licence_id(self) -> LicenceId:
+        """The disclosed identifier, parsed strictly; raises `IdentifierError` (or KeyError if not disclosed)."""
+        return parse_licence_id(str(self.values["identifier"]), strict=True)
 
     @_lazy
     def values(self) -> dict[str, Any]:

@@ -27,6 +27,22 @@ TEXT: dict[str, dict[str, str]] = {
     },
 }
 
+# GB status reason codes an agency gives with a status change, in Chinese and English.
+STATUS_REASONS: dict[int, dict[str, str]] = {
+    1: {"zh": "有效", "en": "in force"},
+    2: {"zh": "暂扣", "en": "withheld"},
+    3: {"zh": "撤销", "en": "annulled"},
+    4: {"zh": "注销", "en": "cancelled"},
+    7: {"zh": "吊销", "en": "revoked as a penalty"},
+    99: {"zh": "其他", "en": "other reason"},
+}
+
+
+def status_reason(code: int) -> dict[str, str]:
+    """`{"zh": "吊销", "en": "revoked as a penalty"}`; a code outside the list is shown as its number."""
+    return STATUS_REASONS.get(code) or {"zh": f"原因代码 {code:02d}", "en": f"reason code {code:02d}"}
+
+
 LABELS: dict[str, dict[str, str]] = {
     "zh": {
         "identifier": "证照标识", "name": "证照名称", "number": "证照编号", "typeCode": "证照类型代码",

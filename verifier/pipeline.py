@@ -2,6 +2,9 @@
 
 VALID only if every required kind is VALID; any INVALID makes the verdict INVALID; otherwise a
 check that could not run makes it ERROR (the caller answers "could not verify", never "valid").
+The required kinds are fixed (`REQUIRED_KINDS`, plus the node's own checks and, for a shared
+presentation, `share`), never read off the checks that happened to run: no checks, a missing
+check or a required check SKIPPED is ERROR.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 from registry.certificate.presentation import Presentation
 from verifier.checks.anchor import AnchorCheck
 from verifier.checks.authority import AuthorityCheck
-from verifier.checks.base import NOT_APPLICABLE, Check, CheckResult, Outcome, run_guarded
+from verifier.checks.base import Check, CheckResult, Outcome, run_guarded
 from verifier.checks.format import FormatCheck
 from verifier.checks.integrity import IntegrityCheck
 from verifier.checks.seal import SealCheck
@@ -25,7 +28,9 @@ from verifier.context import ChainReader, VerificationContext
 DEFAULT_CHECKS: tuple[Check, ...] = (
     FormatCheck(), IntegrityCheck(), SealCheck(), AnchorCheck(), AuthorityCheck(), StatusCheck(), ValidityCheck(),
 )  # fmt: skip
-REQUIRED_KINDS = frozenset(check.kind for check in DEFAULT_CHECKS)
+# The seven core questions, written out: every verification must answer each of them VALID.
+REQUIRED_KINDS = frozenset({"format", "integrity", "seal", "anchor", "authority", "status", "validity"})
+SHARE_KIND = "share"  # required exactly when the presentation came through a share link
 
 
 @dataclass(frozen=True)
@@ -55,12 +60,23 @@ class Report:
 
 
 def decide(results: Sequence[CheckResult], required: frozenset[str] = REQUIRED_KINDS) -> Outcome:
+    """INVALID if any check is INVALID; else VALID only if every required kind answered, and
+    answered VALID every time; anything else (ERROR, a required kind SKIPPED or absent, nothing
+    required at all) is ERROR."""
     if any(r.outcome is Outcome.INVALID for r in results):
         return Outcome.INVALID
-    if any(r.outcome is Outcome.ERROR for r in results):
+    if any(r.outcome is Outcome.ERROR for r in results) or not required:
         return Outcome.ERROR
     valid_kinds = {r.kind for r in results if r.outcome is Outcome.VALID}
-    return Outcome.VALID if required <= valid_kinds else Outcome.ERROR
+    unsettled = {r.kind for r in results if r.outcome is not Outcome.VALID}
+    return Outcome.VALID if required <= valid_kinds and not (required & unsettled) else Outcome.ERROR
+
+
+def required_kinds(checks: Sequence[Check], *, shared: bool) -> frozenset[str]:
+    """What a verification must answer VALID: the core kinds, every other check the node
+    configured (its policy), and `share` when the presentation came through a share link."""
+    configured = {check.kind for check in checks if check.kind != SHARE_KIND}
+    return REQUIRED_KINDS | configured | ({SHARE_KIND} if shared else set())
 
 
 def verify_presentation(
@@ -74,6 +90,4 @@ def verify_presentation(
 ) -> Report:
     ctx = VerificationContext(presentation, reader, **({"clock": clock} if clock else {}), at=at, share=share)
     results = [run_guarded(check, ctx) for check in checks]
-    # Every check that applies is required (a share check applies only to a shared presentation).
-    required = frozenset(r.kind for r in results if r.code != NOT_APPLICABLE)
-    return Report(decide(results, required), results, ctx.now)
+    return Report(decide(results, required_kinds(checks, shared=share is not None)), results, ctx.now)

@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from registry.certificate.presentation import Presentation
 from registry.chain.client import ChainClient
+from registry.contracts.certificate_registry import Inspection, Status
 from registry.errors import ChainError, ChainUnavailable
 from registry.indexer import Freshness, History, IndexStale
 from verifier.chain_reader import RegistryReader
-from verifier.context import ChainFacts
+from verifier.context import ChainFacts, KeyCompromise
 
 log = logging.getLogger(__name__)
 
@@ -86,4 +88,26 @@ class IndexReader:
         if not inspection.anchored and at is None:
             # The newest blocks may not be indexed yet: a "no" is confirmed by the chain itself.
             return self._chain.facts(presentation, signer)
-        return ChainFacts(inspection, freshness.indexed_block, "index", lag_blocks=freshness.lag_blocks)
+        return ChainFacts(
+            inspection, freshness.indexed_block, "index", lag_blocks=freshness.lag_blocks,
+            **index_details(self._history, presentation, signer, inspection, at),
+        )  # fmt: skip
+
+
+def index_details(history: History, presentation: Presentation, signer: str, inspection: Inspection, at: int | None) -> dict[str, Any]:
+    """What the index knows beyond `inspect`, read only when the answer is not a plain yes: the
+    status's GB reason and since-when, and since when a bad key has been known to be bad."""
+    details: dict[str, Any] = {}
+    if not inspection.anchored:
+        return details
+    if inspection.status is not Status.ACTIVE:
+        status = history.certificate_status_at(presentation.batch_root, presentation.batch_index, at)
+        details.update(status_reason=status.reason, status_since=status.since)
+    if not (inspection.signer_valid and inspection.anchor_key_valid):
+        compromises = []
+        for key in dict.fromkeys((inspection.anchor_key, signer)):
+            known = history.key_known_bad(key, inspection.anchored_at)
+            if known is not None:
+                compromises.append(KeyCompromise(key, known[0].compromised_since, known[1]))
+        details["compromises"] = tuple(compromises)
+    return details

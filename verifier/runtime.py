@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from registry.errors import ChainUnavailable, EcertError
 from registry.indexer import History, Indexer, create_schema
+from registry.indexer.lease import IndexerLease
 from registry.secrets_files import load_or_create_secret
 from registry.workspace import Workspace
 from verifier.access_log import AccessLog, AccessRecorder, ForwardedAccessLog
@@ -29,6 +33,7 @@ from verifier.settings import VerifierSettings
 from verifier.shares import Shares
 
 log = logging.getLogger(__name__)
+STALL_S = 10.0  # an index lagging this long without moving has no working indexer
 
 
 @dataclass
@@ -39,6 +44,9 @@ class VerifierRuntime:
     sessions: sessionmaker[Session]
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
+    indexer_role: str = "another process"  # who indexes this node's database, as far as this process knows
+    _seen_indexed: int = -1
+    _progress_at: float = field(default_factory=time.monotonic)
 
     @classmethod
     def open(cls, workspace: Workspace | None = None, settings: VerifierSettings | None = None) -> VerifierRuntime:
@@ -85,10 +93,12 @@ class VerifierRuntime:
         return History(self.engine)
 
     @cached_property
+    def head(self) -> HeadTracker:
+        return HeadTracker(self.workspace.client)
+
+    @cached_property
     def reader(self) -> IndexReader:
-        client = self.workspace.client
-        head = HeadTracker(client)
-        return IndexReader(self.history, RegistryReader(self.workspace.registry), head, max_lag=self.settings.index_max_lag_blocks)
+        return IndexReader(self.history, RegistryReader(self.workspace.registry), self.head, max_lag=self.settings.index_max_lag_blocks)
 
     @cached_property
     def service(self) -> VerificationService:
@@ -99,15 +109,52 @@ class VerifierRuntime:
         )  # fmt: skip
 
     def start_indexer(self, poll_s: float = 0.5) -> None:
-        """Follow the chain in a background thread (one writer per database)."""
-        deployment = self.workspace.deployment
-        indexer = Indexer(
-            self.workspace.client, self.workspace.registry, self.engine,
-            confirmations=self.settings.index_confirmations, start_block=deployment.block_number,
-        )  # fmt: skip
-        thread = threading.Thread(target=indexer.run_forever, args=(poll_s, self._stop), name="indexer", daemon=True)
+        """Follow the chain in a background thread while this process holds the database's indexer
+        lease; otherwise stand by and take over when the indexing process dies."""
+        thread = threading.Thread(target=self._index_while_leading, args=(poll_s,), name="indexer", daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    def _index_while_leading(self, poll_s: float) -> None:
+        lease = IndexerLease(self.engine)
+        self.indexer_role = "standby"
+        try:
+            while not self._stop.is_set():
+                try:
+                    if lease.acquire():
+                        self.indexer_role = "this process"
+                        indexer = Indexer(  # made anew on each lease: another process may have moved the index on
+                            self.workspace.client, self.workspace.registry, self.engine,
+                            confirmations=self.settings.index_confirmations, start_block=self.workspace.deployment.block_number,
+                        )  # fmt: skip
+                        indexer.run_forever(poll_s, self._stop, while_=lease.check)
+                    self.indexer_role = "standby"
+                except (EcertError, SQLAlchemyError) as exc:  # chain or database away while taking over: try again
+                    log.warning("indexer not running (%s): retrying", exc.__class__.__name__)
+                self._stop.wait(poll_s * 4)
+        finally:
+            lease.release()
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        """Whether this node can answer from a fresh index and a reachable chain, and the facts:
+        the chain unreachable, or the index lagging with no progress for `STALL_S`, is unhealthy."""
+        self.history.refresh()
+        indexed, problems = self.history.indexed_block, list[str]()
+        try:
+            head: int | None = self.head.block
+        except ChainUnavailable:
+            head = None
+            problems.append("CHAIN_UNAVAILABLE")
+        now = time.monotonic()
+        lag = head - indexed if head is not None else None
+        if indexed != self._seen_indexed or (lag is not None and lag <= self.settings.index_max_lag_blocks):
+            self._seen_indexed, self._progress_at = indexed, now
+        elif lag is not None and now - self._progress_at > STALL_S:
+            problems.append("INDEX_STALLED")
+        return not problems, {
+            "region": self.settings.region, "status": "unhealthy" if problems else "ok", "problems": problems,
+            "indexedBlock": indexed, "headBlock": head, "lagBlocks": lag, "indexer": self.indexer_role,
+        }  # fmt: skip
 
     def close(self) -> None:
         self._stop.set()

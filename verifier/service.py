@@ -1,22 +1,26 @@
 """Verify, sign a receipt, log the access: the one path every channel (API, share link, QR
-upload, CLI) goes through, so every verification is logged and every answer is receipted."""
+upload, CLI) goes through, so every verification is logged and every answer is receipted.
+`ecert verify` runs it too (`VerificationService.local`): the same checks and verdict, with no
+node key to sign a receipt and no access log to write."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from registry.certificate.presentation import Presentation
-from verifier.access_log import Access, AccessRecorder
+from verifier.access_log import ANONYMOUS, Access, AccessRecorder
 from verifier.checks.base import Check, Outcome
 from verifier.context import ChainReader
-from verifier.pipeline import Report, verify_presentation
+from verifier.pipeline import DEFAULT_CHECKS, Report, verify_presentation
 from verifier.receipts import ReceiptSigner, make_receipt
 
-ANONYMOUS = "公开链接访问者 / link visitor"
+__all__ = ["ANONYMOUS", "Verification", "VerificationService", "Visitor", "Who", "digest_of", "ip_prefix"]
+USER_AGENT_MAX = 300
 
 
 @dataclass(frozen=True)
@@ -28,9 +32,35 @@ class Who:
 
 
 @dataclass(frozen=True)
+class Visitor:
+    """An anonymous link visitor as the access log keeps them: the purpose they typed (their
+    claim, which no organisation answers for), their network and their browser."""
+
+    claimed_purpose: str | None
+    ip_prefix: str | None
+    user_agent: str | None
+
+    @classmethod
+    def of(cls, host: str | None, user_agent: str | None, claimed_purpose: str | None) -> Visitor:
+        return cls((claimed_purpose or "").strip() or None, ip_prefix(host), (user_agent or "")[:USER_AGENT_MAX] or None)
+
+
+def ip_prefix(host: str | None) -> str | None:
+    """An address's network, enough to tell visitors apart and not to name one: IPv4 /24, IPv6 /48."""
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    bits = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{bits}", strict=False))
+
+
+@dataclass(frozen=True)
 class Verification:
     report: Report
-    receipt: dict[str, Any]
+    receipt: dict[str, Any] | None  # None only from a local service (`ecert verify`), which has no node key
     source: str | None
     block: int | None
 
@@ -49,10 +79,10 @@ class VerificationService:
         reader: ChainReader | None,
         *,
         checks: Sequence[Check],
-        receipts: ReceiptSigner,
-        access_log: AccessRecorder,
+        receipts: ReceiptSigner | None,
+        access_log: AccessRecorder | None,
         region: str,
-        chain_id: int,
+        chain_id: int | None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.reader = reader
@@ -62,6 +92,11 @@ class VerificationService:
         self.region = region
         self.chain_id = chain_id
         self._clock = clock
+
+    @classmethod
+    def local(cls, reader: ChainReader | None, *, checks: Sequence[Check] = DEFAULT_CHECKS) -> VerificationService:
+        """The service as `ecert verify` runs it: no receipt key, no access log, no node policy."""
+        return cls(reader, checks=checks, receipts=None, access_log=None, region="", chain_id=getattr(reader, "chain_id", None))
 
     def verify(
         self,
@@ -73,22 +108,28 @@ class VerificationService:
         request_digest: bytes,
         share: Any = None,
         at: dt.datetime | None = None,
+        visitor: Visitor | None = None,
     ) -> Verification:
         report = verify_presentation(presentation, self.reader, clock=self._clock, checks=self._checks, at=at, share=share)
         facts = next((c.evidence for c in report.checks if c.kind == "anchor" and "block" in c.evidence), {})
         source, block = facts.get("source"), facts.get("block")
-        receipt = self.receipts.sign(
-            make_receipt(
-                report, request_digest=request_digest, chain_id=self.chain_id, block=block,
-                source=source or "offline", region=self.region,
-            )  # fmt: skip
-        )
+        receipt = None
+        if self.receipts is not None:
+            receipt = self.receipts.sign(
+                make_receipt(
+                    report, request_digest=request_digest, chain_id=self.chain_id, block=block,
+                    source=source or "offline", region=self.region,
+                )  # fmt: skip
+            )
+        if self._log is None:
+            return Verification(report, receipt, source, block)
         self._log.record(
             Access(
                 at=report.checked_at, organisation=who.name, organisation_region=who.region, purpose=purpose,
                 digest="0x" + presentation.digest.hex(), identifier=_identifier(presentation),
                 share_id=getattr(share, "token_id", None), fields=presentation.paths(), verdict=report.verdict.value,
-                reason=report.reason, channel=channel,
+                reason=report.reason, channel=channel, claimed_purpose=visitor and visitor.claimed_purpose,
+                ip_prefix=visitor and visitor.ip_prefix, user_agent=visitor and visitor.user_agent,
             )  # fmt: skip
         )
         return Verification(report, receipt, source, block)

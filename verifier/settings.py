@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from registry.secrets_files import private_folder, private_sqlite
 from registry.settings import Settings
 
 POLICIES = Path(__file__).with_name("policies")
@@ -40,12 +41,10 @@ class VerifierSettings(BaseSettings):
     """Set by `ecert serve verifier` for its workers: where the node process takes their access-log entries."""
 
     def folder(self, core: Settings) -> Path:
-        path = core.home / f"verifier-{self.region}"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return private_folder(core.home / f"verifier-{self.region}")  # 0700, whatever the umask
 
     def url(self, core: Settings) -> str:
-        return self.database_url or f"sqlite:///{(self.folder(core) / 'verifier.sqlite').resolve()}"
+        return self.database_url or private_sqlite(self.folder(core), "verifier.sqlite")  # made 0600
 
     def policy_path(self) -> Path:
         return self.policy_file or POLICIES / f"{self.region}.json"

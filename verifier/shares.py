@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.certificate.presentation import Presentation
@@ -113,17 +113,25 @@ class Shares:
     def open(self, token: str, *, code: str | None = None, consume: bool = True) -> ShareState:
         """The share behind a link. Unknown tokens (a guessed or altered link) are NOT_FOUND; a
         dynamic share needs the code of the current 30-second window; a single-use share is
-        consumed by its first opening."""
-        with self._sessions.begin() as session:
+        consumed by its first opening: one conditional update (`used_at IS NULL`) decides which
+        opening that is, so however many arrive at once, exactly one is shown the fields."""
+        with self._sessions() as session:
             row = session.scalar(select(Share).where(Share.token_hash == _hash(token)))
-            if row is None:
-                raise NotFound("No such share: the link is wrong or was never issued", code="SHARE_NOT_FOUND")
-            if row.dynamic and not (code and hmac.compare_digest(code, self.dynamic_code(row.id))):
-                raise NotFound("This QR code has expired: ask the holder to show the current one", code="SHARE_CODE_EXPIRED")
-            state = self._state(row, reveal=True)
-            if consume and state.presentation is not None and row.single_use:
-                row.used_at = self._clock()
-            return state
+        if row is None:
+            raise NotFound("No such share: the link is wrong or was never issued", code="SHARE_NOT_FOUND")
+        if row.dynamic and not (code and hmac.compare_digest(code, self.dynamic_code(row.id))):
+            raise NotFound("This QR code has expired: ask the holder to show the current one", code="SHARE_CODE_EXPIRED")
+        state = self._state(row)
+        if not (consume and row.single_use and state.problem is None):
+            return self._state(row, reveal=True)
+        with self._sessions.begin() as session:  # its first statement writes: SQLite waits for the lock, never a stale read
+            taken = session.execute(
+                update(Share).where(Share.id == row.id, Share.used_at.is_(None), Share.withdrawn_at.is_(None)).values(used_at=self._clock())
+            ).rowcount  # fmt: skip
+        if taken == 1:
+            return self._state(row, reveal=True)
+        with self._sessions() as session:  # another opening was first (or the holder withdrew it): its state, not its data
+            return self._state(session.get(Share, row.id))
 
     def dynamic_code(self, share_id: str, at: dt.datetime | None = None) -> str:
         """The code of a dynamic share for the 30-second window containing `at` (default now)."""

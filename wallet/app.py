@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry.errors import EcertError
 from registry.problems import RateLimited, from_validation, problem
+from registry.text_guard import RefuseBrokenText
 from wallet.holders import LANGS
 from wallet.i18n import problem_text
 from wallet.routes import access, accounts, api, certificates, preferences, shares
@@ -42,6 +43,7 @@ def _is_api(request: Request) -> bool:
 
 def create_app(runtime: WalletRuntime) -> FastAPI:
     app = FastAPI(title="ecert wallet", version="1", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(RefuseBrokenText)  # inside `guard` below, so its 400 carries the pages' headers
     app.state.runtime = runtime
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
     for module in (accounts, certificates, shares, access, preferences, api):

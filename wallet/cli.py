@@ -41,7 +41,9 @@ def serve_wallet(
         console.print("[yellow]no verifier key: set ECERT_WALLET_VERIFIER_KEY (an organisation of kind wallet at the node)[/yellow]")
     console.print(f"wallet on http://{host}:{port} (issuer {settings.issuer_url}, verifier {settings.verifier_url})")
     try:
-        uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning", access_log=False)
+        # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1; the wallet reads it
+        # only from ECERT_WALLET_TRUSTED_PROXIES (wallet/web.py client_address)
+        uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning", access_log=False, proxy_headers=False)
     finally:
         runtime.close()
 

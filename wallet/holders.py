@@ -1,5 +1,6 @@
 """Holder accounts: register with name, ID number (GB 11643) and password; sign in, rate-limited
-per account and per IP address; preferences (language, elder mode) kept per holder."""
+per account *and address* pair and per address (never per account alone: whoever knows an ID
+number could then lock its holder out); preferences (language, elder mode) kept per holder."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from registry.errors import Conflict, EcertError, IdentifierError, NotAuthorised
 from wallet.models import Holder, LoginSession
 from wallet.passwords import check_password_rules, dummy_hash, hash_password, needs_rehash, verify_password
 from wallet.settings import WalletSettings
-from wallet.throttle import Throttle
+from wallet.throttle import Throttle, address_key
 
 LANGS = ("zh", "en")
 MAX_NAME = 50
@@ -66,8 +67,7 @@ class Holders:
         )  # fmt: skip
 
     def register(self, name: str, id_number: str, password: str, *, ip: str, lang: str = "zh", elder: bool = False) -> HolderView:
-        self._throttle.check([(f"register:ip:{ip}", self._settings.register_max_per_ip, dt.timedelta(hours=1))])
-        self._throttle.hit([f"register:ip:{ip}"])
+        self._throttle.acquire([(f"register:ip:{address_key(ip)}", self._settings.register_max_per_ip, dt.timedelta(hours=1))])
         name = " ".join(name.split())
         if not name or len(name) > MAX_NAME:
             raise EcertError(f"Give your name as on your ID card (1 to {MAX_NAME} characters)", code="NAME_INVALID", field="name")
@@ -92,21 +92,24 @@ class Holders:
 
     def authenticate(self, id_number: str, password: str, *, ip: str) -> HolderView:
         """The holder, or LOGIN_FAILED (same answer for an unknown number and a wrong password);
-        RATE_LIMITED after too many failures for this account or this address, even with the right password."""
+        RATE_LIMITED after too many failures for this account from this address, or from this
+        address in all, even with the right password. The attempt is counted before the password
+        is hashed (parallel guesses cannot all get past a count made first) and given back if right."""
         settings = self._settings
         window = dt.timedelta(seconds=settings.login_window_s)
         try:
             code = normalise_id_number(id_number)
         except IdentifierError:
             code = id_number.strip()[:40]
-        account, address = f"login:acct:{self.lookup(code)}", f"login:ip:{ip}"
-        self._throttle.check([(account, settings.login_max_failures, window), (address, settings.login_max_failures_per_ip, window)])
+        where = address_key(ip)
+        pair, address = f"login:acct-ip:{self.lookup(code)}:{where}", f"login:ip:{where}"
+        attempt = self._throttle.acquire([(pair, settings.login_max_failures, window), (address, settings.login_max_failures_per_ip, window)])
         with self._sessions() as session:
             row = session.scalar(select(Holder).where(Holder.id_lookup == self.lookup(code)))
         if not verify_password(password, row.password_hash if row else dummy_hash(settings.password_scrypt_n)) or row is None:
-            self._throttle.hit([account, address])
             raise NotAuthorised("The ID number or the password is wrong", code="LOGIN_FAILED")
-        self._throttle.clear([account])
+        self._throttle.refund(attempt)
+        self._throttle.clear([pair])
         if needs_rehash(row.password_hash, n=settings.password_scrypt_n):
             with self._sessions.begin() as session:
                 session.get(Holder, row.id).password_hash = hash_password(password, n=settings.password_scrypt_n)

@@ -82,8 +82,9 @@ class StoredShare(Base):
 
 
 class Attempt(Base):
-    """A counted attempt (failed login, registration, failed claim) for rate limits; `key` is a
-    hash of what is limited (an account, an IP address), never the value itself."""
+    """A counted attempt (sign-in, registration, claim: counted before it runs, given back if it
+    turns out not to count) for rate limits; `key` is a hash of what is limited (an account and
+    address pair, an address), never the value itself."""
 
     __tablename__ = "wallet_attempts"
     __table_args__ = (Index("ix_wallet_attempts_key_at", "key", "at"),)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -11,10 +12,11 @@ import os
 from registry.errors import EcertError
 
 R, P, SALT_BYTES, HASH_BYTES = 8, 1, 16, 32
-MIN_LENGTH, MAX_LENGTH = 8, 128
+MIN_LENGTH, MAX_LENGTH = 10, 128
+COMMON_COUNT = 10_000  # the most common passwords refused, from zxcvbn's ranked list (leaked password sets)
 RULE = {  # what `check_password_rules` enforces, in the holder's words (the demo and pages say this)
-    "en": f"{MIN_LENGTH} to {MAX_LENGTH} characters, not your ID number, not one character repeated",
-    "zh": f"{MIN_LENGTH}至{MAX_LENGTH}个字符，不能含身份证号，不能只用同一个字符",
+    "en": f"{MIN_LENGTH} to {MAX_LENGTH} characters, at least 3 different ones, not containing your ID number, not a common password",
+    "zh": f"{MIN_LENGTH}至{MAX_LENGTH}个字符，至少3种不同字符，不能含身份证号，不能是常见密码",
 }
 
 
@@ -54,14 +56,31 @@ def needs_rehash(stored: str, *, n: int) -> bool:
     return len(parts) != 6 or parts[0] != "scrypt" or int(parts[1]) < n
 
 
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The `COMMON_COUNT` most common passwords, lower-case: the head of the frequency-ranked list
+    zxcvbn ships (no download; loaded on first use)."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    ranked = FREQUENCY_LISTS["passwords"]
+    ranked = ranked.split(",") if isinstance(ranked, str) else ranked
+    return frozenset(p.lower() for p in ranked[:COMMON_COUNT])
+
+
+def is_common(password: str) -> bool:
+    return password.lower() in common_passwords()
+
+
 def check_password_rules(password: str, *, id_number: str) -> None:
-    """8 to 128 characters, not the ID number, not one character repeated."""
+    """10 to 128 characters, at least 3 different ones, not containing the ID number, not a common password (`RULE`)."""
     if len(password) < MIN_LENGTH:
         raise PasswordRejected(f"The password needs at least {MIN_LENGTH} characters", code="PASSWORD_TOO_SHORT", field="password")
     if len(password) > MAX_LENGTH:
         raise PasswordRejected(f"The password may have at most {MAX_LENGTH} characters", code="PASSWORD_TOO_LONG", field="password")
     if id_number and id_number.lower() in password.lower() or len(set(password)) < 3:
-        raise PasswordRejected("Choose a password that is not your ID number and not one repeated character", field="password")
+        raise PasswordRejected("Choose a password with at least 3 different characters that does not contain your ID number", field="password")
+    if is_common(password):
+        raise PasswordRejected("This is one of the most common passwords: choose another", code="PASSWORD_COMMON", field="password")
 
 
 # A hash to compare against when no account matches, so a wrong ID number costs as long as a wrong password.

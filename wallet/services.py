@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from registry.errors import EcertError
+from registry.problems import RateLimited
 
 HOLDER_VIEW_PURPOSE = "持证人查看 / holder view"
 
@@ -55,6 +56,9 @@ class _Client:
                                      code=self.unavailable_code) from exc  # fmt: skip
         if response.status_code in ok:
             return response
+        if response.status_code == 429:  # the neighbour asks us to wait: the holder is told how long
+            retry = response.headers.get("Retry-After", "60")
+            raise RateLimited("Too many attempts: wait a little and try again", retryAfter=int(retry) if retry.isdigit() else 60)
         if response.status_code not in refusals and (response.status_code >= 500 or response.status_code in (401, 403, 429)):
             # Our own credentials or the neighbour's health: nothing the holder can fix.
             raise ServiceUnavailable(f"{self._http.base_url} answered {response.status_code}", code=self.unavailable_code)

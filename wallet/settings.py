@@ -3,13 +3,14 @@ API key) never have a default: they come from the environment or 0600 files made
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from registry.errors import ConfigError
-from registry.secrets_files import load_or_create_secret
+from registry.secrets_files import load_or_create_secret, private_folder, private_sqlite
 from registry.settings import Settings
 
 
@@ -41,11 +42,13 @@ class WalletSettings(BaseSettings):
     session_max_hours: int = 12
     """A session ends this long after sign-in, however busy."""
     login_max_failures: int = 5
-    """Failed sign-ins per account within `login_window_s` before it must wait."""
+    """Failed sign-ins per account from one address within `login_window_s` before that pair must wait (others still sign in)."""
     login_max_failures_per_ip: int = 20
     """Failed sign-ins per address within `login_window_s` before it must wait."""
     login_window_s: int = 300
     """The window, in seconds, the two limits above count in."""
+    trusted_proxies: list[str] = []
+    """Reverse proxies (JSON list of addresses or networks) whose `X-Forwarded-For` names the client; default none."""
     register_max_per_ip: int = 20
     """Registrations per address per hour."""
     claim_max_failures: int = 10
@@ -59,13 +62,18 @@ class WalletSettings(BaseSettings):
     session_key_file: Path | None = None
     """HMAC key for CSRF tokens (default `<home>/wallet/session.key`)."""
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError: a setting that is no address or network
+        return value
+
     def folder(self, core: Settings) -> Path:
-        path = core.home / "wallet"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return private_folder(core.home / "wallet")  # 0700, whatever the umask
 
     def url(self, core: Settings) -> str:
-        return self.database_url or f"sqlite:///{(self.folder(core) / 'wallet.sqlite').resolve()}"
+        return self.database_url or private_sqlite(self.folder(core), "wallet.sqlite")  # made 0600
 
     def secret(self, core: Settings, name: str) -> bytes:
         """One of the wallet's secret files: `data`, `lookup` or `session` (made 0600 on first use)."""

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.certificate.canonical import leaf_value
-from registry.certificate.presentation import Presentation
+from registry.certificate.presentation import BOUND_PATHS, Presentation
 from registry.crypto import DataCipher
 from registry.errors import CertificateError, NotFound
 from wallet.holders import HolderView
@@ -23,7 +23,9 @@ from wallet.services import HOLDER_VIEW_PURPOSE, ServiceRefused, ServiceUnavaila
 from wallet.vault import Card, Vault
 
 EXPIRY_MINUTES = (5, 60, 24 * 60, 7 * 24 * 60, 30 * 24 * 60)
-ALWAYS = ("validFrom", "validUntil")  # verifiers must see the validity period to check it
+# Verifiers must see the validity period to check it, and what the certificate is and who issued
+# it (`BOUND_PATHS`, which every disclosure carries): the form shows them as always shared.
+ALWAYS = ("validFrom", "validUntil", *BOUND_PATHS)
 MASKED_TWINS = {"holder.code": "holder.codeMasked"}  # sensitive field → what is shown instead by default
 DEFAULT_FIELDS = ("name", "holder.name", "holder.codeMasked", "issuer.name")
 # The order of the share form: what people recognise first, technical fields last.
@@ -198,6 +200,10 @@ class AccessView:
     reason: str | None
     channel: str
     share_id: str | None
+    anonymous: bool = False  # an open of a share link with no organisation behind it
+    claimed_purpose: str | None = None  # what that visitor typed: unverified, never shown as a purpose
+    ip_prefix: str | None = None
+    user_agent: str | None = None
 
 
 def access_log(holder: HolderView, vault: Vault, sharing: Sharing, verifier: VerifierClient, *, org_name: str) -> tuple[list[AccessView], int]:
@@ -217,7 +223,8 @@ def access_log(holder: HolderView, vault: Vault, sharing: Sharing, verifier: Ver
         out.append(AccessView(
             dt.datetime.fromisoformat(e["at"]), e.get("organisation", ""), e.get("region", ""), e.get("purpose", ""),
             card.id if card else None, str(card.fields.get("name", "")) if card else "", tuple(e.get("fields") or ()),
-            e.get("verdict", ""), e.get("reason"), e.get("channel", ""), e.get("shareId"),
+            e.get("verdict", ""), e.get("reason"), e.get("channel", ""), e.get("shareId"), bool(e.get("anonymous")),
+            e.get("claimedPurpose"), e.get("ipPrefix"), e.get("userAgent"),
         ))  # fmt: skip
     out.sort(key=lambda a: a.at, reverse=True)
     return out, own

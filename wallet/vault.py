@@ -83,26 +83,32 @@ class Vault:
 
     def claim(self, holder: HolderView, text: str) -> Card:
         """Redeem a claim code at the issuer and keep the certificate if it is this holder's."""
-        key = f"claim:{holder.holder_ref}"
-        self._throttle.check([(key, self._claim_max_failures, dt.timedelta(minutes=10))])
         code = claim_code_from(text)
+        # Counted before the issuer is asked (parallel guesses cannot all pass a check made first);
+        # given back unless the code was wrong or someone else's.
+        attempt = self._throttle.acquire([(f"claim:{holder.holder_ref}", self._claim_max_failures, dt.timedelta(minutes=10))])
+        counts = False
         try:
-            package = self._issuer.redeem_claim(code, holder.id_number)
-        except ServiceRefused as exc:
-            self._throttle.hit([key])
-            if exc.code == "CLAIM_NOT_YOURS":
-                raise NotAuthorised("This certificate belongs to someone else: it was not added", code="CLAIM_NOT_YOURS") from exc
-            raise EcertError(exc.message, code=exc.code if exc.code in ("CLAIM_INVALID", "CLAIM_EXPIRED") else "CLAIM_INVALID",
-                             field="code") from exc  # fmt: skip
-        try:
-            presentation = Presentation.from_json(package)
-        except CertificateError as exc:
-            raise CertificateError("The issuer sent a package this wallet cannot read", code="CLAIM_PACKAGE_INVALID") from exc
-        try:
-            return self.add(holder, presentation)
-        except NotAuthorised:
-            self._throttle.hit([key])
-            raise
+            try:
+                package = self._issuer.redeem_claim(code, holder.id_number)
+            except ServiceRefused as exc:
+                counts = True
+                if exc.code == "CLAIM_NOT_YOURS":
+                    raise NotAuthorised("This certificate belongs to someone else: it was not added", code="CLAIM_NOT_YOURS") from exc
+                raise EcertError(exc.message, code=exc.code if exc.code in ("CLAIM_INVALID", "CLAIM_EXPIRED") else "CLAIM_INVALID",
+                                 field="code") from exc  # fmt: skip
+            try:
+                presentation = Presentation.from_json(package)
+            except CertificateError as exc:
+                raise CertificateError("The issuer sent a package this wallet cannot read", code="CLAIM_PACKAGE_INVALID") from exc
+            try:
+                return self.add(holder, presentation)
+            except NotAuthorised:
+                counts = True
+                raise
+        finally:
+            if not counts:
+                self._throttle.refund(attempt)
 
     def add(self, holder: HolderView, presentation: Presentation) -> Card:
         """Keep a full holder package that hashes to its digest and names this holder."""

@@ -5,6 +5,7 @@ mode, the CSRF token, and rendering. Routes depend on `PageDep` / `HolderDep` an
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -89,7 +90,7 @@ class Page:
 
     @property
     def client_ip(self) -> str:
-        return self.request.client.host if self.request.client else "unknown"
+        return client_address(self.request, self.rt.settings.trusted_proxies)
 
     def render(self, name: str, status_code: int = 200, headers: dict[str, str] | None = None, **values: Any) -> HTMLResponse:
         html = templates.get_template(name).render(
@@ -97,6 +98,32 @@ class Page:
             reason=lambda code: reason_text(self.lang, code), **values,
         )  # fmt: skip
         return HTMLResponse(html, status_code=status_code, headers=headers)
+
+
+def client_address(request: Request, trusted_proxies: list[str]) -> str:
+    """The client's address: the connection's, unless it comes from a proxy named in
+    `trusted_proxies`; then the `X-Forwarded-For` hop nearest to us that is not such a proxy
+    (hops further left were written by the client and prove nothing)."""
+    peer = request.client.host if request.client else "unknown"
+    networks = [ipaddress.ip_network(n, strict=False) for n in trusted_proxies]
+
+    def trusted(host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address.version == n.version and address in n for n in networks)
+
+    if not networks or not trusted(peer):
+        return peer
+    hops = [h.strip() for value in request.headers.getlist("x-forwarded-for") for h in value.split(",")]
+    for hop in reversed(hops):
+        if not trusted(hop):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # a hop that is no address: nothing beyond it can be believed
+    return peer
 
 
 def page(request: Request) -> Page:

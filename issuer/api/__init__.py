@@ -1,6 +1,6 @@
 """The issuer's HTTP API: `create_app(runtime)` → a FastAPI app, one router per resource under
 `/v1` (certificates, batches, jobs, claims), API keys per agency and scope, RFC 9457 errors.
-OpenAPI at /openapi.json, interactive docs at /docs."""
+OpenAPI at /openapi.json, interactive docs at /docs and /redoc (served offline)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from fastapi import FastAPI, Request, Response
 from issuer.api import batches, certificates, claims, jobs
 from issuer.api.deps import TypeGrants
 from issuer.runtime import IssuerRuntime
+from registry.docs import install_docs
 from registry.problems import install as install_problems
+from registry.text_guard import RefuseBrokenText
 
 __all__ = ["create_app"]
 
@@ -27,7 +29,9 @@ at fault, its `field`.
 
 
 def create_app(runtime: IssuerRuntime) -> FastAPI:
-    app = FastAPI(title="ecert issuer", version="1", description=DESCRIPTION, docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="ecert issuer", version="1", description=DESCRIPTION, docs_url=None, redoc_url=None)
+    install_docs(app)  # /docs and /redoc from installed assets: no CDN
+    app.add_middleware(RefuseBrokenText)  # before the routes: text that is not Unicode is a 400, never a 500
     app.state.runtime = runtime
     app.state.grants = TypeGrants()
     install_problems(app)  # RFC 9457 problem+json, shared by every room's API

@@ -1,7 +1,9 @@
 """Claims: the holder's wallet redeems a one-time claim code for the holder package. Public (no
 API key): the code itself is the credential, 60 bits, single use, expiring. So it travels in the
 POST body, never in a URL (paths end up in access logs and proxies' logs), and each client
-address may try only so many codes a minute (`ECERT_ISSUER_CLAIM_RATE_PER_MIN`)."""
+address may fail only so many codes a minute (`ECERT_ISSUER_CLAIM_RATE_PER_MIN`). Redemptions
+are not counted: a wallet server claims for all its holders from one address, and guessing a
+60-bit code bound to its holder is hopeless anyway; the limit stops floods of guesses."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from issuer.api.deps import Runtime
+from registry.errors import EcertError
 from issuer.api.schemas import PACKAGE_RESPONSE
 
 router = APIRouter(prefix="/v1/claims", tags=["claims"])
@@ -25,9 +28,14 @@ class ClaimRequest(BaseModel):
 
 
 @router.post(
-    "", responses={200: PACKAGE_RESPONSE, 429: {"description": "Too many claim attempts from this address (RATE_LIMITED)"}},
+    "", responses={200: PACKAGE_RESPONSE, 429: {"description": "Too many failed claim attempts from this address (RATE_LIMITED)"}},
     summary="Redeem a claim code (holder, once)",
 )  # fmt: skip
 def redeem(body: ClaimRequest, runtime: Runtime, request: Request) -> dict[str, Any]:
-    runtime.claim_limit.take(request.client.host if request.client else "-", what="claim attempts from this address")
-    return runtime.service.redeem_claim(body.code, body.holderCode).to_json()
+    address = request.client.host if request.client else "-"
+    runtime.claim_limit.check(address, what="failed claim attempts from this address")
+    try:
+        return runtime.service.redeem_claim(body.code, body.holderCode).to_json()
+    except EcertError:
+        runtime.claim_limit.spend(address)
+        raise

@@ -58,23 +58,33 @@ class JobCounts(Answer):
     sealed: int = 0
     anchored: int = 0
     confirmed: int = 0
+    refused: int = Field(0, description="Certificates whose batch the chain refused for good (see `refusals`): never retried.")
     failed: int = 0
+
+
+class Refusal(Answer):
+    batch_root: str
+    code: str = Field(description="The contract error, e.g. TrustRegistryTypeNotGranted or TrustRegistryKeyNotActive.")
+    message: str | None
+    count: int = Field(description="Certificates of this job in that batch.")
 
 
 class JobResponse(Answer):
     id: str
     type_code: str
     total: int
-    done: bool = Field(description="Every record is confirmed on chain or failed.")
+    done: bool = Field(description="Every record is confirmed on chain, failed, or refused by the chain.")
     counts: JobCounts
     errors: list[RecordError]
     identifiers: list[str] = Field(description="Identifiers of the job's certificates in record order (first 1,000).")
+    refusals: list[Refusal] = Field(default_factory=list, description="Batches of this job the chain refused to anchor, and why.")
 
     @classmethod
     def of(cls, job: JobView) -> JobResponse:
         return cls(
             id=job.id, type_code=job.type_code, total=job.total, done=job.done, counts=JobCounts(**job.counts),
             errors=[RecordError(**e) for e in job.errors], identifiers=job.identifiers,
+            refusals=[Refusal(**r) for r in job.refusals],
         )  # fmt: skip
 
 
@@ -83,12 +93,15 @@ class BatchInfo(Answer):
     index: int | None
     tx_hash: str | None
     block: int | None
+    state: str | None = Field(None, description="The batch's state: sealed, sending, mined, confirmed or refused.")
+    refusal: str | None = Field(None, description="The contract error that refused the batch (state refused).")
+    refusal_message: str | None = None
 
 
 class CertificateResponse(Answer):
     identifier: str
     type_code: str
-    state: Literal["pending", "sealed", "anchored", "confirmed"]
+    state: Literal["pending", "sealed", "anchored", "confirmed", "refused"]
     status: Literal["active", "suspended", "revoked"]
     status_reason: int | None
     version: int

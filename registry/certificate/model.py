@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.certificate import identifiers
+from registry.certificate.types import name_contradiction
 from registry.errors import CertificateError, IdentifierError
 
 FORMAT_VERSION = "ecert/1"
@@ -103,11 +104,14 @@ def build_fields(
             identifiers.parse_uscc(holder_code, strict=True)
     except IdentifierError as exc:
         raise CertificateError(f"holder.code: {exc.message}", code=exc.code, field="holder.code") from exc
+    name = data.pop("name", type_name)
+    if (contradiction := name_contradiction(type_code, name)) is not None:
+        raise CertificateError(f"name contradicts the certificate's type: {contradiction}", code="FIELD_INVALID", field="name")
     identifier = identifiers.build_licence_id(type_code, issuer.code, serial, version)
     issued = _date(data.pop("issuedDate", today or dt.date.today()), "issuedDate")
     fields: dict[str, Any] = {
         "identifier": str(identifier),
-        "name": str(data.pop("name", type_name)),
+        "name": str(name),
         "typeCode": type_code,
         "number": str(data.pop("number", serial)),
         "issuer": issuer.as_fields(),

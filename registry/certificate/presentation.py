@@ -24,6 +24,9 @@ from registry.certificate.model import FORMAT_VERSION
 from registry.errors import CertificateError
 
 EC1_PREFIX = "EC1:"
+# What a certificate is, and who issued it: part of every disclosure, whatever the holder chose,
+# and matched against the chain by the verifier (a hidden type could pass as another type).
+BOUND_PATHS = ("identifier", "typeCode", "issuer.code")
 _EC1_KEYS = frozenset(range(1, 11))
 MAX_EC1_LENGTH = 16_384
 
@@ -72,13 +75,14 @@ class Presentation:
         return [leaf.path for leaf in self.leaves]
 
     def disclose(self, paths: Iterable[str]) -> Presentation:
-        """A presentation of only `paths` (which must all be present), with a multiproof."""
+        """A presentation of `paths` (which must all be present) and the `BOUND_PATHS`, with a multiproof."""
         if self.is_partial:
             raise CertificateError("Disclose from the full holder package, not from a disclosure", code="CERT_PARTIAL")
         wanted = set(paths)
         missing = wanted - set(self.paths())
         if missing:
             raise CertificateError(f"No such fields: {sorted(missing)}", code="FIELD_UNKNOWN", field=sorted(missing)[0])
+        wanted.update(p for p in BOUND_PATHS if p in self.paths())
         tree = MerkleTree([leaf.hash() for leaf in self.leaves])
         multiproof = tree.multiproof([i for i, leaf in enumerate(self.leaves) if leaf.path in wanted])
         by_hash = {leaf.hash(): leaf for leaf in self.leaves}

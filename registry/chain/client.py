@@ -22,7 +22,7 @@ from web3.types import TxReceipt
 
 from registry.chain.head import RawBlockNumber
 from registry.chain.reverts import decode_revert
-from registry.errors import ChainError, ChainUnavailable
+from registry.errors import ChainError, ChainUnavailable, ContractRevert
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,17 @@ class ChainClient:
             raise decode_revert(exc.data, contract) from exc
         except ContractLogicError as exc:
             raise decode_revert(exc.data if isinstance(exc.data, str) else None, contract) from exc
+
+    def revert_of(self, sender: str, call: ContractFunction, contract: str = "CertificateRegistry", block: Any = "latest") -> ContractRevert | None:
+        """Run `call` from `sender` as an `eth_call` at `block`: the decoded revert it meets, or
+        None if it would go through (node trouble raises as `guard` says)."""
+        try:
+            self.guard(lambda: call.call({"from": sender}, block_identifier=block))
+        except ContractCustomError as exc:
+            return decode_revert(exc.data, contract)
+        except ContractLogicError as exc:
+            return decode_revert(exc.data if isinstance(exc.data, str) else None, contract)
+        return None
 
     def _fees(self) -> dict[str, int]:
         base = self.guard(lambda: self.w3.eth.get_block("latest"))["baseFeePerGas"]

@@ -51,3 +51,31 @@ def decode_revert(data: bytes | str | None, contract: str = "CertificateRegistry
 
 def _plain(value: Any) -> Any:
     return "0x" + value.hex() if isinstance(value, bytes) else value
+
+
+# ─── what an anchoring worker does about a revert ────────────────────────────────────────
+
+ANCHOR_DONE = frozenset({"CertificateRegistryRootAlreadyAnchored"})
+"""The root is on chain already: the batch is anchored, whoever sent it."""
+
+ANCHOR_REFUSED = frozenset({
+    "TrustRegistryTypeNotGranted",  # the agency lost (or never had) the type
+    "TrustRegistryKeyNotActive",  # the key is retired, compromised, not yet valid, or no agency's
+    "TrustRegistryUnknownKey",
+    "TrustRegistryUnknownAgency",
+    "TrustRegistryAgencySuspended",  # until an authority reinstates it: a person decides, not a timer
+    "CertificateRegistryInvalidBatch",  # a zero root or count: sending it again changes nothing
+})  # fmt: skip
+"""Refusals that the same transaction would meet again: never retried on their own."""
+
+
+def anchor_outcome(revert: ContractRevert | None) -> str:
+    """"done", "refused" or "transient" for the revert of an `anchor` transaction (None: it
+    failed without revert data, e.g. out of gas, which another attempt may get through)."""
+    if revert is None:
+        return "transient"
+    if revert.name in ANCHOR_DONE:
+        return "done"
+    if revert.name in ANCHOR_REFUSED:
+        return "refused"
+    return "transient"  # Panic, Error(string), unknown selectors, node trouble

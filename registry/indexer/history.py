@@ -1,9 +1,12 @@
 """Questions a verifier asks of the index: status, key standing and the `inspect` facts, now or as of T.
 
 "As of T" means what the registry said at the last block whose timestamp is <= T: batches anchored
-later do not exist yet, status changes and suspensions logged later have not happened, and a key
-compromise declared later is not known yet. `key_standing_at(key, t)` instead asks "was the key
-good at t?" with everything known now (a compromise is retroactive), unless `as_of` says otherwise.
+later do not exist yet, status changes and suspensions logged later have not happened. Keys are the
+exception: whether the sealing and anchoring keys were good at anchor time is judged with
+everything known now, whatever T (a key declared compromised since before the anchor makes the
+certificate invalid at every T; `key_known_bad` says when that became known).
+`key_standing_at(key, t)` likewise asks "was the key good at t?" with everything known now,
+unless `as_of` says otherwise.
 
 `facts` answers exactly what `CertificateRegistry.inspect` would (the same `Inspection`), from
 memory, with no RPC: the verifier can use the index as a drop-in for the chain.
@@ -105,6 +108,13 @@ class History:
         record = history.standing(as_of) if history is not None else None
         return KeyStandingAt(record, at, record is not None and record.is_good_at(at))
 
+    def key_known_bad(self, key: str, at: int) -> tuple[KeyStanding, int] | None:
+        """If `key` is, by what is known now, not good at `at`: its record and the block time
+        from which the registry has said so. None if it is good then (or unknown)."""
+        history = self._view().trust.keys.get(key.lower()) if isinstance(key, str) else None
+        known_at = history.known_bad_at(at) if history is not None else None
+        return None if known_at is None else (history.current, known_at)  # type: ignore[union-attr]
+
     def facts(
         self, root: bytes, index: int, digest: bytes, proof: Sequence[bytes], signer: str, at: int | None = None
     ) -> Inspection:
@@ -122,8 +132,8 @@ class History:
         return Inspection(
             anchored=True,
             proof_valid=in_range and _proves(batch.root, digest, index, proof),
-            signer_valid=_key_valid(trust, signer, batch, at),
-            anchor_key_valid=_key_valid(trust, batch.key, batch, at),
+            signer_valid=_key_valid(trust, signer, batch),
+            anchor_key_valid=_key_valid(trust, batch.key, batch),
             agency_suspended=agency is not None and agency.is_suspended_at(at),
             status=status,
             agency_code=batch.agency_code,
@@ -144,10 +154,10 @@ def _proves(root: bytes, digest: bytes, index: int, proof: Sequence[bytes]) -> b
     return verify_proof(root, leaf, proof)
 
 
-def _key_valid(trust: TrustView, key: str, batch: BatchRecord, at: int | None) -> bool:
-    """`wasKeyValidAt(key, batch agency, anchoredAt)`, with the key record as held at `at`."""
+def _key_valid(trust: TrustView, key: str, batch: BatchRecord) -> bool:
+    """`wasKeyValidAt(key, batch agency, anchoredAt)` with the key record as known now, whatever
+    moment is asked about: a compromise declared later is retroactive."""
     history = trust.keys.get(key.lower()) if isinstance(key, str) else None
     if history is None or history.agency_index != batch.agency_index:
         return False
-    record = history.current if at is None else history.standing(at)
-    return record is not None and record.is_good_at(batch.anchored_at)
+    return history.current.is_good_at(batch.anchored_at)

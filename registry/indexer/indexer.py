@@ -139,16 +139,22 @@ class Indexer:
         """Indexed block (as stored, so any process can ask) against the chain's head."""
         return freshness(self.engine, self.client)
 
-    def run_forever(self, poll_s: float = 2.0, stop: threading.Event | None = None) -> None:
-        """Sync every `poll_s` until `stop` is set; node and database failures are logged and retried."""
+    def try_sync(self) -> bool:
+        """One `sync`; node and database failures are logged (the caller retries): did it work?"""
+        try:
+            self.sync()
+            return True
+        except (ChainError, IndexInconsistent) as exc:
+            log.warning("index sync failed, retrying: %s [%s]", exc, exc.code)
+        except OperationalError as exc:  # the database is down or locked: same as the node
+            log.warning("index database unavailable, retrying: %s", exc.__class__.__name__)
+        return False
+
+    def run_forever(self, poll_s: float = 2.0, stop: threading.Event | None = None, *, while_: Callable[[], bool] = lambda: True) -> None:
+        """Sync every `poll_s` until `stop` is set or `while_()` is false (the lease was lost)."""
         stop = stop or threading.Event()
-        while not stop.is_set():
-            try:
-                self.sync()
-            except (ChainError, IndexInconsistent) as exc:
-                log.warning("index sync failed, retrying in %.1f s: %s [%s]", poll_s, exc, exc.code)
-            except OperationalError as exc:  # the database is down or locked: same as the node
-                log.warning("index database unavailable, retrying in %.1f s: %s", poll_s, exc.__class__.__name__)
+        while not stop.is_set() and while_():
+            self.try_sync()
             stop.wait(poll_s)
 
     # ─── state ───────────────────────────────────────────────────────────────────────────

@@ -67,6 +67,18 @@ class KeyHistory:
         return KeyStanding(self.address, self.agency_code, self.agency_index, self.valid_from, retired, compromised)
 
 
+    def known_bad_at(self, time: int) -> int | None:
+        """The block time from which the record has said this key was not good at `time` (what a
+        verifier shows as "known since"); None while it still says the key was good then."""
+        if self.current.is_good_at(time):
+            return None
+        for when in sorted({self.added_at, *(change[0] for change in self.changes)}):
+            standing = self.standing(when)
+            if standing is not None and not standing.is_good_at(time):
+                return when
+        return self.added_at  # unreachable: the last change gives the current record
+
+
 @dataclass(frozen=True)
 class AgencyHistory:
     """An agency, its keys, and its suspensions and type grants over time."""

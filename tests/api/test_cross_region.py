@@ -36,7 +36,7 @@ from registry.certificate.presentation import Presentation
 pytestmark = pytest.mark.chain
 
 REGIONS = ("330000", "310000", "440000")
-SHARED_FIELDS = ["holder.name", "identifier", "validFrom", "validUntil"]
+SHARED_FIELDS = ["holder.name", "identifier", "issuer.code", "typeCode", "validFrom", "validUntil"]  # the type and agency always come along
 
 
 @dataclass

@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from issuer_server import AGENCY_A, AGENCY_B, POSTGRES_ENV, TYPE, IssuerHome, IssuerServer, postgres_database
+from databases import postgres_database
+from issuer_server import AGENCY_A, AGENCY_B, POSTGRES_ENV, TYPE, IssuerHome, IssuerServer
 from service_process import wait_for
 from sqlalchemy import create_engine, text
 
@@ -189,7 +190,8 @@ def test_issue_one_certificate_anchor_and_verify(server: IssuerServer, api: http
                                                                              "codeType": "001"}, "validUntil": "2045-06-30"}}))  # fmt: skip
     assert (job["total"], job["errors"], len(job["identifiers"])) == (1, [], 1)
     done = confirmed(api, job["id"])
-    assert done["counts"] == {"pending": 0, "sealed": 0, "anchored": 0, "confirmed": 1, "failed": 0}
+    assert done["counts"] == {"pending": 0, "sealed": 0, "anchored": 0, "confirmed": 1, "refused": 0, "failed": 0}
+    assert done["refusals"] == []
     identifier = done["identifiers"][0]
     described = ok(api.get(f"/v1/certificates/{identifier}"))
     assert (described["state"], described["status"], described["version"]) == ("confirmed", "active", 1)
@@ -225,6 +227,15 @@ def test_batch_as_json_jsonl_and_csv_reports_bad_records_and_issues_the_rest(
         assert verdict(reader, package(api, done["identifiers"][-1])) == (Outcome.VALID, None)
     fields = Presentation.from_json(package(api, as_csv["identifiers"][0])).fields()
     assert (fields["name"], fields["ext"]["address"], fields["validUntil"]) == ("测试证照", "杭州市西湖区, 文三路", "2040-01-01")
+
+
+def test_a_name_that_contradicts_the_type_is_refused(api: httpx.Client) -> None:
+    """Issue 10, point 13: a business licence named 机动车驾驶证 could pass as one with its type hidden."""
+    contradicting = {"typeCode": TYPE, "typeName": "机动车驾驶证", "records": [person("周甲")]}
+    problem(api.post("/v1/batches", json=contradicting), 422, "FIELD_INVALID", "typeName")
+    job = accepted(api.post("/v1/batches", json={"typeCode": TYPE, "records": [{**person("周乙"), "name": "机动车驾驶证"}, person("周丙")]}))
+    assert [(e["position"], e["code"], e["field"]) for e in job["errors"]] == [(1, "FIELD_INVALID", "name")]
+    assert len(job["identifiers"]) == 1
 
 
 @both_backends
@@ -415,15 +426,20 @@ def test_claim_code_works_once_and_only_for_its_holder(server: IssuerServer, api
 def test_claim_codes_never_travel_in_a_url_nor_reach_a_log_and_guesses_are_rate_limited(
     server: IssuerServer, api: httpx.Client, certificate: str
 ) -> None:
-    code = ok(api.post(f"/v1/certificates/{certificate}/claim-code"), 201)["code"]
-    with server.client() as guesser:
-        assert guesser.post("/v1/claims/ZZZZ-ZZZZ-ZZZZ", json={}).status_code in (404, 405)  # no route takes a code in its path
-        answers = [guesser.post("/v1/claims", json={"code": f"AAAA-BBBB-{n:04d}"}) for n in range(30)]
-    statuses = [a.status_code for a in answers]
-    assert set(statuses) == {404, 429} and statuses.index(429) <= 10, statuses  # a burst of at most 10, then 429
-    limited = answers[statuses.index(429)]
-    assert limited.json()["code"] == "RATE_LIMITED" and int(limited.headers["Retry-After"]) >= 1
-    assert code not in server.log_path.read_text(encoding="utf-8", errors="replace")
+    holder = Presentation.from_json(package(api, certificate)).fields()["holder"]["code"]
+    redeemed = []
+    with server.client() as wallet:
+        for _ in range(12):  # redemptions do not count: a wallet claims for all its holders from one address
+            redeemed.append(ok(api.post(f"/v1/certificates/{certificate}/claim-code"), 201)["code"])
+            assert ok(wallet.post("/v1/claims", json={"code": redeemed[-1], "holderCode": holder}))["leaves"]
+        assert wallet.post("/v1/claims/ZZZZ-ZZZZ-ZZZZ", json={}).status_code in (404, 405)  # no route takes a code in its path
+        answers = [wallet.post("/v1/claims", json={"code": f"AAAA-BBBB-{n:04d}"}) for n in range(30)]
+        statuses = [a.status_code for a in answers]
+        assert set(statuses) == {404, 429} and statuses.index(429) <= 10, statuses  # a burst of at most 10 failures, then 429
+        limited = answers[statuses.index(429)]
+        assert limited.json()["code"] == "RATE_LIMITED" and int(limited.headers["Retry-After"]) >= 1
+    log = server.log_path.read_text(encoding="utf-8", errors="replace")
+    assert "POST /v1/claims" in log and not [code for code in redeemed if code in log]
 
 
 # ─── renderings and docs ─────────────────────────────────────────────────────────────────

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -293,12 +295,16 @@ def test_suspension_and_reinstatement_show_at_once_and_stay_in_the_history(stack
     report = response.json()
     assert response.status_code == 200 and (report["verdict"], report["reason"]) == ("INVALID", "CERT_SUSPENDED")
     status = next(c for c in report["checks"] if c["kind"] == "status")
-    assert status["evidence"] == {"status": "suspended", "block": report["block"], "source": "index"}
+    suspended_at = stack.home.block_time(suspended_block)
+    assert status["evidence"] == {  # the agency's GB reason reaches the bank (issue 10, point 16)
+        "status": "suspended", "block": report["block"], "source": "index",
+        "reason": "02", "reasonZh": "暂扣", "reasonEn": "withheld", "since": dt.datetime.fromtimestamp(suspended_at, dt.UTC).isoformat(),
+    }  # fmt: skip
+    assert "02 暂扣" in status["message"] and "02: withheld" in status["message"]
     assert report["block"] >= suspended_block
     with stack.client() as client:
         assert client.post("/v1/receipts/verify", json=report["receipt"]).json() == {"valid": True}
         assert report["receipt"]["receipt"]["verdict"] == "INVALID"
-    suspended_at = stack.home.block_time(suspended_block)
 
     reinstated_block = stack.home.set_status(identifier, "active", 1)
     stack.node.wait_indexed(reinstated_block)
@@ -388,10 +394,85 @@ def test_a_share_link_visit_is_listed_by_share_id(stack: Stack) -> None:
     disclosure = Presentation.from_json(stack.issued.package(SPARE_PKG)).disclose(["holder.name", "validFrom", "validUntil"])
     with stack.client(stack.wallet) as wallet:
         share = wallet.post("/v1/shares", json={"holderRef": "h-1", "presentation": disclosure.to_json(), "purpose": "租房", "expiresInMinutes": 60}).json()
-        opened = httpx.get(share["url"], headers={"Accept": "application/json"}, timeout=30)
+        opened = httpx.get(share["url"], params={"purpose": "公安调查"}, headers={"Accept": "application/json", "User-Agent": "Visitor/2"},
+                           timeout=30)  # fmt: skip
         assert opened.status_code == 200 and opened.json()["verdict"] == "VALID", opened.text
         entries = wallet.get("/v1/access-log", params={"shareId": share["id"]}).json()
     assert [(e["channel"], e["shareId"]) for e in entries] == [("link", share["id"])]
+    # no API key: the visitor's typed purpose is their claim, kept apart, with their network and browser
+    [entry] = entries
+    assert (entry["anonymous"], entry["purpose"], entry["claimedPurpose"]) == (True, "租房", "公安调查")
+    assert (entry["ipPrefix"], entry["userAgent"]) == ("127.0.0.0/24", "Visitor/2")
+
+
+# ─── API keys retired while the node runs (issue 10, point 9) ─────────────────────────────
+
+
+def test_a_revoked_or_rotated_key_is_refused_by_every_worker_within_5_s(stack: Stack) -> None:
+    """`ecert verifier org rotate-key|revoke` write the node's database from another process;
+    each worker caches the keys it has seen and still refuses a retired one within 5 s."""
+    node = VerifierNode(stack.home, "330000", workers=2, database_url=f"sqlite:///{stack.home.root / 'key-revocation.sqlite'}")
+    added = stack.home.ecert("verifier", "org", "add", "--name", "丁银行", "--region", "330100", "--node", "330000", env=node.env)
+    org_id, first = int(re.search(r"organisation (\d+)", added.stdout).group(1)), added.stdout.strip().splitlines()[-1]
+    package = stack.issued.package(SPARE_PKG)
+
+    def statuses(key: str, count: int = 24) -> set[int]:
+        """Answers to `count` verifications over 4 connections at once: both workers answer."""
+        with node.client(key) as client, ThreadPoolExecutor(4) as pool:
+            return {a.status_code for a in pool.map(lambda n: client.post("/v1/verifications", json={"purpose": f"核验{n}", "package": package}), range(count))}
+
+    def retire(*args: str) -> str:
+        """Run `ecert verifier org …`, then wait out the 5 s promised from when it returned."""
+        done = stack.home.ecert("verifier", "org", *args, "--node", "330000", env=node.env)
+        time.sleep(5.0)
+        return done.stdout
+
+    node.start()
+    try:
+        node.wait_indexed()
+        assert statuses(first) == {200}  # every worker now has the key in its cache
+        second = retire("rotate-key", "--id", str(org_id)).strip().splitlines()[-1]
+        assert second.startswith("vk_") and second != first
+        assert statuses(first) == {401}
+        assert statuses(second) == {200}
+        assert "revoked 1 key(s)" in retire("revoke", "--id", str(org_id))
+        assert statuses(second) == {401}
+        listed = stack.home.ecert("verifier", "org", "list", "--node", "330000", env=node.env).stdout
+        assert re.search(rf"^\s*{org_id}\s+bank\s+330100\s+0 key\(s\)\s+丁银行$", listed, re.MULTILINE), listed
+    finally:
+        node.stop()
+
+
+# ─── answers with personal data, and the docs (issue 10, point 18) ───────────────────────
+
+
+def test_answers_with_personal_data_are_not_cached_framed_or_referred_and_the_docs_are_offline(stack: Stack) -> None:
+    def private(response: httpx.Response, *, page: bool = False) -> None:
+        assert response.headers["cache-control"] == "no-store", response.url
+        assert response.headers["referrer-policy"] == "no-referrer"
+        csp = response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp and ("style-src 'unsafe-inline'" in csp) == page
+
+    package = stack.issued.package(VALID_PKG)
+    answer = verify(stack, package=package)
+    assert answer.status_code == 200
+    private(answer)
+    disclosure = Presentation.from_json(package).disclose(["holder.name"])
+    with stack.client(stack.wallet) as wallet:
+        created = wallet.post("/v1/shares", json={"holderRef": "h-headers", "presentation": disclosure.to_json(), "expiresInMinutes": 60})
+        private(created)
+        private(wallet.get("/v1/shares", params={"holderRef": "h-headers"}))
+        private(wallet.get("/v1/access-log", params={"digest": package["digest"]}))
+    page = httpx.get(created.json()["url"], timeout=30)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    private(page, page=True)
+    private(httpx.get(created.json()["url"], headers={"Accept": "application/json"}, timeout=30), page=True)
+    with stack.client() as client:
+        for docs in ("/docs", "/redoc"):
+            html = client.get(docs)
+            assert html.status_code == 200 and not re.search(r"(?:https?:)?//[A-Za-z0-9.-]+", html.text), docs
+            assets = re.findall(r"""(?:src|href)=["'](/docs-assets/[^"']+)["']""", html.text)
+            assert assets and all(client.get(a).status_code == 200 for a in assets), assets
 
 
 # ─── the chain stops: could not verify (503), never valid ────────────────────────────────

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from service_process import ECERT, ServiceProcess, wait_for
 
+from registry.certificate.types import TYPE_NAMES
 from registry.chain.client import ChainClient
 from registry.chain.runner import free_port
 
@@ -117,7 +118,7 @@ class StackHome:
         source = self.root / f"{name}.jsonl"
         source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
         out = self.root / "issued" / name
-        self.ecert("issue", "--agency", agency, "--type", type_code, "--input", str(source), "--out", str(out), "--name", "营业执照",
+        self.ecert("issue", "--agency", agency, "--type", type_code, "--input", str(source), "--out", str(out), "--name", TYPE_NAMES[type_code],
                    *(["--qr"] if qr else []))  # fmt: skip
         issued = Issued(out)
         assert len(issued) == len(rows), f"{len(issued)} of {len(rows)} issued"

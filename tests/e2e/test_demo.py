@@ -25,16 +25,13 @@ pytestmark = pytest.mark.chain
 
 def test_demo_starts_everything_with_working_demo_data(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("chain", "issuer", "verifier", "wallet")}
-    env = {
-        **os.environ, "ECERT_HOME": str(tmp_path / ".ecert"), "ECERT_CHAIN_PORT": str(ports["chain"]),
-        "ECERT_RPC_URL": f"http://127.0.0.1:{ports['chain']}", "ECERT_KEYSTORE_SCRYPT_N": "1024",
-        **{f"ECERT_DEMO_{name.upper()}_PORT": str(ports[name]) for name in ("issuer", "verifier", "wallet")},
-    }  # fmt: skip
-    env.pop("ECERT_KEYSTORE_PASSWORD", None)  # the demo makes its own
-    env.pop("COLUMNS", None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECERT_") and k != "COLUMNS"}
+    env["ECERT_KEYSTORE_SCRYPT_N"] = "1024"  # the demo makes its own keystore password
+    options = ["--home", str(tmp_path / ".ecert"), "--chain-port", str(ports["chain"]),
+               *(f"--{name}-port={ports[name]}" for name in ("issuer", "verifier", "wallet"))]  # fmt: skip
     log = tmp_path / "demo.log"
     with log.open("w") as out:
-        demo = subprocess.Popen([sys.executable, "-m", "registry", "demo"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+        demo = subprocess.Popen([sys.executable, "-m", "registry", "demo", *options], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 240
         while "Ctrl-C stops the services" not in log.read_text() and time.monotonic() < deadline:
@@ -49,8 +46,12 @@ def test_demo_starts_everything_with_working_demo_data(tmp_path: Path) -> None:
             assert re.search(r"^\[ *\d+\.\d s\] ✓ " + re.escape(step) + r".* \(\d+\.\d s\)$", text, re.MULTILINE), step
         assert re.search(r"^stored 3/3 · sealed 3/3 · anchored 3/3 · confirmed 3/3$", text, re.MULTILINE)
         assert f"password rule 密码规则: {RULE['en']} / {RULE['zh']}\n" in text
-        command = re.search(r"^    ecert verify '(.+)'$", text, re.MULTILINE)
-        assert command and Path(command.group(1)).is_file(), text  # the path is printed whole
+        command = re.search(r"^    (ECERT_HOME='.+' ECERT_RPC_URL=\S+ ecert verify '(.+)')$", text, re.MULTILINE)
+        assert command and Path(command.group(2)).is_file(), text  # printed whole, with what it needs to reach this demo
+        bare = {k: v for k, v in env.items() if k not in ("ECERT_HOME", "ECERT_RPC_URL", "ECERT_CHAIN_PORT")}
+        bare["PATH"] = f"{Path(sys.executable).parent}:{bare['PATH']}"
+        copied = subprocess.run(["bash", "-c", command.group(1)], env=bare, cwd=tmp_path.parent, capture_output=True, text=True, timeout=120)
+        assert copied.returncode == 0 and "verdict: VALID" in copied.stdout, copied.stdout + copied.stderr
         assert re.search(r"^    vk_[\w-]{43}$", text, re.MULTILINE) and re.search(r"^    ek_[\w-]{43}$", text, re.MULTILINE)
 
         assert httpx.get(f"http://127.0.0.1:{ports['wallet']}/", timeout=10).status_code == 200
@@ -62,8 +63,11 @@ def test_demo_starts_everything_with_working_demo_data(tmp_path: Path) -> None:
         assert (answer.status_code, answer.json()["verdict"]) == (200, "VALID")
     finally:
         demo.send_signal(signal.SIGTERM)
+        demo.send_signal(signal.SIGINT)  # an impatient second stop must not cut the first one short
         assert demo.wait(timeout=60) == 0, log.read_text()[-2000:]
-        subprocess.run([sys.executable, "-m", "registry", "chain", "down"], env=env, capture_output=True, timeout=60)
+        assert "demo stopped" in log.read_text()
+        chain = {**env, "ECERT_HOME": str(tmp_path / ".ecert"), "ECERT_CHAIN_PORT": str(ports["chain"])}
+        subprocess.run([sys.executable, "-m", "registry", "chain", "down"], env=chain, capture_output=True, timeout=60)
     for port in (ports["issuer"], ports["verifier"], ports["wallet"]):
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{port}/", timeout=2)

@@ -22,7 +22,7 @@ from registry.qr import decode_qr
 pytestmark = [pytest.mark.chain, pytest.mark.xdist_group("wallet-e2e")]
 PASSWORD = "长城-password-2024"
 CHOSEN = {"holder.name", "holder.codeMasked"}
-VALIDITY = {"validFrom", "validUntil"}
+VALIDITY = {"validFrom", "validUntil", "identifier", "typeCode", "issuer.code"}  # always shared: validity, type and agency
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +132,7 @@ def test_register_claim_share_verify_log_and_withdraw(stack: Stack, browser: Any
     bank_page.goto(decode_qr(qr_png)[0])
     assert bank_page.locator("[data-verdict]").get_attribute("data-verdict") == "VALID"
     shown = {cell.get_attribute("data-path") for cell in bank_page.locator("dd[data-path]").all()}
-    assert shown == CHOSEN | VALIDITY, shown  # the two chosen fields (and the validity period, always)
+    assert shown == CHOSEN | VALIDITY, shown  # the two chosen fields (and the validity period, type and agency, always)
     assert person.id_number not in bank_page.content()
     shot(bank_page, "bank-sees-valid", audit=False)
 

@@ -95,6 +95,24 @@ def test_a_tampered_package_is_invalid(env: dict[str, str], issued: list[Path], 
     assert garbage.returncode == 1 and "CERT_MALFORMED" in garbage.stdout
 
 
+def test_issue_of_a_type_not_granted_is_refused_before_intake(env: dict[str, str], issued: list[Path], home: Path) -> None:
+    """Checked on chain before a record is stored, as the API does: it used to store the job and
+    then send reverting anchors until the 600 s timeout."""
+    import sqlite3
+
+    records = home / "ungranted.jsonl"
+    records.write_text(json.dumps({"holder": {"name": "钱七", "code": "11010519491231002X"}}, ensure_ascii=False) + "\n", encoding="utf-8")
+    out = home / "out-ungranted"
+    done = subprocess.run(
+        [*ECERT, "issue", "--agency", AGENCY, "--type", "11100000000013338W002", "--input", str(records), "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and "TYPE_NOT_GRANTED" in done.stdout + done.stderr, done.stdout + done.stderr
+    assert not out.exists()
+    with sqlite3.connect(home / ".ecert" / "issuer" / "issuer.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM jobs WHERE type_code = '11100000000013338W002'").fetchone() == (0,)
+
+
 def test_key_rotation_keeps_old_certificates_valid(env: dict[str, str], issued: list[Path]) -> None:
     assert ecert(env, "agency", "rotate-key", "--code", AGENCY).returncode == 0
     assert ecert(env, "verify", str(issued[0])).returncode == 0

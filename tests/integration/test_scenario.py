@@ -13,6 +13,7 @@ from eth_account import Account
 from issuer.batch import IssuedBatch, build_batch
 from registry.certificate.canonical import FieldLeaf
 from registry.certificate.model import Issuer
+from registry.certificate.types import TYPE_NAMES
 from registry.chain.client import ChainClient
 from registry.contracts.certificate_registry import CertificateRegistry, Status
 from registry.errors import ContractRevert
@@ -39,7 +40,7 @@ def records(count: int, seed: int = 7) -> list[dict]:
 
 def issue(registry: CertificateRegistry, key, count: int, type_code: str = TYPE_BUSINESS_LICENCE) -> IssuedBatch:
     batch = build_batch(
-        records(count), type_code=type_code, type_name="营业执照", issuer=ZJ_ISSUER, signing_key=bytes(key.key),
+        records(count), type_code=type_code, type_name=TYPE_NAMES[type_code], issuer=ZJ_ISSUER, signing_key=bytes(key.key),
         chain_id=registry.client.chain_id, registry=registry.address,
     )  # fmt: skip
     assert not batch.rejected

@@ -23,10 +23,10 @@ from conftest import TYPE_BUSINESS_LICENCE, ZJ_AGENCY_CODE, Roles
 from eth_account import Account
 
 from issuer.batch import IssuedBatch, build_batch
-from registry.certificate.canonical import FieldLeaf, canonical_json, leaf_value
-from registry.certificate.merkle import field_digest
-from registry.certificate.model import Issuer
-from registry.certificate.presentation import Presentation
+from registry.certificate.canonical import FieldLeaf, canonical_json, leaf_value, make_leaves
+from registry.certificate.merkle import MerkleTree, batch_tree, field_digest
+from registry.certificate.model import Issuer, build_fields
+from registry.certificate.presentation import Presentation, batch_presentations
 from registry.certificate.seal import sign_seal
 from registry.contracts.certificate_registry import CertificateRegistry
 from registry.errors import CertificateError
@@ -162,6 +162,56 @@ def test_every_field_change_removal_and_addition_is_invalid(corpus: Corpus) -> N
     )))  # fmt: skip
     counts = corpus.assert_all_rejected(mutants, minimum=4 * len(full.leaves) + 4 * len(disclosure.leaves))
     assert counts == {"INVALID": len(mutants)}
+
+
+# ─── type binding ───────────────────────────────────────────────────────────────────────
+
+
+def exact_disclosure(full: Presentation, paths: tuple[str, ...]) -> Presentation:
+    """A disclosure of exactly `paths` with its multiproof, as a forger (or a wallet from before
+    the type was always disclosed) would make it: `disclose` now adds the type and agency."""
+    multiproof = MerkleTree([leaf.hash() for leaf in full.leaves]).multiproof([i for i, leaf in enumerate(full.leaves) if leaf.path in paths])
+    by_hash = {leaf.hash(): leaf for leaf in full.leaves}
+    return dataclasses.replace(
+        full, leaves=tuple(by_hash[h] for h in multiproof.leaves), proof=tuple(multiproof.proof), proof_flags=tuple(multiproof.proof_flags)
+    )
+
+
+def test_a_business_licence_named_as_a_driving_licence_is_invalid(corpus: Corpus) -> None:
+    """Issue 10, point 13: a business-licence agency seals and anchors a certificate named
+    机动车驾驶证 (the issuer now refuses such a record, so it is made by hand here). Shown with its
+    type hidden it once passed as a driving licence; now every form of it is INVALID."""
+    registry, agency = corpus.registry, corpus.roles.agency
+    with pytest.raises(CertificateError):
+        build_fields({"holder": {"name": "李四", "code": "11010519491231002X"}, "name": "机动车驾驶证"},
+                     type_code=TYPE_BUSINESS_LICENCE, type_name="营业执照", issuer=ZJ_ISSUER, serial="T0000001")  # fmt: skip
+    fields = build_fields(
+        {"holder": {"name": "李四", "code": "11010519491231002X"}, "validUntil": "2032-03-01", "ext": {"licenceClass": "C1"}},
+        type_code=TYPE_BUSINESS_LICENCE, type_name="营业执照", issuer=ZJ_ISSUER, serial="T0000001",
+    )  # fmt: skip
+    leaves = make_leaves({**fields, "name": "机动车驾驶证"}, random.Random(13).randbytes)
+    digest = field_digest(leaves)
+    tree = batch_tree([digest])
+    chain_id, address = registry.client.chain_id, registry.address
+    forged = batch_presentations(
+        chain_id=chain_id, registry=address, leaves=[leaves], digests=[digest], tree=tree,
+        seals=[sign_seal(bytes(agency.key), chain_id, address, digest)],
+    )[0]  # fmt: skip
+    registry.anchor(agency, tree.root, 1, TYPE_BUSINESS_LICENCE)
+    shown = ("name", "holder.name", "ext.licenceClass", "validFrom", "validUntil")
+    hiding_the_type = exact_disclosure(forged, shown)
+    assert "typeCode" not in hiding_the_type.paths()
+    reader = RegistryReader(registry)
+    for form in (hiding_the_type, hiding_the_type.to_ec1()):
+        report = verify_presentation(form if isinstance(form, Presentation) else Presentation.from_ec1(form), reader)
+        assert (report.verdict.value, report.reason) == ("INVALID", "FIELD_MISSING"), report.to_json()
+    for form in (forged, forged.disclose(shown), Presentation.from_ec1(forged.disclose(shown).to_ec1())):
+        report = verify_presentation(form, reader)
+        assert (report.verdict.value, report.reason) == ("INVALID", "TYPE_NAME_MISMATCH"), report.to_json()
+    for hidden in ("typeCode", "identifier", "issuer.code"):  # each of the three, hidden from the control
+        partial = exact_disclosure(corpus.full, tuple(p for p in ("holder.name", "typeCode", "identifier", "issuer.code",
+                                                                  "validFrom", "validUntil") if p != hidden))  # fmt: skip
+        assert corpus.outcome(partial) == "INVALID"
 
 
 # ─── batch position, seal, digest, registry ─────────────────────────────────────────────

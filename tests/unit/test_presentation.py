@@ -61,8 +61,10 @@ def test_ec1_round_trip_full_and_disclosed(batch) -> None:
 
 
 def test_disclosure_shows_only_chosen_fields_and_still_proves_the_digest(batch) -> None:
-    disclosed = batch.presentations[1].disclose(["holder.name", "validFrom"])
-    assert disclosed.fields() == {"holder": {"name": "持证人1"}, "validFrom": "2026-11-23"}
+    full = batch.presentations[1]
+    disclosed = full.disclose(["holder.name", "validFrom"])
+    bound = {"identifier": full.values()["identifier"], "typeCode": full.values()["typeCode"], "issuer": {"code": full.values()["issuer.code"]}}
+    assert disclosed.fields() == {"holder": {"name": "持证人1"}, "validFrom": "2026-11-23", **bound}  # the type and agency always come along
     assert disclosed.is_partial and disclosed.computed_digest() == disclosed.digest
     hidden = dataclasses.replace(disclosed, leaves=disclosed.leaves[:1])
     with pytest.raises(CertificateError):

@@ -132,15 +132,16 @@ class FakeVerifier:
 class Wallet:
     """The wallet app served by uvicorn in a thread (real HTTP, real cookies), its neighbours fake."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, **overrides: Any) -> None:
         self.issuer, self.verifier = FakeIssuer(), FakeVerifier()
-        settings = WalletSettings(verifier_key="vk_test", password_scrypt_n=1024, status_cache_s=0, login_max_failures=3,
-                                  claim_max_failures=4)  # fmt: skip
+        settings = WalletSettings(**{"verifier_key": "vk_test", "password_scrypt_n": 1024, "status_cache_s": 0, "login_max_failures": 3,
+                                     "claim_max_failures": 4, **overrides})  # fmt: skip
         self.runtime = WalletRuntime.open(settings, Settings(home=tmp / ".ecert"), issuer_transport=httpx.MockTransport(self.issuer),
                                           verifier_transport=httpx.MockTransport(self.verifier))  # fmt: skip
         self.app = create_app(self.runtime)
         self.url = f"http://127.0.0.1:{free_port()}"
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=int(self.url.rsplit(":", 1)[1]), log_level="warning", lifespan="off")
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=int(self.url.rsplit(":", 1)[1]), log_level="warning", lifespan="off",
+                                proxy_headers=False)  # as `ecert serve wallet`: X-Forwarded-For only from ECERT_WALLET_TRUSTED_PROXIES
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -276,7 +277,7 @@ def test_claim_shows_the_face_and_live_status_and_a_code_works_once(wallet: Wall
     assert page.status_code == 200 and "营业执照" in page.text and 'data-verdict="VALID"' in page.text
     assert "3301**********" in page.text and ALICE not in page.text  # the face shows the masked twin
     asked = wallet.verifier.verified[-1]
-    assert set(Presentation.from_json(asked["package"]).paths()) == {"identifier", "validFrom", "validUntil"}  # not the person
+    assert set(Presentation.from_json(asked["package"]).paths()) == {"identifier", "typeCode", "issuer.code", "validFrom", "validUntil"}  # not the person
     again = claim(client, "ABCD-EFGH-JKLM")
     assert again.status_code == 422 and 'data-code="CLAIM_INVALID"' in again.text
     listing = client.get("/certificates")
@@ -316,7 +317,7 @@ def test_share_discloses_the_chosen_fields_and_the_validity_period(wallet: Walle
     assert not re.search(r'value="holder.code" data-path="holder.code"[^>]* checked', form)
     share_id = share(client, card, "holder.name", "ext.scope")
     [stored] = wallet.verifier.shares.values()
-    assert set(stored["fields"]) == {"holder.name", "ext.scope[0]", "ext.scope[1]", "validFrom", "validUntil"}
+    assert set(stored["fields"]) == {"holder.name", "ext.scope[0]", "ext.scope[1]", "validFrom", "validUntil", "identifier", "typeCode", "issuer.code"}
     page = client.get(f"/shares/{share_id}")
     assert 'id="share-qr"' in page.text and "http://node/s/t" in page.text and 'data-state="active"' in page.text
 
@@ -440,3 +441,70 @@ def test_a_claim_code_can_be_scanned_from_a_photo(wallet: Wallet) -> None:
         token = csrf(client, "/claim")
         blank = client.post("/claim", data={"csrf_token": token}, files={"photo": ("x.png", b"not an image", "image/png")})
         assert blank.status_code == 400 and 'data-code="QR_UNREADABLE"' in blank.text
+
+
+# ─── issue 10: who is behind a sign-in, a link visitor's words, common passwords ────────
+
+
+def login(client: httpx.Client, code: str, password: str, **headers: str) -> httpx.Response:
+    token = csrf(client, "/login")
+    return client.post("/login", data={"csrf_token": token, "id_number": code, "password": password}, headers=headers)
+
+
+def test_failed_sign_ins_hold_up_that_address_not_the_holder_and_x_forwarded_for_only_from_a_named_proxy(tmp_path: Path) -> None:
+    """Behind a proxy named in ECERT_WALLET_TRUSTED_PROXIES, X-Forwarded-For says who the client
+    is: an attacker's failures make their own address wait, and the holder still signs in from theirs."""
+    behind_proxy = Wallet(tmp_path / "proxied", trusted_proxies=["127.0.0.1"])
+    try:
+        with behind_proxy.client() as client:
+            assert register(client, "王小丽", ALICE).status_code == 303
+        with behind_proxy.client() as attacker:
+            for _ in range(3):
+                assert login(attacker, ALICE, "wrong-password", **{"X-Forwarded-For": "198.51.100.7"}).status_code == 401
+            assert login(attacker, ALICE, PASSWORD, **{"X-Forwarded-For": "198.51.100.7"}).status_code == 429
+        with behind_proxy.client() as holder:  # the proxy's own hop is skipped; a spoofed hop left of it is not believed
+            assert login(holder, ALICE, PASSWORD, **{"X-Forwarded-For": "198.51.100.7, 203.0.113.20, 127.0.0.1"}).status_code == 303
+    finally:
+        behind_proxy.close()
+    direct = Wallet(tmp_path / "direct")  # default: no proxy is trusted, the header is anybody's
+    try:
+        with direct.client() as client:
+            assert register(client, "王小丽", ALICE).status_code == 303
+        with direct.client() as attacker:
+            for n in range(3):
+                assert login(attacker, ALICE, "wrong-password", **{"X-Forwarded-For": f"198.51.100.{n}"}).status_code == 401
+            assert login(attacker, ALICE, PASSWORD, **{"X-Forwarded-For": "203.0.113.20"}).status_code == 429
+    finally:
+        direct.close()
+
+
+def test_a_link_visitor_s_purpose_is_shown_as_their_unverified_claim(wallet: Wallet, alice: tuple[httpx.Client, str]) -> None:
+    client, card = alice
+    share_id = share(client, card, "holder.name")
+    digest = next(iter(wallet.verifier.shares.values()))["digest"]
+    wallet.verifier.log = [{
+        "at": "2030-01-02T03:04:05+00:00", "organisation": "公开链接访问者 / link visitor", "region": "", "purpose": "银行开户",
+        "digest": digest, "identifier": None, "shareId": share_id, "fields": ["holder.name"], "verdict": "VALID", "reason": None,
+        "channel": "link", "anonymous": True, "claimedPurpose": "公安机关调查", "ipPrefix": "203.0.113.0/24", "userAgent": "Mallory/1.0",
+    }]  # fmt: skip
+    page = client.get("/access-log").text
+    start = page.index('<li class="entry')
+    entry = page[start:page.index("</li>", start)]
+    assert "持有链接的某人" in entry and 'data-organisation=""' in entry  # no organisation said anything
+    assert re.search(r'class="purpose">银行开户<', entry)  # the holder's own purpose for the share
+    assert "公安机关调查" not in entry.split('class="claimed-purpose"')[0]  # never where a purpose is shown
+    assert re.search(r'对方自称（未经核实）</dt><dd class="claimed-purpose"><q>公安机关调查</q>', entry)
+    assert "203.0.113.0/24" in entry and "Mallory/1.0" in entry
+    api = client.get("/api/v1/access-log").json()
+    assert api[0]["anonymous"] is True and api[0]["claimedPurpose"] == "公安机关调查" and api[0]["ipPrefix"] == "203.0.113.0/24"
+
+
+def test_a_common_password_is_refused_and_the_holder_is_told_why_in_their_language(wallet: Wallet) -> None:
+    from wallet.i18n import messages
+
+    with wallet.client() as client:
+        done = register(client, "王小丽", ALICE, "1qaz2wsx3edc")
+        assert done.status_code == 422 and 'data-code="PASSWORD_COMMON"' in done.text
+        assert messages("zh")["error.PASSWORD_COMMON"] in done.text
+        short = register(client, "王小丽", ALICE, "abcdefgh9")
+        assert short.status_code == 422 and 'data-code="PASSWORD_TOO_SHORT"' in short.text and "至少 10 位" in short.text

@@ -137,7 +137,7 @@ def test_share_fields_default_to_the_masked_twin_and_always_carry_validity(packa
     assert all(choices[p].always and choices[p].default for p in ALWAYS)
     assert choices["ext.scope"].values == ("餐饮服务", "食品销售")
     paths = disclosed_paths(package, ["holder.name", "ext.scope"])
-    assert set(paths) == {"holder.name", "ext.scope[0]", "ext.scope[1]", "validFrom", "validUntil"}
+    assert set(paths) == {"holder.name", "ext.scope[0]", "ext.scope[1]", "validFrom", "validUntil", "identifier", "typeCode", "issuer.code"}
     disclosure = package.disclose(paths)
     assert disclosure.computed_digest() == package.digest and "holder.code" not in disclosure.paths()
     for chosen, code in (([], "FIELDS_EMPTY"), (["validFrom"], "FIELDS_EMPTY"), (["holder.nickname"], "FIELD_UNKNOWN")):
@@ -191,3 +191,39 @@ def test_the_password_rule_the_demo_and_pages_state_is_the_rule_enforced() -> No
     for language in ("en", "zh"):
         assert str(MIN_LENGTH) in RULE[language] and str(MAX_LENGTH) in RULE[language]
         assert str(MIN_LENGTH) in messages(language)["register.password_hint"]
+
+
+@pytest.mark.parametrize(("password", "code"), [
+    ("Tr0ub4dor&", None),  # 10 characters, not a common one
+    ("Tr0ub4dor", "PASSWORD_TOO_SHORT"),  # 9
+    ("1qaz2wsx3edc", "PASSWORD_COMMON"),  # long enough, but among the 10,000 most common
+    ("1234567890", "PASSWORD_COMMON"),
+    ("QWERTYUIOP", "PASSWORD_COMMON"),  # compared without case
+])  # fmt: skip
+def test_passwords_are_at_least_10_characters_and_not_among_the_10_000_most_common(password: str, code: str | None) -> None:
+    id_number = "11010519491231002X"
+    if code is None:
+        check_password_rules(password, id_number=id_number)
+        return
+    with pytest.raises(PasswordRejected) as raised:
+        check_password_rules(password, id_number=id_number)
+    assert raised.value.code == code and raised.value.details.get("field") == "password"
+    for language in ("en", "zh"):  # the holder is told why, in their language
+        assert messages(language)[f"error.{code}"] != messages("en" if language == "zh" else "zh")[f"error.{code}"]
+    assert "10" in messages("zh")["error.PASSWORD_TOO_SHORT"] and "10" in messages("en")["register.password_hint"]
+
+
+def test_the_common_password_list_is_the_10_000_most_common_and_the_rule_says_so() -> None:
+    from wallet.passwords import RULE, common_passwords
+
+    common = common_passwords()
+    assert len(common) == 10_000 and {"123456", "password", "qwertyuiop", "1qaz2wsx"} <= common
+    assert "common" in RULE["en"] and "常见" in RULE["zh"] and "10" in RULE["en"] and "10" in RULE["zh"]
+    assert "常见" in messages("zh")["register.password_hint"] and "common" in messages("en")["register.password_hint"]
+
+
+def test_demo_passwords_pass_the_rule() -> None:
+    import secrets
+
+    for _ in range(500):  # what wallet/demo.py gives demo holders
+        check_password_rules("demo-" + secrets.token_urlsafe(6), id_number="11010519491231002X")

@@ -6,11 +6,14 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.concurrency import run_in_threadpool
 
+from registry.docs import install_docs
 from registry.problems import install as install_problems
+from registry.text_guard import RefuseBrokenText
 from verifier.api import pages, receipts, shares, status, verifications
+from verifier.api.privacy import PrivateHeaders
 from verifier.runtime import VerifierRuntime
 
 # py_ecc (imported by eth_account) raises the recursion limit to 100,000, deeper than the C stack
@@ -41,16 +44,25 @@ def create_app(runtime: VerifierRuntime, *, owns_runtime: bool = False) -> FastA
         description="Verify electronic certificates (电子证照): package, EC1 QR payload, QR photo or share link. "
         "Valid and invalid answer 200 with the report and a signed receipt; 'could not verify' answers 503.",
         version="1",
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)  # /docs and /redoc from installed assets: no CDN
+    app.add_middleware(RefuseBrokenText, skip_paths=[verifications.PATH])  # the hot route's orjson is strict already
     app.state.runtime = runtime
     install_problems(app)
     for module in (verifications, shares, receipts, status, pages):
         app.include_router(module.router)
-    app.router.middleware_stack = verifications.DirectRoute(app.router.middleware_stack)
+    app.router.middleware_stack = verifications.DirectRoute(PrivateHeaders(app.router.middleware_stack))  # the hot path sets its own
 
-    @app.get("/healthz", tags=["node"], summary="Liveness and index freshness")
-    def health() -> dict:
-        runtime.history.refresh()  # the in-memory view follows the indexer only when asked: report where it is now
-        return {"region": runtime.settings.region, "indexedBlock": runtime.history.indexed_block}
+    @app.get(
+        "/healthz", tags=["node"], summary="Health: chain reachable, index fresh",
+        responses={503: {"description": "Unhealthy: the chain is unreachable or the index stalled (`problems` says which)"}},
+    )  # fmt: skip
+    def health(response: Response) -> dict:
+        healthy, facts = runtime.health()
+        response.status_code = 200 if healthy else 503
+        response.headers["Cache-Control"] = "no-store"
+        return facts
 
     return app

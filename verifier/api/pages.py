@@ -16,7 +16,7 @@ from verifier.api.deps import OptionalCaller, Runtime
 from verifier.api.verifications import request_digest
 from verifier.checks.share import ShareTerms
 from verifier.i18n import LABELS, TEXT, field_label
-from verifier.service import ANONYMOUS, Who
+from verifier.service import ANONYMOUS, Visitor, Who
 
 router = APIRouter(tags=["share links"])
 _templates = Environment(loader=FileSystemLoader(Path(__file__).parents[1] / "templates"), autoescape=select_autoescape())
@@ -53,9 +53,13 @@ def open_share(
             return JSONResponse({"code": state.problem, "share": state.to_json()}, status_code=410, media_type="application/problem+json")
         return _page(410, lang, problem=state.problem, verdict=None, share=state)
     terms = ShareTerms(state.id, state.fields, state.expires_at, state.single_use, False, state.withdrawn)
+    # An organisation (API key) answers for the purpose it gives; an anonymous visitor's typed
+    # purpose is only their claim: logged apart, with their network and browser, never as a purpose.
+    visitor = None if who else Visitor.of(request.client.host if request.client else None, request.headers.get("user-agent"), purpose)
     result = rt.service.verify(
         state.presentation, who=Who(who.name, who.region) if who else Who(ANONYMOUS, ""),
-        purpose=purpose or state.purpose, channel="link", request_digest=request_digest(state.presentation), share=terms,
+        purpose=(purpose if who else None) or state.purpose, channel="link", request_digest=request_digest(state.presentation),
+        share=terms, visitor=visitor,
     )  # fmt: skip
     if _wants_json(request):
         return JSONResponse({**result.to_json(), "share": state.to_json()}, status_code=result.http_status)

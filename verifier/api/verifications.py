@@ -21,6 +21,7 @@ from registry.errors import CertificateError
 from registry.jsonbytes import JSONBytesResponse
 from registry.qr import decode_qr
 from verifier.api.deps import CallerDep, Runtime, token
+from verifier.api.privacy import PRIVATE_JSON
 from verifier.inputs import presentation_from_text
 from verifier.receipts import digest_request
 from verifier.remote import fetch_shared_presentation
@@ -52,7 +53,9 @@ def request_digest(presentation: Presentation) -> bytes:
 
 
 def _answer(result: Verification) -> JSONResponse:
-    return JSONBytesResponse(result.to_json(), status_code=result.http_status)
+    response = JSONBytesResponse(result.to_json(), status_code=result.http_status)
+    response.raw_headers.extend(PRIVATE_JSON)  # the report carries the disclosed fields: no-store, no framing, no referrer
+    return response
 
 
 def _read_request(raw: bytes) -> VerificationRequest:

@@ -1,8 +1,9 @@
-"""format: the presentation names this registry and discloses well-formed identifiers."""
+"""format: the presentation names this registry and discloses well-formed identifiers, and always
+the type, identifier and issuing agency (`BOUND_PATHS`), even when other fields are hidden."""
 
 from __future__ import annotations
 
-from registry.certificate.identifiers import parse_licence_id
+from registry.certificate.presentation import BOUND_PATHS
 from registry.errors import IdentifierError
 from verifier.checks.base import CheckResult, invalid, valid
 from verifier.context import VerificationContext
@@ -27,12 +28,12 @@ class FormatCheck:
         paths = set(p.paths())
         if len(paths) != len(p.leaves):
             return invalid(self.kind, "FIELD_DUPLICATED", "A field is disclosed twice")
-        if not p.is_partial and (missing := [f for f in REQUIRED_FULL if f not in paths]):
+        required = BOUND_PATHS if p.is_partial else REQUIRED_FULL
+        if missing := [f for f in required if f not in paths]:
             return invalid(self.kind, "FIELD_MISSING", f"Required fields missing: {missing}", missing=missing)
-        identifier = ctx.values.get("identifier")
-        if identifier is not None:
+        if "identifier" in ctx.values:
             try:
-                parse_licence_id(str(identifier), strict=True)
+                ctx.licence_id
             except IdentifierError as exc:
                 return invalid(self.kind, exc.code, f"identifier: {exc.message}")
         return valid(self.kind, "FORMAT_OK", "Well-formed", fields=sorted(paths))

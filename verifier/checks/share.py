@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from registry.certificate.presentation import BOUND_PATHS
 from verifier.checks.base import CheckResult, invalid, valid
 from verifier.context import VerificationContext
 from verifier.policy import covers_path
@@ -48,8 +49,9 @@ class ShareCheck:
         if share.single_use and share.used:
             return invalid(self.kind, "SHARE_USED", "This single-use share was already used", **evidence)
         disclosed = ctx.presentation.paths()
-        extra = [p for p in disclosed if not any(covers_path(f, p) for f in share.fields)]
-        absent = [f for f in share.fields if not any(covers_path(f, p) for p in disclosed)]
+        # The type, identifier and issuing agency are disclosed with every share, chosen or not.
+        extra = [p for p in disclosed if p not in BOUND_PATHS and not any(covers_path(f, p) for f in share.fields)]
+        absent = [f for f in share.fields if f not in BOUND_PATHS and not any(covers_path(f, p) for p in disclosed)]
         if extra or absent:
             return invalid(
                 self.kind, "SHARE_FIELDS_MISMATCH",
