@@ -32,9 +32,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3.exceptions import TransactionNotFound
 
 from issuer.models import Batch, BatchEvent, Certificate
-from registry.chain.reverts import anchor_outcome
 from registry.certificate.merkle import batch_tree
 from registry.certificate.seal import recover_sealer, sign_seal
+from registry.chain.reverts import anchor_outcome
 from registry.contracts.certificate_registry import ANCHOR_GAS, CertificateRegistry
 from registry.contracts.trust_registry import to_bytes32
 from registry.errors import ChainError, ChainUnavailable, ContractRevert
@@ -81,12 +81,18 @@ class AnchoringWorker:
         made = 0
         with self._sessions() as session:
             groups = session.execute(
-                select(Certificate.agency_code, Certificate.type_code, func.count(), func.min(Certificate.created_at))
+                select(
+                    Certificate.agency_code,
+                    Certificate.type_code,
+                    func.count(),
+                    func.min(Certificate.created_at),
+                )
                 .where(Certificate.state == "pending")
                 .group_by(Certificate.agency_code, Certificate.type_code)
             ).all()
-        for agency_code, type_code, count, oldest in groups:
+        for agency_code, type_code, pending, oldest in groups:
             window_over = oldest is None or _age_s(oldest, self._clock()) >= self.settings.batch_window_s
+            count = pending
             while count > 0 and (count >= self.settings.batch_size or flush or window_over):
                 # A job committed since the count was read may be sealed along (count goes below
                 # zero); nothing left to seal ends the group. Either way the loop ends.
@@ -100,14 +106,27 @@ class AnchoringWorker:
     def _seal_one(self, agency_code: str, type_code: str) -> int:
         signer = self._signer_for(agency_code)
         with self._sessions() as session:
-            pending = (Certificate.state == "pending", Certificate.agency_code == agency_code, Certificate.type_code == type_code)
+            pending = (
+                Certificate.state == "pending",
+                Certificate.agency_code == agency_code,
+                Certificate.type_code == type_code,
+            )
             rows = session.execute(
-                select(Certificate.id, Certificate.digest).where(*pending).order_by(Certificate.id).limit(self.settings.batch_size)
+                select(Certificate.id, Certificate.digest)
+                .where(*pending)
+                .order_by(Certificate.id)
+                .limit(self.settings.batch_size)
             ).all()
             if not rows:
                 return 0
             tree = batch_tree([row.digest for row in rows])
-            batch = Batch(agency_code=agency_code, type_code=type_code, root=tree.root, count=len(rows), signer=signer.address)
+            batch = Batch(
+                agency_code=agency_code,
+                type_code=type_code,
+                root=tree.root,
+                count=len(rows),
+                signer=signer.address,
+            )
             session.add(batch)
             session.flush()
             first, last = rows[0].id, rows[-1].id
@@ -120,10 +139,15 @@ class AnchoringWorker:
             else:
                 session.execute(
                     update(Certificate),
-                    [{"id": row.id, "state": "sealed", "batch_id": batch.id, "batch_index": i} for i, row in enumerate(rows)],
+                    [
+                        {"id": row.id, "state": "sealed", "batch_id": batch.id, "batch_index": i}
+                        for i, row in enumerate(rows)
+                    ],
                 )
             session.commit()
-            log.info("sealed batch %s of %d %s certificates for %s", batch.id, len(rows), type_code, agency_code)
+            log.info(
+                "sealed batch %s of %d %s certificates for %s", batch.id, len(rows), type_code, agency_code
+            )
             return len(rows)
 
     # ─── step 2: sign, store, broadcast ──────────────────────────────────────────────────
@@ -132,7 +156,9 @@ class AnchoringWorker:
         """Sign and broadcast every sealed batch whose back-off is over; return how many were tried."""
         now = self._clock()
         with self._sessions() as session:
-            rows = session.execute(select(Batch.id, Batch.retry_at).where(Batch.state == "sealed").order_by(Batch.id)).all()
+            rows = session.execute(
+                select(Batch.id, Batch.retry_at).where(Batch.state == "sealed").order_by(Batch.id)
+            ).all()
         due = [row.id for row in rows if row.retry_at is None or _age_s(row.retry_at, now) >= 0]
         for batch_id in due:
             self._sign_and_send(batch_id)
@@ -157,16 +183,33 @@ class AnchoringWorker:
             # A retry (after out of gas, say) asks the node how much gas the anchor needs now.
             gas = ANCHOR_GAS
             if batch.attempts:
-                gas = max(ANCHOR_GAS, self._client._estimate(signer.address, call, "CertificateRegistry") * 3 // 2)
+                gas = max(
+                    ANCHOR_GAS, self._client._estimate(signer.address, call, "CertificateRegistry") * 3 // 2
+                )
             nonce = self._free_nonce(session, signer.address)
             try:
                 tx = call.build_transaction(
-                    {"from": signer.address, "nonce": nonce, "gas": gas, "chainId": self._client.chain_id, **self._client._fees()}
+                    {
+                        "from": signer.address,
+                        "nonce": nonce,
+                        "gas": gas,
+                        "chainId": self._client.chain_id,
+                        **self._client._fees(),
+                    }
                 )
                 signed = signer.sign_transaction(tx)
-                batch.raw_tx, batch.tx_hash, batch.nonce = bytes(signed.raw_transaction), "0x" + signed.hash.hex().removeprefix("0x"), nonce
+                batch.raw_tx, batch.tx_hash, batch.nonce = (
+                    bytes(signed.raw_transaction),
+                    "0x" + signed.hash.hex().removeprefix("0x"),
+                    nonce,
+                )
                 batch.attempts, batch.retry_at = batch.attempts + 1, None
-                self._move(session, batch, "sending", f"attempt {batch.attempts}: transaction {batch.tx_hash}, nonce {nonce}")
+                self._move(
+                    session,
+                    batch,
+                    "sending",
+                    f"attempt {batch.attempts}: transaction {batch.tx_hash}, nonce {nonce}",
+                )
                 session.commit()  # stored before broadcast: a crash now re-broadcasts these bytes
                 self._broadcast(batch)
             finally:  # from here the node (pending) or our table (sending) keeps the nonce taken
@@ -188,22 +231,41 @@ class AnchoringWorker:
         chain_id, registry, key = self._client.chain_id, self._registry.address, bytes(signer.key)
         changes = []
         for row in rows:
-            if row.sealed_by is None and row.seal and recover_sealer(chain_id, registry, row.digest, row.seal) == signer.address:
-                changes.append({"id": row.id, "sealed_by": signer.address})  # from before the column: already this key's
+            if (
+                row.sealed_by is None
+                and row.seal
+                and recover_sealer(chain_id, registry, row.digest, row.seal) == signer.address
+            ):
+                changes.append(
+                    {"id": row.id, "sealed_by": signer.address}
+                )  # from before the column: already this key's
             else:
-                changes.append({"id": row.id, "seal": sign_seal(key, chain_id, registry, row.digest), "sealed_by": signer.address})
+                changes.append(
+                    {
+                        "id": row.id,
+                        "seal": sign_seal(key, chain_id, registry, row.digest),
+                        "sealed_by": signer.address,
+                    }
+                )
         if changes:
             session.execute(update(Certificate), changes)
         resealed = sum("seal" in change for change in changes)
         if resealed:
-            log.warning("batch %s: %d certificate(s) sealed by a rotated key were sealed again by %s", batch.id, resealed, signer.address)
+            log.warning(
+                "batch %s: %d certificate(s) sealed by a rotated key were sealed again by %s",
+                batch.id,
+                resealed,
+                signer.address,
+            )
         batch.signer = signer.address
 
     def _free_nonce(self, session: Session, signer: str) -> int:
         """The lowest nonce neither the node nor any transaction we stored uses: after a chain lost
         recent blocks (a restart from an older state, a reorg) this fills the gap that would
         otherwise hold every later transaction of the key in the queue forever."""
-        taken = set(session.scalars(select(Batch.nonce).where(Batch.signer == signer, Batch.state == "sending")))
+        taken = set(
+            session.scalars(select(Batch.nonce).where(Batch.signer == signer, Batch.state == "sending"))
+        )
         return self._client.allocate_nonce(signer, taken)
 
     def _broadcast(self, batch: Batch) -> None:
@@ -222,14 +284,18 @@ class AnchoringWorker:
         moved = 0
         head = self._client.block_number()
         with self._sessions() as session:
-            watched = list(session.scalars(select(Batch).where(Batch.state.in_(("sending", "mined"))).order_by(Batch.id)))
+            watched = list(
+                session.scalars(select(Batch).where(Batch.state.in_(("sending", "mined"))).order_by(Batch.id))
+            )
             watched += self._confirmed_to_watch(session, head)
             for batch in watched:
                 just_mined = False
                 if batch.state == "sending" and self._track_sending(session, batch):
                     moved, just_mined = moved + 1, batch.state == "mined"
                 if batch.state in ("mined", "confirmed"):
-                    if not just_mined and not self._follow(batch, head):  # a reorg or a restored older state took it away
+                    if not just_mined and not self._follow(
+                        batch, head
+                    ):  # a reorg or a restored older state took it away
                         self._move(
                             session, batch, "sealed",
                             f"reorg: the anchor of block {batch.block_number} ({batch.block_hash}) is no longer on chain; anchoring again",
@@ -238,12 +304,24 @@ class AnchoringWorker:
                         batch.raw_tx = batch.block_number = batch.block_hash = batch.confirmed_at = None
                         self._set_certificates(session, batch.id, "sealed")
                         moved += 1
-                    elif batch.state == "confirmed" and head - batch.block_number + 1 < self.settings.confirmations:
-                        self._move(session, batch, "mined", f"reorg: the anchor moved to block {batch.block_number}", head)
+                    elif (
+                        batch.state == "confirmed"
+                        and head - batch.block_number + 1 < self.settings.confirmations
+                    ):
+                        self._move(
+                            session,
+                            batch,
+                            "mined",
+                            f"reorg: the anchor moved to block {batch.block_number}",
+                            head,
+                        )
                         batch.confirmed_at = None
                         self._set_certificates(session, batch.id, "anchored")
                         moved += 1
-                    elif batch.state == "mined" and head - batch.block_number + 1 >= self.settings.confirmations:
+                    elif (
+                        batch.state == "mined"
+                        and head - batch.block_number + 1 >= self.settings.confirmations
+                    ):
                         self._move(session, batch, "confirmed", None, head)
                         batch.confirmed_at = self._clock()
                         self._set_certificates(session, batch.id, "confirmed")
@@ -256,7 +334,9 @@ class AnchoringWorker:
         depth = self.settings.watch_depth
         if depth <= 1:
             return []  # instant finality: a confirmed anchor stays
-        recent = and_(Batch.state == "confirmed", Batch.block_number.is_not(None), Batch.block_number > head - depth)
+        recent = and_(
+            Batch.state == "confirmed", Batch.block_number.is_not(None), Batch.block_number > head - depth
+        )
         if not session.scalar(select(func.count()).select_from(Batch).where(recent)):
             return []
         latest = self._client.guard(lambda: self._client.w3.eth.get_block("latest"))
@@ -323,10 +403,15 @@ class AnchoringWorker:
             else:
                 self._reverted(session, batch, revert, where)
             return True
-        confirmed_nonce = self._client.guard(lambda: self._client.w3.eth.get_transaction_count(batch.signer, "latest"))
+        confirmed_nonce = self._client.guard(
+            lambda: self._client.w3.eth.get_transaction_count(batch.signer, "latest")
+        )
         if confirmed_nonce > (batch.nonce or 0):
             self._client.release_nonce(batch.signer, batch.nonce)
-            batch.raw_tx, batch.last_error = None, "transaction replaced (its nonce was used by another); signing again"
+            batch.raw_tx, batch.last_error = (
+                None,
+                "transaction replaced (its nonce was used by another); signing again",
+            )
             self._move(session, batch, "sealed", batch.last_error)
             return True
         self._broadcast(batch)  # still pending or dropped: the same bytes again
@@ -365,9 +450,15 @@ class AnchoringWorker:
         self._move(session, batch, "sealed", batch.last_error)
         log.warning("batch %s: %s", batch.id, batch.last_error)
 
-    def _move(self, session: Session, batch: Batch, state: str, reason: str | None, block: int | None = None) -> None:
+    def _move(
+        self, session: Session, batch: Batch, state: str, reason: str | None, block: int | None = None
+    ) -> None:
         """Set the batch's state and record the change."""
-        session.add(BatchEvent(batch_id=batch.id, from_state=batch.state, to_state=state, reason=reason, block_number=block))
+        session.add(
+            BatchEvent(
+                batch_id=batch.id, from_state=batch.state, to_state=state, reason=reason, block_number=block
+            )
+        )
         batch.state = state
 
     def _set_certificates(self, session: Session, batch_id: int, state: str) -> None:
@@ -378,9 +469,7 @@ class AnchoringWorker:
 
     def _anchored_block(self, root: bytes) -> int | None:
         event = self._registry.contract.events.BatchAnchored()
-        logs = self._client.guard(
-            lambda: event.get_logs(from_block=0, argument_filters={"root": root})
-        )
+        logs = self._client.guard(lambda: event.get_logs(from_block=0, argument_filters={"root": root}))
         return logs[-1]["blockNumber"] if logs else None
 
     # ─── the loop ────────────────────────────────────────────────────────────────────────
@@ -420,7 +509,11 @@ class AnchoringWorker:
 
     def outstanding(self, job_ids: Collection[str] | None = None) -> int:
         """Certificates not yet confirmed nor refused (of `job_ids` only, if given)."""
-        query = select(func.count()).select_from(Certificate).where(Certificate.state.not_in(("confirmed", "refused")))
+        query = (
+            select(func.count())
+            .select_from(Certificate)
+            .where(Certificate.state.not_in(("confirmed", "refused")))
+        )
         if job_ids is not None:
             query = query.where(Certificate.job_id.in_(list(job_ids)))
         with self._sessions() as session:
@@ -438,7 +531,7 @@ class AnchoringWorker:
                 log.warning("anchoring paused (%s): retrying in %.1f s", exc.code, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, self.settings.retry_max_s)
-            except Exception:  # noqa: BLE001 - a database hiccup must not end the worker
+            except Exception:
                 log.exception("anchoring step failed: retrying in %.1f s", backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, self.settings.retry_max_s)

@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 SCOPES = ("issue", "status", "admin")
-TOKEN_PREFIX = "ek_"
+TOKEN_PREFIX = "ek_"  # noqa: S105 - a public prefix that marks our keys in logs and scanners, not a secret
 
 
 class AuthRequired(NotAuthorised):
@@ -72,7 +72,9 @@ class Principal:
 
     def require(self, scope: str) -> None:
         if not self.has(scope):
-            raise ScopeMissing(f"This API key lacks the {scope!r} scope: ask an admin for a key with it", scope=scope)
+            raise ScopeMissing(
+                f"This API key lacks the {scope!r} scope: ask an admin for a key with it", scope=scope
+            )
 
 
 @dataclass(frozen=True)
@@ -102,14 +104,20 @@ def parse_scopes(scopes: str | Iterable[str]) -> tuple[str, ...]:
     return wanted
 
 
-def create_api_key(sessions: sessionmaker[Session], agency_code: str, scopes: str | Iterable[str], label: str = "") -> str:
+def create_api_key(
+    sessions: sessionmaker[Session], agency_code: str, scopes: str | Iterable[str], label: str = ""
+) -> str:
     """A new key for a served agency; the token is returned once and never stored."""
     wanted = parse_scopes(scopes)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with sessions.begin() as session:
         if session.get(Agency, agency_code) is None:
-            raise EcertError(f"Agency {agency_code} is not served by this issuer", code="AGENCY_UNKNOWN", field="agency")
-        session.add(ApiKey(agency_code=agency_code, key_hash=_digest(token), scopes=",".join(wanted), label=label))
+            raise EcertError(
+                f"Agency {agency_code} is not served by this issuer", code="AGENCY_UNKNOWN", field="agency"
+            )
+        session.add(
+            ApiKey(agency_code=agency_code, key_hash=_digest(token), scopes=",".join(wanted), label=label)
+        )
     return token
 
 
@@ -132,7 +140,9 @@ def revoke_api_key(sessions: sessionmaker[Session], key_id: int) -> ApiKeyInfo:
     with sessions.begin() as session:
         key = session.get(ApiKey, key_id)
         if key is None:
-            raise EcertError(f"No API key {key_id}: see `ecert issuer api-key list`", code="API_KEY_NOT_FOUND", field="id")
+            raise EcertError(
+                f"No API key {key_id}: see `ecert issuer api-key list`", code="API_KEY_NOT_FOUND", field="id"
+            )
         if key.revoked_at is None:
             key.revoked_at = dt.datetime.now(dt.UTC)
         return _info(key)
@@ -147,4 +157,6 @@ def list_api_keys(sessions: sessionmaker[Session], agency_code: str | None = Non
 
 
 def _info(key: ApiKey) -> ApiKeyInfo:
-    return ApiKeyInfo(key.id, key.agency_code, tuple(key.scopes.split(",")), key.label, key.created_at, key.revoked_at)
+    return ApiKeyInfo(
+        key.id, key.agency_code, tuple(key.scopes.split(",")), key.label, key.created_at, key.revoked_at
+    )

@@ -81,7 +81,12 @@ def build_batch(
     for position, record in enumerate(records, start=1):
         try:
             fields = build_fields(
-                record, type_code=type_code, type_name=type_name, issuer=issuer, serial=next(serials), today=today
+                record,
+                type_code=type_code,
+                type_name=type_name,
+                issuer=issuer,
+                serial=next(serials),
+                today=today,
             )
             leaves = make_leaves(fields, salt_source)
         except EcertError as exc:

@@ -68,17 +68,23 @@ def _setup(tmp: Path):
     migrate(engine)
     factory = sessions(engine)
     service = IssuerService(
-        factory, os.urandom(32), chain_id=client.chain_id, registry_address=registry.address, signer_for=lambda _code: agency
+        factory,
+        os.urandom(32),
+        chain_id=client.chain_id,
+        registry_address=registry.address,
+        signer_for=lambda _code: agency,
     )
     service.ensure_agency(AGENCY, "杭州市市场监督管理局", "330100")
-    worker = AnchoringWorker(factory, registry, lambda _code: agency, WorkerSettings(batch_size=10_000, batch_window_s=0))
+    worker = AnchoringWorker(
+        factory, registry, lambda _code: agency, WorkerSettings(batch_size=10_000, batch_window_s=0)
+    )
     return node, client, registry, factory, service, worker
 
 
 def run_once(count: int, profile: Path | None = None) -> dict[str, Any]:
     records = make_records(count)
     with tempfile.TemporaryDirectory() as folder:
-        node, client, registry, factory, service, worker = _setup(Path(folder))
+        node, client, _registry, factory, service, worker = _setup(Path(folder))
         try:
             profiler = cProfile.Profile() if profile else None
             service.submit(AGENCY, TYPE_CODE, records[:JOB], type_name="营业执照")  # warm the intake pool
@@ -102,7 +108,9 @@ def run_once(count: int, profile: Path | None = None) -> dict[str, Any]:
             if profiler:
                 pstats.Stats(profiler).sort_stats("cumulative").dump_stats(profile)
             with factory() as session:
-                batches = session.execute(select(func.count(), func.sum(Batch.count)).select_from(Batch)).one()
+                batches = session.execute(
+                    select(func.count(), func.sum(Batch.count)).select_from(Batch)
+                ).one()
             gas = sum(
                 client.w3.eth.get_transaction_receipt(tx)["gasUsed"]
                 for (tx,) in factory().execute(select(Batch.tx_hash).order_by(Batch.id).offset(1))
@@ -122,7 +130,10 @@ def run_once(count: int, profile: Path | None = None) -> dict[str, Any]:
 
 
 def run_issue_bench(sizes: list[int], *, profile: bool = False) -> dict[str, Any]:
-    runs = [run_once(n, Path("bench-results/issue-100k.prof") if profile and n == 100_000 else None) for n in sizes]
+    runs = [
+        run_once(n, Path("bench-results/issue-100k.prof") if profile and n == 100_000 else None)
+        for n in sizes
+    ]
     main = next((r for r in runs if r["records"] == 100_000), runs[-1])
     return {
         "certs_per_s": main["certs_per_s"],

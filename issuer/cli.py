@@ -31,7 +31,11 @@ api_key_app = command_group("API keys of agency staff (one agency, scopes issue/
 STATUS_NAMES = ("active", "suspended", "revoked")
 JOB_RECORDS = 100_000  # records per stored job when a file is issued
 STAGES = ("stored", "sealed", "anchored", "confirmed")
-PAST = {"sealed": ("sealed", "anchored", "confirmed", "refused"), "anchored": ("anchored", "confirmed"), "confirmed": ("confirmed",)}
+PAST = {
+    "sealed": ("sealed", "anchored", "confirmed", "refused"),
+    "anchored": ("anchored", "confirmed"),
+    "confirmed": ("confirmed",),
+}
 
 
 def register(app: typer.Typer) -> None:
@@ -61,12 +65,28 @@ def _chunks(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[
 
 
 def issue(
-    agency: Annotated[str, typer.Option(help="The issuing agency's 统一社会信用代码 (its key must be in the keystore).")],
-    type_code: Annotated[str, typer.Option("--type", help="Certificate type code (21 chars) the agency is granted.")],
-    input_file: Annotated[Path, typer.Option("--input", help="Records as .jsonl or .csv (dotted headers: holder.name, …).", exists=True, dir_okay=False)],
+    agency: Annotated[
+        str, typer.Option(help="The issuing agency's 统一社会信用代码 (its key must be in the keystore).")
+    ],
+    type_code: Annotated[
+        str, typer.Option("--type", help="Certificate type code (21 chars) the agency is granted.")
+    ],
+    input_file: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            help="Records as .jsonl or .csv (dotted headers: holder.name, …).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Folder for the holder packages (*.json).")],
-    type_name: Annotated[str, typer.Option("--name", help="The certificate's name when records give none.")] = "电子证照",
-    qr: Annotated[bool, typer.Option("--qr", help="Also write a QR PNG of each package's EC1: code.")] = False,
+    type_name: Annotated[
+        str, typer.Option("--name", help="The certificate's name when records give none.")
+    ] = "电子证照",
+    qr: Annotated[
+        bool, typer.Option("--qr", help="Also write a QR PNG of each package's EC1: code.")
+    ] = False,
 ) -> None:
     """Store, seal, batch and anchor certificates, then write one holder package per certificate.
 
@@ -80,7 +100,9 @@ def issue(
     runtime = IssuerRuntime.open()
     try:
         runtime.register_agency(agency)
-        if not runtime.workspace.registry.is_granted(agency, type_code):  # as the API: refused before intake, not at anchoring
+        if not runtime.workspace.registry.is_granted(
+            agency, type_code
+        ):  # as the API: refused before intake, not at anchoring
             raise EcertError(
                 f"Agency {agency} is not granted type {type_code}: ask the regional authority to grant it",
                 code="TYPE_NOT_GRANTED", field="type",
@@ -93,14 +115,18 @@ def issue(
                 jobs.append(runtime.service.submit(agency, type_code, chunk, type_name=type_name))
                 tally.update({"stored": sum(job.total - len(job.errors) for job in jobs)})
             wanted = [job.id for job in jobs]
-            runtime.worker.run_until_idle(job_ids=wanted, on_pass=lambda: _tally_jobs(runtime, agency, wanted, tally))
+            runtime.worker.run_until_idle(
+                job_ids=wanted, on_pass=lambda: _tally_jobs(runtime, agency, wanted, tally)
+            )
             _tally_jobs(runtime, agency, wanted, tally)
         issued, rejected = _write_packages(runtime, agency, jobs, out, qr=qr)
         refusals = [r for job in jobs for r in runtime.service.job(agency, job.id).refusals]
     finally:
         runtime.close()
     for refusal in refusals:
-        err.print(f"the chain refused batch {refusal['batchRoot']} ({refusal['count']} certificate(s), not retried): {refusal['message']}")
+        err.print(
+            f"the chain refused batch {refusal['batchRoot']} ({refusal['count']} certificate(s), not retried): {refusal['message']}"
+        )
     refused = sum(r["count"] for r in refusals)
     suffix = f", {rejected} record(s) rejected (see rejected.jsonl)" if rejected else ""
     suffix += f", {refused} refused by the chain" if refused else ""
@@ -126,7 +152,9 @@ def _out_folder(out: Path) -> None:
                   f"but consider `chmod 700 {out}`[/yellow]")  # fmt: skip
 
 
-def _write_packages(runtime: IssuerRuntime, agency: str, jobs: list[JobView], out: Path, *, qr: bool) -> tuple[int, int]:
+def _write_packages(
+    runtime: IssuerRuntime, agency: str, jobs: list[JobView], out: Path, *, qr: bool
+) -> tuple[int, int]:
     """One holder package per certificate (and its QR code with `qr`), each 0600: personal data."""
     from registry.qr import qr_png
     from registry.secrets_files import write_private
@@ -134,7 +162,9 @@ def _write_packages(runtime: IssuerRuntime, agency: str, jobs: list[JobView], ou
     issued = rejected = 0
     for job in jobs:
         for identifier, presentation in runtime.service.job_packages(agency, job.id):
-            write_private(out / f"{identifier}.json", json.dumps(presentation.to_json(), ensure_ascii=False, indent=1))
+            write_private(
+                out / f"{identifier}.json", json.dumps(presentation.to_json(), ensure_ascii=False, indent=1)
+            )
             if qr:
                 write_private(out / f"{identifier}.png", qr_png(presentation.to_ec1()))
             issued += 1
@@ -147,11 +177,19 @@ def _report_rejected(job: JobView, out: Path) -> int:
         return 0
     import os
 
-    fd = os.open(out / "rejected.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # the records' errors: 0600 like the packages
+    fd = os.open(
+        out / "rejected.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+    )  # the records' errors: 0600 like the packages
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         for error in job.errors:
-            handle.write(json.dumps({"record": error["position"], **{k: error[k] for k in ("code", "field", "message")}}, ensure_ascii=False) + "\n")
+            handle.write(
+                json.dumps(
+                    {"record": error["position"], **{k: error[k] for k in ("code", "field", "message")}},
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     return len(job.errors)
 
 
@@ -162,12 +200,16 @@ def _report_rejected(job: JobView, out: Path) -> int:
 def status_set(
     identifier: Annotated[str, typer.Argument(help="The certificate's e-licence identifier.")],
     status: Annotated[str, typer.Option(help="active (reinstate), suspended or revoked (final).")],
-    reason: Annotated[int, typer.Option(help="GB reason code: 01 有效, 02 暂扣, 03 撤销, 04 注销, 07 吊销, 99 其他.")],
+    reason: Annotated[
+        int, typer.Option(help="GB reason code: 01 有效, 02 暂扣, 03 撤销, 04 注销, 07 吊销, 99 其他.")
+    ],
     note: Annotated[str | None, typer.Option(help="A note kept with the change.")] = None,
 ) -> None:
     """Change one certificate's status on chain (signed with its agency's key)."""
     if status.lower() not in STATUS_NAMES:
-        raise EcertError(f"Unknown status {status!r}: use active, suspended or revoked", code="STATUS_INVALID")
+        raise EcertError(
+            f"Unknown status {status!r}: use active, suspended or revoked", code="STATUS_INVALID"
+        )
     from issuer.runtime import IssuerRuntime
     from registry.certificate.identifiers import parse_licence_id
     from registry.contracts.certificate_registry import Status
@@ -186,12 +228,28 @@ def status_set(
 
 def _port(service: str, what: str, default: int) -> Any:
     env = f"ECERT_DEMO_{service.upper()}_PORT"
-    return typer.Option(f"--{service}-port", envvar=env, show_envvar=True, help=f"Port of the {what} (default {default}).")
+    return typer.Option(
+        f"--{service}-port", envvar=env, show_envvar=True, help=f"Port of the {what} (default {default})."
+    )
 
 
 def demo(
-    home: Annotated[Path | None, typer.Option(envvar="ECERT_HOME", show_envvar=True, help="State folder: chain, keys, databases, logs (default ./.ecert).")] = None,
-    chain_port: Annotated[int | None, typer.Option(envvar="ECERT_CHAIN_PORT", show_envvar=True, help="Port of the local anvil chain (default 8545); the services reach it at http://127.0.0.1:<port> unless ECERT_RPC_URL says otherwise.")] = None,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="ECERT_HOME",
+            show_envvar=True,
+            help="State folder: chain, keys, databases, logs (default ./.ecert).",
+        ),
+    ] = None,
+    chain_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="ECERT_CHAIN_PORT",
+            show_envvar=True,
+            help="Port of the local anvil chain (default 8545); the services reach it at http://127.0.0.1:<port> unless ECERT_RPC_URL says otherwise.",
+        ),
+    ] = None,
     issuer_port: Annotated[int | None, _port("issuer", "issuer API", 8001)] = None,
     verifier_port: Annotated[int | None, _port("verifier", "verifier node", 8002)] = None,
     wallet_port: Annotated[int | None, _port("wallet", "holder wallet", 8003)] = None,
@@ -212,7 +270,10 @@ def demo(
         local = f"http://127.0.0.1:{chain_port}"
         given = os.environ.setdefault("ECERT_RPC_URL", local)
         if given.rstrip("/") not in (local, f"http://localhost:{chain_port}"):
-            raise EcertError(f"ECERT_RPC_URL={given} is not the demo's chain on port {chain_port}: unset it, or make them agree", code="CONFIG_INVALID")
+            raise EcertError(
+                f"ECERT_RPC_URL={given} is not the demo's chain on port {chain_port}: unset it, or make them agree",
+                code="CONFIG_INVALID",
+            )
     from issuer.demo import run_demo
     from registry.workspace import Workspace
 
@@ -226,7 +287,9 @@ def demo(
 def serve_issuer(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8001,
-    no_worker: Annotated[bool, typer.Option("--no-worker", help="Serve the API only; anchor in another process.")] = False,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Serve the API only; anchor in another process.")
+    ] = False,
 ) -> None:
     """Serve the issuer API (docs at /docs) and anchor what it takes in; stops on SIGTERM/Ctrl-C."""
     from issuer.serve import serve
@@ -236,7 +299,9 @@ def serve_issuer(
 
 @api_key_app.command("create")
 def api_key_create(
-    agency: Annotated[str, typer.Option(help="The agency's 统一社会信用代码 (its key must be in the keystore).")],
+    agency: Annotated[
+        str, typer.Option(help="The agency's 统一社会信用代码 (its key must be in the keystore).")
+    ],
     scopes: Annotated[str, typer.Option(help="Comma list of issue, status, admin.")] = "issue",
     label: Annotated[str, typer.Option(help="Who or what holds the key, e.g. a system or a clerk.")] = "",
 ) -> None:
@@ -250,7 +315,10 @@ def api_key_create(
     try:
         code = parse_uscc(agency).code
         if code not in served_agencies(runtime):
-            raise EcertError(f"Agency {code} has no key in this keystore: run `ecert agency add` first", code="AGENCY_UNKNOWN")
+            raise EcertError(
+                f"Agency {code} has no key in this keystore: run `ecert agency add` first",
+                code="AGENCY_UNKNOWN",
+            )
         runtime.register_agency(code)
         token = create_api_key(runtime.sessions, code, scopes, label)
     finally:
@@ -260,7 +328,9 @@ def api_key_create(
 
 
 @api_key_app.command("revoke")
-def api_key_revoke(key_id: Annotated[int, typer.Argument(help="The key's id (see `ecert issuer api-key list`).")]) -> None:
+def api_key_revoke(
+    key_id: Annotated[int, typer.Argument(help="The key's id (see `ecert issuer api-key list`).")],
+) -> None:
     """Revoke a key: it stops working at once."""
     from issuer.auth import revoke_api_key
     from issuer.runtime import IssuerRuntime

@@ -35,7 +35,11 @@ console = Console(soft_wrap=True, highlight=False)
 
 BUSINESS_LICENCE = "11100000000013338W001"  # 营业执照 (type code: defining authority + 001)
 DRIVING_LICENCE = "11100000000013338W002"  # 机动车驾驶证
-AUTHORITIES = [("330000", "浙江省数据局"), ("440000", "广东省政务服务和数据管理局"), ("310000", "上海市大数据中心")]
+AUTHORITIES = [
+    ("330000", "浙江省数据局"),
+    ("440000", "广东省政务服务和数据管理局"),
+    ("310000", "上海市大数据中心"),
+]
 AGENCIES = [
     ("330100", "11330100002493028E", "杭州市市场监督管理局", BUSINESS_LICENCE),
     ("440100", "114401000075021133", "广州市市场监督管理局", BUSINESS_LICENCE),
@@ -66,7 +70,12 @@ class Demo:
         return f"http://127.0.0.1:{getattr(self.ports, service + '_port')}"
 
 
-DEMO_FOLDERS = ("demo", "demo/certificates", "demo/claimable", "demo/logs")  # under the home: holder packages, logs
+DEMO_FOLDERS = (
+    "demo",
+    "demo/certificates",
+    "demo/claimable",
+    "demo/logs",
+)  # under the home: holder packages, logs
 
 
 def make_demo_folders(home: Path) -> None:
@@ -80,7 +89,7 @@ def ensure_password(ws: Workspace) -> None:
     """Give a demo home its own random keystore password (in a 0600 file) unless one is set."""
     try:
         ws.settings.require_keystore_password()
-    except Exception:  # noqa: BLE001 - only the missing password is expected here
+    except Exception:
         path = ws.settings.default_password_file
         private_folder(path.parent)
         write_private(path, secrets.token_urlsafe(24))
@@ -100,7 +109,9 @@ def set_up_chain(ws: Workspace, clock: StepClock) -> None:
     with clock.step(f"{len(AUTHORITIES)} regional authorities and {len(AGENCIES)} agencies"):
         for region, name in AUTHORITIES:
             key_name = f"authority-{region}"
-            if not (ws.keystore.has(key_name) and ws.registry.authority_region(ws.keystore.address(key_name))):
+            if not (
+                ws.keystore.has(key_name) and ws.registry.authority_region(ws.keystore.address(key_name))
+            ):
                 registry_cli.authority_add(region=region, name=name)
         for region, code, name, type_code in AGENCIES:
             if not ws.keystore.has(f"agency-{code}"):
@@ -115,17 +126,32 @@ def issue_samples(ws: Workspace, clock: StepClock) -> tuple[Path, Path]:
     if not any(seeded.glob("*.json")):
         for records, agency, type_code, name in SAMPLES:
             with clock.step(f"issuing sample {name} certificates ({records.name})"):
-                issue(agency=agency, type_code=type_code, input_file=records, out=seeded, type_name=name, qr=True)
+                issue(
+                    agency=agency,
+                    type_code=type_code,
+                    input_file=records,
+                    out=seeded,
+                    type_name=name,
+                    qr=True,
+                )
     if not any(claimable.glob("*.json")):
         with clock.step("issuing a certificate for a new holder to claim"):
-            issue(agency=AGENCIES[0][1], type_code=BUSINESS_LICENCE, input_file=CLAIMABLE, out=claimable, type_name="营业执照")
+            issue(
+                agency=AGENCIES[0][1],
+                type_code=BUSINESS_LICENCE,
+                input_file=CLAIMABLE,
+                out=claimable,
+                type_name="营业执照",
+            )
     return seeded, claimable
 
 
 def _ecert(*args: str, env: dict[str, str] | None = None) -> str:
     """Run `ecert …` as a user would (the issuer imports neither the verifier nor the wallet);
     its standard output."""
-    done = subprocess.run([sys.executable, "-m", "registry", *args], capture_output=True, text=True, check=False, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "registry", *args], capture_output=True, text=True, check=False, env=env
+    )
     if done.returncode != 0:
         raise RuntimeError(f"ecert {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")
     return done.stdout.strip()
@@ -163,14 +189,51 @@ def start_services(demo: Demo, clock: StepClock) -> None:
     env = {**os.environ, "ECERT_HOME": str(demo.home), "ECERT_VERIFIER_PUBLIC_URL": demo.url("verifier")}
     with clock.step("API keys: the wallet's and a bank's at the verifier node, an agency's at the issuer"):
         # each command prints the key alone on its last line
-        wallet_key = _ecert("verifier", "org", "add", "--name", "浙里办钱包", "--region", "330000", "--kind", "wallet", env=env).splitlines()[-1]
-        demo.bank_key = _ecert("verifier", "org", "add", "--name", "示例银行杭州分行", "--region", "330000", "--kind", "bank", env=env).splitlines()[-1]
-        demo.issuer_key = _ecert("issuer", "api-key", "create", "--agency", AGENCIES[0][1], "--scopes", "issue,status", "--label", "demo", env=env).splitlines()[-1]
+        wallet_key = _ecert(
+            "verifier",
+            "org",
+            "add",
+            "--name",
+            "浙里办钱包",
+            "--region",
+            "330000",
+            "--kind",
+            "wallet",
+            env=env,
+        ).splitlines()[-1]
+        demo.bank_key = _ecert(
+            "verifier",
+            "org",
+            "add",
+            "--name",
+            "示例银行杭州分行",
+            "--region",
+            "330000",
+            "--kind",
+            "bank",
+            env=env,
+        ).splitlines()[-1]
+        demo.issuer_key = _ecert(
+            "issuer",
+            "api-key",
+            "create",
+            "--agency",
+            AGENCIES[0][1],
+            "--scopes",
+            "issue,status",
+            "--label",
+            "demo",
+            env=env,
+        ).splitlines()[-1]
     wallet_env = {**env, "ECERT_WALLET_VERIFIER_KEY": wallet_key, "ECERT_WALLET_ISSUER_URL": demo.url("issuer"),
                   "ECERT_WALLET_VERIFIER_URL": demo.url("verifier")}  # fmt: skip
-    with clock.step(f"services: issuer API {demo.url('issuer')}, verifier node {demo.url('verifier')}, wallet {demo.url('wallet')}"):
+    with clock.step(
+        f"services: issuer API {demo.url('issuer')}, verifier node {demo.url('verifier')}, wallet {demo.url('wallet')}"
+    ):
         _spawn(demo, "issuer", ["issuer", "--port", str(demo.ports.issuer_port)], env)
-        _spawn(demo, "verifier", ["verifier", "--region", "330000", "--port", str(demo.ports.verifier_port)], env)
+        _spawn(
+            demo, "verifier", ["verifier", "--region", "330000", "--port", str(demo.ports.verifier_port)], env
+        )
         _spawn(demo, "wallet", ["wallet", "--port", str(demo.ports.wallet_port)], wallet_env)
         for name in ("issuer", "verifier", "wallet"):
             _wait_listening(demo, name)
@@ -183,8 +246,16 @@ RULE_LINE = re.compile(r"^password rule: (?P<rule>.+)$", re.MULTILINE)
 def seed_holders(demo: Demo, seeded: Path, claimable: Path, clock: StepClock) -> None:
     """Demo holders through the wallet's own command (the issuer does not import the wallet)."""
     with clock.step("demo holders: wallet accounts with their certificates"):
-        out = _ecert("wallet", "demo-holders", "--packages", str(seeded), env={**os.environ, "ECERT_HOME": str(demo.home)})
-    demo.holders = [f"{m['name']}  身份证号 {m['id']}  密码 {m['password']}" for m in HOLDER_LINE.finditer(out)]
+        out = _ecert(
+            "wallet",
+            "demo-holders",
+            "--packages",
+            str(seeded),
+            env={**os.environ, "ECERT_HOME": str(demo.home)},
+        )
+    demo.holders = [
+        f"{m['name']}  身份证号 {m['id']}  密码 {m['password']}" for m in HOLDER_LINE.finditer(out)
+    ]
     if rule := RULE_LINE.search(out):
         demo.password_rule = rule["rule"]
     with clock.step("a claim code for a new holder"):
@@ -272,7 +343,9 @@ def print_summary(demo: Demo, seeded: Path) -> None:
         say(f"    {line}")
     if demo.claim:
         name, id_number, code = demo.claim
-        say(f"\n  register as {name} (ID number {id_number}) with a password of your own, then claim with code:")
+        say(
+            f"\n  register as {name} (ID number {id_number}) with a password of your own, then claim with code:"
+        )
         say(f"    {code}")
         if demo.password_rule:
             say(f"  password rule 密码规则: {demo.password_rule}")

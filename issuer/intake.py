@@ -6,8 +6,8 @@ big jobs. Pure but for the optional process pool: no database, no chain.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import multiprocessing
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -16,11 +16,11 @@ from typing import Any
 import cbor2
 
 from issuer.batch import RejectedRecord
-from registry.crypto import DataCipher
 from registry.certificate.canonical import FieldLeaf, make_leaves
 from registry.certificate.merkle import field_digest
 from registry.certificate.model import Issuer, build_fields
 from registry.certificate.seal import sign_seal
+from registry.crypto import DataCipher
 from registry.errors import EcertError
 
 PARALLEL_FROM = 2_000  # below this, a process pool costs more than it saves
@@ -73,9 +73,15 @@ def _prepare_chunk(spec: IntakeSpec, start: int, records: Sequence[Mapping[str, 
         serial = spec.serial or f"{spec.serial_prefix}{position:07d}"
         try:
             fields = build_fields(
-                record, type_code=spec.type_code, type_name=spec.type_name, issuer=spec.issuer, serial=serial,
-                version=spec.version, today=spec.today, previous_identifier=spec.previous_identifier,
-            )  # fmt: skip
+                record,
+                type_code=spec.type_code,
+                type_name=spec.type_name,
+                issuer=spec.issuer,
+                serial=serial,
+                version=spec.version,
+                today=spec.today,
+                previous_identifier=spec.previous_identifier,
+            )
             leaves = make_leaves(fields, os.urandom)
         except EcertError as exc:
             rejected.append(RejectedRecord(position, exc.code, exc.message, exc.details.get("field")))
@@ -84,10 +90,14 @@ def _prepare_chunk(spec: IntakeSpec, start: int, records: Sequence[Mapping[str, 
         digest = field_digest(leaves)
         prepared.append(
             PreparedCertificate(
-                position, identifier, spec.previous_identifier, spec.version, digest,
+                position,
+                identifier,
+                spec.previous_identifier,
+                spec.version,
+                digest,
                 sign_seal(spec.signing_key, spec.chain_id, spec.registry, digest),
                 cipher.encrypt(encode_leaves(leaves), identifier),
-            )  # fmt: skip
+            )
         )
     return prepared, rejected
 
@@ -95,13 +105,18 @@ def _prepare_chunk(spec: IntakeSpec, start: int, records: Sequence[Mapping[str, 
 Prepared = tuple[list[PreparedCertificate], list[RejectedRecord]]
 
 
-def prepare_chunks(spec: IntakeSpec, records: Sequence[Mapping[str, Any]], pool: Executor | None = None) -> Iterator[Prepared]:
+def prepare_chunks(
+    spec: IntakeSpec, records: Sequence[Mapping[str, Any]], pool: Executor | None = None
+) -> Iterator[Prepared]:
     """Prepare every record (positions from 1), chunk by chunk in record order; with a pool,
     chunks are prepared in parallel while the caller stores the ones already done."""
     if pool is None or len(records) < PARALLEL_FROM:
         yield _prepare_chunk(spec, 1, records)
         return
-    futures = [pool.submit(_prepare_chunk, spec, start + 1, records[start : start + CHUNK]) for start in range(0, len(records), CHUNK)]
+    futures = [
+        pool.submit(_prepare_chunk, spec, start + 1, records[start : start + CHUNK])
+        for start in range(0, len(records), CHUNK)
+    ]
     for future in futures:
         yield future.result()
 
@@ -109,4 +124,6 @@ def prepare_chunks(spec: IntakeSpec, records: Sequence[Mapping[str, Any]], pool:
 def process_pool(processes: int | None = None) -> ProcessPoolExecutor:
     """A pool for intake. `forkserver`, not `fork`: the issuer runs threads (API, worker), and
     forking a threaded process can copy a held lock."""
-    return ProcessPoolExecutor(processes or os.cpu_count() or 1, mp_context=multiprocessing.get_context("forkserver"))
+    return ProcessPoolExecutor(
+        processes or os.cpu_count() or 1, mp_context=multiprocessing.get_context("forkserver")
+    )

@@ -104,8 +104,12 @@ class Batch(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     block_hash: Mapped[str | None] = mapped_column(String(66))  # of `block_number`: a reorg changes it
-    retry_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))  # back-off after a failed transaction
-    refusal: Mapped[str | None] = mapped_column(String(64))  # the contract error that refused it (state refused)
+    retry_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True)
+    )  # back-off after a failed transaction
+    refusal: Mapped[str | None] = mapped_column(
+        String(64)
+    )  # the contract error that refused it (state refused)
 
 
 class BatchEvent(Base):
@@ -139,7 +143,9 @@ class Certificate(Base):
     sealed_fields: Mapped[bytes] = mapped_column(LargeBinary)
     digest: Mapped[bytes] = mapped_column(LargeBinary(32))
     seal: Mapped[bytes | None] = mapped_column(LargeBinary(65))
-    sealed_by: Mapped[str | None] = mapped_column(String(42))  # the key of `seal`; NULL: from before this column
+    sealed_by: Mapped[str | None] = mapped_column(
+        String(42)
+    )  # the key of `seal`; NULL: from before this column
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
     batch_index: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="active")

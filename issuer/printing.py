@@ -54,8 +54,14 @@ TEXTS = {
     "permanent": ("长期", "long-term (长期)"),
     "until": ("至", "to"),
     "hidden": ("（未披露）", "(not disclosed)"),
-    "partial": ("部分披露：仅显示持证人选择出示的信息", "Selective disclosure: only the fields the holder chose to show"),
-    "note": ("本件为电子证照打印件，真伪以扫码核验结果为准。", "This is a printout of an electronic licence: scan the QR code to verify it."),
+    "partial": (
+        "部分披露：仅显示持证人选择出示的信息",
+        "Selective disclosure: only the fields the holder chose to show",
+    ),
+    "note": (
+        "本件为电子证照打印件，真伪以扫码核验结果为准。",
+        "This is a printout of an electronic licence: scan the QR code to verify it.",
+    ),
     "caption": ("扫码核验 / Scan to verify", "扫码核验 / Scan to verify"),
 }
 
@@ -130,7 +136,9 @@ def _holder_code(holder: dict[str, Any], lang: str) -> Row | None:
     if code_type == CODE_TYPE_USCC:
         return _row("uscc", code or masked, lang)
     shown = masked or (mask_code(str(code)) if code else None)
-    return _row("idNumber" if code_type == CODE_TYPE_ID_NUMBER else "holderCode", shown, lang) if shown else None
+    return (
+        _row("idNumber" if code_type == CODE_TYPE_ID_NUMBER else "holderCode", shown, lang) if shown else None
+    )
 
 
 def licence_face(presentation: Presentation, lang: str = "zh") -> LicenceFace:
@@ -147,8 +155,8 @@ def licence_face(presentation: Presentation, lang: str = "zh") -> LicenceFace:
 
     person = holder.get("codeType") == CODE_TYPE_ID_NUMBER
     rows = [_row("holderPerson" if person else "holderOrg", holder.get("name"), lang)]
-    for key in sorted(ext, key=lambda k: EXT_ORDER.index(k) if k in EXT_ORDER else len(EXT_ORDER)):
-        rows.append(_row(f"ext.{key}", ext[key], lang))
+    ordered = sorted(ext, key=lambda k: EXT_ORDER.index(k) if k in EXT_ORDER else len(EXT_ORDER))
+    rows.extend(_row(f"ext.{key}", ext[key], lang) for key in ordered)
 
     start, end = _date(fields.get("validFrom"), lang), _date(fields.get("validUntil"), lang)
     if end is None:  # null means 长期; absent from a disclosure means the holder hid it
@@ -177,13 +185,15 @@ def licence_face(presentation: Presentation, lang: str = "zh") -> LicenceFace:
 
 
 @functools.lru_cache(maxsize=1)
-def _environment():  # noqa: ANN202 - jinja2 is imported lazily
+def _environment():
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined)
 
 
-def render_licence_html(presentation: Presentation, *, qr_payload: str | None = None, lang: str = "zh") -> str:
+def render_licence_html(
+    presentation: Presentation, *, qr_payload: str | None = None, lang: str = "zh"
+) -> str:
     """A self-contained HTML page (inline CSS, QR as a data: PNG) for screen and A4 print."""
     face = licence_face(presentation, lang)
     payload = presentation.to_ec1() if qr_payload is None else qr_payload
@@ -218,7 +228,9 @@ def _width(text: str, size: float, mono: bool = False) -> float:
     return sum(stringWidth(run, _font(run, mono), size) for run in _runs(text))
 
 
-def _draw(pdf: Any, x: float, y: float, text: str, size: float, *, align: str = "left", mono: bool = False) -> None:
+def _draw(
+    pdf: Any, x: float, y: float, text: str, size: float, *, align: str = "left", mono: bool = False
+) -> None:
     x -= {"left": 0, "centre": _width(text, size, mono) / 2, "right": _width(text, size, mono)}[align]
     obj = pdf.beginText(x, y)  # one text object, so that text extraction keeps the line whole
     for run in _runs(text):
@@ -227,7 +239,9 @@ def _draw(pdf: Any, x: float, y: float, text: str, size: float, *, align: str = 
     pdf.drawText(obj)
 
 
-def _spaced(pdf: Any, x: float, y: float, text: str, size: float, spacing: float, *, bold: bool = False) -> None:
+def _spaced(
+    pdf: Any, x: float, y: float, text: str, size: float, spacing: float, *, bold: bool = False
+) -> None:
     """Chinese text with extra space between characters (and faux bold: STSong-Light has no bold)."""
     obj = pdf.beginText(x, y)
     obj.setFont(CID_FONT, size)
@@ -260,7 +274,9 @@ def _wrap(text: str, size: float, width: float) -> list[str]:
     return [*lines, line] if line else lines or [""]
 
 
-def render_licence_pdf(presentation: Presentation, *, qr_payload: str | None = None, lang: str = "zh") -> bytes:
+def render_licence_pdf(
+    presentation: Presentation, *, qr_payload: str | None = None, lang: str = "zh"
+) -> bytes:
     """The same face as one A4 page, in the built-in CID font STSong-Light (nothing embedded)."""
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm

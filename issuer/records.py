@@ -24,9 +24,15 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise CertificateError(f"{path}:{number}: not JSON ({exc.msg})", code="RECORD_MALFORMED", line=number) from exc
+                    raise CertificateError(
+                        f"{path}:{number}: not JSON ({exc.msg})", code="RECORD_MALFORMED", line=number
+                    ) from exc
                 if not isinstance(record, dict):
-                    raise CertificateError(f"{path}:{number}: a record must be a JSON object", code="RECORD_MALFORMED", line=number)
+                    raise CertificateError(
+                        f"{path}:{number}: a record must be a JSON object",
+                        code="RECORD_MALFORMED",
+                        line=number,
+                    )
                 yield record
         else:
             raise CertificateError(f"Unsupported input {path.name}: use .jsonl or .csv", code="INPUT_FORMAT")

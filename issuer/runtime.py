@@ -28,7 +28,9 @@ class IssuerRuntime:
     sessions: sessionmaker[Session]
 
     @classmethod
-    def open(cls, workspace: Workspace | None = None, settings: IssuerSettings | None = None) -> IssuerRuntime:
+    def open(
+        cls, workspace: Workspace | None = None, settings: IssuerSettings | None = None
+    ) -> IssuerRuntime:
         workspace = workspace or Workspace()
         settings = settings or IssuerSettings()
         engine = make_engine(settings.url(workspace.settings))

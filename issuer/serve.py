@@ -104,9 +104,13 @@ def serve(host: str = "127.0.0.1", port: int = 8001, *, worker: bool = True, log
     try:
         served = register_agencies(runtime)
         log.warning("serving agencies %s on http://%s:%d", ", ".join(served) or "(none)", host, port)
-        server = uvicorn.Server(uvicorn.Config(create_app(runtime), host=host, port=port, workers=1, log_level=log_level))
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(runtime), host=host, port=port, workers=1, log_level=log_level)
+        )
 
-        def on_signal(_signum: int, _frame: object) -> None:  # uvicorn re-raises the signal after its shutdown:
+        def on_signal(
+            _signum: int, _frame: object
+        ) -> None:  # uvicorn re-raises the signal after its shutdown:
             server.should_exit = True  # with this handler in place, that ends in a clean exit 0
 
         signal.signal(signal.SIGTERM, on_signal)

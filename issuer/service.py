@@ -20,15 +20,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry.crypto import DataCipher
 from issuer.intake import IntakeSpec, Prepared, decode_leaves, prepare_chunks, process_pool
 from issuer.models import Agency, Batch, Certificate, Job, JobError
 from registry.certificate.canonical import leaf_value, unflatten
-from registry.certificate.merkle import MerkleTree, batch_tree
 from registry.certificate.identifiers import parse_licence_id
+from registry.certificate.merkle import MerkleTree, batch_tree
 from registry.certificate.model import Issuer
 from registry.certificate.presentation import Presentation
 from registry.certificate.types import name_contradiction
+from registry.crypto import DataCipher
 from registry.errors import CertificateError, Conflict, EcertError, IdentifierError, NotAuthorised, NotFound
 
 JOB_STATES = ("pending", "sealed", "anchored", "confirmed", "refused")
@@ -49,7 +49,10 @@ class JobView:
     @property
     def done(self) -> bool:
         """Every record is confirmed, failed intake, or was refused by the chain (never retried)."""
-        return self.counts.get("confirmed", 0) + self.counts.get("failed", 0) + self.counts.get("refused", 0) >= self.total
+        return (
+            self.counts.get("confirmed", 0) + self.counts.get("failed", 0) + self.counts.get("refused", 0)
+            >= self.total
+        )
 
 
 def _hash(text: str) -> str:
@@ -126,14 +129,22 @@ class IssuerService:
         The same idempotency key with the same request returns the first job, never duplicates;
         with a different request it is a CONFLICT.
         """
-        if (contradiction := name_contradiction(type_code, type_name)) is not None:  # every record would carry it
-            raise CertificateError(f"typeName contradicts typeCode: {contradiction}", code="FIELD_INVALID", field="typeName")
-        request_hash = _hash(json.dumps([type_code, type_name, list(records)], sort_keys=True, ensure_ascii=False, default=str))
+        if (
+            contradiction := name_contradiction(type_code, type_name)
+        ) is not None:  # every record would carry it
+            raise CertificateError(
+                f"typeName contradicts typeCode: {contradiction}", code="FIELD_INVALID", field="typeName"
+            )
+        request_hash = _hash(
+            json.dumps([type_code, type_name, list(records)], sort_keys=True, ensure_ascii=False, default=str)
+        )
         with self._sessions() as session:
             agency = self._agency(session, agency_code)
             if idempotency_key and (job := self._find_job(session, agency_code, idempotency_key)):
                 if job.request_hash != request_hash:
-                    raise Conflict("This Idempotency-Key was used for a different request", code="IDEMPOTENCY_CONFLICT")
+                    raise Conflict(
+                        "This Idempotency-Key was used for a different request", code="IDEMPOTENCY_CONFLICT"
+                    )
                 return self._view(session, job)
             issuer = Issuer(agency.name, agency.code, agency.region)
         job_id = uuid.uuid4().hex
@@ -145,10 +156,27 @@ class IssuerService:
             today=self._clock().date(),
         )  # fmt: skip
         chunks = prepare_chunks(spec, records, self._intake_pool())
-        return self._store(agency_code, type_code, job_id, idempotency_key, request_hash, len(records), chunks, signer.address)
+        return self._store(
+            agency_code,
+            type_code,
+            job_id,
+            idempotency_key,
+            request_hash,
+            len(records),
+            chunks,
+            signer.address,
+        )
 
     def _store(
-        self, agency_code, type_code, job_id, idempotency_key, request_hash, total, chunks: Iterable[Prepared], sealed_by: str
+        self,
+        agency_code,
+        type_code,
+        job_id,
+        idempotency_key,
+        request_hash,
+        total,
+        chunks: Iterable[Prepared],
+        sealed_by: str,
     ) -> JobView:
         """Store the job and its certificates in one transaction, chunk by chunk as they come;
         `sealed_by` is the key that sealed them (a rotation before anchoring seals them again)."""
@@ -173,7 +201,9 @@ class IssuerService:
                             ],
                         )  # fmt: skip
                     session.add_all(
-                        JobError(job_id=job_id, position=r.position, code=r.code, field=r.field, message=r.message)
+                        JobError(
+                            job_id=job_id, position=r.position, code=r.code, field=r.field, message=r.message
+                        )
                         for r in rejected
                     )
                 session.commit()
@@ -197,13 +227,20 @@ class IssuerService:
     def _view(self, session: Session, job: Job) -> JobView:
         counts = dict.fromkeys(JOB_STATES, 0)
         for state, n in session.execute(
-            select(Certificate.state, func.count()).where(Certificate.job_id == job.id).group_by(Certificate.state)
+            select(Certificate.state, func.count())
+            .where(Certificate.job_id == job.id)
+            .group_by(Certificate.state)
         ):
             counts[state] = n
-        errors = session.scalars(select(JobError).where(JobError.job_id == job.id).order_by(JobError.position)).all()
+        errors = session.scalars(
+            select(JobError).where(JobError.job_id == job.id).order_by(JobError.position)
+        ).all()
         counts["failed"] = len(errors)
         identifiers = session.scalars(
-            select(Certificate.identifier).where(Certificate.job_id == job.id).order_by(Certificate.position).limit(1000)
+            select(Certificate.identifier)
+            .where(Certificate.job_id == job.id)
+            .order_by(Certificate.position)
+            .limit(1000)
         ).all()
         refusals = []
         if counts.get("refused"):
@@ -245,7 +282,9 @@ class IssuerService:
 
     def presentation(self, session: Session, cert: Certificate) -> Presentation:
         if cert.batch_id is None or cert.seal is None:
-            raise Conflict(f"{cert.identifier} is not sealed into a batch yet: try again shortly", code="CERT_NOT_READY")
+            raise Conflict(
+                f"{cert.identifier} is not sealed into a batch yet: try again shortly", code="CERT_NOT_READY"
+            )
         batch = session.get(Batch, cert.batch_id)
         return Presentation(
             self.chain_id, self.registry_address, decode_leaves(self._cipher.decrypt(cert.sealed_fields, cert.identifier)),
@@ -258,7 +297,9 @@ class IssuerService:
         tree = self._trees.get(batch.id)
         if tree is None:
             digests = session.scalars(
-                select(Certificate.digest).where(Certificate.batch_id == batch.id).order_by(Certificate.batch_index)
+                select(Certificate.digest)
+                .where(Certificate.batch_id == batch.id)
+                .order_by(Certificate.batch_index)
             ).all()
             tree = batch_tree(digests)
             if tree.root != batch.root:
@@ -277,7 +318,11 @@ class IssuerService:
         the chain refused: their root will never be anchored)."""
         self.job(agency_code, job_id)
         with self._sessions() as session:
-            query = select(Certificate).where(Certificate.job_id == job_id, Certificate.state != "refused").order_by(Certificate.position)
+            query = (
+                select(Certificate)
+                .where(Certificate.job_id == job_id, Certificate.state != "refused")
+                .order_by(Certificate.position)
+            )
             for cert in session.scalars(query.execution_options(yield_per=1000)):
                 yield cert.identifier, self.presentation(session, cert)
 
@@ -289,7 +334,14 @@ class IssuerService:
 
     # ─── renewal and amendment ───────────────────────────────────────────────────────────
 
-    def reissue(self, agency_code: str, identifier: str, changes: Mapping[str, Any], *, idempotency_key: str | None = None) -> JobView:
+    def reissue(
+        self,
+        agency_code: str,
+        identifier: str,
+        changes: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> JobView:
         """A new version of a certificate (renewal or amendment): same serial, version + 1,
         `previousIdentifier` set; the old one is marked superseded (and revoked on chain with
         reason 04 注销 once the new one is confirmed)."""
@@ -298,24 +350,34 @@ class IssuerService:
             old_id = parse_licence_id(identifier)
         except IdentifierError as exc:
             raise CertificateError(exc.message, code=exc.code, field="identifier") from exc
-        record: dict[str, Any] = {"holder": {k: v for k, v in old_fields["holder"].items() if k in ("name", "code", "codeType")}}
+        record: dict[str, Any] = {
+            "holder": {k: v for k, v in old_fields["holder"].items() if k in ("name", "code", "codeType")}
+        }
         for key in ("name", "number", "validFrom", "validUntil", "ext"):
             if key in old_fields:
                 record[key] = old_fields[key]
-        for key, value in changes.items():
-            record[key] = value
-        request_hash = _hash(json.dumps(["reissue", identifier, dict(changes)], sort_keys=True, ensure_ascii=False, default=str))
+        record.update(changes)
+        request_hash = _hash(
+            json.dumps(
+                ["reissue", identifier, dict(changes)], sort_keys=True, ensure_ascii=False, default=str
+            )
+        )
         if idempotency_key:  # a retried renewal returns its first job, before anything else is checked
             with self._sessions() as session:
                 if job := self._find_job(session, agency_code, idempotency_key):
                     if job.request_hash != request_hash:
-                        raise Conflict("This Idempotency-Key was used for a different request", code="IDEMPOTENCY_CONFLICT")
+                        raise Conflict(
+                            "This Idempotency-Key was used for a different request",
+                            code="IDEMPOTENCY_CONFLICT",
+                        )
                     return self._view(session, job)
         with self._sessions() as session:
             agency = self._agency(session, agency_code)
             cert = self.certificate(session, agency_code, identifier)
             if cert.superseded_by:
-                raise Conflict(f"{identifier} was already superseded by {cert.superseded_by}", code="CERT_SUPERSEDED")
+                raise Conflict(
+                    f"{identifier} was already superseded by {cert.superseded_by}", code="CERT_SUPERSEDED"
+                )
             issuer = Issuer(agency.name, agency.code, agency.region)
             type_code = cert.type_code
         signer = self._signer_for(agency_code)
@@ -329,7 +391,16 @@ class IssuerService:
         if rejected:
             r = rejected[0]
             raise CertificateError(r.message, code=r.code, field=r.field)
-        view = self._store(agency_code, type_code, uuid.uuid4().hex, idempotency_key, request_hash, 1, [(prepared, [])], signer.address)
+        view = self._store(
+            agency_code,
+            type_code,
+            uuid.uuid4().hex,
+            idempotency_key,
+            request_hash,
+            1,
+            [(prepared, [])],
+            signer.address,
+        )
         with self._sessions.begin() as session:
             self.certificate(session, agency_code, identifier).superseded_by = prepared[0].identifier
         return view
@@ -358,10 +429,17 @@ class IssuerService:
             if cert is None or cert.claimed_at is not None:
                 raise NotFound("Unknown or already used claim code", code="CLAIM_INVALID")
             if _aware(cert.claim_expires_at) < self._clock():
-                raise NotFound("This claim code has expired: ask the agency for a new one", code="CLAIM_EXPIRED")
+                raise NotFound(
+                    "This claim code has expired: ask the agency for a new one", code="CLAIM_EXPIRED"
+                )
             presentation = self.presentation(session, cert)
-            if holder_code is not None and (presentation.fields().get("holder") or {}).get("code") != holder_code.upper():
-                raise NotAuthorised("This certificate belongs to someone else: the code was not used", code="CLAIM_NOT_YOURS")
+            if (
+                holder_code is not None
+                and (presentation.fields().get("holder") or {}).get("code") != holder_code.upper()
+            ):
+                raise NotAuthorised(
+                    "This certificate belongs to someone else: the code was not used", code="CLAIM_NOT_YOURS"
+                )
             cert.claimed_at = self._clock()
             return presentation
 

@@ -16,7 +16,9 @@ from registry.settings import Settings
 
 
 class IssuerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ECERT_ISSUER_", extra="ignore", use_attribute_docstrings=True)
+    model_config = SettingsConfigDict(
+        env_prefix="ECERT_ISSUER_", extra="ignore", use_attribute_docstrings=True
+    )
 
     database_url: str | None = None
     """SQLAlchemy URL of the issuer's database (default: SQLite file `<home>/issuer/issuer.sqlite`)."""
@@ -42,7 +44,9 @@ class IssuerSettings(BaseSettings):
     def url(self, core: Settings) -> str:
         if self.database_url:
             return self.database_url
-        return private_sqlite(private_folder(core.home / "issuer"), "issuer.sqlite")  # 0600 in 0700, whatever the umask
+        return private_sqlite(
+            private_folder(core.home / "issuer"), "issuer.sqlite"
+        )  # 0600 in 0700, whatever the umask
 
     def load_data_key(self, core: Settings, *, create: bool = True) -> bytes:
         if self.data_key is not None:
@@ -51,7 +55,9 @@ class IssuerSettings(BaseSettings):
             path = self.data_key_file or core.home / "issuer" / "data.key"
             if not path.exists():
                 if not create:
-                    raise ConfigError(f"No data key at {path}: set ECERT_ISSUER_DATA_KEY", code="DATA_KEY_MISSING")
+                    raise ConfigError(
+                        f"No data key at {path}: set ECERT_ISSUER_DATA_KEY", code="DATA_KEY_MISSING"
+                    )
                 private_folder(path.parent, tighten=False)
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "w") as handle:

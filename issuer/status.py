@@ -44,35 +44,60 @@ class StatusService:
         self._registry = registry
         self._signer_for = signer_for
 
-    def change(self, agency_code: str, identifier: str, status: Status, reason: int, note: str | None = None) -> dict:
+    def change(
+        self, agency_code: str, identifier: str, status: Status, reason: int, note: str | None = None
+    ) -> dict:
         """Change one certificate's status on chain, then record it; a revoked one stays revoked."""
         check_reason(status, reason)
         with self._sessions() as session:
             cert = self._issuer.certificate(session, agency_code, identifier)
             batch = session.get(Batch, cert.batch_id) if cert.batch_id else None
             if batch is None or batch.state not in ("mined", "confirmed"):
-                raise Conflict(f"{identifier} is not anchored yet: try again when its job is confirmed", code="CERT_NOT_ANCHORED")
+                raise Conflict(
+                    f"{identifier} is not anchored yet: try again when its job is confirmed",
+                    code="CERT_NOT_ANCHORED",
+                )
             if cert.status == "revoked":
                 raise Conflict(f"{identifier} is revoked; revocation is final", code="CERT_REVOKED")
-            receipt = self._registry.set_status(self._signer_for(agency_code), batch.root, cert.batch_index, status, reason)
+            receipt = self._registry.set_status(
+                self._signer_for(agency_code), batch.root, cert.batch_index, status, reason
+            )
             cert.status, cert.status_reason, cert.status_note = status.name.lower(), reason, note
             session.commit()
-            return {"identifier": identifier, "status": cert.status, "reason": reason, "txHash": receipt.tx_hash, "block": receipt.block_number}
+            return {
+                "identifier": identifier,
+                "status": cert.status,
+                "reason": reason,
+                "txHash": receipt.tx_hash,
+                "block": receipt.block_number,
+            }
 
     def retire_superseded(self) -> int:
         """Revoke (04 注销) every certificate whose successor is confirmed; return how many."""
         done = 0
         with self._sessions() as session:
             pairs = session.execute(
-                select(Certificate.agency_code, Certificate.previous_identifier)
-                .where(Certificate.state == "confirmed", Certificate.previous_identifier.is_not(None))
+                select(Certificate.agency_code, Certificate.previous_identifier).where(
+                    Certificate.state == "confirmed", Certificate.previous_identifier.is_not(None)
+                )
             ).all()
             for agency_code, previous in pairs:
                 old = session.scalar(select(Certificate).where(Certificate.identifier == previous))
                 old_batch = session.get(Batch, old.batch_id) if old and old.batch_id else None
-                if old is None or old.status == "revoked" or old_batch is None or old_batch.state not in ("mined", "confirmed"):
+                if (
+                    old is None
+                    or old.status == "revoked"
+                    or old_batch is None
+                    or old_batch.state not in ("mined", "confirmed")
+                ):
                     continue
-                self._registry.set_status(self._signer_for(agency_code), old_batch.root, old.batch_index, Status.REVOKED, REASON_SUPERSEDED)
+                self._registry.set_status(
+                    self._signer_for(agency_code),
+                    old_batch.root,
+                    old.batch_index,
+                    Status.REVOKED,
+                    REASON_SUPERSEDED,
+                )
                 old.status, old.status_reason, old.status_note = "revoked", REASON_SUPERSEDED, "superseded"
                 session.commit()
                 done += 1

@@ -62,7 +62,9 @@ def _node(port: int | None) -> AnvilNode:
 
 @chain_app.command("up")
 def chain_up(
-    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default ECERT_CHAIN_PORT or 8545).")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port on 127.0.0.1 (default ECERT_CHAIN_PORT or 8545).")
+    ] = None,
 ) -> None:
     """Start anvil in the background, its state kept in <home>/chain."""
     node = _node(port)
@@ -94,7 +96,9 @@ def chain_status() -> None:
 
 @app.command("deploy")
 def deploy_command(
-    force: Annotated[bool, typer.Option("--force", help="Deploy again even if a deployment exists for this chain.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Deploy again even if a deployment exists for this chain.")
+    ] = False,
 ) -> None:
     """Deploy the registry; the root key is created in the keystore if missing."""
     from registry.deploy import deploy
@@ -105,7 +109,9 @@ def deploy_command(
         try:
             existing = ws.deployment
             if ws.client.guard(lambda: ws.client.w3.eth.get_code(existing.certificate_registry)):
-                console.print(f"already deployed: {existing.certificate_registry} (use --force to deploy again)")
+                console.print(
+                    f"already deployed: {existing.certificate_registry} (use --force to deploy again)"
+                )
                 return
         except EcertError:
             pass
@@ -115,7 +121,9 @@ def deploy_command(
     with ws.keystore.unlocked(ROOT_KEY) as root:
         deployment = deploy(ws.client, root)
     deployment.save(path)
-    console.print(f"deployed CertificateRegistry at {deployment.certificate_registry} on chain {deployment.chain_id}")
+    console.print(
+        f"deployed CertificateRegistry at {deployment.certificate_registry} on chain {deployment.chain_id}"
+    )
     console.print(f"deployment written to {path}")
 
 
@@ -185,7 +193,9 @@ def _type_code(text: str) -> str:
 
     text = text.strip().upper()
     if len(text) != 21 or not text[18:].isdigit():
-        raise IdentifierError(f"Type code {text!r} must be 21 characters: a USCC + 3 digits", code="ID_FORMAT")
+        raise IdentifierError(
+            f"Type code {text!r} must be 21 characters: a USCC + 3 digits", code="ID_FORMAT"
+        )
     parse_uscc(text[:18])
     return text
 
@@ -213,7 +223,9 @@ def agency_rotate_key(code: Annotated[str, typer.Option(help="The agency's 统�
 def agency_compromise_key(
     code: Annotated[str, typer.Option(help="The agency's 统一社会信用代码.")],
     key: Annotated[str, typer.Option(help="Address of the compromised key.")],
-    since: Annotated[str, typer.Option(help="When it was compromised: ISO time (UTC if no zone) or unix seconds.")],
+    since: Annotated[
+        str, typer.Option(help="When it was compromised: ISO time (UTC if no zone) or unix seconds.")
+    ],
 ) -> None:
     """Mark a key compromised since a time: batches it anchored from then on become invalid."""
     ws = Workspace()
@@ -221,14 +233,19 @@ def agency_compromise_key(
     agency = ws.registry.agency(code)
     with ws.keystore.unlocked(_authority_for(ws, str(agency.region))) as authority:
         ws.registry.compromise_key(authority, key, when)
-    console.print(f"key {key} of {code} compromised since {dt.datetime.fromtimestamp(when, dt.UTC).isoformat()}")
+    console.print(
+        f"key {key} of {code} compromised since {dt.datetime.fromtimestamp(when, dt.UTC).isoformat()}"
+    )
 
 
 def _utc(text: str) -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise EcertError(f"--since {text!r} is not a time: give ISO 8601 (2026-12-01T08:00) or unix seconds", code="TIME_INVALID") from None
+        raise EcertError(
+            f"--since {text!r} is not a time: give ISO 8601 (2026-12-01T08:00) or unix seconds",
+            code="TIME_INVALID",
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
@@ -237,8 +254,12 @@ def _utc(text: str) -> dt.datetime:
 
 @id_app.command("check")
 def id_check(
-    identifier: Annotated[str, typer.Argument(help="An e-licence identifier, 统一社会信用代码, 公民身份号码 or region code.")],
-    strict: Annotated[bool, typer.Option("--strict", help="Reject anything an issuer could not issue as is.")] = False,
+    identifier: Annotated[
+        str, typer.Argument(help="An e-licence identifier, 统一社会信用代码, 公民身份号码 or region code.")
+    ],
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Reject anything an issuer could not issue as is.")
+    ] = False,
 ) -> None:
     """Exit 0 if the identifier is valid, 1 with the reason if not."""
     from registry.certificate.identifiers import check_identifier

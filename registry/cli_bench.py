@@ -17,7 +17,13 @@ from typing import Any
 
 from registry.machine_speed import baseline
 
-COMMANDS = [["--help"], ["issuer", "--help"], ["verifier", "--help"], ["demo", "--help"], ["id", "check", "91110000600037341L"]]
+COMMANDS = [
+    ["--help"],
+    ["issuer", "--help"],
+    ["verifier", "--help"],
+    ["demo", "--help"],
+    ["id", "check", "91110000600037341L"],
+]
 GOAL_S = 0.3
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,21 +32,33 @@ def _time_once(python: str, argv: Sequence[str], pythonpath: str | None, cwd: st
     """One run; from a neutral folder, since `python -m` puts the working folder first on the path."""
     env = {**os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {})}
     began = time.perf_counter()
-    subprocess.run([python, "-m", "registry", *argv], env=env, cwd=cwd, capture_output=True, check=True, timeout=120)
+    subprocess.run(
+        [python, "-m", "registry", *argv], env=env, cwd=cwd, capture_output=True, check=True, timeout=120
+    )
     return time.perf_counter() - began
 
 
 def _summary(seconds: list[float]) -> dict[str, float]:
-    return {"min_s": round(min(seconds), 3), "median_s": round(statistics.median(seconds), 3), "max_s": round(max(seconds), 3)}
+    return {
+        "min_s": round(min(seconds), 3),
+        "median_s": round(statistics.median(seconds), 3),
+        "max_s": round(max(seconds), 3),
+    }
 
 
-def run_cli_start_bench(commands: Sequence[Sequence[str]], *, runs: int, vs: str | None, python: str) -> dict[str, Any]:
+def run_cli_start_bench(
+    commands: Sequence[Sequence[str]], *, runs: int, vs: str | None, python: str
+) -> dict[str, Any]:
     """Median, min and max seconds of each command (and of revision `vs`'s, interleaved)."""
     with tempfile.TemporaryDirectory() as scratch:
         other = None
         if vs:
             other = str(Path(scratch) / "other")
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", other, vs], check=True, capture_output=True)
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "add", "--detach", other, vs],
+                check=True,
+                capture_output=True,
+            )
         try:
             figures = []
             for argv in commands:
@@ -52,14 +70,22 @@ def run_cli_start_bench(commands: Sequence[Sequence[str]], *, runs: int, vs: str
                         ours.append(a)
                         if b is not None:
                             theirs.append(b)
-                entry: dict[str, Any] = {"command": "ecert " + " ".join(argv), **_summary(ours), "goal_s": GOAL_S}
+                entry: dict[str, Any] = {
+                    "command": "ecert " + " ".join(argv),
+                    **_summary(ours),
+                    "goal_s": GOAL_S,
+                }
                 entry["meets_goal"] = entry["median_s"] < GOAL_S
                 if theirs:
                     entry["vs"] = {"revision": vs, **_summary(theirs)}
                 figures.append(entry)
         finally:
             if other:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", other], check=False, capture_output=True)
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", other],
+                    check=False,
+                    capture_output=True,
+                )
     return {
         "benchmark": "cli_start",
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

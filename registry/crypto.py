@@ -25,4 +25,6 @@ class DataCipher:
         try:
             return self._aead.decrypt(blob[:_NONCE], blob[_NONCE:], context.encode())
         except InvalidTag as exc:
-            raise EcertError("Stored personal data does not decrypt: wrong data key?", code="DATA_KEY_MISMATCH") from exc
+            raise EcertError(
+                "Stored personal data does not decrypt: wrong data key?", code="DATA_KEY_MISMATCH"
+            ) from exc

@@ -10,7 +10,6 @@ from alembic.config import Config
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-
 LOCK_TIMEOUT_MS = 60_000
 IDLE_IN_TRANSACTION_MS = 300_000
 
@@ -31,7 +30,9 @@ def make_engine(url: str) -> Engine:
         return engine
     # A lock wait or a transaction left open must end in an error the caller retries and logs,
     # never in a thread that waits forever (the anchoring worker would stop without a word).
-    options = f"-c lock_timeout={LOCK_TIMEOUT_MS} -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
+    options = (
+        f"-c lock_timeout={LOCK_TIMEOUT_MS} -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
+    )
     return create_engine(url, pool_pre_ping=True, connect_args={"options": options})
 
 

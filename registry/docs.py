@@ -24,7 +24,9 @@ def install_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/re
     """Serve the docs of `app` (made with `docs_url=None, redoc_url=None`) from `ASSETS`."""
     missing = [name for name in ASSET_FILES if not (ASSETS / name).is_file()]
     if missing:  # a broken install: say so at start, not with a blank docs page
-        raise RuntimeError(f"API docs assets missing from {ASSETS}: {', '.join(missing)} (reinstall fastapi-offline)")
+        raise RuntimeError(
+            f"API docs assets missing from {ASSETS}: {', '.join(missing)} (reinstall fastapi-offline)"
+        )
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS), name="docs-assets")
     oauth2_redirect_url = f"{docs_url}/oauth2-redirect"
 

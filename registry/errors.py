@@ -1,19 +1,19 @@
 """The one exception tree of ecert. Every leaf has a stable code from a list that only grows.
 
-    EcertError
-    ├── ConfigError            CONFIG_INVALID        settings or files missing or wrong
-    │   └── DeploymentMissing  DEPLOYMENT_MISSING    no deployment for the chain
-    ├── CompilerError          COMPILER_FAILED       contracts did not compile
-    ├── IdentifierError        IDENTIFIER_INVALID    a GB identifier fails its rules
-    ├── CertificateError       CERT_INVALID          a certificate or package is malformed
-    │   └── TamperedError      CERT_TAMPERED         a proof or seal does not match
-    ├── KeystoreError          KEYSTORE_ERROR        a key cannot be found or decrypted
-    ├── ChainError             CHAIN_ERROR           the node answered with an error
-    │   ├── ChainUnavailable   CHAIN_UNAVAILABLE     the node cannot be reached
-    │   └── ContractRevert     CONTRACT_REVERTED     a contract reverted (named error + args)
-    ├── NotAuthorised          NOT_AUTHORISED        the actor may not do this
-    ├── NotFound               NOT_FOUND             no such thing (for this caller)
-    └── Conflict               CONFLICT              the request clashes with the current state
+EcertError
+├── ConfigError            CONFIG_INVALID        settings or files missing or wrong
+│   └── DeploymentMissing  DEPLOYMENT_MISSING    no deployment for the chain
+├── CompilerError          COMPILER_FAILED       contracts did not compile
+├── IdentifierError        IDENTIFIER_INVALID    a GB identifier fails its rules
+├── CertificateError       CERT_INVALID          a certificate or package is malformed
+│   └── TamperedError      CERT_TAMPERED         a proof or seal does not match
+├── KeystoreError          KEYSTORE_ERROR        a key cannot be found or decrypted
+├── ChainError             CHAIN_ERROR           the node answered with an error
+│   ├── ChainUnavailable   CHAIN_UNAVAILABLE     the node cannot be reached
+│   └── ContractRevert     CONTRACT_REVERTED     a contract reverted (named error + args)
+├── NotAuthorised          NOT_AUTHORISED        the actor may not do this
+├── NotFound               NOT_FOUND             no such thing (for this caller)
+└── Conflict               CONFLICT              the request clashes with the current state
 """
 
 from __future__ import annotations

@@ -30,7 +30,9 @@ def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
     try:
         return orjson.dumps(value, option=_OPTIONS | (orjson.OPT_SORT_KEYS if sort_keys else 0))
     except orjson.JSONEncodeError:
-        return json.dumps(value, ensure_ascii=False, sort_keys=sort_keys, separators=(",", ":")).encode("utf-8")
+        return json.dumps(value, ensure_ascii=False, sort_keys=sort_keys, separators=(",", ":")).encode(
+            "utf-8"
+        )
 
 
 class JSONBytesResponse(JSONResponse):

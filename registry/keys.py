@@ -41,7 +41,9 @@ class Keystore:
         if path.exists():
             raise KeystoreError(f"Key {name!r} already exists in {self._dir}", code="KEY_EXISTS")
         account = Account.create()
-        self._write(path, Account.encrypt(account.key, self._password, kdf="scrypt", iterations=self._scrypt_n))
+        self._write(
+            path, Account.encrypt(account.key, self._password, kdf="scrypt", iterations=self._scrypt_n)
+        )
         return account.address
 
     def _write(self, path: Path, keyfile: dict) -> None:

@@ -35,6 +35,8 @@ def baseline(rounds: int = 5) -> dict[str, float]:
     pure-Python loop's iterations (the interpreter), each the best of `rounds`."""
     hashes = 20_000
     return {
-        "keccak256_1kib_per_s": round(_best_rate(lambda: [keccak(KIB) for _ in range(hashes)], hashes, rounds)),
+        "keccak256_1kib_per_s": round(
+            _best_rate(lambda: [keccak(KIB) for _ in range(hashes)], hashes, rounds)
+        ),
         "python_loop_per_s": round(_best_rate(_pure_python_loop, LOOP_N, rounds)),
     }

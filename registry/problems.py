@@ -21,16 +21,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry.errors import (
     CertificateError,
-    Conflict,
-    NotFound,
     ChainError,
     ChainUnavailable,
     ConfigError,
+    Conflict,
     ContractRevert,
     EcertError,
     IdentifierError,
     KeystoreError,
     NotAuthorised,
+    NotFound,
 )
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "BATCH_CORRUPT": 500,
     "METHOD_NOT_ALLOWED": 405,
 }
+
+
 class RateLimited(EcertError):
     code = "RATE_LIMITED"
 
@@ -83,7 +85,15 @@ def status_for(exc: EcertError) -> int:
     return next(status for cls, status in STATUS_BY_CLASS if isinstance(exc, cls))
 
 
-def problem(request: Request, status: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+def problem(
+    request: Request,
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body = {
         "type": f"urn:ecert:problem:{code}",
         "title": HTTPStatus(status).phrase,
@@ -132,9 +142,14 @@ def from_validation(exc: RequestValidationError) -> EcertError:
     first = errors[0]
     if first.get("type") == "json_invalid":
         return EcertError("The body is not valid JSON: send a JSON object", code="JSON_INVALID", field="body")
-    listed = [{"field": field_of(e.get("loc", ())), "message": e.get("msg", ""), "reason": e.get("type")} for e in errors[:20]]
+    listed = [
+        {"field": field_of(e.get("loc", ())), "message": e.get("msg", ""), "reason": e.get("type")}
+        for e in errors[:20]
+    ]
     field = listed[0]["field"]
-    return RequestInvalid(f"{field}: {first.get('msg', 'invalid')}", field=field, reason=first.get("type"), errors=listed)
+    return RequestInvalid(
+        f"{field}: {first.get('msg', 'invalid')}", field=field, reason=first.get("type"), errors=listed
+    )
 
 
 HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 400: "REQUEST_INVALID", 413: "UPLOAD_TOO_LARGE"}
@@ -157,7 +172,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RecursionError)
     async def too_deep(request: Request, exc: RecursionError) -> JSONResponse:
-        return problem(request, 400, "JSON_TOO_DEEP", "The body is nested too deeply to be a certificate or request")
+        return problem(
+            request, 400, "JSON_TOO_DEEP", "The body is nested too deeply to be a certificate or request"
+        )
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:

@@ -23,7 +23,9 @@ class StageTally:
     later stage out of what the stage before it reached (stored 2/4 when two records were refused,
     then sealed 2/2)."""
 
-    def __init__(self, console: Console, stages: Sequence[str], *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, console: Console, stages: Sequence[str], *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._console = console
         self._stages = list(stages)
         self._counts = dict.fromkeys(self._stages, 0)
@@ -35,7 +37,12 @@ class StageTally:
         self._bars: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
         if console.is_terminal:
-            columns = (TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            columns = (
+                TextColumn("{task.description:>10}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            )
             self._bars = Progress(*columns, console=console, transient=False)
             self._tasks = {stage: self._bars.add_task(stage, total=None) for stage in self._stages}
 
@@ -44,7 +51,9 @@ class StageTally:
             self._bars.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         if self._bars is not None:
             self._bars.stop()
         elif kind is None:

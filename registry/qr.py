@@ -44,7 +44,9 @@ def decode_qr(image: bytes | Path) -> list[str]:
     try:
         from pyzbar import pyzbar
     except ImportError as exc:
-        raise ConfigError("The zbar library is missing: install Debian's libzbar0", code="ZBAR_MISSING") from exc
+        raise ConfigError(
+            "The zbar library is missing: install Debian's libzbar0", code="ZBAR_MISSING"
+        ) from exc
 
     raw = image.read_bytes() if isinstance(image, Path) else image
     try:
@@ -56,8 +58,15 @@ def decode_qr(image: bytes | Path) -> list[str]:
         picture.load()
     # PIL raises SyntaxError for broken PNGs and DecompressionBombError for bombs: all mean "unreadable".
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise CertificateError("Not a readable image: upload a PNG or JPEG of the QR code", code="QR_UNREADABLE") from exc
-    found = [symbol.data.decode("utf-8", "replace") for symbol in pyzbar.decode(picture.convert("L"), symbols=[pyzbar.ZBarSymbol.QRCODE])]
+        raise CertificateError(
+            "Not a readable image: upload a PNG or JPEG of the QR code", code="QR_UNREADABLE"
+        ) from exc
+    found = [
+        symbol.data.decode("utf-8", "replace")
+        for symbol in pyzbar.decode(picture.convert("L"), symbols=[pyzbar.ZBarSymbol.QRCODE])
+    ]
     if not found:
-        raise CertificateError("No QR code found in the image: retake it closer and in focus", code="QR_UNREADABLE")
+        raise CertificateError(
+            "No QR code found in the image: retake it closer and in focus", code="QR_UNREADABLE"
+        )
     return found

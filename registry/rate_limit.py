@@ -11,11 +11,15 @@ from collections.abc import Callable
 
 from registry.problems import RateLimited
 
-MAX_KEYS = 100_000  # past this many keys, the idle ones (full buckets) are forgotten (a sweep then, not every call)
+MAX_KEYS = (
+    100_000  # past this many keys, the idle ones (full buckets) are forgotten (a sweep then, not every call)
+)
 
 
 class KeyedTokenBucket:
-    def __init__(self, rate_per_min: float, *, burst: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate_per_min: float, *, burst: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._rate = rate_per_min / 60.0
         self._burst = burst if burst is not None else max(rate_per_min / 6.0, 10.0)
         self._clock = clock
@@ -48,12 +52,20 @@ class KeyedTokenBucket:
             if tokens < 1:
                 self._buckets[key] = (tokens, now)
                 wait_s = max(1, math.ceil((1 - tokens) / self._rate)) if self._rate > 0 else 60
-                raise RateLimited(f"Too many {what}: slow down and retry in {wait_s} s", code="RATE_LIMITED", retryAfter=wait_s)
+                raise RateLimited(
+                    f"Too many {what}: slow down and retry in {wait_s} s",
+                    code="RATE_LIMITED",
+                    retryAfter=wait_s,
+                )
             self._buckets[key] = (tokens - 1 if spend else tokens, now)
             if len(self._buckets) > MAX_KEYS:
                 self._forget_idle(now)
 
     def _forget_idle(self, now: float) -> None:
-        idle = [k for k, (tokens, last) in self._buckets.items() if tokens + (now - last) * self._rate >= self._burst]
+        idle = [
+            k
+            for k, (tokens, last) in self._buckets.items()
+            if tokens + (now - last) * self._rate >= self._burst
+        ]
         for key in idle:
             del self._buckets[key]

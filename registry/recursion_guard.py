@@ -47,7 +47,9 @@ class _RestoringLoader:
 class _Finder:
     is_ecert_recursion_guard = True  # an attribute, not the class: a reloaded module makes a new class
 
-    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
         if fullname not in RAISERS:
             return None
         for finder in sys.meta_path:

@@ -11,7 +11,6 @@ import base64
 import os
 from pathlib import Path
 
-
 PRIVATE_FOLDER = 0o700
 PRIVATE_FILE = 0o600
 

@@ -17,9 +17,21 @@ from pydantic_settings import BaseSettings
 BEGIN, END = "<!-- settings:begin (scripts/settings_table.py) -->", "<!-- settings:end -->"
 # Read from the environment outside a settings class: the chain runner's switch and the tests' own.
 OTHER = [
-    ("ECERT_ANVIL_TRACING", "unset", "Set to anything: the local anvil records step traces (`--steps-tracing`) for debugging reverts."),
-    ("ECERT_TEST_POSTGRES_URL", "set by `scripts/test.sh`", "Tests only: the PostgreSQL database the suite also runs on."),
-    ("ECERT_FUZZ_EXAMPLES", "`0`", "Tests only: fuzz this many random examples per property instead of the fixed sample."),
+    (
+        "ECERT_ANVIL_TRACING",
+        "unset",
+        "Set to anything: the local anvil records step traces (`--steps-tracing`) for debugging reverts.",
+    ),
+    (
+        "ECERT_TEST_POSTGRES_URL",
+        "set by `scripts/test.sh`",
+        "Tests only: the PostgreSQL database the suite also runs on.",
+    ),
+    (
+        "ECERT_FUZZ_EXAMPLES",
+        "`0`",
+        "Tests only: fuzz this many random examples per property instead of the fixed sample.",
+    ),
 ]
 
 
@@ -45,13 +57,18 @@ def rows(classes: Iterable[type[BaseSettings]]) -> list[tuple[str, str, str]]:
     for cls in classes:
         prefix = str(cls.model_config.get("env_prefix", ""))
         for name, info in cls.model_fields.items():
-            out.append(((prefix + name).upper(), _default(info.default), " ".join((info.description or "").split())))
+            out.append(
+                ((prefix + name).upper(), _default(info.default), " ".join((info.description or "").split()))
+            )
     return out + OTHER
 
 
 def markdown_table(classes: Iterable[type[BaseSettings]]) -> str:
     lines = ["| variable | default | what it does |", "|---|---|---|"]
-    lines += ["| `{}` | {} | {} |".format(name, default, text.replace("|", r"\|")) for name, default, text in rows(classes)]
+    lines += [
+        "| `{}` | {} | {} |".format(name, default, text.replace("|", r"\|"))
+        for name, default, text in rows(classes)
+    ]
     return "\n".join(lines)
 
 

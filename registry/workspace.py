@@ -40,7 +40,9 @@ class Workspace:
         from registry.keys import Keystore
 
         return Keystore(
-            self.settings.keystore_dir, self.settings.require_keystore_password(), scrypt_n=self.settings.keystore_scrypt_n
+            self.settings.keystore_dir,
+            self.settings.require_keystore_password(),
+            scrypt_n=self.settings.keystore_scrypt_n,
         )
 
     @cached_property
@@ -61,5 +63,8 @@ class Workspace:
 
     def fund_if_dev(self, address: str, ether: int = 10) -> None:
         """On a development node (unlocked accounts), give a new key gas money."""
-        if self.client.guard(lambda: self.client.w3.eth.accounts) and self.client.balance(address) < ether * 10**17:
+        if (
+            self.client.guard(lambda: self.client.w3.eth.accounts)
+            and self.client.balance(address) < ether * 10**17
+        ):
             self.client.fund(address, ether * 10**18)

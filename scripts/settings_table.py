@@ -14,7 +14,9 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--check", action="store_true", help="Do not write: exit 1 if the README's table is stale.")
+    parser.add_argument(
+        "--check", action="store_true", help="Do not write: exit 1 if the README's table is stale."
+    )
     args = parser.parse_args()
     current = README.read_text(encoding="utf-8")
     wanted = with_table(current, markdown_table(settings_classes()))
@@ -22,7 +24,9 @@ def main() -> int:
         print("README settings table is current")
         return 0
     if args.check:
-        print("README settings table is stale: run .venv/bin/python scripts/settings_table.py", file=sys.stderr)
+        print(
+            "README settings table is stale: run .venv/bin/python scripts/settings_table.py", file=sys.stderr
+        )
         return 1
     README.write_text(wanted, encoding="utf-8")
     print(f"README settings table written ({README})")

@@ -38,7 +38,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if session.config.getoption("--fail-on-skip") and skipped:
         reporter.ensure_newline()
         for report in skipped:
-            reporter.write_line(f"skipped, which --fail-on-skip refuses: {report.nodeid} ({report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr})")
+            reporter.write_line(
+                f"skipped, which --fail-on-skip refuses: {report.nodeid} ({report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr})"
+            )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -96,10 +98,20 @@ def deployment(client: ChainClient, roles: Roles) -> Deployment:
     registry.add_authority(roles.root, roles.authority.address, 330000, "浙江省数据局")
     registry.add_authority(roles.root, roles.other_authority.address, 440000, "广东省政务服务数据管理局")
     registry.register_agency(
-        roles.authority, ZJ_AGENCY_CODE, 330100, "杭州市市场监督管理局", roles.agency.address, [TYPE_BUSINESS_LICENCE]
+        roles.authority,
+        ZJ_AGENCY_CODE,
+        330100,
+        "杭州市市场监督管理局",
+        roles.agency.address,
+        [TYPE_BUSINESS_LICENCE],
     )
     registry.register_agency(
-        roles.other_authority, GD_AGENCY_CODE, 440100, "广州市市场监督管理局", roles.other_agency.address, [TYPE_BUSINESS_LICENCE]
+        roles.other_authority,
+        GD_AGENCY_CODE,
+        440100,
+        "广州市市场监督管理局",
+        roles.other_agency.address,
+        [TYPE_BUSINESS_LICENCE],
     )
     return deployed
 

@@ -40,13 +40,21 @@ def wait_for(probe: Callable[[], T], timeout_s: float = 60.0, every_s: float = 0
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting {what or 'for ' + getattr(probe, '__name__', 'probe')} after {timeout_s} s")
+            raise AssertionError(
+                f"gave up waiting {what or 'for ' + getattr(probe, '__name__', 'probe')} after {timeout_s} s"
+            )
         time.sleep(every_s)
 
 
 class ServiceProcess:
     def __init__(
-        self, name: str, args: list[str], env: dict[str, str], log_path: Path, port: int, command: list[str] = ECERT
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        log_path: Path,
+        port: int,
+        command: list[str] = ECERT,
     ) -> None:
         self.name, self.args, self.env, self.log_path, self.command = name, args, env, log_path, command
         self.port, self.url = port, f"http://127.0.0.1:{port}"
@@ -54,7 +62,9 @@ class ServiceProcess:
 
     def launch(self) -> None:
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen([*self.command, *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [*self.command, *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def wait_healthy(self, timeout_s: float = 60.0) -> None:
         assert self.process is not None

@@ -69,7 +69,9 @@ class Access:
     reason: str | None
     channel: str
     claimed_purpose: str | None = None  # what an anonymous visitor typed: their word, vouched for by no one
-    ip_prefix: str | None = None  # an anonymous visitor's network (IPv4 /24, IPv6 /48), never the full address
+    ip_prefix: str | None = (
+        None  # an anonymous visitor's network (IPv4 /24, IPv6 /48), never the full address
+    )
     user_agent: str | None = None  # an anonymous visitor's browser, as it named itself
 
 
@@ -98,7 +100,9 @@ class AccessRecorder:
                 self._write(self._pending)
                 self._pending = []
 
-    def entries(self, *, digests: Iterable[str] = (), share_ids: Iterable[str] = (), limit: int = 200) -> list[dict[str, Any]]:
+    def entries(
+        self, *, digests: Iterable[str] = (), share_ids: Iterable[str] = (), limit: int = 200
+    ) -> list[dict[str, Any]]:
         """Newest first: the verifications of these certificate digests or shares, this process's included."""
         self._make_readable()
         return read_entries(self._sessions, digests=digests, share_ids=share_ids, limit=limit)
@@ -135,7 +139,10 @@ class AccessRecorder:
         try:
             self.flush()
         except Exception:
-            log.exception("access log: the last flush failed; %d entries are lost", len(self._pending) + self._queue.qsize())
+            log.exception(
+                "access log: the last flush failed; %d entries are lost",
+                len(self._pending) + self._queue.qsize(),
+            )
 
 
 class AccessLog(AccessRecorder):
@@ -158,7 +165,14 @@ class ForwardedAccessLog(AccessRecorder):
     verification at once.
     """
 
-    def __init__(self, socket_path: Path | str, sessions: sessionmaker[Session], *, flush_s: float = 0.1, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        socket_path: Path | str,
+        sessions: sessionmaker[Session],
+        *,
+        flush_s: float = 0.1,
+        timeout_s: float = 10.0,
+    ) -> None:
         self._path = str(socket_path)
         self._timeout_s = timeout_s
         self._socket: socket.socket | None = None
@@ -230,7 +244,9 @@ class AccessLogServer:
     written everything it holds."""
 
     def __init__(self, access_log: AccessRecorder) -> None:
-        self._folder = Path(tempfile.mkdtemp(prefix="ecert-access-log-"))  # mode 0700: only this user connects
+        self._folder = Path(
+            tempfile.mkdtemp(prefix="ecert-access-log-")
+        )  # mode 0700: only this user connects
         self.path = self._folder / "socket"
         try:
             self._server = _Server(str(self.path), _Handler)
@@ -297,15 +313,23 @@ def _access_from_json(data: dict[str, Any]) -> Access:
 
 
 def read_entries(
-    sessions: sessionmaker[Session], *, digests: Iterable[str] = (), share_ids: Iterable[str] = (), limit: int = 200
+    sessions: sessionmaker[Session],
+    *,
+    digests: Iterable[str] = (),
+    share_ids: Iterable[str] = (),
+    limit: int = 200,
 ) -> list[dict[str, Any]]:
     """Newest first: the logged verifications of these certificate digests or shares."""
     digests, share_ids = list(digests), list(share_ids)
     if not digests and not share_ids:
         return []
     with sessions() as session:
-        query = select(AccessEntry).where(AccessEntry.digest.in_(digests) | AccessEntry.share_id.in_(share_ids))
-        rows = session.scalars(query.order_by(AccessEntry.at.desc(), AccessEntry.id.desc()).limit(limit)).all()
+        query = select(AccessEntry).where(
+            AccessEntry.digest.in_(digests) | AccessEntry.share_id.in_(share_ids)
+        )
+        rows = session.scalars(
+            query.order_by(AccessEntry.at.desc(), AccessEntry.id.desc()).limit(limit)
+        ).all()
     return [
         {"at": _aware(r.at).isoformat(), "organisation": r.organisation, "region": r.organisation_region,
          "purpose": r.purpose, "digest": r.digest, "identifier": r.identifier, "shareId": r.share_id,

@@ -19,8 +19,15 @@ class RegistryReader:
         if at is not None:
             from registry.errors import ChainError
 
-            raise ChainError("The chain answers only about now: verifying at a past time needs the index", code="INDEX_REQUIRED")
+            raise ChainError(
+                "The chain answers only about now: verifying at a past time needs the index",
+                code="INDEX_REQUIRED",
+            )
         inspection = self._registry.inspect(
-            presentation.batch_root, presentation.batch_index, presentation.digest, list(presentation.batch_proof), signer
+            presentation.batch_root,
+            presentation.batch_index,
+            presentation.digest,
+            list(presentation.batch_proof),
+            signer,
         )
         return ChainFacts(inspection, self._registry.client.block_number(), "chain")

@@ -23,7 +23,12 @@ if TYPE_CHECKING:
 
 console = Console(soft_wrap=True)
 EXIT_CODES = {"VALID": 0, "INVALID": 1, "ERROR": 2}  # by verdict
-MARKS = {"VALID": "[green]✔[/green]", "INVALID": "[red]✘[/red]", "ERROR": "[yellow]![/yellow]", "SKIPPED": "·"}
+MARKS = {
+    "VALID": "[green]✔[/green]",
+    "INVALID": "[red]✘[/red]",
+    "ERROR": "[yellow]![/yellow]",
+    "SKIPPED": "·",
+}
 COLOURS = {"VALID": "green", "INVALID": "red", "ERROR": "yellow"}
 verifier_app = command_group("Verifier node administration: organisations and their API keys.")
 org_app = command_group("Organisations (banks, agencies, wallets, nodes) that call this node.")
@@ -41,10 +46,15 @@ def register(app: typer.Typer) -> None:
 
 
 def serve_verifier(
-    region: Annotated[str | None, typer.Option(help="The node's region (GB/T 2260), e.g. 330000; default ECERT_VERIFIER_REGION.")] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(help="The node's region (GB/T 2260), e.g. 330000; default ECERT_VERIFIER_REGION."),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8002,
-    workers: Annotated[int, typer.Option(help="HTTP worker processes (the indexer runs once, in the main process).", min=1)] = 1,
+    workers: Annotated[
+        int, typer.Option(help="HTTP worker processes (the indexer runs once, in the main process).", min=1)
+    ] = 1,
 ) -> None:
     """Run a verifier node (API, share pages, indexer) until interrupted."""
     import os
@@ -64,13 +74,17 @@ def org_add(
     name: Annotated[str, typer.Option(help="The organisation's name, e.g. 某某银行杭州分行.")],
     region: Annotated[str, typer.Option(help="Its region (GB/T 2260).")],
     kind: Annotated[str, typer.Option(help="bank, agency, wallet or node.")] = "bank",
-    node_region: Annotated[str | None, typer.Option("--node", help="The verifier node's region (default ECERT_VERIFIER_REGION).")] = None,
+    node_region: Annotated[
+        str | None, typer.Option("--node", help="The verifier node's region (default ECERT_VERIFIER_REGION).")
+    ] = None,
 ) -> None:
     """Register an organisation at this node and print its API key (shown once)."""
     from verifier.runtime import VerifierRuntime
     from verifier.settings import VerifierSettings
 
-    runtime = VerifierRuntime.open(settings=VerifierSettings(**({"region": node_region} if node_region else {})))
+    runtime = VerifierRuntime.open(
+        settings=VerifierSettings(**({"region": node_region} if node_region else {}))
+    )
     try:
         org_id, token = runtime.organisations.add(name, region, kind)
     finally:
@@ -79,14 +93,18 @@ def org_add(
     print(token)
 
 
-NodeOption = Annotated[str | None, typer.Option("--node", help="The verifier node's region (default ECERT_VERIFIER_REGION).")]
+NodeOption = Annotated[
+    str | None, typer.Option("--node", help="The verifier node's region (default ECERT_VERIFIER_REGION).")
+]
 
 
-def _organisations(node_region: str | None):  # noqa: ANN202 - (runtime, Organisations); the types are heavy imports
+def _organisations(node_region: str | None):
     from verifier.runtime import VerifierRuntime
     from verifier.settings import VerifierSettings
 
-    runtime = VerifierRuntime.open(settings=VerifierSettings(**({"region": node_region} if node_region else {})))
+    runtime = VerifierRuntime.open(
+        settings=VerifierSettings(**({"region": node_region} if node_region else {}))
+    )
     return runtime, runtime.organisations
 
 
@@ -104,13 +122,22 @@ def org_list(node_region: NodeOption = None) -> None:
 
 @org_app.command("revoke")
 def org_revoke(
-    org_id: Annotated[int | None, typer.Option("--id", help="Revoke every key of this organisation (`ecert verifier org list`).")] = None,
-    key: Annotated[str | None, typer.Option("--key", help="Or revoke just this key (vk_…), e.g. one that leaked.")] = None,
+    org_id: Annotated[
+        int | None,
+        typer.Option("--id", help="Revoke every key of this organisation (`ecert verifier org list`)."),
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option("--key", help="Or revoke just this key (vk_…), e.g. one that leaked.")
+    ] = None,
     node_region: NodeOption = None,
 ) -> None:
     """Revoke an organisation's API keys: every worker of a running node refuses them within seconds."""
     if (org_id is None) == (key is None):
-        raise EcertError("Give exactly one of --id (every key of an organisation) or --key (that key)", code="ORG_REVOKE_TARGET", field="id")
+        raise EcertError(
+            "Give exactly one of --id (every key of an organisation) or --key (that key)",
+            code="ORG_REVOKE_TARGET",
+            field="id",
+        )
     runtime, organisations = _organisations(node_region)
     try:
         if key is not None:
@@ -127,7 +154,11 @@ def org_revoke(
 def org_rotate_key(
     org_id: Annotated[int, typer.Option("--id", help="The organisation (`ecert verifier org list`).")],
     grace_minutes: Annotated[
-        int, typer.Option(help="Minutes its current keys keep working, to switch over without downtime (0: stop now).", min=0)
+        int,
+        typer.Option(
+            help="Minutes its current keys keep working, to switch over without downtime (0: stop now).",
+            min=0,
+        ),
     ] = 0,
     node_region: NodeOption = None,
 ) -> None:
@@ -145,13 +176,25 @@ def org_rotate_key(
 
 
 def verify(
-    source: Annotated[str, typer.Argument(help="A holder package (.json), a QR image (.png/.jpg) or an EC1:… string.")],
+    source: Annotated[
+        str, typer.Argument(help="A holder package (.json), a QR image (.png/.jpg) or an EC1:… string.")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     offline: Annotated[
-        Path | None, typer.Option("--offline", metavar="SNAPSHOT_FILE", help="Verify with no network, from this signed trust snapshot.")
+        Path | None,
+        typer.Option(
+            "--offline",
+            metavar="SNAPSHOT_FILE",
+            help="Verify with no network, from this signed trust snapshot.",
+        ),
     ] = None,
     trust_key: Annotated[
-        Path | None, typer.Option("--trust-key", metavar="PEM_FILE", help="The node key the snapshot must be signed with (`ecert trust key`).")
+        Path | None,
+        typer.Option(
+            "--trust-key",
+            metavar="PEM_FILE",
+            help="The node key the snapshot must be signed with (`ecert trust key`).",
+        ),
     ] = None,
 ) -> None:
     """Verify a certificate. Exit 0 valid, 1 invalid, 2 could not verify (e.g. chain unreachable)."""
@@ -187,7 +230,9 @@ def _run(presentation: Presentation, reader: object) -> Report:
 
     service = VerificationService.local(reader)  # type: ignore[arg-type]
     who = Who("ecert verify", "")
-    return service.verify(presentation, who=who, purpose="ecert verify", channel="cli", request_digest=b"").report
+    return service.verify(
+        presentation, who=who, purpose="ecert verify", channel="cli", request_digest=b""
+    ).report
 
 
 def _print(report: Report, as_json: bool) -> None:
@@ -195,7 +240,9 @@ def _print(report: Report, as_json: bool) -> None:
         print(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
         return
     for check in report.checks:
-        console.print(f"{MARKS[check.outcome.value]} {check.kind:<10} {check.outcome.value:<8} {check.code:<24} {check.message}")
+        console.print(
+            f"{MARKS[check.outcome.value]} {check.kind:<10} {check.outcome.value:<8} {check.code:<24} {check.message}"
+        )
     colour = COLOURS[report.verdict.value]
     suffix = f" ({report.reason})" if report.reason else ""
     console.print(f"[bold {colour}]verdict: {report.verdict.value}{suffix}[/bold {colour}]")
@@ -203,7 +250,12 @@ def _print(report: Report, as_json: bool) -> None:
 
 def _fail(as_json: bool, code: str, message: str, exit_code: int) -> None:
     if as_json:
-        print(json.dumps({"verdict": "INVALID" if exit_code == 1 else "ERROR", "reason": code, "message": message}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {"verdict": "INVALID" if exit_code == 1 else "ERROR", "reason": code, "message": message},
+                ensure_ascii=False,
+            )
+        )
     else:
         console.print(f"[red]cannot read the certificate [{code}]: {message}[/red]")
     raise typer.Exit(exit_code)
@@ -212,7 +264,9 @@ def _fail(as_json: bool, code: str, message: str, exit_code: int) -> None:
 # ─── offline ─────────────────────────────────────────────────────────────────────────────
 
 
-def _verify_offline(presentation: Presentation, snapshot_file: Path | None, trust_key: Path | None, as_json: bool) -> NoReturn:
+def _verify_offline(
+    presentation: Presentation, snapshot_file: Path | None, trust_key: Path | None, as_json: bool
+) -> NoReturn:
     """`verify --offline`: no chain, no settings; the snapshot must be signed by the pinned key."""
     from verifier.offline import SnapshotReader, explain_offline, offline_json, offline_summary
     from verifier.snapshot import load_snapshot
@@ -223,23 +277,38 @@ def _verify_offline(presentation: Presentation, snapshot_file: Path | None, trus
     try:
         pem = trust_key.read_bytes()
     except OSError as exc:
-        _offline_error(as_json, "TRUST_KEY_INVALID", f"Cannot read the trusted key {trust_key}: {exc.strerror}")
+        _offline_error(
+            as_json, "TRUST_KEY_INVALID", f"Cannot read the trusted key {trust_key}: {exc.strerror}"
+        )
     try:
         snapshot = load_snapshot(snapshot_file, pem)
     except EcertError as exc:
         _offline_error(as_json, exc.code, exc.message)
     report = explain_offline(_run(presentation, SnapshotReader(snapshot)), snapshot)
     if as_json:
-        print(json.dumps({**report.to_json(), **offline_json(snapshot, report.checked_at)}, ensure_ascii=False, indent=2))
+        print(
+            json.dumps(
+                {**report.to_json(), **offline_json(snapshot, report.checked_at)},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
     else:
-        console.print(f"[bold]{offline_summary(snapshot, report.checked_at)}[/bold] (node {snapshot.region}, key {snapshot.key_id})")
+        console.print(
+            f"[bold]{offline_summary(snapshot, report.checked_at)}[/bold] (node {snapshot.region}, key {snapshot.key_id})"
+        )
         _print(report, as_json)
     raise typer.Exit(EXIT_CODES[report.verdict.value])
 
 
 def _offline_error(as_json: bool, code: str, message: str) -> NoReturn:
     if as_json:
-        print(json.dumps({"verdict": "ERROR", "reason": code, "message": message, "mode": "offline"}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {"verdict": "ERROR", "reason": code, "message": message, "mode": "offline"},
+                ensure_ascii=False,
+            )
+        )
     else:
         console.print(f"[yellow]cannot verify offline [{code}]: {message}[/yellow]")
     raise typer.Exit(2)
@@ -247,8 +316,13 @@ def _offline_error(as_json: bool, code: str, message: str) -> NoReturn:
 
 @trust_app.command("snapshot")
 def trust_snapshot(
-    region: Annotated[str | None, typer.Option(help="The node's region (GB/T 2260); default ECERT_VERIFIER_REGION.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Where to write it (default <home>/verifier-<region>/trust-snapshot.json.gz).")] = None,
+    region: Annotated[
+        str | None, typer.Option(help="The node's region (GB/T 2260); default ECERT_VERIFIER_REGION.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where to write it (default <home>/verifier-<region>/trust-snapshot.json.gz)."),
+    ] = None,
 ) -> None:
     """Sync the node's index to the head and write a signed trust snapshot for offline verification."""
     from verifier.runtime import VerifierRuntime
@@ -270,7 +344,9 @@ def trust_snapshot(
 
 @trust_app.command("key")
 def trust_key_command(
-    region: Annotated[str | None, typer.Option(help="The node's region (GB/T 2260); default ECERT_VERIFIER_REGION.")] = None,
+    region: Annotated[
+        str | None, typer.Option(help="The node's region (GB/T 2260); default ECERT_VERIFIER_REGION.")
+    ] = None,
 ) -> None:
     """Print the node's Ed25519 public key (PEM), which signs its receipts and snapshots, for verifiers to pin."""
     from verifier.settings import VerifierSettings

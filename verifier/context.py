@@ -50,7 +50,7 @@ class ChainReader(Protocol):
     def facts(self, presentation: Presentation, signer: str, at: int | None = None) -> ChainFacts: ...
 
 
-class _lazy:  # noqa: N801 - used as a decorator, like functools.cached_property
+class _lazy:
     """A per-instance lazy attribute. Not functools.cached_property: on Python 3.11 that takes one
     lock shared by every instance, which serialises concurrent verifications."""
 
@@ -104,7 +104,11 @@ class VerificationContext:
         if self.reader is None:
             raise ChainUnavailable("No chain to ask (offline)")
         at = int(self.at.timestamp()) if self.at else None
-        return self.reader.facts(self.presentation, self.signer, at) if at is not None else self.reader.facts(self.presentation, self.signer)
+        return (
+            self.reader.facts(self.presentation, self.signer, at)
+            if at is not None
+            else self.reader.facts(self.presentation, self.signer)
+        )
 
     @_lazy
     def licence_id(self) -> LicenceId:

@@ -59,7 +59,9 @@ class ConsolidatedWrites:
             data = b"".join(self._pending)
             self._pending.clear()
             self._pending_bytes = 0
-            if not self._transport.is_closing():  # `close` and `eof_received` flush first: else the peer is gone
+            if (
+                not self._transport.is_closing()
+            ):  # `close` and `eof_received` flush first: else the peer is gone
                 self._transport.write(data)
 
     def get_write_buffer_size(self) -> int:

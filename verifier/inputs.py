@@ -20,7 +20,9 @@ def presentation_from_text(text: str) -> Presentation:
     try:
         data = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
-        raise CertificateError("Neither an EC1: code nor a JSON holder package", code="CERT_MALFORMED") from exc
+        raise CertificateError(
+            "Neither an EC1: code nor a JSON holder package", code="CERT_MALFORMED"
+        ) from exc
     if not isinstance(data, dict):
         raise CertificateError("A holder package must be a JSON object", code="CERT_MALFORMED")
     return Presentation.from_json(data)

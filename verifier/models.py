@@ -77,6 +77,12 @@ class AccessEntry(Base):
     verdict: Mapped[str] = mapped_column(String(10))
     reason: Mapped[str | None] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(10))  # api | link | qr
-    claimed_purpose: Mapped[str | None] = mapped_column(String(200))  # an anonymous visitor's own words, unverified
-    ip_prefix: Mapped[str | None] = mapped_column(String(50))  # an anonymous visitor's network (IPv4 /24, IPv6 /48)
-    user_agent: Mapped[str | None] = mapped_column(String(300))  # an anonymous visitor's User-Agent, cut at 300
+    claimed_purpose: Mapped[str | None] = mapped_column(
+        String(200)
+    )  # an anonymous visitor's own words, unverified
+    ip_prefix: Mapped[str | None] = mapped_column(
+        String(50)
+    )  # an anonymous visitor's network (IPv4 /24, IPv6 /48)
+    user_agent: Mapped[str | None] = mapped_column(
+        String(300)
+    )  # an anonymous visitor's User-Agent, cut at 300

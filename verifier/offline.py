@@ -94,7 +94,9 @@ def offline_json(snapshot: TrustSnapshot, now: dt.datetime | None = None) -> dic
         "chainId": snapshot.chain_id,
         "snapshotBlock": snapshot.block_number,
         "snapshotBlockTime": snapshot.block_time,
-        "snapshotCreatedAt": snapshot.created_at.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "snapshotCreatedAt": snapshot.created_at.astimezone(dt.UTC)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z"),
         "snapshotAgeSeconds": int(snapshot.age(now).total_seconds()),
         "snapshotKeyId": snapshot.key_id,
         "snapshotRegion": snapshot.region,
@@ -109,7 +111,9 @@ def explain_offline(report: Report, snapshot: TrustSnapshot) -> Report:
         "than the certificate: verify online or with a newer snapshot)"
     )
     checks = [
-        dataclasses.replace(c, message=c.message + note, evidence={**c.evidence, "snapshotBlock": snapshot.block_number})
+        dataclasses.replace(
+            c, message=c.message + note, evidence={**c.evidence, "snapshotBlock": snapshot.block_number}
+        )
         if c.outcome is Outcome.INVALID and c.code == "NOT_ANCHORED"
         else c
         for c in report.checks

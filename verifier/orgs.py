@@ -59,10 +59,18 @@ class OrgView:
 
 
 class Organisations:
-    def __init__(self, sessions: sessionmaker[Session], *, rate_per_min: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        rate_per_min: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._sessions = sessions
         self._clock = clock
-        self._cache: dict[str, tuple[Caller, float]] = {}  # key hash → (caller, read again after this clock time)
+        self._cache: dict[
+            str, tuple[Caller, float]
+        ] = {}  # key hash → (caller, read again after this clock time)
         self._buckets: dict[str, tuple[float, float]] = {}
         self._rate = rate_per_min / 60.0
         self._burst = max(rate_per_min / 6.0, 10.0)
@@ -71,7 +79,9 @@ class Organisations:
     def add(self, name: str, region: str, kind: str, label: str = "") -> tuple[int, str]:
         """Register an organisation with a first key; the key is returned once."""
         if kind not in KINDS:
-            raise EcertError(f"Unknown kind {kind!r}: use one of {', '.join(KINDS)}", code="ORG_KIND_INVALID", field="kind")
+            raise EcertError(
+                f"Unknown kind {kind!r}: use one of {', '.join(KINDS)}", code="ORG_KIND_INVALID", field="kind"
+            )
         token = _new_token()
         with self._sessions.begin() as session:
             org = Organisation(name=name, region=region, kind=kind)
@@ -82,14 +92,13 @@ class Organisations:
 
     def authenticate(self, token: str | None) -> Caller:
         if not token:
-            raise NotAuthorised("An API key is required: send Authorization: Bearer <key>", code="AUTH_REQUIRED")
+            raise NotAuthorised(
+                "An API key is required: send Authorization: Bearer <key>", code="AUTH_REQUIRED"
+            )
         key_hash = _hash(token)
         now = self._clock()
         cached = self._cache.get(key_hash)
-        if cached is not None and now < cached[1]:
-            caller = cached[0]
-        else:
-            caller = self._look_up(key_hash, now)
+        caller = cached[0] if cached is not None and now < cached[1] else self._look_up(key_hash, now)
         self._take(key_hash)
         return caller
 
@@ -97,7 +106,9 @@ class Organisations:
         """Read the key (again): unknown, revoked, or past the end of its rotation's grace → refused."""
         with self._sessions() as session:
             row = session.execute(
-                select(OrgKey, Organisation).join(Organisation, Organisation.id == OrgKey.organisation_id).where(OrgKey.key_hash == key_hash)
+                select(OrgKey, Organisation)
+                .join(Organisation, Organisation.id == OrgKey.organisation_id)
+                .where(OrgKey.key_hash == key_hash)
             ).first()
         ends_in = KEY_CACHE_S
         if row is not None and row.OrgKey.revoked_at is not None:
@@ -119,7 +130,11 @@ class Organisations:
             if tokens < 1:
                 self._buckets[key_hash] = (tokens, now)
                 wait_s = math.ceil((1 - tokens) / self._rate) if self._rate > 0 else 60
-                raise RateLimited("Too many requests for this API key: slow down and retry", code="RATE_LIMITED", retryAfter=wait_s)
+                raise RateLimited(
+                    "Too many requests for this API key: slow down and retry",
+                    code="RATE_LIMITED",
+                    retryAfter=wait_s,
+                )
             self._buckets[key_hash] = (tokens - 1, now)
 
     def list(self) -> list[OrgView]:
@@ -137,7 +152,11 @@ class Organisations:
     def _organisation(self, session: Session, organisation_id: int) -> Organisation:
         org = session.get(Organisation, organisation_id)
         if org is None:
-            raise NotFound(f"No organisation {organisation_id} at this node (`ecert verifier org list`)", code="ORG_NOT_FOUND", field="id")
+            raise NotFound(
+                f"No organisation {organisation_id} at this node (`ecert verifier org list`)",
+                code="ORG_NOT_FOUND",
+                field="id",
+            )
         return org
 
     def revoke(self, organisation_id: int) -> int:
@@ -152,7 +171,9 @@ class Organisations:
         key_hash = _hash(token)
         with self._sessions.begin() as session:
             row = session.execute(
-                select(OrgKey, Organisation).join(Organisation, Organisation.id == OrgKey.organisation_id).where(OrgKey.key_hash == key_hash)
+                select(OrgKey, Organisation)
+                .join(Organisation, Organisation.id == OrgKey.organisation_id)
+                .where(OrgKey.key_hash == key_hash)
             ).first()
             if row is None:
                 raise NotFound("No such API key at this node", code="ORG_KEY_NOT_FOUND", field="key")
@@ -163,7 +184,9 @@ class Organisations:
             self._cache.pop(key_hash, None)
             return Caller(org.id, org.name, org.region, org.kind, key_hash)
 
-    def rotate_key(self, organisation_id: int, *, grace: dt.timedelta = dt.timedelta(0), label: str = "") -> str:
+    def rotate_key(
+        self, organisation_id: int, *, grace: dt.timedelta = dt.timedelta(0), label: str = ""
+    ) -> str:
         """A new key for the organisation (returned once); its other keys stop working after
         `grace` (at once by default)."""
         token = _new_token()

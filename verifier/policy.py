@@ -93,15 +93,24 @@ class Rule:
         required = _strings(data.get("requireFields", []), f"{where}.requireFields", allow_empty=True)
         for code in types:
             if code != ANY and not _TYPE_CODE.fullmatch(code):
-                raise _invalid(f"{where}.types: {code!r} is not a 21-character type code (USCC + 3 digits) or *")
+                raise _invalid(
+                    f"{where}.types: {code!r} is not a 21-character type code (USCC + 3 digits) or *"
+                )
         text = f"types {'/'.join(types)} from regions {'/'.join(regions)}"
         return cls(
-            None if ANY in types else frozenset(types), tuple(region_prefix(r) for r in regions), tuple(required), text
+            None if ANY in types else frozenset(types),
+            tuple(region_prefix(r) for r in regions),
+            tuple(required),
+            text,
         )
 
 
 def _strings(value: Any, where: str, *, allow_empty: bool = False) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value) or (not value and not allow_empty):
+    if (
+        not isinstance(value, list)
+        or not all(isinstance(v, str) and v for v in value)
+        or (not value and not allow_empty)
+    ):
         raise _invalid(f"{where} must be a {'' if allow_empty else 'non-empty '}list of strings")
     return value
 
@@ -146,7 +155,11 @@ class Policy:
         return cls(region, tuple(Rule.from_json(rule, i) for i, rule in enumerate(rules)), description)
 
     def _matching(self, type_code: str, issuer_region: int | str) -> tuple[str | None, list[Rule]]:
-        region = f"{issuer_region:06d}" if isinstance(issuer_region, int) and not isinstance(issuer_region, bool) else issuer_region
+        region = (
+            f"{issuer_region:06d}"
+            if isinstance(issuer_region, int) and not isinstance(issuer_region, bool)
+            else issuer_region
+        )
         if not isinstance(region, str) or not _REGION.fullmatch(region):
             return None, []
         return region, [rule for rule in self.rules if rule.matches(type_code, region)]
@@ -158,7 +171,10 @@ class Policy:
             return False, f"Issuer region {issuer_region!r} is not a 6-digit GB/T 2260 code"
         if not matched:
             return False, f"Node {self.region} does not recognise type {type_code} issued in region {region}"
-        return True, f"Node {self.region} recognises type {type_code} from region {region} ({matched[0].text})"
+        return (
+            True,
+            f"Node {self.region} recognises type {type_code} from region {region} ({matched[0].text})",
+        )
 
     def required_fields(self, type_code: str, issuer_region: int | str) -> tuple[str, ...]:
         """The paths a presentation must disclose, over every rule that matches (sorted)."""
@@ -168,4 +184,8 @@ class Policy:
     def missing_fields(self, type_code: str, issuer_region: int | str, disclosed: Iterable[str]) -> list[str]:
         """Required paths that no disclosed path is or falls under."""
         paths = list(disclosed)
-        return [need for need in self.required_fields(type_code, issuer_region) if not any(covers_path(need, p) for p in paths)]
+        return [
+            need
+            for need in self.required_fields(type_code, issuer_region)
+            if not any(covers_path(need, p) for p in paths)
+        ]

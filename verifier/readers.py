@@ -84,7 +84,9 @@ class IndexReader:
             log.info("index stale: asking the chain")
             return self._chain.facts(presentation, signer)
         p = presentation
-        inspection = self._history.facts(p.batch_root, p.batch_index, p.digest, list(p.batch_proof), signer, at=at)
+        inspection = self._history.facts(
+            p.batch_root, p.batch_index, p.digest, list(p.batch_proof), signer, at=at
+        )
         if not inspection.anchored and at is None:
             # The newest blocks may not be indexed yet: a "no" is confirmed by the chain itself.
             return self._chain.facts(presentation, signer)
@@ -94,7 +96,9 @@ class IndexReader:
         )  # fmt: skip
 
 
-def index_details(history: History, presentation: Presentation, signer: str, inspection: Inspection, at: int | None) -> dict[str, Any]:
+def index_details(
+    history: History, presentation: Presentation, signer: str, inspection: Inspection, at: int | None
+) -> dict[str, Any]:
     """What the index knows beyond `inspect`, read only when the answer is not a plain yes: the
     status's GB reason and since-when, and since when a bad key has been known to be bad."""
     details: dict[str, Any] = {}

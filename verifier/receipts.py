@@ -62,7 +62,9 @@ log = logging.getLogger(__name__)
 
 _RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
 _SAFE_INT = 2**53 - 1
-_RECEIPT_KEYS = frozenset({"requestDigest", "verdict", "reason", "checks", "chainId", "block", "source", "checkedAt", "node"})
+_RECEIPT_KEYS = frozenset(
+    {"requestDigest", "verdict", "reason", "checks", "chainId", "block", "source", "checkedAt", "node"}
+)
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -145,7 +147,10 @@ class ReceiptSigner:
         try:
             key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         except (ValueError, TypeError) as exc:
-            raise KeystoreError(f"Receipt key {path} is not an unencrypted PEM key: delete it to make a new one", code="RECEIPT_KEY_INVALID") from exc
+            raise KeystoreError(
+                f"Receipt key {path} is not an unencrypted PEM key: delete it to make a new one",
+                code="RECEIPT_KEY_INVALID",
+            ) from exc
         if not isinstance(key, Ed25519PrivateKey):
             raise KeystoreError(f"Receipt key {path} is not an Ed25519 key", code="RECEIPT_KEY_INVALID")
         signer = cls(key)
@@ -156,7 +161,9 @@ class ReceiptSigner:
         return self._public
 
     def public_key_pem(self) -> str:
-        return self._public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+        return self._public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode("ascii")
 
     def public_key_b64(self) -> str:
         """Base64 of the raw 32-byte public key."""
@@ -193,7 +200,11 @@ def _public_key(key: Ed25519PublicKey | bytes | str) -> Ed25519PublicKey:
     if isinstance(key, Ed25519PublicKey):
         return key
     if isinstance(key, str):
-        key = key.encode("ascii") if key.lstrip().startswith("-----BEGIN") else base64.b64decode(key, validate=True)
+        key = (
+            key.encode("ascii")
+            if key.lstrip().startswith("-----BEGIN")
+            else base64.b64decode(key, validate=True)
+        )
     if len(key) == 32:
         return Ed25519PublicKey.from_public_bytes(key)
     loaded = serialization.load_pem_public_key(key)
@@ -210,7 +221,11 @@ def verify_receipt(document: Any, public_key: Ed25519PublicKey | bytes | str) ->
         if not isinstance(document, dict) or set(document) != {"receipt", "signature"}:
             return False
         receipt, signature = document["receipt"], document["signature"]
-        if not isinstance(signature, str) or not _is_receipt(receipt) or receipt["node"]["keyId"] != key_id(key):
+        if (
+            not isinstance(signature, str)
+            or not _is_receipt(receipt)
+            or receipt["node"]["keyId"] != key_id(key)
+        ):
             return False
         key.verify(base64.b64decode(signature, validate=True), canonical_bytes(receipt))
     except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError, binascii.Error, UnicodeError):

@@ -16,7 +16,9 @@ def share_token(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     path = parts.path.rstrip("/")
     if "/s/" not in path or parts.scheme not in ("http", "https"):
-        raise CertificateError("Not a share link: expected <node>/s/<token>", code="SHARE_URL_INVALID", field="shareUrl")
+        raise CertificateError(
+            "Not a share link: expected <node>/s/<token>", code="SHARE_URL_INVALID", field="shareUrl"
+        )
     prefix, token = path.rsplit("/s/", 1)
     return f"{parts.scheme}://{parts.netloc}{prefix}", token
 
@@ -27,10 +29,14 @@ def dynamic_code(url: str) -> str | None:
     return codes[0] if codes else None
 
 
-def fetch_shared_presentation(url: str, trusted: list[str], node_key: str | None, **_: object) -> Presentation:
+def fetch_shared_presentation(
+    url: str, trusted: list[str], node_key: str | None, **_: object
+) -> Presentation:
     base, token = share_token(url)
     if base.rstrip("/") not in {t.rstrip("/") for t in trusted}:
-        raise NotAuthorised(f"{base} is not a trusted verifier node of this one", code="NODE_UNTRUSTED", field="shareUrl")
+        raise NotAuthorised(
+            f"{base} is not a trusted verifier node of this one", code="NODE_UNTRUSTED", field="shareUrl"
+        )
     code = dynamic_code(url)
     try:
         answer = httpx.get(
@@ -38,9 +44,14 @@ def fetch_shared_presentation(url: str, trusted: list[str], node_key: str | None
             headers={"Authorization": f"Bearer {node_key or ''}"}, timeout=5.0,
         )  # fmt: skip
     except httpx.HTTPError as exc:
-        raise ChainUnavailable(f"The node {base} did not answer: try again later", code="NODE_UNAVAILABLE") from exc
+        raise ChainUnavailable(
+            f"The node {base} did not answer: try again later", code="NODE_UNAVAILABLE"
+        ) from exc
     if answer.status_code == 404:
-        raise NotFound("The share does not exist, has expired or was withdrawn", code=answer.json().get("code", "SHARE_NOT_FOUND"))
+        raise NotFound(
+            "The share does not exist, has expired or was withdrawn",
+            code=answer.json().get("code", "SHARE_NOT_FOUND"),
+        )
     if answer.status_code != 200:
         raise ChainUnavailable(f"The node {base} answered {answer.status_code}", code="NODE_UNAVAILABLE")
     return Presentation.from_json(answer.json())

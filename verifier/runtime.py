@@ -49,7 +49,9 @@ class VerifierRuntime:
     _progress_at: float = field(default_factory=time.monotonic)
 
     @classmethod
-    def open(cls, workspace: Workspace | None = None, settings: VerifierSettings | None = None) -> VerifierRuntime:
+    def open(
+        cls, workspace: Workspace | None = None, settings: VerifierSettings | None = None
+    ) -> VerifierRuntime:
         workspace = workspace or Workspace()
         settings = settings or VerifierSettings()
         engine = make_engine(settings.url(workspace.settings))
@@ -98,7 +100,12 @@ class VerifierRuntime:
 
     @cached_property
     def reader(self) -> IndexReader:
-        return IndexReader(self.history, RegistryReader(self.workspace.registry), self.head, max_lag=self.settings.index_max_lag_blocks)
+        return IndexReader(
+            self.history,
+            RegistryReader(self.workspace.registry),
+            self.head,
+            max_lag=self.settings.index_max_lag_blocks,
+        )
 
     @cached_property
     def service(self) -> VerificationService:
@@ -111,7 +118,9 @@ class VerifierRuntime:
     def start_indexer(self, poll_s: float = 0.5) -> None:
         """Follow the chain in a background thread while this process holds the database's indexer
         lease; otherwise stand by and take over when the indexing process dies."""
-        thread = threading.Thread(target=self._index_while_leading, args=(poll_s,), name="indexer", daemon=True)
+        thread = threading.Thread(
+            target=self._index_while_leading, args=(poll_s,), name="indexer", daemon=True
+        )
         thread.start()
         self._threads.append(thread)
 
@@ -129,7 +138,10 @@ class VerifierRuntime:
                         )  # fmt: skip
                         indexer.run_forever(poll_s, self._stop, while_=lease.check)
                     self.indexer_role = "standby"
-                except (EcertError, SQLAlchemyError) as exc:  # chain or database away while taking over: try again
+                except (
+                    EcertError,
+                    SQLAlchemyError,
+                ) as exc:  # chain or database away while taking over: try again
                     log.warning("indexer not running (%s): retrying", exc.__class__.__name__)
                 self._stop.wait(poll_s * 4)
         finally:

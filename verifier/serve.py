@@ -25,12 +25,21 @@ def app_factory() -> FastAPI:
 
 
 def serve(settings: VerifierSettings, host: str, port: int, workers: int = 1) -> None:
-    settings = settings.model_copy(update={"access_log_socket": None})  # this process is the writer, whatever the environment says
+    settings = settings.model_copy(
+        update={"access_log_socket": None}
+    )  # this process is the writer, whatever the environment says
     runtime = VerifierRuntime.open(settings=settings)
     runtime.start_indexer()
     try:
         if workers == 1:
-            uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning", access_log=False, http=ConsolidatedFlushProtocol)
+            uvicorn.run(
+                create_app(runtime),
+                host=host,
+                port=port,
+                log_level="warning",
+                access_log=False,
+                http=ConsolidatedFlushProtocol,
+            )
             return
         access_log = AccessLogServer(runtime.access_log)  # the workers send their entries here: one writer
         try:

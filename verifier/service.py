@@ -42,7 +42,11 @@ class Visitor:
 
     @classmethod
     def of(cls, host: str | None, user_agent: str | None, claimed_purpose: str | None) -> Visitor:
-        return cls((claimed_purpose or "").strip() or None, ip_prefix(host), (user_agent or "")[:USER_AGENT_MAX] or None)
+        return cls(
+            (claimed_purpose or "").strip() or None,
+            ip_prefix(host),
+            (user_agent or "")[:USER_AGENT_MAX] or None,
+        )
 
 
 def ip_prefix(host: str | None) -> str | None:
@@ -94,9 +98,18 @@ class VerificationService:
         self._clock = clock
 
     @classmethod
-    def local(cls, reader: ChainReader | None, *, checks: Sequence[Check] = DEFAULT_CHECKS) -> VerificationService:
+    def local(
+        cls, reader: ChainReader | None, *, checks: Sequence[Check] = DEFAULT_CHECKS
+    ) -> VerificationService:
         """The service as `ecert verify` runs it: no receipt key, no access log, no node policy."""
-        return cls(reader, checks=checks, receipts=None, access_log=None, region="", chain_id=getattr(reader, "chain_id", None))
+        return cls(
+            reader,
+            checks=checks,
+            receipts=None,
+            access_log=None,
+            region="",
+            chain_id=getattr(reader, "chain_id", None),
+        )
 
     def verify(
         self,
@@ -110,27 +123,42 @@ class VerificationService:
         at: dt.datetime | None = None,
         visitor: Visitor | None = None,
     ) -> Verification:
-        report = verify_presentation(presentation, self.reader, clock=self._clock, checks=self._checks, at=at, share=share)
+        report = verify_presentation(
+            presentation, self.reader, clock=self._clock, checks=self._checks, at=at, share=share
+        )
         facts = next((c.evidence for c in report.checks if c.kind == "anchor" and "block" in c.evidence), {})
         source, block = facts.get("source"), facts.get("block")
         receipt = None
         if self.receipts is not None:
             receipt = self.receipts.sign(
                 make_receipt(
-                    report, request_digest=request_digest, chain_id=self.chain_id, block=block,
-                    source=source or "offline", region=self.region,
-                )  # fmt: skip
+                    report,
+                    request_digest=request_digest,
+                    chain_id=self.chain_id,
+                    block=block,
+                    source=source or "offline",
+                    region=self.region,
+                )
             )
         if self._log is None:
             return Verification(report, receipt, source, block)
         self._log.record(
             Access(
-                at=report.checked_at, organisation=who.name, organisation_region=who.region, purpose=purpose,
-                digest="0x" + presentation.digest.hex(), identifier=_identifier(presentation),
-                share_id=getattr(share, "token_id", None), fields=presentation.paths(), verdict=report.verdict.value,
-                reason=report.reason, channel=channel, claimed_purpose=visitor and visitor.claimed_purpose,
-                ip_prefix=visitor and visitor.ip_prefix, user_agent=visitor and visitor.user_agent,
-            )  # fmt: skip
+                at=report.checked_at,
+                organisation=who.name,
+                organisation_region=who.region,
+                purpose=purpose,
+                digest="0x" + presentation.digest.hex(),
+                identifier=_identifier(presentation),
+                share_id=getattr(share, "token_id", None),
+                fields=presentation.paths(),
+                verdict=report.verdict.value,
+                reason=report.reason,
+                channel=channel,
+                claimed_purpose=visitor and visitor.claimed_purpose,
+                ip_prefix=visitor and visitor.ip_prefix,
+                user_agent=visitor and visitor.user_agent,
+            )
         )
         return Verification(report, receipt, source, block)
 

@@ -13,7 +13,9 @@ POLICIES = Path(__file__).with_name("policies")
 
 
 class VerifierSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ECERT_VERIFIER_", extra="ignore", use_attribute_docstrings=True)
+    model_config = SettingsConfigDict(
+        env_prefix="ECERT_VERIFIER_", extra="ignore", use_attribute_docstrings=True
+    )
 
     region: str = "330000"
     """The node's region (GB/T 2260); its policy and its share links are this region's."""

@@ -74,7 +74,7 @@ def _aware(moment: dt.datetime | None) -> dt.datetime | None:
 
 
 class Shares:
-    def __init__(self, sessions: sessionmaker[Session], data_key: bytes, hmac_key: bytes, clock=None) -> None:  # noqa: ANN001
+    def __init__(self, sessions: sessionmaker[Session], data_key: bytes, hmac_key: bytes, clock=None) -> None:
         self._sessions = sessions
         self._cipher = DataCipher(data_key)
         self._hmac_key = hmac_key
@@ -86,7 +86,9 @@ class Shares:
     ) -> tuple[ShareState, str]:  # fmt: skip
         """Store a share and return it with its token (shown once: only its hash is kept)."""
         if not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
-            raise CertificateError("A share lasts from 5 minutes to 30 days", code="SHARE_LIFETIME_INVALID", field="expiresIn")
+            raise CertificateError(
+                "A share lasts from 5 minutes to 30 days", code="SHARE_LIFETIME_INVALID", field="expiresIn"
+            )
         token = secrets.token_urlsafe(24)  # 192 bits
         share_id = uuid.uuid4().hex
         now = self._clock()
@@ -104,7 +106,11 @@ class Shares:
         expired = _aware(row.expires_at) <= self._clock()
         withdrawn, used = row.withdrawn_at is not None, row.single_use and row.used_at is not None
         shown = reveal and not (expired or withdrawn or used)
-        presentation = Presentation.from_json(json.loads(self._cipher.decrypt(row.presentation, row.id))) if shown else None
+        presentation = (
+            Presentation.from_json(json.loads(self._cipher.decrypt(row.presentation, row.id)))
+            if shown
+            else None
+        )
         return ShareState(
             row.id, row.holder_ref, tuple(json.loads(row.fields)), row.purpose, _aware(row.expires_at), row.single_use,
             row.dynamic, used, withdrawn, expired, row.digest, presentation,
@@ -120,17 +126,23 @@ class Shares:
         if row is None:
             raise NotFound("No such share: the link is wrong or was never issued", code="SHARE_NOT_FOUND")
         if row.dynamic and not (code and hmac.compare_digest(code, self.dynamic_code(row.id))):
-            raise NotFound("This QR code has expired: ask the holder to show the current one", code="SHARE_CODE_EXPIRED")
+            raise NotFound(
+                "This QR code has expired: ask the holder to show the current one", code="SHARE_CODE_EXPIRED"
+            )
         state = self._state(row)
         if not (consume and row.single_use and state.problem is None):
             return self._state(row, reveal=True)
-        with self._sessions.begin() as session:  # its first statement writes: SQLite waits for the lock, never a stale read
+        with (
+            self._sessions.begin() as session
+        ):  # its first statement writes: SQLite waits for the lock, never a stale read
             taken = session.execute(
                 update(Share).where(Share.id == row.id, Share.used_at.is_(None), Share.withdrawn_at.is_(None)).values(used_at=self._clock())
             ).rowcount  # fmt: skip
         if taken == 1:
             return self._state(row, reveal=True)
-        with self._sessions() as session:  # another opening was first (or the holder withdrew it): its state, not its data
+        with (
+            self._sessions() as session
+        ):  # another opening was first (or the holder withdrew it): its state, not its data
             return self._state(session.get(Share, row.id))
 
     def dynamic_code(self, share_id: str, at: dt.datetime | None = None) -> str:
@@ -156,7 +168,9 @@ class Shares:
 
     def list(self, holder_ref: str) -> list[ShareState]:
         with self._sessions() as session:
-            rows = session.scalars(select(Share).where(Share.holder_ref == holder_ref).order_by(Share.created_at.desc())).all()
+            rows = session.scalars(
+                select(Share).where(Share.holder_ref == holder_ref).order_by(Share.created_at.desc())
+            ).all()
             return [self._state(row) for row in rows]
 
     def presentation_for_node(self, token: str, code: str | None = None) -> ShareState:

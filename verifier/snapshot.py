@@ -91,7 +91,9 @@ log = logging.getLogger(__name__)
 FORMAT = "ecert-trust-snapshot"
 VERSION = 1
 MAX_BYTES = 1 << 30  # decompressed; ~4 million batches. Refuses a gzip bomb before parsing it.
-MAX_DEPTH = 16  # the format nests 6 deep; json.loads of deeper input can overflow the C stack in an ecert process
+MAX_DEPTH = (
+    16  # the format nests 6 deep; json.loads of deeper input can overflow the C stack in an ecert process
+)
 SYNC_ATTEMPTS = 3
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _INNERMOST = re.compile(r"[\[{][^\[\]{}]*[\]}]")
@@ -137,7 +139,9 @@ class TrustSnapshot:
         return max(dt.timedelta(0), (now or dt.datetime.now(dt.UTC)) - self.created_at)
 
 
-Snapshot = TrustSnapshot  # the name the verifier speaks of; `registry.indexer.Snapshot` is the live index view
+Snapshot = (
+    TrustSnapshot  # the name the verifier speaks of; `registry.indexer.Snapshot` is the live index view
+)
 
 
 # ─── building ────────────────────────────────────────────────────────────────────────────
@@ -145,7 +149,9 @@ Snapshot = TrustSnapshot  # the name the verifier speaks of; `registry.indexer.S
 
 def node_signer(settings: VerifierSettings, core: Settings) -> ReceiptSigner:
     """The node's Ed25519 key (the receipt key, made on first use): it signs receipts and snapshots."""
-    return ReceiptSigner.load_or_create(settings.receipt_key_file or settings.folder(core) / "receipt-key.pem")
+    return ReceiptSigner.load_or_create(
+        settings.receipt_key_file or settings.folder(core) / "receipt-key.pem"
+    )
 
 
 def default_snapshot_path(settings: VerifierSettings, core: Settings) -> Path:
@@ -173,7 +179,9 @@ def snapshot_body(
         number, block_hash = row.block_number, row.block_hash
         recorded = conn.execute(select(blocks.c.timestamp).where(blocks.c.number == number)).scalar()
         trust = load_trust(conn, number)
-        total = conn.execute(select(func.count()).select_from(table(Batch)).where(table(Batch).c.block_number <= number)).scalar_one()
+        total = conn.execute(
+            select(func.count()).select_from(table(Batch)).where(table(Batch).c.block_number <= number)
+        ).scalar_one()
         batches = load_batches(conn, number, limit=total) if total else {}
     if recorded is None:
         if block_time is None:
@@ -189,11 +197,14 @@ def snapshot_body(
         "createdAt": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "node": {"region": region},
         "authorities": [
-            {"account": account, "region": region_, "name": name} for account, (region_, name) in sorted(trust.authorities.items())
+            {"account": account, "region": region_, "name": name}
+            for account, (region_, name) in sorted(trust.authorities.items())
         ],
         "agencies": [_agency_json(a) for a in sorted(trust.agencies.values(), key=lambda a: a.agency_index)],
         "keys": [_key_json(k) for k in _keys_in_order(trust)],
-        "batches": [_batch_json(b) for b in sorted(batches.values(), key=lambda b: (b.block_number, b.log_index))],
+        "batches": [
+            _batch_json(b) for b in sorted(batches.values(), key=lambda b: (b.block_number, b.log_index))
+        ],
     }
 
 
@@ -215,7 +226,9 @@ def build_snapshot(runtime: VerifierRuntime, *, now: dt.datetime | None = None) 
         try:
             indexer.sync()
             break
-        except IndexInconsistent:  # the node's own indexer (`ecert serve verifier`) moved meanwhile, or a reorg
+        except (
+            IndexInconsistent
+        ):  # the node's own indexer (`ecert serve verifier`) moved meanwhile, or a reorg
             if attempt == SYNC_ATTEMPTS:
                 raise
             log.info("index moved during the snapshot's sync: syncing again")
@@ -231,7 +244,11 @@ def write_snapshot(runtime: VerifierRuntime, path: Path | str | None = None) -> 
 
     Returns the path and the signed document.
     """
-    path = Path(path) if path is not None else default_snapshot_path(runtime.settings, runtime.workspace.settings)
+    path = (
+        Path(path)
+        if path is not None
+        else default_snapshot_path(runtime.settings, runtime.workspace.settings)
+    )
     document = build_snapshot(runtime)
     save_snapshot(document, path)
     return path, document
@@ -262,16 +279,22 @@ def load_snapshot(path: Path | str, trusted_public_key: Ed25519PublicKey | bytes
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise SnapshotInvalid(f"Cannot read the trust snapshot {path}: {exc.strerror}", path=str(path)) from exc
+        raise SnapshotInvalid(
+            f"Cannot read the trust snapshot {path}: {exc.strerror}", path=str(path)
+        ) from exc
     return parse_snapshot(data, trusted_public_key, name=str(path))
 
 
-def parse_snapshot(data: bytes, trusted_public_key: Ed25519PublicKey | bytes | str, *, name: str = "snapshot") -> TrustSnapshot:
+def parse_snapshot(
+    data: bytes, trusted_public_key: Ed25519PublicKey | bytes | str, *, name: str = "snapshot"
+) -> TrustSnapshot:
     """Check the signature first, then read the records (a signed but malformed body is refused too)."""
     try:
         key = _public_key(trusted_public_key)
     except (ValueError, TypeError, binascii.Error, UnicodeError) as exc:
-        raise EcertError("The trusted key is not an Ed25519 public key (PEM or raw)", code="TRUST_KEY_INVALID") from exc
+        raise EcertError(
+            "The trusted key is not an Ed25519 public key (PEM or raw)", code="TRUST_KEY_INVALID"
+        ) from exc
     document = _decode(data, name)
     if not isinstance(document, dict) or set(document) != {"snapshot", "signature"}:
         raise SnapshotInvalid(f"{name} is not a signed trust snapshot")
@@ -280,11 +303,17 @@ def parse_snapshot(data: bytes, trusted_public_key: Ed25519PublicKey | bytes | s
     signed_by = node.get("keyId") if isinstance(node, dict) else None
     trusted = key_id(key)
     if signed_by != trusted:
-        raise SnapshotInvalid(f"{name} is signed by key {signed_by!s}, not by the trusted key {trusted}", key_id=signed_by, trusted=trusted)
+        raise SnapshotInvalid(
+            f"{name} is signed by key {signed_by!s}, not by the trusted key {trusted}",
+            key_id=signed_by,
+            trusted=trusted,
+        )
     try:
         key.verify(base64.b64decode(signature, validate=True), canonical_bytes(body))
     except (InvalidSignature, ValueError, TypeError, binascii.Error, RecursionError) as exc:
-        raise SnapshotInvalid(f"{name}: the signature does not verify (the file was changed or damaged)", key_id=trusted) from exc
+        raise SnapshotInvalid(
+            f"{name}: the signature does not verify (the file was changed or damaged)", key_id=trusted
+        ) from exc
     try:
         return _read_body(body)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -302,7 +331,9 @@ def _decode(data: bytes, name: str) -> Any:
             raise SnapshotInvalid(f"{name} is larger than {MAX_BYTES} bytes")
         text = data.decode("utf-8")
         if not _shallow(text, MAX_DEPTH):
-            raise SnapshotInvalid(f"{name} is not a trust snapshot (nested deeper than {MAX_DEPTH}, or unbalanced)")
+            raise SnapshotInvalid(
+                f"{name} is not a trust snapshot (nested deeper than {MAX_DEPTH}, or unbalanced)"
+            )
         return json.loads(text)
     except (zlib.error, EOFError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise SnapshotInvalid(f"{name} is not a trust snapshot (not JSON, or damaged gzip)") from exc
@@ -322,7 +353,9 @@ def _shallow(text: str, limit: int) -> bool:
 
 def _read_body(body: dict[str, Any]) -> TrustSnapshot:
     if body["format"] != FORMAT or body["version"] != VERSION:
-        raise ValueError(f"format {body['format']!r} version {body['version']!r}, expected {FORMAT!r} version {VERSION}")
+        raise ValueError(
+            f"format {body['format']!r} version {body['version']!r}, expected {FORMAT!r} version {VERSION}"
+        )
     block = body["block"]
     agencies_by_code: dict[str, AgencyHistory] = {}
     keys: dict[str, KeyHistory] = {}
@@ -343,7 +376,9 @@ def _read_body(body: dict[str, Any]) -> TrustSnapshot:
         )  # fmt: skip
         agencies_by_code[agency.code] = agency
     authorities = {_str(a["account"]): (_int(a["region"]), _str(a["name"])) for a in body["authorities"]}
-    trust = TrustView(agencies_by_code, {a.agency_index: a for a in agencies_by_code.values()}, keys, authorities)
+    trust = TrustView(
+        agencies_by_code, {a.agency_index: a for a in agencies_by_code.values()}, keys, authorities
+    )
     batches: dict[bytes, BatchRecord] = {}
     for b in body["batches"]:
         record = _batch_from(b)
@@ -381,7 +416,10 @@ def _keys_in_order(trust: TrustView) -> list[KeyHistory]:
     for agency in sorted(trust.agencies.values(), key=lambda a: a.agency_index):
         ordered += [trust.keys[address.lower()] for address in agency.keys if address.lower() in trust.keys]
     listed = {k.address.lower() for k in ordered}
-    return ordered + sorted((k for k in trust.keys.values() if k.address.lower() not in listed), key=lambda k: (k.added_at, k.address))
+    return ordered + sorted(
+        (k for k in trust.keys.values() if k.address.lower() not in listed),
+        key=lambda k: (k.added_at, k.address),
+    )
 
 
 def _key_json(k: KeyHistory) -> dict[str, Any]:
@@ -396,7 +434,12 @@ def _key_json(k: KeyHistory) -> dict[str, Any]:
 def _key_from(k: Mapping[str, Any], index_of: Mapping[str, int]) -> KeyHistory:
     changes = tuple((_int(t), _kind(kind), _int(value)) for t, kind, value in k["changes"])
     history = KeyHistory(
-        _str(k["address"]), _str(k["agency"]), index_of.get(k["agency"], 0), _int(k["validFrom"]), _int(k["addedAt"]), changes
+        _str(k["address"]),
+        _str(k["agency"]),
+        index_of.get(k["agency"], 0),
+        _int(k["validFrom"]),
+        _int(k["addedAt"]),
+        changes,
     )
     now = history.current
     if (now.retired_at, now.compromised_since) != (_int(k["retiredAt"]), _int(k["compromisedSince"])):

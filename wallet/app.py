@@ -20,7 +20,16 @@ from wallet.holders import LANGS
 from wallet.i18n import problem_text
 from wallet.routes import access, accounts, api, certificates, preferences, shares
 from wallet.runtime import WalletRuntime
-from wallet.web import PRE_COOKIE, PREFS_COOKIE, SESSION_COOKIE, LoginRequired, anonymous_prefs, http_status, page, redirect
+from wallet.web import (
+    PRE_COOKIE,
+    PREFS_COOKIE,
+    SESSION_COOKIE,
+    LoginRequired,
+    anonymous_prefs,
+    http_status,
+    page,
+    redirect,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +75,9 @@ def create_app(runtime: WalletRuntime) -> FastAPI:
         secure = runtime.settings.cookie_secure
         secure = request.url.scheme == "https" if secure is None else secure
         if fresh_pre:
-            response.set_cookie(PRE_COOKIE, fresh_pre, path="/", secure=secure, httponly=True, samesite="strict")
+            response.set_cookie(
+                PRE_COOKIE, fresh_pre, path="/", secure=secure, httponly=True, samesite="strict"
+            )
         asked = request.query_params.get("lang")
         if asked in LANGS and SESSION_COOKIE not in request.cookies:  # ?lang= is remembered before signing in
             _, elder = anonymous_prefs(request)
@@ -74,16 +85,26 @@ def create_app(runtime: WalletRuntime) -> FastAPI:
                                 httponly=True, samesite="lax")  # fmt: skip
         return response
 
-    def error_page(request: Request, status: int, code: str, message: str = "", headers: dict[str, str] | None = None) -> Response:
+    def error_page(
+        request: Request, status: int, code: str, message: str = "", headers: dict[str, str] | None = None
+    ) -> Response:
         if _is_api(request):
             response = problem(request, status, code, message or code)
             response.headers.update(headers or {})
             return response
         try:
             p = page(request)
-        except Exception:  # noqa: BLE001 - the database itself may be what failed
-            return Response("Service unavailable / 服务暂不可用", status_code=503, media_type="text/plain; charset=utf-8")
-        return p.render("error.html", status_code=status, headers=headers, code=code, text=problem_text(p.lang, code, message))
+        except Exception:
+            return Response(
+                "Service unavailable / 服务暂不可用", status_code=503, media_type="text/plain; charset=utf-8"
+            )
+        return p.render(
+            "error.html",
+            status_code=status,
+            headers=headers,
+            code=code,
+            text=problem_text(p.lang, code, message),
+        )
 
     @app.exception_handler(EcertError)
     async def ecert_error(request: Request, exc: EcertError) -> Response:
@@ -92,7 +113,9 @@ def create_app(runtime: WalletRuntime) -> FastAPI:
                 return problem(request, 401, "AUTH_REQUIRED", "Sign in first")
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return redirect(f"/login?next={target}" if request.method == "GET" else "/login")
-        headers = {"Retry-After": str(exc.details.get("retryAfter", 60))} if isinstance(exc, RateLimited) else None
+        headers = (
+            {"Retry-After": str(exc.details.get("retryAfter", 60))} if isinstance(exc, RateLimited) else None
+        )
         return error_page(request, http_status(exc), exc.code, exc.message, headers)
 
     @app.exception_handler(RequestValidationError)

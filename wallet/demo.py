@@ -34,7 +34,9 @@ def _packages(items: Iterable[Path | dict[str, Any]]) -> list[Presentation]:
     return out
 
 
-def seed_demo_holders(packages: Iterable[Path | dict[str, Any]], runtime: WalletRuntime | None = None) -> list[DemoHolder]:
+def seed_demo_holders(
+    packages: Iterable[Path | dict[str, Any]], runtime: WalletRuntime | None = None
+) -> list[DemoHolder]:
     """Register (or reset the password of) a holder per person in `packages` and put their
     certificates in their wallet. Idempotent: run it again and the same holders get new passwords."""
     rt = runtime or WalletRuntime.open()

@@ -48,7 +48,11 @@ def face_rows(presentation: Presentation, lang: str) -> dict[str, Any]:
 
     def add(path: str, value: Any) -> None:
         key = "validity" if path == "validity" else path
-        rows.append(FaceRow(path, field_label("zh", key), field_label("en", key) if lang == "en" else None, _text(value)))
+        rows.append(
+            FaceRow(
+                path, field_label("zh", key), field_label("en", key) if lang == "en" else None, _text(value)
+            )
+        )
 
     extra = [p for p in flat if p not in ORDER and p not in HIDDEN and p not in TAIL]
     for path in (*ORDER, *extra):

@@ -66,11 +66,19 @@ class Holders:
             self._cipher.decrypt(row.id_number_enc, f"wallet-holder:{ref}:id").decode(), row.lang, row.elder,
         )  # fmt: skip
 
-    def register(self, name: str, id_number: str, password: str, *, ip: str, lang: str = "zh", elder: bool = False) -> HolderView:
-        self._throttle.acquire([(f"register:ip:{address_key(ip)}", self._settings.register_max_per_ip, dt.timedelta(hours=1))])
+    def register(
+        self, name: str, id_number: str, password: str, *, ip: str, lang: str = "zh", elder: bool = False
+    ) -> HolderView:
+        self._throttle.acquire(
+            [(f"register:ip:{address_key(ip)}", self._settings.register_max_per_ip, dt.timedelta(hours=1))]
+        )
         name = " ".join(name.split())
         if not name or len(name) > MAX_NAME:
-            raise EcertError(f"Give your name as on your ID card (1 to {MAX_NAME} characters)", code="NAME_INVALID", field="name")
+            raise EcertError(
+                f"Give your name as on your ID card (1 to {MAX_NAME} characters)",
+                code="NAME_INVALID",
+                field="name",
+            )
         try:
             code = normalise_id_number(id_number)
         except IdentifierError as exc:
@@ -87,7 +95,9 @@ class Holders:
             with self._sessions.begin() as session:
                 session.add(row)
         except IntegrityError:
-            raise Conflict("This ID number already has a wallet: sign in instead", code="HOLDER_EXISTS", field="idNumber") from None
+            raise Conflict(
+                "This ID number already has a wallet: sign in instead", code="HOLDER_EXISTS", field="idNumber"
+            ) from None
         return self._view(row)
 
     def authenticate(self, id_number: str, password: str, *, ip: str) -> HolderView:
@@ -103,16 +113,28 @@ class Holders:
             code = id_number.strip()[:40]
         where = address_key(ip)
         pair, address = f"login:acct-ip:{self.lookup(code)}:{where}", f"login:ip:{where}"
-        attempt = self._throttle.acquire([(pair, settings.login_max_failures, window), (address, settings.login_max_failures_per_ip, window)])
+        attempt = self._throttle.acquire(
+            [
+                (pair, settings.login_max_failures, window),
+                (address, settings.login_max_failures_per_ip, window),
+            ]
+        )
         with self._sessions() as session:
             row = session.scalar(select(Holder).where(Holder.id_lookup == self.lookup(code)))
-        if not verify_password(password, row.password_hash if row else dummy_hash(settings.password_scrypt_n)) or row is None:
+        if (
+            not verify_password(
+                password, row.password_hash if row else dummy_hash(settings.password_scrypt_n)
+            )
+            or row is None
+        ):
             raise NotAuthorised("The ID number or the password is wrong", code="LOGIN_FAILED")
         self._throttle.refund(attempt)
         self._throttle.clear([pair])
         if needs_rehash(row.password_hash, n=settings.password_scrypt_n):
             with self._sessions.begin() as session:
-                session.get(Holder, row.id).password_hash = hash_password(password, n=settings.password_scrypt_n)
+                session.get(Holder, row.id).password_hash = hash_password(
+                    password, n=settings.password_scrypt_n
+                )
         return self._view(row)
 
     def reset_password(self, id_number: str, password: str) -> HolderView:

@@ -33,7 +33,9 @@ def _unb64(text: str) -> bytes:
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * r * n + (1 << 20), dklen=HASH_BYTES)
+    return hashlib.scrypt(
+        password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * r * n + (1 << 20), dklen=HASH_BYTES
+    )
 
 
 def hash_password(password: str, *, n: int) -> str:
@@ -74,13 +76,28 @@ def is_common(password: str) -> bool:
 def check_password_rules(password: str, *, id_number: str) -> None:
     """10 to 128 characters, at least 3 different ones, not containing the ID number, not a common password (`RULE`)."""
     if len(password) < MIN_LENGTH:
-        raise PasswordRejected(f"The password needs at least {MIN_LENGTH} characters", code="PASSWORD_TOO_SHORT", field="password")
+        raise PasswordRejected(
+            f"The password needs at least {MIN_LENGTH} characters",
+            code="PASSWORD_TOO_SHORT",
+            field="password",
+        )
     if len(password) > MAX_LENGTH:
-        raise PasswordRejected(f"The password may have at most {MAX_LENGTH} characters", code="PASSWORD_TOO_LONG", field="password")
-    if id_number and id_number.lower() in password.lower() or len(set(password)) < 3:
-        raise PasswordRejected("Choose a password with at least 3 different characters that does not contain your ID number", field="password")
+        raise PasswordRejected(
+            f"The password may have at most {MAX_LENGTH} characters",
+            code="PASSWORD_TOO_LONG",
+            field="password",
+        )
+    if (id_number and id_number.lower() in password.lower()) or len(set(password)) < 3:
+        raise PasswordRejected(
+            "Choose a password with at least 3 different characters that does not contain your ID number",
+            field="password",
+        )
     if is_common(password):
-        raise PasswordRejected("This is one of the most common passwords: choose another", code="PASSWORD_COMMON", field="password")
+        raise PasswordRejected(
+            "This is one of the most common passwords: choose another",
+            code="PASSWORD_COMMON",
+            field="password",
+        )
 
 
 # A hash to compare against when no account matches, so a wrong ID number costs as long as a wrong password.

@@ -53,7 +53,9 @@ class WalletRuntime:
         cipher = DataCipher(settings.secret(core, "data")[:32])
         session_key = settings.secret(core, "session")
         throttle = Throttle(made, session_key)
-        issuer = IssuerClient(settings.issuer_url, timeout_s=settings.http_timeout_s, transport=issuer_transport)
+        issuer = IssuerClient(
+            settings.issuer_url, timeout_s=settings.http_timeout_s, transport=issuer_transport
+        )
         verifier = VerifierClient(settings.verifier_url, settings.require_verifier_key(), timeout_s=settings.http_timeout_s,
                                   transport=verifier_transport)  # fmt: skip
         vault = Vault(made, cipher, issuer, verifier, throttle, claim_max_failures=settings.claim_max_failures,

@@ -39,13 +39,21 @@ class _Client:
 
     def __init__(self, base_url: str, *, timeout_s: float, headers: dict[str, str] | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:  # fmt: skip
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s, headers=headers or {}, transport=transport)
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"), timeout=timeout_s, headers=headers or {}, transport=transport
+        )
 
     def close(self) -> None:
         self._http.close()
 
     def _send(
-        self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201), refusals: tuple[int, ...] = (), **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        ok: tuple[int, ...] = (200, 201),
+        refusals: tuple[int, ...] = (),
+        **kwargs: Any,
     ) -> httpx.Response:
         """`refusals`: statuses that, for this call, are the neighbour refusing the holder's request
         (a problem to show) rather than a fault of our credentials or its health."""
@@ -58,10 +66,17 @@ class _Client:
             return response
         if response.status_code == 429:  # the neighbour asks us to wait: the holder is told how long
             retry = response.headers.get("Retry-After", "60")
-            raise RateLimited("Too many attempts: wait a little and try again", retryAfter=int(retry) if retry.isdigit() else 60)
-        if response.status_code not in refusals and (response.status_code >= 500 or response.status_code in (401, 403, 429)):
+            raise RateLimited(
+                "Too many attempts: wait a little and try again",
+                retryAfter=int(retry) if retry.isdigit() else 60,
+            )
+        if response.status_code not in refusals and (
+            response.status_code >= 500 or response.status_code in (401, 403, 429)
+        ):
             # Our own credentials or the neighbour's health: nothing the holder can fix.
-            raise ServiceUnavailable(f"{self._http.base_url} answered {response.status_code}", code=self.unavailable_code)
+            raise ServiceUnavailable(
+                f"{self._http.base_url} answered {response.status_code}", code=self.unavailable_code
+            )
         try:
             problem = response.json()
             code, detail = str(problem.get("code") or "REQUEST_REFUSED"), str(problem.get("detail") or "")
@@ -76,24 +91,32 @@ class IssuerClient(_Client):
     def redeem_claim(self, code: str, holder_code: str) -> dict[str, Any]:
         """The holder package for a one-time claim code, if it is `holder_code`'s: only then is the
         code used up (another holder's certificate answers 403 CLAIM_NOT_YOURS)."""
-        return self._send("POST", "/v1/claims", json={"code": code, "holderCode": holder_code}, refusals=(403,)).json()
+        return self._send(
+            "POST", "/v1/claims", json={"code": code, "holderCode": holder_code}, refusals=(403,)
+        ).json()
 
 
 class VerifierClient(_Client):
     unavailable_code = "VERIFIER_UNAVAILABLE"
 
     def __init__(self, base_url: str, api_key: str | None, **kwargs: Any) -> None:
-        super().__init__(base_url, headers={"Authorization": f"Bearer {api_key}"} if api_key else {}, **kwargs)
+        super().__init__(
+            base_url, headers={"Authorization": f"Bearer {api_key}"} if api_key else {}, **kwargs
+        )
         self.configured = bool(api_key)
 
     def _wallet(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         if not self.configured:
-            raise ServiceUnavailable("No verifier API key: set ECERT_WALLET_VERIFIER_KEY", code="VERIFIER_NOT_CONFIGURED")
+            raise ServiceUnavailable(
+                "No verifier API key: set ECERT_WALLET_VERIFIER_KEY", code="VERIFIER_NOT_CONFIGURED"
+            )
         return self._send(method, path, **kwargs)
 
     def verify(self, presentation: dict[str, Any], purpose: str = HOLDER_VIEW_PURPOSE) -> dict[str, Any]:
         """The report (verdict, reason, checks); a 503 "could not verify" is a report too (verdict ERROR)."""
-        return self._wallet("POST", "/v1/verifications", json={"package": presentation, "purpose": purpose}, ok=(200, 503)).json()
+        return self._wallet(
+            "POST", "/v1/verifications", json={"package": presentation, "purpose": purpose}, ok=(200, 503)
+        ).json()
 
     def create_share(self, holder_ref: str, presentation: dict[str, Any], *, purpose: str, minutes: int,
                      single_use: bool, dynamic: bool) -> dict[str, Any]:  # fmt: skip
@@ -108,7 +131,9 @@ class VerifierClient(_Client):
         return self._wallet("DELETE", f"/v1/shares/{share_id}", params={"holderRef": holder_ref}).json()
 
     def dynamic_code(self, holder_ref: str, share_id: str) -> dict[str, Any]:
-        return self._wallet("GET", f"/v1/shares/{share_id}/dynamic-code", params={"holderRef": holder_ref}).json()
+        return self._wallet(
+            "GET", f"/v1/shares/{share_id}/dynamic-code", params={"holderRef": holder_ref}
+        ).json()
 
     def access_log(self, digests: list[str], share_ids: list[str]) -> list[dict[str, Any]]:
         if not digests and not share_ids:

@@ -41,7 +41,12 @@ class SignedIn:
 
 class LoginSessions:
     def __init__(
-        self, sessions: sessionmaker[Session], *, idle: dt.timedelta, lifetime: dt.timedelta, clock: Clock | None = None
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        idle: dt.timedelta,
+        lifetime: dt.timedelta,
+        clock: Clock | None = None,
     ) -> None:
         self._sessions = sessions
         self._idle = idle
@@ -83,7 +88,11 @@ class LoginSessions:
 
     def count(self, holder_id: int) -> int:
         with self._sessions() as session:
-            return len(session.scalars(select(LoginSession.token_hash).where(LoginSession.holder_id == holder_id)).all())
+            return len(
+                session.scalars(
+                    select(LoginSession.token_hash).where(LoginSession.holder_id == holder_id)
+                ).all()
+            )
 
 
 class Csrf:

@@ -15,7 +15,9 @@ from registry.settings import Settings
 
 
 class WalletSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ECERT_WALLET_", extra="ignore", use_attribute_docstrings=True)
+    model_config = SettingsConfigDict(
+        env_prefix="ECERT_WALLET_", extra="ignore", use_attribute_docstrings=True
+    )
 
     database_url: str | None = None
     """SQLAlchemy URL of the wallet's database (default: SQLite file `<home>/wallet/wallet.sqlite`)."""
@@ -77,10 +79,16 @@ class WalletSettings(BaseSettings):
 
     def secret(self, core: Settings, name: str) -> bytes:
         """One of the wallet's secret files: `data`, `lookup` or `session` (made 0600 on first use)."""
-        given = {"data": self.data_key_file, "lookup": self.lookup_key_file, "session": self.session_key_file}[name]
+        given = {
+            "data": self.data_key_file,
+            "lookup": self.lookup_key_file,
+            "session": self.session_key_file,
+        }[name]
         raw = load_or_create_secret(given or self.folder(core) / f"{name}.key")
         if len(raw) < 32:
-            raise ConfigError(f"The wallet's {name} key must be at least 32 bytes (base64)", code="DATA_KEY_INVALID")
+            raise ConfigError(
+                f"The wallet's {name} key must be at least 32 bytes (base64)", code="DATA_KEY_INVALID"
+            )
         return raw
 
     def require_verifier_key(self) -> str | None:

@@ -54,6 +54,7 @@ def field_choices(presentation: Presentation) -> list[FieldChoice]:
     grouped: dict[str, list[Any]] = {}
     for leaf in presentation.leaves:
         grouped.setdefault(base_path(leaf.path), []).append(leaf_value(leaf))
+
     def rank(path: str) -> tuple[int, str]:
         for position, prefix in enumerate(FORM_ORDER):
             if path == prefix or (prefix.endswith(".") and path.startswith(prefix)):
@@ -61,7 +62,13 @@ def field_choices(presentation: Presentation) -> list[FieldChoice]:
         return len(FORM_ORDER), path
 
     return [
-        FieldChoice(path, tuple(grouped[path]), path in MASKED_TWINS, path in ALWAYS, path in ALWAYS or path in DEFAULT_FIELDS)
+        FieldChoice(
+            path,
+            tuple(grouped[path]),
+            path in MASKED_TWINS,
+            path in ALWAYS,
+            path in ALWAYS or path in DEFAULT_FIELDS,
+        )
         for path in sorted(grouped, key=rank)
     ]
 
@@ -109,7 +116,9 @@ def _state(remote: dict[str, Any] | None) -> str:
 
 
 class Sharing:
-    def __init__(self, sessions: sessionmaker[Session], cipher: DataCipher, vault: Vault, verifier: VerifierClient) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], cipher: DataCipher, vault: Vault, verifier: VerifierClient
+    ) -> None:
         self._sessions = sessions
         self._cipher = cipher
         self._vault = vault
@@ -118,7 +127,11 @@ class Sharing:
     def create(self, holder: HolderView, card: Card, chosen: list[str], *, purpose: str, minutes: int,
                single_use: bool, dynamic: bool) -> ShareView:  # fmt: skip
         if minutes not in EXPIRY_MINUTES:
-            raise CertificateError("A share lasts 5 minutes, 1 hour, 1 day, 7 days or 30 days", code="SHARE_LIFETIME_INVALID", field="expiry")
+            raise CertificateError(
+                "A share lasts 5 minutes, 1 hour, 1 day, 7 days or 30 days",
+                code="SHARE_LIFETIME_INVALID",
+                field="expiry",
+            )
         purpose = " ".join(purpose.split())[:MAX_PURPOSE]
         disclosure = card.presentation.disclose(disclosed_paths(card.presentation, chosen))
         made = self._verifier.create_share(holder.holder_ref, disclosure.to_json(), purpose=purpose, minutes=minutes,
@@ -163,7 +176,9 @@ class Sharing:
             rows = session.scalars(select(StoredShare).where(StoredShare.holder_id == holder.id)
                                    .order_by(StoredShare.created_at.desc())).all()  # fmt: skip
         remote = self._remote(holder)
-        return [self._view(r, None if remote is None else remote.get(r.id, {"expired": True})) for r in rows], remote is not None
+        return [
+            self._view(r, None if remote is None else remote.get(r.id, {"expired": True})) for r in rows
+        ], remote is not None
 
     def withdraw(self, holder: HolderView, share_id: str) -> None:
         row = self._row(holder, share_id)  # ownership first: another holder's share is NOT_FOUND
@@ -206,7 +221,9 @@ class AccessView:
     user_agent: str | None = None
 
 
-def access_log(holder: HolderView, vault: Vault, sharing: Sharing, verifier: VerifierClient, *, org_name: str) -> tuple[list[AccessView], int]:
+def access_log(
+    holder: HolderView, vault: Vault, sharing: Sharing, verifier: VerifierClient, *, org_name: str
+) -> tuple[list[AccessView], int]:
     """Every verification of the holder's certificates, newest first, and how many status checks
     made by this wallet for the holder were left out (they are the holder looking, not others)."""
     cards = vault.list(holder.id)
@@ -216,7 +233,11 @@ def access_log(holder: HolderView, vault: Vault, sharing: Sharing, verifier: Ver
     out: list[AccessView] = []
     own = 0
     for e in entries:
-        if e.get("organisation") == org_name and e.get("purpose") == HOLDER_VIEW_PURPOSE and not e.get("shareId"):
+        if (
+            e.get("organisation") == org_name
+            and e.get("purpose") == HOLDER_VIEW_PURPOSE
+            and not e.get("shareId")
+        ):
             own += 1
             continue
         card = by_digest.get(e.get("digest", ""))

@@ -38,7 +38,9 @@ def address_key(ip: str) -> str:
 
 
 class Throttle:
-    def __init__(self, sessions: sessionmaker[Session], key: bytes, clock: Callable[[], dt.datetime] | None = None) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], key: bytes, clock: Callable[[], dt.datetime] | None = None
+    ) -> None:
         self._sessions = sessions
         self._key = key
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
@@ -60,7 +62,9 @@ class Throttle:
             session.flush()
             for key, limit, window in limits:
                 count, oldest = session.execute(
-                    select(func.count(Attempt.id), func.min(Attempt.at)).where(Attempt.key == key, Attempt.at > now - window)
+                    select(func.count(Attempt.id), func.min(Attempt.at)).where(
+                        Attempt.key == key, Attempt.at > now - window
+                    )
                 ).one()
                 if count > limit:  # leaving the block by raising rolls this attempt back
                     first = oldest if oldest.tzinfo else oldest.replace(tzinfo=dt.UTC)
@@ -83,7 +87,9 @@ class Throttle:
             for name, limit, window in limits:
                 key = self._hash(name)
                 count, oldest = session.execute(
-                    select(func.count(Attempt.id), func.min(Attempt.at)).where(Attempt.key == key, Attempt.at > now - window)
+                    select(func.count(Attempt.id), func.min(Attempt.at)).where(
+                        Attempt.key == key, Attempt.at > now - window
+                    )
                 ).one()
                 if count >= limit:
                     first = oldest if oldest.tzinfo else oldest.replace(tzinfo=dt.UTC)

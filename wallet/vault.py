@@ -61,7 +61,11 @@ def claim_code_from(text: str) -> str:
     cleaned = re.sub(r"[\s\u3000]", "", text or "").upper()
     found = CLAIM_CODE.search(cleaned)
     if not found:
-        raise CertificateError("A claim code has 12 letters and digits, e.g. ABCD-EFGH-JKLM", code="CLAIM_CODE_MALFORMED", field="code")
+        raise CertificateError(
+            "A claim code has 12 letters and digits, e.g. ABCD-EFGH-JKLM",
+            code="CLAIM_CODE_MALFORMED",
+            field="code",
+        )
     bare = found.group(0).replace("-", "")
     return "-".join(bare[i : i + 4] for i in (0, 4, 8))
 
@@ -86,7 +90,9 @@ class Vault:
         code = claim_code_from(text)
         # Counted before the issuer is asked (parallel guesses cannot all pass a check made first);
         # given back unless the code was wrong or someone else's.
-        attempt = self._throttle.acquire([(f"claim:{holder.holder_ref}", self._claim_max_failures, dt.timedelta(minutes=10))])
+        attempt = self._throttle.acquire(
+            [(f"claim:{holder.holder_ref}", self._claim_max_failures, dt.timedelta(minutes=10))]
+        )
         counts = False
         try:
             try:
@@ -94,13 +100,17 @@ class Vault:
             except ServiceRefused as exc:
                 counts = True
                 if exc.code == "CLAIM_NOT_YOURS":
-                    raise NotAuthorised("This certificate belongs to someone else: it was not added", code="CLAIM_NOT_YOURS") from exc
+                    raise NotAuthorised(
+                        "This certificate belongs to someone else: it was not added", code="CLAIM_NOT_YOURS"
+                    ) from exc
                 raise EcertError(exc.message, code=exc.code if exc.code in ("CLAIM_INVALID", "CLAIM_EXPIRED") else "CLAIM_INVALID",
                                  field="code") from exc  # fmt: skip
             try:
                 presentation = Presentation.from_json(package)
             except CertificateError as exc:
-                raise CertificateError("The issuer sent a package this wallet cannot read", code="CLAIM_PACKAGE_INVALID") from exc
+                raise CertificateError(
+                    "The issuer sent a package this wallet cannot read", code="CLAIM_PACKAGE_INVALID"
+                ) from exc
             try:
                 return self.add(holder, presentation)
             except NotAuthorised:
@@ -115,8 +125,13 @@ class Vault:
         if presentation.is_partial or presentation.computed_digest() != presentation.digest:
             raise CertificateError("The package does not hash to its digest: not kept", code="CERT_TAMPERED")
         holder_fields = presentation.fields().get("holder") or {}
-        if holder_fields.get("codeType", CODE_TYPE_ID_NUMBER) != CODE_TYPE_ID_NUMBER or holder_fields.get("code") != holder.id_number:
-            raise NotAuthorised("This certificate belongs to someone else: it was not added", code="CLAIM_NOT_YOURS")
+        if (
+            holder_fields.get("codeType", CODE_TYPE_ID_NUMBER) != CODE_TYPE_ID_NUMBER
+            or holder_fields.get("code") != holder.id_number
+        ):
+            raise NotAuthorised(
+                "This certificate belongs to someone else: it was not added", code="CLAIM_NOT_YOURS"
+            )
         digest = "0x" + presentation.digest.hex()
         fields = presentation.fields()
         with self._sessions.begin() as session:
@@ -138,7 +153,9 @@ class Vault:
     def _card(self, row: StoredCertificate) -> Card:
         package = json.loads(self._cipher.decrypt(row.package_enc, f"wallet-cert:{row.id}"))
         claimed = row.claimed_at if row.claimed_at.tzinfo else row.claimed_at.replace(tzinfo=dt.UTC)
-        return Card(row.id, row.identifier, row.type_code, row.digest, Presentation.from_json(package), claimed)
+        return Card(
+            row.id, row.identifier, row.type_code, row.digest, Presentation.from_json(package), claimed
+        )
 
     def list(self, holder_id: int) -> list[Card]:
         with self._sessions() as session:

@@ -30,7 +30,9 @@ PRE_COOKIE = "wallet_pre"  # binds the CSRF token of the sign-in and registratio
 PREFS_COOKIE = "wallet_prefs"  # language and elder mode before signing in: "zh.0", "en.1"
 CHINA = ZoneInfo("Asia/Shanghai")
 
-templates = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")), autoescape=select_autoescape(["html"]))
+templates = Environment(
+    loader=FileSystemLoader(Path(__file__).with_name("templates")), autoescape=select_autoescape(["html"])
+)
 
 
 class LoginRequired(EcertError):
@@ -92,7 +94,9 @@ class Page:
     def client_ip(self) -> str:
         return client_address(self.request, self.rt.settings.trusted_proxies)
 
-    def render(self, name: str, status_code: int = 200, headers: dict[str, str] | None = None, **values: Any) -> HTMLResponse:
+    def render(
+        self, name: str, status_code: int = 200, headers: dict[str, str] | None = None, **values: Any
+    ) -> HTMLResponse:
         html = templates.get_template(name).render(
             page=self, t=self.t, lang=self.lang, field_label=field_label, when=when,
             reason=lambda code: reason_text(self.lang, code), **values,
@@ -167,8 +171,12 @@ def same_origin(request: Request) -> bool:
 async def checked_form(request: Request, p: PageDep) -> FormData:
     form = await request.form(max_files=1, max_fields=100)
     token = form.get("csrf_token")
-    if not same_origin(request) or not p.rt.csrf.check(p.csrf_binding, token if isinstance(token, str) else None):
-        raise CsrfRejected("This form is out of date or did not come from this site: go back, reload the page and try again")
+    if not same_origin(request) or not p.rt.csrf.check(
+        p.csrf_binding, token if isinstance(token, str) else None
+    ):
+        raise CsrfRejected(
+            "This form is out of date or did not come from this site: go back, reload the page and try again"
+        )
     return form
 
 

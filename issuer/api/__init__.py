@@ -39,7 +39,7 @@ def create_app(runtime: IssuerRuntime) -> FastAPI:
         app.include_router(module.router)
 
     @app.middleware("http")
-    async def no_store(request: Request, call_next) -> Response:  # noqa: ANN001
+    async def no_store(request: Request, call_next) -> Response:
         response = await call_next(request)
         if request.url.path.startswith("/v1/"):  # packages and printouts carry personal data
             response.headers.setdefault("Cache-Control", "no-store")

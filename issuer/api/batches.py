@@ -24,10 +24,18 @@ UPLOAD_SCHEMA = {
     "type": "object",
     "required": ["file", "typeCode"],
     "properties": {
-        "file": {"type": "string", "format": "binary", "description": "Records as JSON Lines (.jsonl) or CSV with dotted headers."},
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "Records as JSON Lines (.jsonl) or CSV with dotted headers.",
+        },
         "typeCode": {"type": "string", "description": TYPE_CODE.description},
         "typeName": {"type": "string"},
-        "format": {"type": "string", "enum": list(FORMATS), "description": "Default: from the file name, else sniffed."},
+        "format": {
+            "type": "string",
+            "enum": list(FORMATS),
+            "description": "Default: from the file name, else sniffed.",
+        },
     },
 }
 OPENAPI_BODY = {
@@ -45,22 +53,34 @@ def _json_body(raw: bytes) -> BatchRequest:
     try:
         return BatchRequest.model_validate_json(raw)
     except ValidationError as exc:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]) from None
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
 
 
 async def _upload(request: Request) -> tuple[str, str | None, list[dict[str, Any]]]:
     try:
         form = await request.form(max_files=1, max_fields=10)
     except HTTPException as exc:
-        raise EcertError(f"Unreadable multipart body: {exc.detail}", code="UPLOAD_MALFORMED", field="file") from None
+        raise EcertError(
+            f"Unreadable multipart body: {exc.detail}", code="UPLOAD_MALFORMED", field="file"
+        ) from None
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
-        raise EcertError("Attach the records as the multipart file field `file`", code="FIELD_MISSING", field="file")
+        raise EcertError(
+            "Attach the records as the multipart file field `file`", code="FIELD_MISSING", field="file"
+        )
     type_code = form.get("typeCode")
     if not isinstance(type_code, str) or not type_code.strip():
-        raise EcertError("Give the certificate type as the form field `typeCode`", code="FIELD_MISSING", field="typeCode")
+        raise EcertError(
+            "Give the certificate type as the form field `typeCode`", code="FIELD_MISSING", field="typeCode"
+        )
     if (upload.size or 0) > MAX_UPLOAD_BYTES:
-        raise EcertError(f"Uploads are limited to {MAX_UPLOAD_BYTES >> 20} MiB: split the file", code="UPLOAD_TOO_LARGE", field="file")
+        raise EcertError(
+            f"Uploads are limited to {MAX_UPLOAD_BYTES >> 20} MiB: split the file",
+            code="UPLOAD_TOO_LARGE",
+            field="file",
+        )
     raw = await upload.read()
     fmt, type_name = form.get("format"), form.get("typeName")
     records = await run_in_threadpool(
@@ -77,7 +97,12 @@ async def _upload(request: Request) -> tuple[str, str | None, list[dict[str, Any
     openapi_extra=OPENAPI_BODY,
 )
 async def submit_batch(
-    request: Request, response: Response, caller: Issuing, runtime: Runtime, grants: Grants, key: IdempotencyKey
+    request: Request,
+    response: Response,
+    caller: Issuing,
+    runtime: Runtime,
+    grants: Grants,
+    key: IdempotencyKey,
 ) -> JobResponse:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
@@ -91,5 +116,7 @@ async def submit_batch(
             "Send application/json ({typeCode, records}) or multipart/form-data (file, typeCode)",
             code="MEDIA_TYPE_UNSUPPORTED", field="Content-Type",
         )  # fmt: skip
-    job = await run_in_threadpool(submit_records, runtime, grants, caller, type_code, type_name, records, key, field=field)
+    job = await run_in_threadpool(
+        submit_records, runtime, grants, caller, type_code, type_name, records, key, field=field
+    )
     return accepted(response, job)

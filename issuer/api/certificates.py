@@ -43,23 +43,34 @@ Fields = Annotated[
 
 @router.post("", status_code=202, response_model=JobResponse, summary="Issue one certificate")
 def issue_certificate(
-    body: CertificateRequest, response: Response, caller: Issuing, runtime: Runtime, grants: Grants, key: IdempotencyKey
+    body: CertificateRequest,
+    response: Response,
+    caller: Issuing,
+    runtime: Runtime,
+    grants: Grants,
+    key: IdempotencyKey,
 ) -> JobResponse:
     """Store the certificate and queue it for anchoring. A rejected record is a 422 naming its
     field; the job (its id in `jobId`) keeps the rejection, so the same Idempotency-Key gets it again."""
-    job = submit_records(runtime, grants, caller, body.type_code, body.type_name, [body.record], key, field="record")
+    job = submit_records(
+        runtime, grants, caller, body.type_code, body.type_name, [body.record], key, field="record"
+    )
     if job.errors:
         error = job.errors[0]
         raise CertificateError(error["message"], code=error["code"], field=error["field"], jobId=job.id)
     return accepted(response, job)
 
 
-@router.get("/{identifier}", response_model=CertificateResponse, summary="A certificate's state, status and batch")
+@router.get(
+    "/{identifier}", response_model=CertificateResponse, summary="A certificate's state, status and batch"
+)
 def describe(identifier: OwnedCertificate, caller: Caller, runtime: Runtime) -> dict[str, Any]:
     return runtime.service.describe(caller.agency_code, identifier)
 
 
-def _presentation(runtime: IssuerRuntime, agency_code: str, identifier: str, fields: str | None = None) -> Presentation:
+def _presentation(
+    runtime: IssuerRuntime, agency_code: str, identifier: str, fields: str | None = None
+) -> Presentation:
     presentation = runtime.service.package(agency_code, identifier)
     if fields:
         presentation = presentation.disclose(p.strip() for p in fields.split(",") if p.strip())
@@ -71,7 +82,7 @@ def package(identifier: OwnedCertificate, caller: Caller, runtime: Runtime) -> d
     return runtime.service.package(caller.agency_code, identifier).to_json()
 
 
-def _qr(render, payload: str) -> bytes:  # noqa: ANN001 - qr_png or qr_svg
+def _qr(render, payload: str) -> bytes:
     try:
         return render(payload)
     except DataOverflowError:
@@ -80,21 +91,39 @@ def _qr(render, payload: str) -> bytes:  # noqa: ANN001 - qr_png or qr_svg
         ) from None
 
 
-@router.get("/{identifier}/qr.png", response_class=Response, responses={200: {"content": {"image/png": {}}}}, summary="Offline QR (EC1) as PNG")
-def qr_code_png(identifier: OwnedCertificate, caller: Caller, runtime: Runtime, fields: Fields = None) -> Response:
+@router.get(
+    "/{identifier}/qr.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+    summary="Offline QR (EC1) as PNG",
+)
+def qr_code_png(
+    identifier: OwnedCertificate, caller: Caller, runtime: Runtime, fields: Fields = None
+) -> Response:
     payload = _presentation(runtime, caller.agency_code, identifier, fields).to_ec1()
     return Response(_qr(qr_png, payload), media_type="image/png")
 
 
-@router.get("/{identifier}/qr.svg", response_class=Response, responses={200: {"content": {"image/svg+xml": {}}}}, summary="Offline QR (EC1) as SVG")
-def qr_code_svg(identifier: OwnedCertificate, caller: Caller, runtime: Runtime, fields: Fields = None) -> Response:
+@router.get(
+    "/{identifier}/qr.svg",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}}},
+    summary="Offline QR (EC1) as SVG",
+)
+def qr_code_svg(
+    identifier: OwnedCertificate, caller: Caller, runtime: Runtime, fields: Fields = None
+) -> Response:
     payload = _presentation(runtime, caller.agency_code, identifier, fields).to_ec1()
     return Response(_qr(qr_svg, payload), media_type="image/svg+xml")
 
 
 @router.get("/{identifier}/print", response_class=HTMLResponse, summary="Printable face (HTML)")
 def print_html(
-    identifier: OwnedCertificate, caller: Caller, runtime: Runtime, fields: Fields = None, lang: Literal["zh", "en"] = "zh"
+    identifier: OwnedCertificate,
+    caller: Caller,
+    runtime: Runtime,
+    fields: Fields = None,
+    lang: Literal["zh", "en"] = "zh",
 ) -> HTMLResponse:
     from issuer.printing import render_licence_html
 
@@ -102,33 +131,67 @@ def print_html(
     return HTMLResponse(render_licence_html(presentation, lang=lang))
 
 
-@router.get("/{identifier}/print.pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}}, summary="Printable face (A4 PDF)")
+@router.get(
+    "/{identifier}/print.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+    summary="Printable face (A4 PDF)",
+)
 def print_pdf(
-    identifier: OwnedCertificate, caller: Caller, runtime: Runtime, fields: Fields = None, lang: Literal["zh", "en"] = "zh"
+    identifier: OwnedCertificate,
+    caller: Caller,
+    runtime: Runtime,
+    fields: Fields = None,
+    lang: Literal["zh", "en"] = "zh",
 ) -> Response:
     from issuer.printing import render_licence_pdf
 
     presentation = _presentation(runtime, caller.agency_code, identifier, fields)
     pdf = render_licence_pdf(presentation, lang=lang)
-    return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{identifier}.pdf"'})
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{identifier}.pdf"'},
+    )
 
 
 @router.post("/{identifier}/status", response_model=StatusResponse, summary="Suspend, reinstate or revoke")
-def change_status(identifier: OwnedCertificate, body: StatusRequest, caller: StatusChanging, runtime: Runtime) -> dict[str, Any]:
+def change_status(
+    identifier: OwnedCertificate, body: StatusRequest, caller: StatusChanging, runtime: Runtime
+) -> dict[str, Any]:
     """Written on chain with the agency's key before it answers; revoked is final."""
-    return runtime.status.change(caller.agency_code, identifier, STATUSES[body.status], body.reason, body.note)
+    return runtime.status.change(
+        caller.agency_code, identifier, STATUSES[body.status], body.reason, body.note
+    )
 
 
-@router.post("/{identifier}/renewals", status_code=202, response_model=JobResponse, summary="Renew or amend (new version)")
+@router.post(
+    "/{identifier}/renewals",
+    status_code=202,
+    response_model=JobResponse,
+    summary="Renew or amend (new version)",
+)
 def renew(
-    identifier: OwnedCertificate, body: RenewalRequest, response: Response, caller: Issuing, runtime: Runtime, key: IdempotencyKey
+    identifier: OwnedCertificate,
+    body: RenewalRequest,
+    response: Response,
+    caller: Issuing,
+    runtime: Runtime,
+    key: IdempotencyKey,
 ) -> JobResponse:
     """A new version (same serial, version + 1, previousIdentifier set); the old one is revoked
     (04 注销) on chain once the new one is confirmed."""
-    return accepted(response, runtime.service.reissue(caller.agency_code, identifier, body.changes, idempotency_key=key))
+    return accepted(
+        response, runtime.service.reissue(caller.agency_code, identifier, body.changes, idempotency_key=key)
+    )
 
 
-@router.post("/{identifier}/claim-code", status_code=201, response_model=ClaimCodeResponse, summary="A one-time claim code for the holder")
+@router.post(
+    "/{identifier}/claim-code",
+    status_code=201,
+    response_model=ClaimCodeResponse,
+    summary="A one-time claim code for the holder",
+)
 def claim_code(identifier: OwnedCertificate, caller: Issuing, runtime: Runtime) -> ClaimCodeResponse:
     """Replaces any earlier code of this certificate; the holder's wallet redeems it at POST /v1/claims (the code in the body)."""
     code, expires = runtime.service.create_claim_code(caller.agency_code, identifier)

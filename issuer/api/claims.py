@@ -13,8 +13,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from issuer.api.deps import Runtime
-from registry.errors import EcertError
 from issuer.api.schemas import PACKAGE_RESPONSE
+from registry.errors import EcertError
 
 router = APIRouter(prefix="/v1/claims", tags=["claims"])
 

@@ -95,11 +95,18 @@ OwnedJob = Annotated[str, Depends(owned_job)]
 def idempotency_key(
     key: Annotated[
         str | None,
-        Header(alias="Idempotency-Key", description="Send the same key again to get the same job, never a duplicate."),
+        Header(
+            alias="Idempotency-Key",
+            description="Send the same key again to get the same job, never a duplicate.",
+        ),
     ] = None,
 ) -> str | None:
     if key is not None and not (1 <= len(key) <= 200 and key.isprintable()):
-        raise EcertError("Idempotency-Key must be 1–200 printable characters", code="IDEMPOTENCY_KEY_INVALID", field="Idempotency-Key")
+        raise EcertError(
+            "Idempotency-Key must be 1–200 printable characters",
+            code="IDEMPOTENCY_KEY_INVALID",
+            field="Idempotency-Key",
+        )
     return key
 
 
@@ -145,7 +152,9 @@ def _type_code(text: str) -> str:
     try:
         parse_uscc(text[:18], strict=True)
     except IdentifierError as exc:
-        raise EcertError(f"typeCode: {exc.message}", code="TYPE_CODE_INVALID", field="typeCode", reason=exc.code) from None
+        raise EcertError(
+            f"typeCode: {exc.message}", code="TYPE_CODE_INVALID", field="typeCode", reason=exc.code
+        ) from None
     return text
 
 

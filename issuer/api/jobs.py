@@ -45,9 +45,15 @@ def submit_records(
     if not records:
         raise EcertError("No records to issue", code="BATCH_EMPTY", field=field)
     if len(records) > MAX_RECORDS:
-        raise EcertError(f"At most {MAX_RECORDS:,} records per request: split the file", code="BATCH_TOO_LARGE", field=field)
+        raise EcertError(
+            f"At most {MAX_RECORDS:,} records per request: split the file",
+            code="BATCH_TOO_LARGE",
+            field=field,
+        )
     extra = {"type_name": type_name} if type_name else {}
-    return runtime.service.submit(caller.agency_code, type_code, records, idempotency_key=idempotency_key, **extra)
+    return runtime.service.submit(
+        caller.agency_code, type_code, records, idempotency_key=idempotency_key, **extra
+    )
 
 
 @router.get("/{job_id}", response_model=JobResponse, summary="A job's progress")

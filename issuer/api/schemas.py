@@ -14,7 +14,12 @@ TYPE_CODE = Field(
     description="Certificate type code: the defining authority's 统一社会信用代码 (18) + 3 digits.",
     examples=["11100000000013338W001"],
 )
-TYPE_NAME = Field(None, max_length=200, description="The certificate's name when a record gives none.", examples=["营业执照"])
+TYPE_NAME = Field(
+    None,
+    max_length=200,
+    description="The certificate's name when a record gives none.",
+    examples=["营业执照"],
+)
 RECORD_EXAMPLE = {"holder": {"name": "杭州示例科技有限公司", "code": "91330100MA2XXXXX0X"}, "validUntil": "2045-06-30",
                   "ext": {"legalRepresentative": "张三", "address": "杭州市西湖区"}}  # fmt: skip
 
@@ -43,7 +48,9 @@ class CertificateRequest(ApiModel):
 class BatchRequest(ApiModel):
     type_code: str = TYPE_CODE
     type_name: str | None = TYPE_NAME
-    records: list[dict[str, Any]] = Field(description="One object per certificate (as `record` of POST /v1/certificates).")
+    records: list[dict[str, Any]] = Field(
+        description="One object per certificate (as `record` of POST /v1/certificates)."
+    )
 
 
 class RecordError(Answer):
@@ -58,13 +65,17 @@ class JobCounts(Answer):
     sealed: int = 0
     anchored: int = 0
     confirmed: int = 0
-    refused: int = Field(0, description="Certificates whose batch the chain refused for good (see `refusals`): never retried.")
+    refused: int = Field(
+        0, description="Certificates whose batch the chain refused for good (see `refusals`): never retried."
+    )
     failed: int = 0
 
 
 class Refusal(Answer):
     batch_root: str
-    code: str = Field(description="The contract error, e.g. TrustRegistryTypeNotGranted or TrustRegistryKeyNotActive.")
+    code: str = Field(
+        description="The contract error, e.g. TrustRegistryTypeNotGranted or TrustRegistryKeyNotActive."
+    )
     message: str | None
     count: int = Field(description="Certificates of this job in that batch.")
 
@@ -76,8 +87,12 @@ class JobResponse(Answer):
     done: bool = Field(description="Every record is confirmed on chain, failed, or refused by the chain.")
     counts: JobCounts
     errors: list[RecordError]
-    identifiers: list[str] = Field(description="Identifiers of the job's certificates in record order (first 1,000).")
-    refusals: list[Refusal] = Field(default_factory=list, description="Batches of this job the chain refused to anchor, and why.")
+    identifiers: list[str] = Field(
+        description="Identifiers of the job's certificates in record order (first 1,000)."
+    )
+    refusals: list[Refusal] = Field(
+        default_factory=list, description="Batches of this job the chain refused to anchor, and why."
+    )
 
     @classmethod
     def of(cls, job: JobView) -> JobResponse:
@@ -93,8 +108,12 @@ class BatchInfo(Answer):
     index: int | None
     tx_hash: str | None
     block: int | None
-    state: str | None = Field(None, description="The batch's state: sealed, sending, mined, confirmed or refused.")
-    refusal: str | None = Field(None, description="The contract error that refused the batch (state refused).")
+    state: str | None = Field(
+        None, description="The batch's state: sealed, sending, mined, confirmed or refused."
+    )
+    refusal: str | None = Field(
+        None, description="The contract error that refused the batch (state refused)."
+    )
     refusal_message: str | None = None
 
 
@@ -112,8 +131,15 @@ class CertificateResponse(Answer):
 
 
 class StatusRequest(ApiModel):
-    status: Literal["active", "suspended", "revoked"] = Field(description="active reinstates; revoked is final.")
-    reason: int = Field(ge=1, le=99, description="GB reason: 01 有效, 02 暂扣, 03 撤销, 04 注销, 07 吊销, 99 其他.", examples=[2])
+    status: Literal["active", "suspended", "revoked"] = Field(
+        description="active reinstates; revoked is final."
+    )
+    reason: int = Field(
+        ge=1,
+        le=99,
+        description="GB reason: 01 有效, 02 暂扣, 03 撤销, 04 注销, 07 吊销, 99 其他.",
+        examples=[2],
+    )
     note: str | None = Field(None, max_length=1000)
 
 

@@ -39,11 +39,15 @@ def detect_format(filename: str | None, content_type: str | None, text: str) -> 
     return fmt
 
 
-def parse_upload(raw: bytes, filename: str | None, content_type: str | None, fmt: str | None = None) -> list[dict[str, Any]]:
+def parse_upload(
+    raw: bytes, filename: str | None, content_type: str | None, fmt: str | None = None
+) -> list[dict[str, Any]]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise _malformed(f"The file is not UTF-8 (byte {exc.start}): save it as UTF-8", "UPLOAD_ENCODING") from None
+        raise _malformed(
+            f"The file is not UTF-8 (byte {exc.start}): save it as UTF-8", "UPLOAD_ENCODING"
+        ) from None
     if fmt is not None and fmt not in FORMATS:
         raise EcertError(f"format must be one of {', '.join(FORMATS)}", code="UPLOAD_FORMAT", field="format")
     fmt = fmt or detect_format(filename, content_type, text)
@@ -70,7 +74,9 @@ def _json_array(text: str) -> list[dict[str, Any]]:
     except ValueError as exc:
         raise _malformed(f"The file is not JSON ({exc})", "RECORD_MALFORMED") from None
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        raise _malformed("A .json upload must be an array of record objects (or use JSON Lines)", "RECORD_MALFORMED")
+        raise _malformed(
+            "A .json upload must be an array of record objects (or use JSON Lines)", "RECORD_MALFORMED"
+        )
     return data
 
 
@@ -85,7 +91,11 @@ def _csv(text: str) -> list[dict[str, Any]]:
             if header is None:
                 header = [cell.strip() for cell in row]
                 if not all(header) or len(set(header)) != len(header):
-                    raise _malformed("The CSV header needs one distinct, non-empty name per column", "CSV_MALFORMED", reader.line_num)
+                    raise _malformed(
+                        "The CSV header needs one distinct, non-empty name per column",
+                        "CSV_MALFORMED",
+                        reader.line_num,
+                    )
                 continue
             if len(row) > len(header):
                 raise _malformed(
@@ -94,5 +104,7 @@ def _csv(text: str) -> list[dict[str, Any]]:
                 )  # fmt: skip
             records.append(dict(zip(header, row, strict=False)))
     except csv.Error as exc:
-        raise _malformed(f"Line {reader.line_num} is not valid CSV ({exc})", "CSV_MALFORMED", reader.line_num) from None
+        raise _malformed(
+            f"Line {reader.line_num} is not valid CSV ({exc})", "CSV_MALFORMED", reader.line_num
+        ) from None
     return records

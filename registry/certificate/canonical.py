@@ -10,6 +10,7 @@ Empty dicts and empty lists carry no scalar, so they produce no leaves and do no
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -44,7 +45,9 @@ class FieldLeaf:
     salt: bytes
     path: str
     value: str
-    parsed: object = field(default=_UNPARSED, compare=False, repr=False)  # `value` parsed, when it was checked
+    parsed: object = field(
+        default=_UNPARSED, compare=False, repr=False
+    )  # `value` parsed, when it was checked
 
     def hash(self) -> bytes:
         """The OpenZeppelin standard leaf hash of `abi.encode(bytes16 salt, string path, string value)`."""
@@ -67,8 +70,12 @@ class FieldLeaf:
         if not isinstance(value, str):
             raise _malformed("field leaf value must be a string of canonical JSON", path=path)
         try:
-            parsed = orjson.loads(value)  # what it refuses and json.loads takes is never canonical (NaN, deep nesting)
-            if type(parsed) is float:  # orjson reads digits beyond 64 bits as a float; json, like RFC 8785, as an int
+            parsed = orjson.loads(
+                value
+            )  # what it refuses and json.loads takes is never canonical (NaN, deep nesting)
+            if (
+                type(parsed) is float
+            ):  # orjson reads digits beyond 64 bits as a float; json, like RFC 8785, as an int
                 parsed = json.loads(value)
         except (orjson.JSONDecodeError, ValueError, RecursionError) as e:
             raise _malformed("field leaf value is not JSON", path=path) from e
@@ -168,7 +175,7 @@ def unflatten(pairs: Iterable[tuple[str, object]]) -> dict[str, object]:
     for path, value in pairs:
         tokens = _parse_path(path)
         node = root
-        for token, nxt in zip(tokens, tokens[1:]):
+        for token, nxt in itertools.pairwise(tokens):
             child = node.get(token, _MISSING)
             if child is _MISSING:
                 child = {}
@@ -196,7 +203,9 @@ def _finish(node: object, lists: set[int]) -> object:
     return items
 
 
-def make_leaves(fields: Mapping[str, object], salt_source: Callable[[int], bytes] = os.urandom) -> list[FieldLeaf]:
+def make_leaves(
+    fields: Mapping[str, object], salt_source: Callable[[int], bytes] = os.urandom
+) -> list[FieldLeaf]:
     """Salt and canonicalise every scalar field; `salt_source` is a seam for seeded tests."""
     pairs = flatten(fields)
     salts = salt_source(SALT_BYTES * len(pairs))  # one call, not one per field: issuing is hot

@@ -15,6 +15,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+
 from registry.errors import IdentifierError
 
 OID_ROOT = "1.2.156.3005.2"
@@ -33,10 +34,20 @@ _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 _PROVINCES = frozenset(
     f"{p:02d}"
-    for p in (*range(11, 16), *range(21, 24), *range(31, 38), *range(41, 47),
-              *range(50, 55), *range(61, 66), 71, 81, 82)
+    for p in (
+        *range(11, 16),
+        *range(21, 24),
+        *range(31, 38),
+        *range(41, 47),
+        *range(50, 55),
+        *range(61, 66),
+        71,
+        81,
+        82,
+    )
 )
 _SERIAL_RE = re.compile(r"[0-9A-Z]+")
+
 
 def _fail(message: str, code: str, **details: object) -> IdentifierError:
     return IdentifierError(message, code=code, **details)
@@ -47,7 +58,10 @@ def _check_mismatch(what: str, actual: str, expected: str, text: str) -> Identif
     return _fail(
         f"{what} {text!r}: check character is {actual!r}, expected {expected!r}; "
         "re-check the identifier against its source document",
-        ID_CHECK_CHAR, expected=expected, actual=actual, value=text,
+        ID_CHECK_CHAR,
+        expected=expected,
+        actual=actual,
+        value=text,
     )
 
 
@@ -68,12 +82,15 @@ def _normalise(text: object, what: str, strict: bool) -> tuple[str, list[str]]:
     if strict and warnings:
         raise _fail(
             f"{what} {text!r} is not canonical ({'; '.join(warnings)}); send {upper!r} instead",
-            ID_FORMAT, value=text, canonical=upper,
+            ID_FORMAT,
+            value=text,
+            canonical=upper,
         )
     return upper, warnings
 
 
 # --- check characters -----------------------------------------------------------------------
+
 
 def mod37_36_check_char(payload: str) -> str:
     """ISO/IEC 7064 MOD 37,36 (hybrid) check character over 0-9A-Z, as GB/T 36904 requires."""
@@ -91,7 +108,7 @@ def uscc_check_char(first17: str) -> str:
     """GB 32100 check character: weights 3^(i-1) mod 31 over the 31-character alphabet."""
     if len(first17) != 17 or any(c not in _USCC_ALPHABET for c in first17):
         raise _fail(f"USCC body {first17!r} must be 17 chars of {_USCC_ALPHABET}", ID_FORMAT)
-    total = sum(_USCC_ALPHABET.index(c) * w for c, w in zip(first17, _USCC_WEIGHTS))
+    total = sum(_USCC_ALPHABET.index(c) * w for c, w in zip(first17, _USCC_WEIGHTS, strict=False))
     return _USCC_ALPHABET[(31 - total % 31) % 31]
 
 
@@ -99,10 +116,11 @@ def id_number_check_char(first17: str) -> str:
     """GB 11643 check character (MOD 11-2)."""
     if len(first17) != 17 or not first17.isascii() or not first17.isdigit():
         raise _fail(f"ID number body {first17!r} must be 17 digits", ID_FORMAT)
-    return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS)) % 11]
+    return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=False)) % 11]
 
 
 # --- regions --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Region:
@@ -144,15 +162,20 @@ def parse_region(code: str | int) -> Region:
     if text == NATIONAL_REGION:
         return region
     if region.province not in _PROVINCES:
-        raise _fail(f"region {text}: unknown province {region.province!r}; use a GB/T 2260 code",
-                    ID_REGION, value=text)
+        raise _fail(
+            f"region {text}: unknown province {region.province!r}; use a GB/T 2260 code",
+            ID_REGION,
+            value=text,
+        )
     if region.prefecture == "00" and region.county != "00":
-        raise _fail(f"region {text}: a county code needs a prefecture part; check the code",
-                    ID_REGION, value=text)
+        raise _fail(
+            f"region {text}: a county code needs a prefecture part; check the code", ID_REGION, value=text
+        )
     return region
 
 
 # --- 统一社会信用代码 ------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class USCC:
@@ -173,8 +196,12 @@ def _parse_uscc_canonical(text: str, what: str = "USCC") -> USCC:
         raise _fail(f"{what} {text!r} must be 18 characters, got {len(text)}", ID_FORMAT, value=text)
     bad = sorted({c for c in text if c not in _USCC_ALPHABET})
     if bad:
-        raise _fail(f"{what} {text!r} contains {''.join(bad)!r}; only {_USCC_ALPHABET} are allowed "
-                    "(I, O, Z, S, V never occur)", ID_FORMAT, value=text)
+        raise _fail(
+            f"{what} {text!r} contains {''.join(bad)!r}; only {_USCC_ALPHABET} are allowed "
+            "(I, O, Z, S, V never occur)",
+            ID_FORMAT,
+            value=text,
+        )
     region = text[2:8]
     if not region.isdigit():
         raise _fail(f"{what} {text!r}: characters 3-8 must be a region code", ID_FORMAT, value=text)
@@ -196,6 +223,7 @@ def parse_uscc(text: str, *, strict: bool = True) -> USCC:
 
 
 # --- 公民身份号码 -----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class IdNumber:
@@ -228,11 +256,17 @@ def _parse_id_number(text: str, strict: bool, today: datetime.date | None) -> tu
         raise _fail(f"ID number {shown!r}: {code[:6]} is not a place of registration", ID_REGION)
     birth = _birth_date(code)
     if birth is None:
-        raise _fail(f"ID number {shown!r}: birth date {code[6:14]} does not exist; "
-                    "check characters 7-14", ID_DATE, birth_date=code[6:14])
+        raise _fail(
+            f"ID number {shown!r}: birth date {code[6:14]} does not exist; check characters 7-14",
+            ID_DATE,
+            birth_date=code[6:14],
+        )
     if birth > (today or datetime.date.today()):
-        raise _fail(f"ID number {shown!r}: birth date {birth.isoformat()} is in the future",
-                    ID_DATE, birth_date=code[6:14])
+        raise _fail(
+            f"ID number {shown!r}: birth date {birth.isoformat()} is in the future",
+            ID_DATE,
+            birth_date=code[6:14],
+        )
     expected = id_number_check_char(code[:17])
     if code[17] != expected:
         raise _check_mismatch("ID number", code[17], expected, shown)
@@ -245,6 +279,7 @@ def parse_id_number(text: str, *, strict: bool = True, today: datetime.date | No
 
 
 # --- e-licence identifier ---------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class LicenceId:
@@ -270,8 +305,11 @@ class LicenceId:
 
 def _validate_parts(type_code: str, issuer: str, serial: str, version: int) -> None:
     if len(type_code) != 21 or not type_code[18:].isdigit():
-        raise _fail(f"licence type {type_code!r} must be the authority's USCC plus 3 digits",
-                    ID_FORMAT, value=type_code)
+        raise _fail(
+            f"licence type {type_code!r} must be the authority's USCC plus 3 digits",
+            ID_FORMAT,
+            value=type_code,
+        )
     _parse_uscc_canonical(type_code[:18], "licence type authority USCC")
     _parse_uscc_canonical(issuer, "issuer USCC")
     if not _SERIAL_RE.fullmatch(serial):
@@ -290,7 +328,7 @@ def build_licence_id(type_code: str, issuer: str, serial: str, version: int = 1)
 def _parse_licence_id(text: str, strict: bool) -> tuple[LicenceId, list[str]]:
     value, warnings = _normalise(text, "licence identifier", strict)
     if value.startswith(OID_ROOT + "."):
-        rest = value[len(OID_ROOT) + 1:]
+        rest = value[len(OID_ROOT) + 1 :]
     elif value.count(".") == 4 and not strict:
         rest = value
         warnings.append(f"OID root {OID_ROOT} added")
@@ -298,8 +336,11 @@ def _parse_licence_id(text: str, strict: bool) -> tuple[LicenceId, list[str]]:
         raise _fail(f"licence identifier {value!r} must start with {OID_ROOT}.", ID_FORMAT, value=value)
     parts = rest.split(".")
     if len(parts) != 5:
-        raise _fail(f"licence identifier {value!r} must be {OID_ROOT}.<type>.<issuer>.<serial>."
-                    "<version>.<check>", ID_FORMAT, value=value)
+        raise _fail(
+            f"licence identifier {value!r} must be {OID_ROOT}.<type>.<issuer>.<serial>.<version>.<check>",
+            ID_FORMAT,
+            value=value,
+        )
     type_code, issuer, serial, version, check = parts
     if len(version) != 3 or not version.isdigit():
         raise _fail(f"licence version {version!r} must be 3 digits, e.g. 001", ID_FORMAT, value=value)
@@ -318,6 +359,7 @@ def parse_licence_id(text: str, *, strict: bool = True) -> LicenceId:
 
 
 # --- routing ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Checked:
@@ -353,5 +395,6 @@ def check_identifier(text: str, *, strict: bool = False) -> Checked:
         return Checked("uscc", _parse_uscc_canonical(code), tuple(warnings))
     if len(code) == 6 and code.isdigit():
         return Checked("region", parse_region(code), tuple(warnings))
-    raise _fail(f"{code!r} is not a licence identifier, USCC, ID number or region code",
-                ID_FORMAT, value=code)
+    raise _fail(
+        f"{code!r} is not a licence identifier, USCC, ID number or region code", ID_FORMAT, value=code
+    )

@@ -112,7 +112,7 @@ def _check_node(node: object) -> None:
 class MerkleTree:
     """StandardMerkleTree over already-hashed leaves, kept in value order (`value_index`)."""
 
-    __slots__ = ("tree", "tree_indices", "root")
+    __slots__ = ("root", "tree", "tree_indices")
 
     def __init__(self, leaf_hashes: Sequence[bytes]) -> None:
         n = len(leaf_hashes)
@@ -186,7 +186,10 @@ class MerkleTree:
             "format": "standard-v1",
             "leafEncoding": list(leaf_encoding),
             "tree": ["0x" + node.hex() for node in self.tree],
-            "values": [{"value": _jsonable(v), "treeIndex": ti} for v, ti in zip(values, self.tree_indices)],
+            "values": [
+                {"value": _jsonable(v), "treeIndex": ti}
+                for v, ti in zip(values, self.tree_indices, strict=False)
+            ],
         }
 
 

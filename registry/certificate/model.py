@@ -41,7 +41,9 @@ def _date(value: Any, field: str) -> str:
     if isinstance(value, dt.date):
         return value.isoformat()
     if not isinstance(value, str):
-        raise CertificateError(f"{field} must be a date as YYYY-MM-DD text", code="FIELD_INVALID", field=field)
+        raise CertificateError(
+            f"{field} must be a date as YYYY-MM-DD text", code="FIELD_INVALID", field=field
+        )
     try:
         return dt.date.fromisoformat(str(value).strip()).isoformat()
     except ValueError:
@@ -61,7 +63,9 @@ def nest(record: Mapping[str, Any]) -> dict[str, Any]:
         for part in parents:
             target = target.setdefault(part, {})
             if not isinstance(target, dict):
-                raise CertificateError(f"Field {key!r} clashes with a scalar", code="FIELD_INVALID", field=key)
+                raise CertificateError(
+                    f"Field {key!r} clashes with a scalar", code="FIELD_INVALID", field=key
+                )
         target[leaf] = value
     return nested
 
@@ -86,7 +90,9 @@ def build_fields(
     data = nest(record)
     holder = data.pop("holder", None)
     if not isinstance(holder, dict) or not holder.get("name") or not holder.get("code"):
-        raise CertificateError("holder.name and holder.code are required", code="FIELD_MISSING", field="holder")
+        raise CertificateError(
+            "holder.name and holder.code are required", code="FIELD_MISSING", field="holder"
+        )
     for key in ("name", "code", "codeType"):
         if key in holder and not isinstance(holder[key], (str, int)):
             raise CertificateError(f"holder.{key} must be text", code="FIELD_INVALID", field=f"holder.{key}")
@@ -106,7 +112,9 @@ def build_fields(
         raise CertificateError(f"holder.code: {exc.message}", code=exc.code, field="holder.code") from exc
     name = data.pop("name", type_name)
     if (contradiction := name_contradiction(type_code, name)) is not None:
-        raise CertificateError(f"name contradicts the certificate's type: {contradiction}", code="FIELD_INVALID", field="name")
+        raise CertificateError(
+            f"name contradicts the certificate's type: {contradiction}", code="FIELD_INVALID", field="name"
+        )
     identifier = identifiers.build_licence_id(type_code, issuer.code, serial, version)
     issued = _date(data.pop("issuedDate", today or dt.date.today()), "issuedDate")
     fields: dict[str, Any] = {
@@ -133,7 +141,9 @@ def build_fields(
     ext = data.pop("ext", {})
     if data:
         raise CertificateError(
-            f"Unknown fields {sorted(data)}: put type-specific fields under ext.*", code="FIELD_UNKNOWN", field=sorted(data)[0]
+            f"Unknown fields {sorted(data)}: put type-specific fields under ext.*",
+            code="FIELD_UNKNOWN",
+            field=sorted(data)[0],
         )
     if ext:
         fields["ext"] = ext
@@ -154,6 +164,7 @@ def _guess_code_type(code: str) -> str:
 
 def validity_window(fields: Mapping[str, Any]) -> tuple[dt.date | None, dt.date | None]:
     """(validFrom, validUntil) as dates; validUntil None (null) means 长期."""
+
     def parse(key: str) -> dt.date | None:
         value = fields.get(key)
         return dt.date.fromisoformat(value) if isinstance(value, str) else None

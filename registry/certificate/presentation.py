@@ -9,7 +9,6 @@ It travels as JSON (the holder package) or as an `EC1:` string for offline QR co
 from __future__ import annotations
 
 import functools
-
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -59,7 +58,9 @@ class Presentation:
         if self.proof is None:
             return field_digest(self.leaves)
         try:
-            return process_multiproof([leaf.hash() for leaf in self.leaves], self.proof, self.proof_flags or ())
+            return process_multiproof(
+                [leaf.hash() for leaf in self.leaves], self.proof, self.proof_flags or ()
+            )
         except (ValueError, IndexError) as exc:
             raise CertificateError(f"Inconsistent multiproof: {exc}", code="CERT_TAMPERED") from exc
 
@@ -77,11 +78,15 @@ class Presentation:
     def disclose(self, paths: Iterable[str]) -> Presentation:
         """A presentation of `paths` (which must all be present) and the `BOUND_PATHS`, with a multiproof."""
         if self.is_partial:
-            raise CertificateError("Disclose from the full holder package, not from a disclosure", code="CERT_PARTIAL")
+            raise CertificateError(
+                "Disclose from the full holder package, not from a disclosure", code="CERT_PARTIAL"
+            )
         wanted = set(paths)
         missing = wanted - set(self.paths())
         if missing:
-            raise CertificateError(f"No such fields: {sorted(missing)}", code="FIELD_UNKNOWN", field=sorted(missing)[0])
+            raise CertificateError(
+                f"No such fields: {sorted(missing)}", code="FIELD_UNKNOWN", field=sorted(missing)[0]
+            )
         wanted.update(p for p in BOUND_PATHS if p in self.paths())
         tree = MerkleTree([leaf.hash() for leaf in self.leaves])
         multiproof = tree.multiproof([i for i, leaf in enumerate(self.leaves) if leaf.path in wanted])
@@ -102,10 +107,17 @@ class Presentation:
             "leaves": [leaf.to_json() for leaf in self.leaves],
             "digest": _hex(self.digest),
             "seal": _hex(self.seal),
-            "batch": {"root": _hex(self.batch_root), "index": self.batch_index, "proof": [_hex(p) for p in self.batch_proof]},
+            "batch": {
+                "root": _hex(self.batch_root),
+                "index": self.batch_index,
+                "proof": [_hex(p) for p in self.batch_proof],
+            },
         }
         if self.proof is not None:
-            data["multiproof"] = {"proof": [_hex(p) for p in self.proof], "flags": list(self.proof_flags or ())}
+            data["multiproof"] = {
+                "proof": [_hex(p) for p in self.proof],
+                "flags": list(self.proof_flags or ()),
+            }
         if self.anchor_tx:
             data["anchor"] = {"txHash": self.anchor_tx}
         return data
@@ -115,7 +127,9 @@ class Presentation:
         """Parse a holder package or disclosure; any shape error is `CERT_MALFORMED`."""
         try:
             if data.get("format") != FORMAT_VERSION:
-                raise CertificateError(f"Unknown format {data.get('format')!r}: expected {FORMAT_VERSION}", code="CERT_FORMAT")
+                raise CertificateError(
+                    f"Unknown format {data.get('format')!r}: expected {FORMAT_VERSION}", code="CERT_FORMAT"
+                )
             multiproof = data.get("multiproof")
             presentation = cls(
                 chain_id=_int(data["registry"]["chainId"]),
@@ -164,11 +178,17 @@ class Presentation:
             raise CertificateError("EC1 string too long", code="CERT_MALFORMED")
         try:
             inflater = zlib.decompressobj()
-            raw = inflater.decompress(base45.b45decode(text[len(EC1_PREFIX):]), 256 * 1024)
+            raw = inflater.decompress(base45.b45decode(text[len(EC1_PREFIX) :]), 256 * 1024)
             if not inflater.eof or inflater.unused_data or inflater.unconsumed_tail:
-                raise ValueError("truncated, padded or oversized zlib stream")  # one certificate, one encoding
+                raise ValueError(
+                    "truncated, padded or oversized zlib stream"
+                )  # one certificate, one encoding
             compact = cbor2.loads(raw)
-            if not isinstance(compact, dict) or set(compact) - _EC1_KEYS or len(cbor2.dumps(compact)) != len(raw):
+            if (
+                not isinstance(compact, dict)
+                or set(compact) - _EC1_KEYS
+                or len(cbor2.dumps(compact)) != len(raw)
+            ):
                 raise ValueError("unexpected CBOR content")
             from eth_utils import to_checksum_address
 
@@ -186,8 +206,10 @@ class Presentation:
             )
         except CertificateError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any decoder failure means a malformed code
-            raise CertificateError(f"Malformed EC1 code ({exc.__class__.__name__})", code="CERT_MALFORMED") from exc
+        except Exception as exc:
+            raise CertificateError(
+                f"Malformed EC1 code ({exc.__class__.__name__})", code="CERT_MALFORMED"
+            ) from exc
 
 
 def batch_presentations(
@@ -202,7 +224,9 @@ def batch_presentations(
     """The holder packages of one batch, in record order."""
     root = tree.root
     return [
-        Presentation(chain_id, registry, tuple(cert_leaves), digest, seal, root, index, tuple(tree.proof(index)))
+        Presentation(
+            chain_id, registry, tuple(cert_leaves), digest, seal, root, index, tuple(tree.proof(index))
+        )
         for index, (cert_leaves, digest, seal) in enumerate(zip(leaves, digests, seals, strict=True))
     ]
 

@@ -60,7 +60,9 @@ def _signer(private_key: bytes) -> PrivateKey:
 
 def sign_seal(private_key: bytes, chain_id: int, verifying_contract: str, digest: bytes) -> bytes:
     """65-byte r‖s‖v signature, low-s (libsecp256k1 normalises), v in {27, 28}."""
-    sig = _signer(bytes(private_key)).sign_recoverable(seal_hash(chain_id, verifying_contract, digest), hasher=None)
+    sig = _signer(bytes(private_key)).sign_recoverable(
+        seal_hash(chain_id, verifying_contract, digest), hasher=None
+    )
     return sig[:64] + bytes((sig[64] + 27,))
 
 
@@ -81,7 +83,9 @@ def recover_sealer(chain_id: int, verifying_contract: str, digest: bytes, signat
     if not (0 < r < _SECP256K1_N and 0 < s <= _HALF_N):
         raise TamperedError("seal r or s out of range (high-s is refused)", code="SEAL_INVALID")
     try:
-        public = PublicKey.from_signature_and_message(bytes(signature[:64]) + bytes((v - 27,)), h, hasher=None)
+        public = PublicKey.from_signature_and_message(
+            bytes(signature[:64]) + bytes((v - 27,)), h, hasher=None
+        )
     except ValueError as e:  # coincurve: "failed to recover ECDSA public key" (r is no curve point)
         raise TamperedError("seal does not recover to a public key", code="SEAL_INVALID") from e
     return _address(public)
@@ -96,7 +100,7 @@ def to_checksum_address(raw: bytes) -> str:
     """EIP-55 mixed-case hex of a 20-byte address."""
     hexaddr = raw.hex()
     mask = keccak(hexaddr.encode()).hex()
-    return "0x" + "".join(c.upper() if m >= "8" else c for c, m in zip(hexaddr, mask))
+    return "0x" + "".join(c.upper() if m >= "8" else c for c, m in zip(hexaddr, mask, strict=False))
 
 
 def address_of(private_key: bytes) -> str:

@@ -26,7 +26,12 @@ from registry.errors import ChainError, ChainUnavailable, ContractRevert
 
 log = logging.getLogger(__name__)
 
-_CONNECTION_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError, OSError)
+_CONNECTION_ERRORS = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    ConnectionError,
+    OSError,
+)
 RECEIPT_TIMEOUT_S = 120
 
 
@@ -48,7 +53,9 @@ class ChainClient:
         self._held_nonces: dict[str, set[int]] = {}
         self._nonce_lock = threading.Lock()
         self._chain_id: int | None = None
-        self._raw_block_number = RawBlockNumber.for_url(str(getattr(w3.provider, "endpoint_uri", "") or ""), timeout_s)
+        self._raw_block_number = RawBlockNumber.for_url(
+            str(getattr(w3.provider, "endpoint_uri", "") or ""), timeout_s
+        )
 
     @classmethod
     def connect(cls, url: str, timeout_s: float = 10.0) -> ChainClient:
@@ -69,7 +76,9 @@ class ChainClient:
         try:
             return action()
         except _CONNECTION_ERRORS as exc:
-            raise ChainUnavailable(f"Chain node unreachable ({exc.__class__.__name__}): is it running? try `ecert chain status`") from exc
+            raise ChainUnavailable(
+                f"Chain node unreachable ({exc.__class__.__name__}): is it running? try `ecert chain status`"
+            ) from exc
         except Web3RPCError as exc:
             raise ChainError(f"Chain node error: {exc}") from exc
 
@@ -100,7 +109,12 @@ class ChainClient:
             self._held_nonces.get(address, set()).discard(nonce)
 
     def transact(
-        self, account: LocalAccount, call: ContractFunction, *, gas: int | None = None, contract: str = "CertificateRegistry"
+        self,
+        account: LocalAccount,
+        call: ContractFunction,
+        *,
+        gas: int | None = None,
+        contract: str = "CertificateRegistry",
     ) -> Receipt:
         """Sign `call` with `account`, send it and wait for its receipt; reverts raise by name."""
         if gas is None:
@@ -108,11 +122,19 @@ class ChainClient:
         nonce = self.allocate_nonce(account.address)
         try:
             tx = call.build_transaction(
-                {"from": account.address, "nonce": nonce, "gas": gas, "chainId": self.chain_id, **self._fees()}
+                {
+                    "from": account.address,
+                    "nonce": nonce,
+                    "gas": gas,
+                    "chainId": self.chain_id,
+                    **self._fees(),
+                }
             )
             signed = account.sign_transaction(tx)
             tx_hash = self.guard(lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction))
-            receipt: TxReceipt = self.guard(lambda: self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S))
+            receipt: TxReceipt = self.guard(
+                lambda: self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
+            )
         except TimeExhausted as exc:
             raise ChainError(
                 f"Transaction 0x{signed.hash.hex().removeprefix('0x')} not mined within {RECEIPT_TIMEOUT_S} s: "
@@ -124,7 +146,12 @@ class ChainClient:
         if receipt["status"] != 1:
             self._estimate(account.address, call, contract, block=receipt["blockNumber"] - 1)
             raise ChainError(f"Transaction {tx_hash.hex()} failed (out of gas?)", code="TX_FAILED")
-        return Receipt("0x" + bytes(receipt["transactionHash"]).hex(), receipt["blockNumber"], receipt["gasUsed"], list(receipt["logs"]))
+        return Receipt(
+            "0x" + bytes(receipt["transactionHash"]).hex(),
+            receipt["blockNumber"],
+            receipt["gasUsed"],
+            list(receipt["logs"]),
+        )
 
     def _estimate(self, sender: str, call: ContractFunction, contract: str, block: Any = "latest") -> int:
         try:
@@ -134,7 +161,13 @@ class ChainClient:
         except ContractLogicError as exc:
             raise decode_revert(exc.data if isinstance(exc.data, str) else None, contract) from exc
 
-    def revert_of(self, sender: str, call: ContractFunction, contract: str = "CertificateRegistry", block: Any = "latest") -> ContractRevert | None:
+    def revert_of(
+        self,
+        sender: str,
+        call: ContractFunction,
+        contract: str = "CertificateRegistry",
+        block: Any = "latest",
+    ) -> ContractRevert | None:
         """Run `call` from `sender` as an `eth_call` at `block`: the decoded revert it meets, or
         None if it would go through (node trouble raises as `guard` says)."""
         try:
@@ -159,6 +192,7 @@ class ChainClient:
 
     def fund(self, address: str, wei: int) -> None:
         """Send `wei` from the node's first unlocked account (development chains only)."""
+
         def send() -> None:
             faucet = self.w3.eth.accounts[0]
             tx_hash = self.w3.eth.send_transaction({"from": faucet, "to": address, "value": wei})

@@ -31,7 +31,9 @@ class RawBlockNumber:
 
     def __init__(self, url: str, timeout_s: float = 10.0) -> None:
         parts = urlsplit(url)
-        self._connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        self._connection_class = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
         self._host, self._port = parts.hostname or "127.0.0.1", parts.port
         self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._timeout_s = timeout_s
@@ -51,7 +53,9 @@ class RawBlockNumber:
                 return int(json.loads(body)["result"], 16)
             except (OSError, http.client.HTTPException, ValueError, KeyError, TypeError) as exc:
                 self._close()
-                raise ChainUnavailable(f"Chain head unreadable ({exc.__class__.__name__}: {exc}): is the node running?") from exc
+                raise ChainUnavailable(
+                    f"Chain head unreadable ({exc.__class__.__name__}: {exc}): is the node running?"
+                ) from exc
 
     def _close(self) -> None:
         if self._connection is not None:

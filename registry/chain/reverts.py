@@ -46,7 +46,13 @@ def decode_revert(data: bytes | str | None, contract: str = "CertificateRegistry
     if item is None:
         return ContractRevert("UnknownError", {"data": "0x" + data.hex()})
     values = decode([_type(i) for i in item["inputs"]], body)
-    return ContractRevert(item["name"], {i["name"] or f"arg{n}": _plain(v) for n, (i, v) in enumerate(zip(item["inputs"], values))})
+    return ContractRevert(
+        item["name"],
+        {
+            i["name"] or f"arg{n}": _plain(v)
+            for n, (i, v) in enumerate(zip(item["inputs"], values, strict=False))
+        },
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -70,7 +76,7 @@ ANCHOR_REFUSED = frozenset({
 
 
 def anchor_outcome(revert: ContractRevert | None) -> str:
-    """"done", "refused" or "transient" for the revert of an `anchor` transaction (None: it
+    """ "done", "refused" or "transient" for the revert of an `anchor` transaction (None: it
     failed without revert data, e.g. out of gas, which another attempt may get through)."""
     if revert is None:
         return "transient"

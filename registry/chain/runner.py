@@ -24,7 +24,9 @@ HARDFORK = "cancun"
 
 def anvil_binary() -> Path:
     """The anvil executable shipped inside the `@foundry-rs/anvil-<os>-<arch>` npm package."""
-    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine().lower())
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        platform.machine().lower()
+    )
     system = platform.system().lower()
     candidate = PROJECT_ROOT / "node_modules" / "@foundry-rs" / f"anvil-{system}-{arch}" / "bin" / "anvil"
     if not candidate.exists():
@@ -90,7 +92,9 @@ class AnvilNode:
         while not _port_open(self.port):
             if process.poll() is not None:
                 self.pid_file.unlink(missing_ok=True)
-                raise ChainUnavailable(f"anvil exited at start (code {process.returncode}): see {self.log_file}")
+                raise ChainUnavailable(
+                    f"anvil exited at start (code {process.returncode}): see {self.log_file}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise ChainUnavailable(f"anvil did not answer on port {self.port} within {timeout_s:.0f} s")

@@ -43,7 +43,20 @@ class Inspection:
 
     @classmethod
     def from_raw(cls, raw: Any) -> Inspection:
-        (anchored, proof_valid, signer_valid, anchor_key_valid, suspended, status, agency, region, type_code, key, at, count) = raw
+        (
+            anchored,
+            proof_valid,
+            signer_valid,
+            anchor_key_valid,
+            suspended,
+            status,
+            agency,
+            region,
+            type_code,
+            key,
+            at,
+            count,
+        ) = raw
         return cls(
             anchored, proof_valid, signer_valid, anchor_key_valid, suspended, Status(status),
             from_bytes32(agency) if anchored else "", region, from_bytes32(type_code) if anchored else "",
@@ -54,14 +67,32 @@ class Inspection:
 class CertificateRegistry(TrustRegistry):
     """The deployed registry: the trust registry's calls plus batches and status."""
 
-    def anchor(self, agency_key: LocalAccount, root: bytes, count: int, type_code: str, *, gas: int | None = ANCHOR_GAS) -> Receipt:
+    def anchor(
+        self,
+        agency_key: LocalAccount,
+        root: bytes,
+        count: int,
+        type_code: str,
+        *,
+        gas: int | None = ANCHOR_GAS,
+    ) -> Receipt:
         return self._send(agency_key, "anchor", root, count, to_bytes32(type_code), gas=gas)
 
-    def set_status(self, actor: LocalAccount, root: bytes, index: int, status: Status, reason: int) -> Receipt:
+    def set_status(
+        self, actor: LocalAccount, root: bytes, index: int, status: Status, reason: int
+    ) -> Receipt:
         return self._send(actor, "setStatus", root, index, int(status), reason)
 
     def set_status_bulk(
-        self, actor: LocalAccount, root: bytes, word: int, mask: int, status: Status, reason: int, *, gas: int | None = None
+        self,
+        actor: LocalAccount,
+        root: bytes,
+        word: int,
+        mask: int,
+        status: Status,
+        reason: int,
+        *,
+        gas: int | None = None,
     ) -> Receipt:
         return self._send(actor, "setStatusBulk", root, word, mask, int(status), reason, gas=gas)
 
@@ -79,15 +110,23 @@ class CertificateRegistry(TrustRegistry):
             raise ValueError(f"word {word} is out of range")
         return self._send(actor, "revokeCertificates", root, word << 8 | reason, mask, gas=gas)
 
-    def set_status_many(self, actor: LocalAccount, root: bytes, indices: list[int], status: Status, reason: int) -> list[Receipt]:
+    def set_status_many(
+        self, actor: LocalAccount, root: bytes, indices: list[int], status: Status, reason: int
+    ) -> list[Receipt]:
         """Change many certificates of one batch: one transaction per 256-index word touched
         (`revokeCertificates` for a revocation, the cheaper call)."""
         masks: dict[int, int] = {}
         for index in indices:
             masks[index >> 8] = masks.get(index >> 8, 0) | (1 << (index & 0xFF))
         if status == Status.REVOKED:
-            return [self.revoke_certificates(actor, root, word, mask, reason) for word, mask in sorted(masks.items())]
-        return [self.set_status_bulk(actor, root, word, mask, status, reason) for word, mask in sorted(masks.items())]
+            return [
+                self.revoke_certificates(actor, root, word, mask, reason)
+                for word, mask in sorted(masks.items())
+            ]
+        return [
+            self.set_status_bulk(actor, root, word, mask, status, reason)
+            for word, mask in sorted(masks.items())
+        ]
 
     def revoke_batch(self, actor: LocalAccount, root: bytes, reason: int) -> Receipt:
         return self._send(actor, "revokeBatch", root, reason)

@@ -53,10 +53,14 @@ class TrustRegistry:
     def __init__(self, client: ChainClient, address: str) -> None:
         self.client = client
         self.address = client.w3.to_checksum_address(address)
-        self.contract: Contract = client.w3.eth.contract(address=self.address, abi=artifact(self.contract_name).abi)
+        self.contract: Contract = client.w3.eth.contract(
+            address=self.address, abi=artifact(self.contract_name).abi
+        )
 
     def _send(self, account: LocalAccount, fn: str, *args: Any, gas: int | None = None) -> Receipt:
-        return self.client.transact(account, getattr(self.contract.functions, fn)(*args), gas=gas, contract=self.contract_name)
+        return self.client.transact(
+            account, getattr(self.contract.functions, fn)(*args), gas=gas, contract=self.contract_name
+        )
 
     def _view(self, fn: str, *args: Any) -> Any:
         return self.client.call(getattr(self.contract.functions, fn)(*args), contract=self.contract_name)
@@ -72,7 +76,15 @@ class TrustRegistry:
     def register_agency(
         self, authority: LocalAccount, code: str, region: int, name: str, key: str, type_codes: list[str]
     ) -> Receipt:
-        return self._send(authority, "registerAgency", to_bytes32(code), region, name, key, [to_bytes32(t) for t in type_codes])
+        return self._send(
+            authority,
+            "registerAgency",
+            to_bytes32(code),
+            region,
+            name,
+            key,
+            [to_bytes32(t) for t in type_codes],
+        )
 
     def grant_types(self, authority: LocalAccount, code: str, type_codes: list[str]) -> Receipt:
         return self._send(authority, "grantTypes", to_bytes32(code), [to_bytes32(t) for t in type_codes])

@@ -55,13 +55,19 @@ class EventDecoder:
     def __init__(self, contract: Contract) -> None:
         self._address = contract.address.lower()
         events = list(contract.events)
-        self._by_topic = {bytes(HexBytes(event.topic)): event for event in events if not event.abi.get("anonymous")}
-        self._anonymous_by_topic_count = {_topic_count(event.abi): event for event in events if event.abi.get("anonymous")}
+        self._by_topic = {
+            bytes(HexBytes(event.topic)): event for event in events if not event.abi.get("anonymous")
+        }
+        self._anonymous_by_topic_count = {
+            _topic_count(event.abi): event for event in events if event.abi.get("anonymous")
+        }
         named_counts = {_topic_count(event.abi) for event in events if not event.abi.get("anonymous")}
-        if len(self._anonymous_by_topic_count) != sum(1 for event in events if event.abi.get("anonymous")) or (
-            named_counts & self._anonymous_by_topic_count.keys()
-        ):
-            raise ValueError("an anonymous event shares its number of topics with another event: logs would be ambiguous")
+        if len(self._anonymous_by_topic_count) != sum(
+            1 for event in events if event.abi.get("anonymous")
+        ) or (named_counts & self._anonymous_by_topic_count.keys()):
+            raise ValueError(
+                "an anonymous event shares its number of topics with another event: logs would be ambiguous"
+            )
 
     def decode(self, raw: Mapping[str, Any]) -> ChainEvent | None:
         topics = raw.get("topics") or []
@@ -74,7 +80,12 @@ class EventDecoder:
             return None
         data = event.process_log(raw)
         return ChainEvent(
-            data["event"], data["args"], raw["blockNumber"], bytes(raw["blockHash"]), raw["logIndex"], bytes(raw["transactionHash"])
+            data["event"],
+            data["args"],
+            raw["blockNumber"],
+            bytes(raw["blockHash"]),
+            raw["logIndex"],
+            bytes(raw["transactionHash"]),
         )
 
 
@@ -105,15 +116,37 @@ def rows_for(event: ChainEvent, block_time: int, agency_code_of: AgencyCodeOf) -
             "status": int(Status.REVOKED), "reason": a["reason"], "tx_hash": event.tx_hash,
         })]  # fmt: skip
     if name == "BatchRevoked":
-        return [(BatchRevocation, where | {"root": bytes(a["root"]), "reason": a["reason"], "tx_hash": event.tx_hash})]
+        return [
+            (
+                BatchRevocation,
+                where | {"root": bytes(a["root"]), "reason": a["reason"], "tx_hash": event.tx_hash},
+            )
+        ]
     if name in ("AgencySuspended", "AgencyReinstated"):
         suspended = name == "AgencySuspended"
-        return [(AgencySuspension, where | {"code": from_bytes32(a["code"]), "suspended": suspended, "by": a["by"]})]
+        return [
+            (
+                AgencySuspension,
+                where | {"code": from_bytes32(a["code"]), "suspended": suspended, "by": a["by"]},
+            )
+        ]
     if name in ("KeyRetired", "KeyCompromised"):
         kind, value = ("retired", a["retiredAt"]) if name == "KeyRetired" else ("compromised", a["since"])
-        return [(KeyChange, where | {"address": a["key"], "agency_code": from_bytes32(a["code"]), "kind": kind, "value": value})]
+        return [
+            (
+                KeyChange,
+                where
+                | {"address": a["key"], "agency_code": from_bytes32(a["code"]), "kind": kind, "value": value},
+            )
+        ]
     if name == "KeyAdded":
-        return [(Key, where | {"address": a["key"], "agency_code": from_bytes32(a["code"]), "valid_from": a["validFrom"]})]
+        return [
+            (
+                Key,
+                where
+                | {"address": a["key"], "agency_code": from_bytes32(a["code"]), "valid_from": a["validFrom"]},
+            )
+        ]
     if name == "AgencyRegistered":
         return [(Agency, where | {
             "code": from_bytes32(a["code"]), "agency_index": a["agency"], "region": a["region"], "name": a["name"],
@@ -122,12 +155,21 @@ def rows_for(event: ChainEvent, block_time: int, agency_code_of: AgencyCodeOf) -
         granted = name == "TypesGranted"
         code = from_bytes32(a["code"])
         return [
-            (TypeGrant, where | {"position": i, "code": code, "type_code": from_bytes32(t), "granted": granted})
+            (
+                TypeGrant,
+                where | {"position": i, "code": code, "type_code": from_bytes32(t), "granted": granted},
+            )
             for i, t in enumerate(a["typeCodes"])
         ]
     if name in ("AuthorityAdded", "AuthorityRemoved"):
         added = name == "AuthorityAdded"
-        return [(AuthorityChange, where | {"account": a["account"], "region": a["region"], "name": a.get("name", ""), "added": added})]
+        return [
+            (
+                AuthorityChange,
+                where
+                | {"account": a["account"], "region": a["region"], "name": a.get("name", ""), "added": added},
+            )
+        ]
     log.debug("not indexed: %s at block %d", name, event.block_number)
     return []
 

@@ -67,7 +67,9 @@ class History:
         an empty or stale index knows nothing of recent batches.
         """
         view = self._view()
-        return Freshness(view.block_number, head_block, max(0, head_block - view.block_number), view.indexed_at)
+        return Freshness(
+            view.block_number, head_block, max(0, head_block - view.block_number), view.indexed_at
+        )
 
     def refresh(self) -> bool:
         """Follow the indexer now; True if the index had moved."""
@@ -116,7 +118,13 @@ class History:
         return None if known_at is None else (history.current, known_at)  # type: ignore[union-attr]
 
     def facts(
-        self, root: bytes, index: int, digest: bytes, proof: Sequence[bytes], signer: str, at: int | None = None
+        self,
+        root: bytes,
+        index: int,
+        digest: bytes,
+        proof: Sequence[bytes],
+        signer: str,
+        at: int | None = None,
     ) -> Inspection:
         """What `inspect(root, index, digest, proof, signer)` answers (as of `at`, None: now), from memory."""
         view = self._view()

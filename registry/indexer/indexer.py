@@ -150,7 +150,13 @@ class Indexer:
             log.warning("index database unavailable, retrying: %s", exc.__class__.__name__)
         return False
 
-    def run_forever(self, poll_s: float = 2.0, stop: threading.Event | None = None, *, while_: Callable[[], bool] = lambda: True) -> None:
+    def run_forever(
+        self,
+        poll_s: float = 2.0,
+        stop: threading.Event | None = None,
+        *,
+        while_: Callable[[], bool] = lambda: True,
+    ) -> None:
         """Sync every `poll_s` until `stop` is set or `while_()` is false (the lease was lost)."""
         stop = stop or threading.Event()
         while not stop.is_set() and while_():
@@ -162,7 +168,9 @@ class Indexer:
     def _load_state(self, start_block: int) -> IndexerState:
         chain_id, registry = self.client.chain_id, self.registry.address
         with self.engine.begin() as conn:
-            row = conn.execute(select(table(IndexerState)).where(table(IndexerState).c.id == STATE_ID)).first()
+            row = conn.execute(
+                select(table(IndexerState)).where(table(IndexerState).c.id == STATE_ID)
+            ).first()
             if row is None:
                 values = {"id": STATE_ID, "chain_id": chain_id, "registry_address": registry, "start_block": start_block,
                           "block_number": start_block - 1, "block_hash": None, "indexed_at": None}  # fmt: skip
@@ -188,7 +196,9 @@ class Indexer:
             .values(block_number=number, block_hash=block_hash, indexed_at=now)
         ).rowcount  # fmt: skip
         if moved != 1:
-            raise IndexInconsistent("The index state moved under this indexer: is a second indexer writing the same database?")
+            raise IndexInconsistent(
+                "The index state moved under this indexer: is a second indexer writing the same database?"
+            )
         return IndexerState(
             id=STATE_ID, chain_id=old.chain_id, registry_address=old.registry_address, start_block=old.start_block,
             block_number=number, block_hash=block_hash, indexed_at=now,
@@ -217,7 +227,9 @@ class Indexer:
             conn.execute(delete(blocks).where(blocks.c.number > ancestor))
             moved = self._save_state(conn, ancestor, ancestor_hash)
         self._state = moved
-        log.warning("reorg: block %d left the chain; index rolled back to block %d", state.block_number, ancestor)
+        log.warning(
+            "reorg: block %d left the chain; index rolled back to block %d", state.block_number, ancestor
+        )
         return ancestor
 
     def _chain_hash(self, number: int) -> bytes | None:
@@ -242,7 +254,11 @@ class Indexer:
             codes = self._agency_codes(conn)
             rows = []
             for event in events:
-                made = rows_for(event, headers[event.block_number].timestamp, lambda index, key: self._code_of(codes, index, key))
+                made = rows_for(
+                    event,
+                    headers[event.block_number].timestamp,
+                    lambda index, key: self._code_of(codes, index, key),
+                )
                 for model, values in made:
                     if model is Agency:
                         codes[values["agency_index"]] = values["code"]
@@ -259,7 +275,7 @@ class Indexer:
         while True:
             query = {"address": self.registry.address, "fromBlock": start, "toBlock": end}
             try:
-                return list(self.client.guard(lambda: self.client.w3.eth.get_logs(query))), end  # type: ignore[arg-type]
+                return list(self.client.guard(lambda q=query: self.client.w3.eth.get_logs(q))), end  # type: ignore[arg-type]
             except ChainUnavailable:
                 raise
             except ChainError:
@@ -273,6 +289,7 @@ class Indexer:
         w3 = self.client.w3
         headers: dict[int, _Header] = {}
         for i in range(0, len(numbers), HEADER_BATCH):
+
             def fetch(chunk: list[int] = numbers[i : i + HEADER_BATCH]) -> list[Any]:
                 with w3.batch_requests() as batch:
                     for number in chunk:
@@ -284,17 +301,21 @@ class Indexer:
             except BlockNotFound as exc:
                 raise IndexInconsistent("A block vanished while indexing (reorg?): retry the sync") from exc
             for block in blocks:
-                headers[block["number"]] = _Header(block["number"], bytes(block["hash"]), bytes(block["parentHash"]), block["timestamp"])
+                headers[block["number"]] = _Header(
+                    block["number"], bytes(block["hash"]), bytes(block["parentHash"]), block["timestamp"]
+                )
         return headers
 
     def _agency_codes(self, conn: Connection) -> dict[int, str]:
         agencies = table(Agency)
-        return {index: code for index, code in conn.execute(select(agencies.c.agency_index, agencies.c.code))}
+        return dict(conn.execute(select(agencies.c.agency_index, agencies.c.code)))
 
     def _code_of(self, codes: dict[int, str], agency_index: int, key: str) -> str:
         """An agency's code by its index; asks the chain only if the index began after its registration."""
         if agency_index not in codes:
-            log.warning("agency #%d registered before start_block: asking the chain for its code", agency_index)
+            log.warning(
+                "agency #%d registered before start_block: asking the chain for its code", agency_index
+            )
             try:
                 codes[agency_index] = self.registry.key_info(key).agency_code
             except EcertError:

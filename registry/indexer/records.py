@@ -64,8 +64,9 @@ class KeyHistory:
                 retired = value
             else:
                 compromised = value  # the event carries the record's value: the earliest `since` so far
-        return KeyStanding(self.address, self.agency_code, self.agency_index, self.valid_from, retired, compromised)
-
+        return KeyStanding(
+            self.address, self.agency_code, self.agency_index, self.valid_from, retired, compromised
+        )
 
     def known_bad_at(self, time: int) -> int | None:
         """The block time from which the record has said this key was not good at `time` (what a
@@ -184,7 +185,9 @@ def status_at(batch: BatchRecord, index: int, at: int | None) -> StatusAt:
         return StatusAt(False)
     if not 0 <= index < batch.count:
         raise CertificateIndexOutOfRange(
-            f"Batch 0x{batch.root.hex()} has {batch.count} certificates, no index {index}", root=batch.root.hex(), index=index
+            f"Batch 0x{batch.root.hex()} has {batch.count} certificates, no index {index}",
+            root=batch.root.hex(),
+            index=index,
         )
     word, bit = index >> 8, 1 << (index & 0xFF)
     status, reason, since = Status.ACTIVE, None, batch.anchored_at

@@ -34,7 +34,14 @@ from sqlalchemy import (
 )
 
 from registry.contracts.certificate_registry import Status
-from registry.indexer.records import AgencyHistory, BatchRecord, KeyHistory, StatusEvent, TrustView, batch_record
+from registry.indexer.records import (
+    AgencyHistory,
+    BatchRecord,
+    KeyHistory,
+    StatusEvent,
+    TrustView,
+    batch_record,
+)
 from registry.indexer.store import (
     Agency,
     AgencySuspension,
@@ -54,7 +61,18 @@ from registry.indexer.store import (
 
 log = logging.getLogger(__name__)
 
-BATCH_FIELDS = ("root", "agency_code", "agency_index", "key", "type_code", "count", "anchored_at", "block_number", "log_index", "tx_hash")
+BATCH_FIELDS = (
+    "root",
+    "agency_code",
+    "agency_index",
+    "key",
+    "type_code",
+    "count",
+    "anchored_at",
+    "block_number",
+    "log_index",
+    "tx_hash",
+)
 
 
 def load_trust(conn: Connection, upto_block: int) -> TrustView:
@@ -81,15 +99,25 @@ def load_trust(conn: Connection, upto_block: int) -> TrustView:
     for row in conn.execute(rows(Key)):
         lower = row.address.lower()
         keys[lower] = KeyHistory(
-            row.address, row.agency_code, index_of.get(row.agency_code, 0), row.valid_from, row.block_time,
+            row.address,
+            row.agency_code,
+            index_of.get(row.agency_code, 0),
+            row.valid_from,
+            row.block_time,
             tuple(changes.get(lower, ())),
-        )  # fmt: skip
+        )
         keys_of.setdefault(row.agency_code, []).append(row.address)
     agencies = {
         row.code: AgencyHistory(
-            row.code, row.agency_index, row.region, row.name, row.block_time,
-            tuple(suspensions.get(row.code, ())), tuple(grants.get(row.code, ())), tuple(keys_of.get(row.code, ())),
-        )  # fmt: skip
+            row.code,
+            row.agency_index,
+            row.region,
+            row.name,
+            row.block_time,
+            tuple(suspensions.get(row.code, ())),
+            tuple(grants.get(row.code, ())),
+            tuple(keys_of.get(row.code, ())),
+        )
         for row in agency_rows
     }
     authorities: dict[str, tuple[int, str]] = {}
@@ -111,14 +139,26 @@ def _queries() -> tuple[Select[Any], Select[Any], Any, Any]:
     batches = select(*(b.c[name] for name in BATCH_FIELDS)).where(b.c.block_number <= bindparam("upto"))
     one = batches.where(b.c.root == bindparam("root"))
     recent = batches.order_by(b.c.block_number.desc(), b.c.log_index.desc()).limit(bindparam("limit"))
-    changes = select(s.c.root, s.c.block_number, s.c.log_index, s.c.block_time, s.c.word, s.c.mask, s.c.status, s.c.reason)
+    changes = select(
+        s.c.root, s.c.block_number, s.c.log_index, s.c.block_time, s.c.word, s.c.mask, s.c.status, s.c.reason
+    )
     revocations = select(
-        r.c.root, r.c.block_number, r.c.log_index, r.c.block_time, literal(-1, BigInteger), type_coerce(null(), LargeBinary),
-        literal(int(Status.REVOKED), SmallInteger), r.c.reason,
-    )  # fmt: skip
-    by_root = [q.where(t.c.root == bindparam("root"), t.c.block_number <= bindparam("upto")) for q, t in ((changes, s), (revocations, r))]
+        r.c.root,
+        r.c.block_number,
+        r.c.log_index,
+        r.c.block_time,
+        literal(-1, BigInteger),
+        type_coerce(null(), LargeBinary),
+        literal(int(Status.REVOKED), SmallInteger),
+        r.c.reason,
+    )
+    by_root = [
+        q.where(t.c.root == bindparam("root"), t.c.block_number <= bindparam("upto"))
+        for q, t in ((changes, s), (revocations, r))
+    ]
     by_range = [
-        q.where(t.c.block_number >= bindparam("since"), t.c.block_number <= bindparam("upto")) for q, t in ((changes, s), (revocations, r))
+        q.where(t.c.block_number >= bindparam("since"), t.c.block_number <= bindparam("upto"))
+        for q, t in ((changes, s), (revocations, r))
     ]
     return one, recent, union_all(*by_root), union_all(*by_range)
 
@@ -126,7 +166,9 @@ def _queries() -> tuple[Select[Any], Select[Any], Any, Any]:
 _ONE_BATCH, _RECENT_BATCHES, _EVENTS_OF_ROOT, _EVENTS_SINCE = _queries()
 
 
-def load_batches(conn: Connection, upto_block: int, *, root: bytes | None = None, limit: int = 1) -> dict[bytes, BatchRecord]:
+def load_batches(
+    conn: Connection, upto_block: int, *, root: bytes | None = None, limit: int = 1
+) -> dict[bytes, BatchRecord]:
     """The batch `root`, or else the `limit` most recent, as of `upto_block`: two queries whatever the number."""
     if root is not None:
         found = conn.execute(_ONE_BATCH, {"root": root, "upto": upto_block})
@@ -139,12 +181,19 @@ def load_batches(conn: Connection, upto_block: int, *, root: bytes | None = None
     if root is not None:
         found = conn.execute(_EVENTS_OF_ROOT, {"root": root, "upto": upto_block})
     else:  # a batch's events follow its anchoring
-        found = conn.execute(_EVENTS_SINCE, {"since": min(row["block_number"] for row in rows.values()), "upto": upto_block})
+        found = conn.execute(
+            _EVENTS_SINCE, {"since": min(row["block_number"] for row in rows.values()), "upto": upto_block}
+        )
     for e in found:
         if (mine := events.get(bytes(e.root))) is not None:
             mask = int.from_bytes(e.mask, "big") if e.mask is not None else 0
-            mine.append((e.block_number, e.log_index, (e.block_time, e.word, mask, Status(e.status), e.reason)))
-    return {key: batch_record(row | {"root": key, "tx_hash": bytes(row["tx_hash"])}, events[key]) for key, row in rows.items()}
+            mine.append(
+                (e.block_number, e.log_index, (e.block_time, e.word, mask, Status(e.status), e.reason))
+            )
+    return {
+        key: batch_record(row | {"root": key, "tx_hash": bytes(row["tx_hash"])}, events[key])
+        for key, row in rows.items()
+    }
 
 
 class Snapshot:
@@ -211,12 +260,17 @@ class Snapshot:
                 for root in touched:
                     self._batches.pop(root, None)
             self.trust, self.block_number, self.block_hash = trust, number, block_hash
-            self.indexed_at = indexed_at.replace(tzinfo=dt.UTC) if indexed_at and indexed_at.tzinfo is None else indexed_at
+            self.indexed_at = (
+                indexed_at.replace(tzinfo=dt.UTC) if indexed_at and indexed_at.tzinfo is None else indexed_at
+            )
             self._generation += 1
         log.debug("index view at block %d (%s)", number, "extended" if extended else "reloaded")
         return True
 
 
 def _touched_roots(conn: Connection, after_block: int) -> set[bytes]:
-    parts = [select(table(m).c.root).where(table(m).c.block_number > after_block) for m in (Batch, StatusChange, BatchRevocation)]
+    parts = [
+        select(table(m).c.root).where(table(m).c.block_number > after_block)
+        for m in (Batch, StatusChange, BatchRevocation)
+    ]
     return {bytes(root) for root in conn.execute(union(*parts)).scalars()}

@@ -17,9 +17,15 @@ from registry.cli_bench import COMMANDS, run_cli_start_bench
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=15, help="Timed runs of each command (after one warm-up).")
-    parser.add_argument("--vs", metavar="REV", help="Also time the commands of this git revision, interleaved.")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--runs", type=int, default=15, help="Timed runs of each command (after one warm-up)."
+    )
+    parser.add_argument(
+        "--vs", metavar="REV", help="Also time the commands of this git revision, interleaved."
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results/cli_start.json"))
     args = parser.parse_args()
     results = run_cli_start_bench(COMMANDS, runs=args.runs, vs=args.vs, python=sys.executable)

@@ -1,6 +1,6 @@
 """Gas of the registry's writes on a fresh anvil (cancun): writes bench-results/gas.json.
 
-    python scripts/bench/gas.py [--out bench-results/gas.json]
+python scripts/bench/gas.py [--out bench-results/gas.json]
 """
 
 from __future__ import annotations
@@ -40,12 +40,17 @@ def measure() -> dict[str, object]:
             registry = deployed.registry(client)
             registry.add_authority(root, authority.address, 330000, "浙江")
             registry.register_agency(authority, AGENCY, 330100, "杭州", agency.address, [TYPE_CODE])
-            anchors = {size: registry.anchor(agency, os.urandom(32), size, TYPE_CODE).gas_used for size in (1, 1000, 1_000_000)}
+            anchors = {
+                size: registry.anchor(agency, os.urandom(32), size, TYPE_CODE).gas_used
+                for size in (1, 1000, 1_000_000)
+            }
             root_hash = os.urandom(32)
             registry.anchor(agency, root_hash, 100_000, TYPE_CODE)
             single = registry.set_status(agency, root_hash, 5, Status.SUSPENDED, 2).gas_used
             bulk = registry.revoke_certificates(agency, root_hash, 2, (1 << BULK) - 1, 3).gas_used
-            bulk_generic = registry.set_status_bulk(agency, root_hash, 3, (1 << BULK) - 1, Status.SUSPENDED, 2).gas_used
+            bulk_generic = registry.set_status_bulk(
+                agency, root_hash, 3, (1 << BULK) - 1, Status.SUSPENDED, 2
+            ).gas_used
             whole = registry.revoke_batch(agency, root_hash, 7).gas_used
         finally:
             node.stop()
@@ -68,7 +73,9 @@ def measure() -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results/gas.json"))
     args = parser.parse_args()
     results = measure()

@@ -14,7 +14,9 @@ from issuer.benchmark import run_issue_bench
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--out", type=Path, default=Path("bench-results/issue.json"))
     parser.add_argument("--profile", action="store_true", help="Also write a cProfile of the 100,000 run.")

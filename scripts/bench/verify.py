@@ -17,13 +17,21 @@ from verify_harness import run_verify_bench  # beside this script: it drives the
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--certificates", type=int, default=100_000, help="Certificates in the registry (issued first).")
-    parser.add_argument("--distinct", type=int, default=400, help="Distinct holder packages wrk cycles through.")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--certificates", type=int, default=100_000, help="Certificates in the registry (issued first)."
+    )
+    parser.add_argument(
+        "--distinct", type=int, default=400, help="Distinct holder packages wrk cycles through."
+    )
     parser.add_argument("--duration", type=int, default=20, help="Seconds of wrk.")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2, help="HTTP worker processes of the node.")
-    parser.add_argument("--profile", type=int, default=0, metavar="SECONDS", help="Also sample one worker with py-spy.")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="SECONDS", help="Also sample one worker with py-spy."
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results/verify.json"))
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -32,7 +40,11 @@ def main() -> None:
         workers=args.workers, profile_s=args.profile, results=args.out.parent,
     )  # fmt: skip
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    print(json.dumps({k: v for k, v in results.items() if k not in ("wrk", "profile")}, indent=2, ensure_ascii=False))
+    print(
+        json.dumps(
+            {k: v for k, v in results.items() if k not in ("wrk", "profile")}, indent=2, ensure_ascii=False
+        )
+    )
     if results.get("profile"):
         print(json.dumps(results["profile"], indent=1, ensure_ascii=False))
 

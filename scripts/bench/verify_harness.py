@@ -95,13 +95,19 @@ class RpcProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
+            disable_nagle_algorithm = (
+                True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
+            )
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 try:
                     call = json.loads(body)
-                    methods = [c.get("method", "?") for c in call] if isinstance(call, list) else [call.get("method", "?")]
+                    methods = (
+                        [c.get("method", "?") for c in call]
+                        if isinstance(call, list)
+                        else [call.get("method", "?")]
+                    )
                 except (ValueError, AttributeError):
                     methods = ["?"]
                 with lock:
@@ -122,9 +128,13 @@ class RpcProxy:
                 for attempt in (0, 1):  # a kept-alive upstream connection may have been closed
                     connection = getattr(local, "connection", None)
                     if connection is None:
-                        connection = local.connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                        connection = local.connection = http.client.HTTPConnection(
+                            target.hostname, target.port, timeout=30
+                        )
                     try:
-                        connection.request("POST", target.path or "/", body, {"Content-Type": "application/json"})
+                        connection.request(
+                            "POST", target.path or "/", body, {"Content-Type": "application/json"}
+                        )
                         response = connection.getresponse()
                         return response.status, response.read()
                     except (OSError, http.client.HTTPException):
@@ -200,7 +210,9 @@ class NodeProcess:
         for task in Path(f"/proc/{self.process.pid}/task").iterdir():
             text = (task / "children").read_text().split()
             children += [int(pid) for pid in text]
-        return [pid for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()] or children
+        return [
+            pid for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ] or children
 
     def wait_indexed(self, block: int, timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -226,7 +238,10 @@ class NodeProcess:
 def _issue(service: Any, worker: Any, count: int) -> tuple[list[str], float]:
     """`count` business licences, submitted in jobs of 10,000 and anchored; job ids and seconds."""
     started = time.perf_counter()
-    jobs = [service.submit(AGENCY, TYPE_CODE, chunk, type_name="营业执照").id for chunk in _chunks(make_records(count, seed=3), JOB)]
+    jobs = [
+        service.submit(AGENCY, TYPE_CODE, chunk, type_name="营业执照").id
+        for chunk in _chunks(make_records(count, seed=3), JOB)
+    ]
     worker.run_until_idle(timeout_s=1800, poll_s=0.01)
     return jobs, time.perf_counter() - started
 
@@ -243,7 +258,13 @@ def _request_bodies(service: Any, jobs: list[str], distinct: int) -> list[str]:
         for n, (_identifier, presentation) in enumerate(service.job_packages(AGENCY, job)):
             if n == per_job:
                 break
-            bodies.append(json.dumps({"package": presentation.to_json(), "purpose": PURPOSE}, ensure_ascii=False, separators=(",", ":")))
+            bodies.append(
+                json.dumps(
+                    {"package": presentation.to_json(), "purpose": PURPOSE},
+                    ensure_ascii=False,
+                    separators=(",", ":"),
+                )
+            )
     return bodies[:distinct]
 
 
@@ -279,17 +300,31 @@ def _node_env(home: Path, rpc_url: str, **verifier: str) -> dict[str, str]:
 
 
 def _check_all_valid(url: str, key: str, bodies: list[str]) -> None:
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}, timeout=30) as client:
+    with httpx.Client(
+        base_url=url,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        timeout=30,
+    ) as client:
         for body in bodies:
             answer = client.post("/v1/verifications", content=body.encode())
-            if answer.status_code != 200 or answer.json()["verdict"] != "VALID" or answer.json()["source"] != "index":
-                raise RuntimeError(f"not a VALID answer from the index: {answer.status_code} {answer.text[:500]}")
+            if (
+                answer.status_code != 200
+                or answer.json()["verdict"] != "VALID"
+                or answer.json()["source"] != "index"
+            ):
+                raise RuntimeError(
+                    f"not a VALID answer from the index: {answer.status_code} {answer.text[:500]}"
+                )
 
 
 def _sequential_ms(url: str, key: str, bodies: list[str]) -> tuple[list[float], list[dict[str, Any]]]:
     """Latency of single requests, one after the other (no concurrency), and their answers."""
     times, answers = [], []
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}, timeout=30) as client:
+    with httpx.Client(
+        base_url=url,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        timeout=30,
+    ) as client:
         for body in bodies:
             started = time.perf_counter()
             answer = client.post("/v1/verifications", content=body.encode())
@@ -308,7 +343,9 @@ def _ms(text: str) -> float:
 
 def parse_wrk(output: str) -> dict[str, Any]:
     """Requests/sec, the latency distribution (ms), request and error counts from `wrk --latency`."""
-    percentiles = {int(p): _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", output, re.MULTILINE)}
+    percentiles = {
+        int(p): _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", output, re.MULTILINE)
+    }
     total = re.search(r"(\d+) requests in ([\d.]+)(\w+),", output)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
@@ -321,7 +358,9 @@ def parse_wrk(output: str) -> dict[str, Any]:
     }
 
 
-def _wrk(url: str, script: Path, bodies: Path, key: str, *, threads: int, connections: int, duration_s: int) -> tuple[dict[str, Any], str]:
+def _wrk(
+    url: str, script: Path, bodies: Path, key: str, *, threads: int, connections: int, duration_s: int
+) -> tuple[dict[str, Any], str]:
     done = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "--timeout", "10s", "--latency", "-s", str(script), url,
          "--", str(bodies), key],
@@ -338,7 +377,11 @@ def _cpu_s(pid: int) -> float:
 
 def _short(frame: str) -> str:
     """`f (/…/site-packages/pkg/mod.py:12)` → `f (pkg/mod.py)`: one entry per function."""
-    return re.sub(r"\((?:[^()]*/site-packages/|[^()]*/python3\.\d+/|/[^()]*?/(?=(?:registry|issuer|verifier|wallet)/))?([^():]*)(?::\d+)?\)", r"(\1)", frame)
+    return re.sub(
+        r"\((?:[^()]*/site-packages/|[^()]*/python3\.\d+/|/[^()]*?/(?=(?:registry|issuer|verifier|wallet)/))?([^():]*)(?::\d+)?\)",
+        r"(\1)",
+        frame,
+    )
 
 
 def _profile(pid: int, seconds: int, out: Path) -> dict[str, Any]:
@@ -358,8 +401,16 @@ def _profile(pid: int, seconds: int, out: Path) -> dict[str, Any]:
         own[frames[-1]] += n
         for frame in set(frames):
             total[frame] += n
-    share = lambda c: [f"{100 * n / samples:5.1f}% {f}" for f, n in c.most_common(30)]
-    return {"samples": samples, "gil_held_pct": round(100 * samples / (seconds * 250), 1), "own": share(own), "total": share(total)}
+
+    def share(c: collections.Counter[str]) -> list[str]:
+        return [f"{100 * n / samples:5.1f}% {f}" for f, n in c.most_common(30)]
+
+    return {
+        "samples": samples,
+        "gil_held_pct": round(100 * samples / (seconds * 250), 1),
+        "own": share(own),
+        "total": share(total),
+    }
 
 
 def run_verify_bench(
@@ -399,8 +450,12 @@ def run_verify_bench(
             started = time.perf_counter()
             node.wait_indexed(head)
             index_s = time.perf_counter() - started
-            _check_all_valid(node.url, key, bodies)  # every body is VALID from the index (and warms both workers)
-            _wrk(node.url, script, bodies_file, key, threads=threads, connections=connections, duration_s=3)  # warm-up
+            _check_all_valid(
+                node.url, key, bodies
+            )  # every body is VALID from the index (and warms both workers)
+            _wrk(
+                node.url, script, bodies_file, key, threads=threads, connections=connections, duration_s=3
+            )  # warm-up
             warm_ms, _ = _sequential_ms(node.url, key, bodies[:cold_samples])
 
             idle_before = proxy.snapshot()
@@ -408,24 +463,48 @@ def run_verify_bench(
             idle = proxy.snapshot() - idle_before
             before, pids = proxy.snapshot(), node.workers_pids()
             cpu_before, node_cpu_before = sum(map(_cpu_s, pids)), _cpu_s(node.pid)
-            run, output = _wrk(node.url, script, bodies_file, key, threads=threads, connections=connections, duration_s=duration_s)
+            run, output = _wrk(
+                node.url,
+                script,
+                bodies_file,
+                key,
+                threads=threads,
+                connections=connections,
+                duration_s=duration_s,
+            )
             worker_cpu_s = sum(map(_cpu_s, pids)) - cpu_before
             node_cpu_s = _cpu_s(node.pid) - node_cpu_before  # the node process: indexer, access-log writer
             during = proxy.snapshot() - before
             profile = None
             if profile_s:
                 worker_pid = node.workers_pids()[0]
-                spy = threading.Thread(target=lambda: _wrk(node.url, script, bodies_file, key, threads=threads, connections=connections, duration_s=profile_s + 4))
+                spy = threading.Thread(
+                    target=lambda: _wrk(
+                        node.url,
+                        script,
+                        bodies_file,
+                        key,
+                        threads=threads,
+                        connections=connections,
+                        duration_s=profile_s + 4,
+                    )
+                )
                 spy.start()
                 time.sleep(2)
-                profile = _profile(worker_pid, profile_s, tmp / "profile.txt")  # raw stacks stay in the temp folder
+                profile = _profile(
+                    worker_pid, profile_s, tmp / "profile.txt"
+                )  # raw stacks stay in the temp folder
                 spy.join()
             node.stop()
 
             # cold: a node that always asks the chain (one eth_call per verification)
             cold_db = f"sqlite:///{tmp / 'cold.sqlite'}"
             cold_key = _register_bank(cold_db)
-            cold = NodeProcess(_node_env(home, proxy.url, index_max_lag_blocks="-1", database_url=cold_db), tmp / "cold.log", workers=1)
+            cold = NodeProcess(
+                _node_env(home, proxy.url, index_max_lag_blocks="-1", database_url=cold_db),
+                tmp / "cold.log",
+                workers=1,
+            )
             nodes.append(cold)
             cold.start()
             _sequential_ms(cold.url, cold_key, bodies[-3:])  # connections, first imports
@@ -458,7 +537,9 @@ def run_verify_bench(
         "registry_certificates": certificates,
         "workers": workers,
         "cold_ms": round(statistics.median(cold_ms), 2),
-        "cold_rpc_per_verification": {m: round(n / cold_samples, 2) for m, n in cold_rpc.items() if m != "(requests)"},
+        "cold_rpc_per_verification": {
+            m: round(n / cold_samples, 2) for m, n in cold_rpc.items() if m != "(requests)"
+        },
         "warm_single_ms": round(statistics.median(warm_ms), 2),
         "worker_cpu_ms_per_verification": round(1000 * worker_cpu_s / requests, 3),
         "worker_cores_busy": round(worker_cpu_s / duration_s, 2),
@@ -466,11 +547,18 @@ def run_verify_bench(
         "chain_calls_per_verification": round(during.get("eth_call", 0) / requests, 4),
         "rpc_during_run": dict(during),
         "rpc_background_per_s": round(idle_rate, 1),
-        "rpc_beyond_background_per_verification": round(max(0.0, during["(requests)"] - idle_rate * duration_s) / requests, 4),
+        "rpc_beyond_background_per_verification": round(
+            max(0.0, during["(requests)"] - idle_rate * duration_s) / requests, 4
+        ),
         "setup": {"issue_s": round(issue_s, 1), "index_catch_up_s": round(index_s, 1)},
         "profile": profile,
         "goals": {"verifications_per_s_min": 2000, "p99_ms_max": 25, "chain_calls_per_verification": 0},
-        "machine": {"cores": os.cpu_count(), "arch": platform.machine(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2), "speed": baseline()},
+        "machine": {
+            "cores": os.cpu_count(),
+            "arch": platform.machine(),
+            "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+            "speed": baseline(),
+        },
         "wrk": output.strip().splitlines(),
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }

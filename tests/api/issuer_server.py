@@ -42,10 +42,16 @@ class IssuerHome:
             "COLUMNS": "200",
         }
 
-    def ecert(self, *args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([*ECERT, *args], env=env or self.env, capture_output=True, text=True, timeout=120)
+    def ecert(
+        self, *args: str, env: dict[str, str] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [*ECERT, *args], env=env or self.env, capture_output=True, text=True, timeout=120
+        )
         if check and done.returncode != 0:
-            raise AssertionError(f"ecert {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+            raise AssertionError(
+                f"ecert {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+            )
         return done
 
     def set_up(self) -> None:
@@ -53,8 +59,30 @@ class IssuerHome:
         self.ecert("deploy")
         self.ecert("authority", "add", "--region", "330000", "--name", "浙江省数据局")
         self.ecert("authority", "add", "--region", "440000", "--name", "广东省政务服务数据管理局")
-        self.ecert("agency", "add", "--region", "330100", "--code", AGENCY_A, "--name", "杭州市市场监督管理局", "--types", TYPE)
-        self.ecert("agency", "add", "--region", "440100", "--code", AGENCY_B, "--name", "广州市市场监督管理局", "--types", TYPE)
+        self.ecert(
+            "agency",
+            "add",
+            "--region",
+            "330100",
+            "--code",
+            AGENCY_A,
+            "--name",
+            "杭州市市场监督管理局",
+            "--types",
+            TYPE,
+        )
+        self.ecert(
+            "agency",
+            "add",
+            "--region",
+            "440100",
+            "--code",
+            AGENCY_B,
+            "--name",
+            "广州市市场监督管理局",
+            "--types",
+            TYPE,
+        )
 
     def tear_down(self) -> None:
         self.ecert("chain", "down", check=False)
@@ -75,15 +103,30 @@ class IssuerServer(ServiceProcess):
             env["ECERT_ISSUER_DATABASE_URL"] = database_url
         self.database_url = database_url or f"sqlite:///{home.root / '.ecert' / 'issuer' / 'issuer.sqlite'}"
         port = free_port()
-        super().__init__(f"the issuer ({name})", ["serve", "issuer", "--port", str(port)], env, home.root / f"issuer-{name}.log", port)
+        super().__init__(
+            f"the issuer ({name})",
+            ["serve", "issuer", "--port", str(port)],
+            env,
+            home.root / f"issuer-{name}.log",
+            port,
+        )
 
     def api_key(self, agency: str, scopes: str, label: str = "test") -> str:
-        done = self.home.ecert("issuer", "api-key", "create", "--agency", agency, "--scopes", scopes, "--label", label, env=self.env)
+        done = self.home.ecert(
+            "issuer",
+            "api-key",
+            "create",
+            "--agency",
+            agency,
+            "--scopes",
+            scopes,
+            "--label",
+            label,
+            env=self.env,
+        )
         return done.stdout.strip().splitlines()[-1]
 
     def client(self, token: str | None = None, **headers: str) -> httpx.Client:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
-
-

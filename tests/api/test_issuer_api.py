@@ -38,7 +38,7 @@ NOT_GRANTED = "11100000000013338W002"  # well formed, never granted to our agenc
 HAS_PRINTING = importlib.util.find_spec("issuer.printing") is not None
 
 
-def both_backends(test):  # noqa: ANN001, ANN201
+def both_backends(test):
     test.backends = ("sqlite", "postgres")
     return test
 
@@ -92,7 +92,10 @@ def keys(server: IssuerServer) -> dict[str, str]:
     """API keys made with `ecert issuer api-key create`, in parallel; the PostgreSQL run needs one."""
     wanted = {"a": KEYS["a"]} if server.database_url.startswith("postgresql") else KEYS
     with ThreadPoolExecutor(len(wanted)) as pool:
-        made = {name: pool.submit(server.api_key, agency, scopes, name) for name, (agency, scopes) in wanted.items()}
+        made = {
+            name: pool.submit(server.api_key, agency, scopes, name)
+            for name, (agency, scopes) in wanted.items()
+        }
         return {name: future.result() for name, future in made.items()}
 
 
@@ -117,7 +120,12 @@ def reader(home: IssuerHome) -> RegistryReader:
 
 
 def person(name: str, **fields: Any) -> dict[str, Any]:
-    return {"holder": {"name": name, "code": PERSON}, "validUntil": "2040-12-31", "ext": {"address": "杭州市西湖区"}, **fields}
+    return {
+        "holder": {"name": name, "code": PERSON},
+        "validUntil": "2040-12-31",
+        "ext": {"address": "杭州市西湖区"},
+        **fields,
+    }
 
 
 def confirmed(client: httpx.Client, job_id: str) -> dict[str, Any]:
@@ -147,7 +155,9 @@ def problem(response: httpx.Response, status: int, code: str, field: str | None 
 
 def issue(client: httpx.Client, *records: dict[str, Any], **headers: str) -> dict[str, Any]:
     """Issue records as a JSON batch and wait until confirmed."""
-    job = accepted(client.post("/v1/batches", json={"typeCode": TYPE, "records": list(records)}, headers=headers))
+    job = accepted(
+        client.post("/v1/batches", json={"typeCode": TYPE, "records": list(records)}, headers=headers)
+    )
     return confirmed(client, job["id"])
 
 
@@ -184,13 +194,22 @@ def certificate_b(api_b: httpx.Client) -> str:
 
 
 @both_backends
-def test_issue_one_certificate_anchor_and_verify(server: IssuerServer, api: httpx.Client, reader: RegistryReader) -> None:
+def test_issue_one_certificate_anchor_and_verify(
+    server: IssuerServer, api: httpx.Client, reader: RegistryReader
+) -> None:
     job = accepted(api.post("/v1/certificates", json={"typeCode": TYPE, "typeName": "营业执照",
                                                        "record": {"holder": {"name": "杭州示例科技有限公司", "code": COMPANY,
                                                                              "codeType": "001"}, "validUntil": "2045-06-30"}}))  # fmt: skip
     assert (job["total"], job["errors"], len(job["identifiers"])) == (1, [], 1)
     done = confirmed(api, job["id"])
-    assert done["counts"] == {"pending": 0, "sealed": 0, "anchored": 0, "confirmed": 1, "refused": 0, "failed": 0}
+    assert done["counts"] == {
+        "pending": 0,
+        "sealed": 0,
+        "anchored": 0,
+        "confirmed": 1,
+        "refused": 0,
+        "failed": 0,
+    }
     assert done["refusals"] == []
     identifier = done["identifiers"][0]
     described = ok(api.get(f"/v1/certificates/{identifier}"))
@@ -198,7 +217,11 @@ def test_issue_one_certificate_anchor_and_verify(server: IssuerServer, api: http
     assert described["batch"]["txHash"].startswith("0x")
     pkg = package(api, identifier)
     fields = Presentation.from_json(pkg).fields()
-    assert (fields["identifier"], fields["name"], fields["holder"]["code"]) == (identifier, "营业执照", COMPANY)
+    assert (fields["identifier"], fields["name"], fields["holder"]["code"]) == (
+        identifier,
+        "营业执照",
+        COMPANY,
+    )
     assert verdict(reader, pkg) == (Outcome.VALID, None)
 
 
@@ -220,26 +243,39 @@ def test_batch_as_json_jsonl_and_csv_reports_bad_records_and_issues_the_rest(
            f"褚七,{PERSON},2040-01-01,\"杭州市西湖区, 文三路\"\n卫八,{PERSON},,杭州市上城区\n蒋九,{PERSON_BAD_CHECK},,杭州市\n")  # fmt: skip
     as_csv = accepted(api.post("/v1/batches", data={"typeCode": TYPE, "typeName": "测试证照"},
                                files={"file": ("records.csv", csv.encode("utf-8-sig"), "text/csv")}))  # fmt: skip
-    assert [(e["position"], e["code"], e["field"]) for e in as_csv["errors"]] == [(3, "ID_CHECK_CHAR", "holder.code")]
+    assert [(e["position"], e["code"], e["field"]) for e in as_csv["errors"]] == [
+        (3, "ID_CHECK_CHAR", "holder.code")
+    ]
     for job, issued in ((as_json, 2), (as_jsonl, 2), (as_csv, 2)):
         done = confirmed(api, job["id"])
         assert (done["counts"]["confirmed"], done["counts"]["failed"]) == (issued, job["total"] - issued)
         assert verdict(reader, package(api, done["identifiers"][-1])) == (Outcome.VALID, None)
     fields = Presentation.from_json(package(api, as_csv["identifiers"][0])).fields()
-    assert (fields["name"], fields["ext"]["address"], fields["validUntil"]) == ("测试证照", "杭州市西湖区, 文三路", "2040-01-01")
+    assert (fields["name"], fields["ext"]["address"], fields["validUntil"]) == (
+        "测试证照",
+        "杭州市西湖区, 文三路",
+        "2040-01-01",
+    )
 
 
 def test_a_name_that_contradicts_the_type_is_refused(api: httpx.Client) -> None:
     """Issue 10, point 13: a business licence named 机动车驾驶证 could pass as one with its type hidden."""
     contradicting = {"typeCode": TYPE, "typeName": "机动车驾驶证", "records": [person("周甲")]}
     problem(api.post("/v1/batches", json=contradicting), 422, "FIELD_INVALID", "typeName")
-    job = accepted(api.post("/v1/batches", json={"typeCode": TYPE, "records": [{**person("周乙"), "name": "机动车驾驶证"}, person("周丙")]}))
+    job = accepted(
+        api.post(
+            "/v1/batches",
+            json={"typeCode": TYPE, "records": [{**person("周乙"), "name": "机动车驾驶证"}, person("周丙")]},
+        )
+    )
     assert [(e["position"], e["code"], e["field"]) for e in job["errors"]] == [(1, "FIELD_INVALID", "name")]
     assert len(job["identifiers"]) == 1
 
 
 @both_backends
-def test_idempotency_key_returns_the_same_job_and_never_duplicates(server: IssuerServer, api: httpx.Client) -> None:
+def test_idempotency_key_returns_the_same_job_and_never_duplicates(
+    server: IssuerServer, api: httpx.Client
+) -> None:
     body = {"typeCode": TYPE, "records": [person("沈甲"), person("韩乙")]}
     first = accepted(api.post("/v1/batches", json=body, headers={"Idempotency-Key": "batch-0001"}))
     again = accepted(api.post("/v1/batches", json=body, headers={"Idempotency-Key": "batch-0001"}))
@@ -256,7 +292,9 @@ def test_idempotency_key_returns_the_same_job_and_never_duplicates(server: Issue
     def send(_: int) -> str:
         with httpx.Client(base_url=server.url, headers=dict(api.headers)) as client:
             barrier.wait()
-            return accepted(client.post("/v1/certificates", json=body, headers={"Idempotency-Key": "cert-0001"}))["id"]
+            return accepted(
+                client.post("/v1/certificates", json=body, headers={"Idempotency-Key": "cert-0001"})
+            )["id"]
 
     with ThreadPoolExecutor(4) as pool:
         ids = set(pool.map(send, range(4)))
@@ -277,7 +315,9 @@ def test_another_agencys_certificate_and_job_are_forbidden(
         ("POST", "/status", {"status": "suspended", "reason": 2}), ("POST", "/renewals", {"changes": {}}),
         ("POST", "/claim-code", None),
     ]:  # fmt: skip
-        problem(api.request(method, f"/v1/certificates/{certificate_b}{path}", json=body), 403, "AGENCY_FORBIDDEN")
+        problem(
+            api.request(method, f"/v1/certificates/{certificate_b}{path}", json=body), 403, "AGENCY_FORBIDDEN"
+        )
     problem(api_b.get(f"/v1/certificates/{certificate}"), 403, "AGENCY_FORBIDDEN")
     job_b = accepted(api_b.post("/v1/certificates", json={"typeCode": TYPE, "record": person("李丁")}))
     problem(api.get(f"/v1/jobs/{job_b['id']}"), 403, "AGENCY_FORBIDDEN")
@@ -293,24 +333,54 @@ def test_keys_scopes_and_revocation(server: IssuerServer, keys: dict[str, str], 
     issue_body = {"typeCode": TYPE, "record": person("朱戊")}
     with server.client() as anonymous:
         body = problem(anonymous.post("/v1/certificates", json=issue_body), 401, "AUTH_REQUIRED")
-        assert anonymous.get(f"/v1/certificates/{certificate}").headers["www-authenticate"].startswith("Bearer")
+        assert (
+            anonymous.get(f"/v1/certificates/{certificate}").headers["www-authenticate"].startswith("Bearer")
+        )
         assert body["instance"] == "/v1/certificates"
-        problem(anonymous.get(f"/v1/certificates/{certificate}", headers={"Authorization": "Bearer ek_nope"}), 401, "AUTH_INVALID")
-        assert ok(anonymous.get(f"/v1/certificates/{certificate}", headers={"X-API-Key": keys["a_issue"]}))["identifier"] == certificate
+        problem(
+            anonymous.get(f"/v1/certificates/{certificate}", headers={"Authorization": "Bearer ek_nope"}),
+            401,
+            "AUTH_INVALID",
+        )
+        assert (
+            ok(anonymous.get(f"/v1/certificates/{certificate}", headers={"X-API-Key": keys["a_issue"]}))[
+                "identifier"
+            ]
+            == certificate
+        )
     with server.client(keys["a_status"]) as status_only:
-        assert problem(status_only.post("/v1/certificates", json=issue_body), 403, "SCOPE_MISSING")["scope"] == "issue"
+        assert (
+            problem(status_only.post("/v1/certificates", json=issue_body), 403, "SCOPE_MISSING")["scope"]
+            == "issue"
+        )
         problem(status_only.post(f"/v1/certificates/{certificate}/claim-code"), 403, "SCOPE_MISSING")
-        assert ok(status_only.get(f"/v1/certificates/{certificate}"))["identifier"] == certificate  # reading needs no scope
+        assert (
+            ok(status_only.get(f"/v1/certificates/{certificate}"))["identifier"] == certificate
+        )  # reading needs no scope
     with server.client(keys["a_issue"]) as issue_only:
-        problem(issue_only.post(f"/v1/certificates/{certificate}/status", json={"status": "suspended", "reason": 2}), 403, "SCOPE_MISSING")
-    listed = json.loads(server.home.ecert("issuer", "api-key", "list", "--agency", AGENCY_A, "--json", env=server.env).stdout)
+        problem(
+            issue_only.post(
+                f"/v1/certificates/{certificate}/status", json={"status": "suspended", "reason": 2}
+            ),
+            403,
+            "SCOPE_MISSING",
+        )
+    listed = json.loads(
+        server.home.ecert("issuer", "api-key", "list", "--agency", AGENCY_A, "--json", env=server.env).stdout
+    )
     doomed = next(k for k in listed if k["label"] == "a_doomed")
-    assert doomed["scopes"] == ["issue"] and doomed["revokedAt"] is None and all("ek_" not in json.dumps(k) for k in listed)
+    assert (
+        doomed["scopes"] == ["issue"]
+        and doomed["revokedAt"] is None
+        and all("ek_" not in json.dumps(k) for k in listed)
+    )
     with server.client(keys["a_doomed"]) as client:
         ok(client.get(f"/v1/certificates/{certificate}"))
         server.home.ecert("issuer", "api-key", "revoke", str(doomed["id"]), env=server.env)
         problem(client.get(f"/v1/certificates/{certificate}"), 401, "AUTH_INVALID")
-    stranger = server.home.ecert("issuer", "api-key", "create", "--agency", COMPANY, "--scopes", "issue", env=server.env, check=False)
+    stranger = server.home.ecert(
+        "issuer", "api-key", "create", "--agency", COMPANY, "--scopes", "issue", env=server.env, check=False
+    )
     assert stranger.returncode == 2 and "AGENCY_UNKNOWN" in stranger.stderr and "ek_" not in stranger.stdout
 
 
@@ -352,7 +422,9 @@ MALFORMED = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("path", "kwargs", "status", "code", "field"), [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+@pytest.mark.parametrize(
+    ("path", "kwargs", "status", "code", "field"), [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED]
+)
 def test_malformed_request_is_a_problem_naming_the_field(
     api: httpx.Client, path: str, kwargs: dict[str, Any], status: int, code: str, field: str | None
 ) -> None:
@@ -364,7 +436,12 @@ def test_bad_status_requests_and_unknown_routes(api: httpx.Client, certificate: 
     problem(api.post(url, json={"status": "paused", "reason": 2}), 422, "REQUEST_INVALID", "status")
     problem(api.post(url, json={"status": "suspended"}), 422, "REQUEST_INVALID", "reason")
     problem(api.post(url, json={"status": "revoked", "reason": 2}), 422, "REASON_INVALID", "reason")
-    problem(api.post(f"/v1/certificates/{certificate}/renewals", json={"changes": {"validUntil": "31.12.2050"}}), 422, "FIELD_INVALID", "validUntil")
+    problem(
+        api.post(f"/v1/certificates/{certificate}/renewals", json={"changes": {"validUntil": "31.12.2050"}}),
+        422,
+        "FIELD_INVALID",
+        "validUntil",
+    )
     problem(api.get("/v1/nothing-here"), 404, "NOT_FOUND")
     problem(api.delete(f"/v1/certificates/{certificate}"), 405, "METHOD_NOT_ALLOWED")
 
@@ -390,15 +467,23 @@ def test_suspend_then_reinstate_then_revoke(api: httpx.Client, reader: RegistryR
 def test_renewal_makes_version_002_and_revokes_the_old_one(api: httpx.Client, reader: RegistryReader) -> None:
     old = issue(api, person("尤辛", validUntil="2030-12-31"))["identifiers"][0]
     old_pkg = package(api, old)
-    job = accepted(api.post(f"/v1/certificates/{old}/renewals", json={"changes": {"validUntil": "2035-12-31"}}))
+    job = accepted(
+        api.post(f"/v1/certificates/{old}/renewals", json={"changes": {"validUntil": "2035-12-31"}})
+    )
     new = confirmed(api, job["id"])["identifiers"][0]
     assert new.split(".")[-2] == "002" and new.split(".")[-3] == old.split(".")[-3]
     described = ok(api.get(f"/v1/certificates/{new}"))
     assert (described["version"], described["previousIdentifier"]) == (2, old)
     fields = Presentation.from_json(package(api, new)).fields()
-    assert (fields["previousIdentifier"], fields["validUntil"], fields["holder"]["name"]) == (old, "2035-12-31", "尤辛")
+    assert (fields["previousIdentifier"], fields["validUntil"], fields["holder"]["name"]) == (
+        old,
+        "2035-12-31",
+        "尤辛",
+    )
     assert verdict(reader, package(api, new)) == (Outcome.VALID, None)
-    retired = wait_for(lambda: (d := ok(api.get(f"/v1/certificates/{old}")))["status"] == "revoked" and d, timeout_s=30)
+    retired = wait_for(
+        lambda: (d := ok(api.get(f"/v1/certificates/{old}")))["status"] == "revoked" and d, timeout_s=30
+    )
     assert (retired["statusReason"], retired["supersededBy"]) == (4, new)
     assert verdict(reader, old_pkg) == (Outcome.INVALID, "CERT_REVOKED")
     problem(api.post(f"/v1/certificates/{old}/renewals", json={"changes": {}}), 409, "CERT_SUPERSEDED")
@@ -408,17 +493,28 @@ def test_a_retried_renewal_with_the_same_idempotency_key_returns_the_same_job(ap
     old = issue(api, person("许壬"))["identifiers"][0]
     body, headers = {"changes": {"validUntil": "2036-12-31"}}, {"Idempotency-Key": "renewal-0001"}
     first = accepted(api.post(f"/v1/certificates/{old}/renewals", json=body, headers=headers))
-    assert accepted(api.post(f"/v1/certificates/{old}/renewals", json=body, headers=headers))["id"] == first["id"]
+    assert (
+        accepted(api.post(f"/v1/certificates/{old}/renewals", json=body, headers=headers))["id"]
+        == first["id"]
+    )
 
 
-def test_claim_code_works_once_and_only_for_its_holder(server: IssuerServer, api: httpx.Client, certificate: str) -> None:
+def test_claim_code_works_once_and_only_for_its_holder(
+    server: IssuerServer, api: httpx.Client, certificate: str
+) -> None:
     claim = ok(api.post(f"/v1/certificates/{certificate}/claim-code"), 201)
     assert len(claim["code"]) == 14 and claim["expiresAt"]
     holder = Presentation.from_json(package(api, certificate)).fields()["holder"]["code"]
     someone_else = "11010519491231002X" if holder != "11010519491231002X" else "110105194912310037"
     with server.client() as wallet:  # the holder: no API key
-        problem(wallet.post("/v1/claims", json={"code": claim["code"], "holderCode": someone_else}), 403, "CLAIM_NOT_YOURS")
-        assert ok(wallet.post("/v1/claims", json={"code": claim["code"], "holderCode": holder})) == package(api, certificate)
+        problem(
+            wallet.post("/v1/claims", json={"code": claim["code"], "holderCode": someone_else}),
+            403,
+            "CLAIM_NOT_YOURS",
+        )
+        assert ok(wallet.post("/v1/claims", json={"code": claim["code"], "holderCode": holder})) == package(
+            api, certificate
+        )
         problem(wallet.post("/v1/claims", json={"code": claim["code"]}), 404, "CLAIM_INVALID")
         problem(wallet.post("/v1/claims", json={"code": "AAAA-BBBB-CCCC"}), 404, "CLAIM_INVALID")
 
@@ -432,10 +528,15 @@ def test_claim_codes_never_travel_in_a_url_nor_reach_a_log_and_guesses_are_rate_
         for _ in range(12):  # redemptions do not count: a wallet claims for all its holders from one address
             redeemed.append(ok(api.post(f"/v1/certificates/{certificate}/claim-code"), 201)["code"])
             assert ok(wallet.post("/v1/claims", json={"code": redeemed[-1], "holderCode": holder}))["leaves"]
-        assert wallet.post("/v1/claims/ZZZZ-ZZZZ-ZZZZ", json={}).status_code in (404, 405)  # no route takes a code in its path
+        assert wallet.post("/v1/claims/ZZZZ-ZZZZ-ZZZZ", json={}).status_code in (
+            404,
+            405,
+        )  # no route takes a code in its path
         answers = [wallet.post("/v1/claims", json={"code": f"AAAA-BBBB-{n:04d}"}) for n in range(30)]
         statuses = [a.status_code for a in answers]
-        assert set(statuses) == {404, 429} and statuses.index(429) <= 10, statuses  # a burst of at most 10 failures, then 429
+        assert set(statuses) == {404, 429} and statuses.index(429) <= 10, (
+            statuses
+        )  # a burst of at most 10 failures, then 429
         limited = answers[statuses.index(429)]
         assert limited.json()["code"] == "RATE_LIMITED" and int(limited.headers["Retry-After"]) >= 1
     log = server.log_path.read_text(encoding="utf-8", errors="replace")
@@ -455,8 +556,16 @@ def test_qr_codes_carry_the_packages_ec1(api: httpx.Client, certificate: str, re
     shown = "name,identifier,holder.name,holder.codeMasked,validFrom,validUntil,issuer.name"
     [ec1] = decode_qr(api.get(f"/v1/certificates/{certificate}/qr.png", params={"fields": shown}).content)
     disclosed = Presentation.from_ec1(ec1)
-    assert "holder.code" not in disclosed.paths() and verdict(reader, disclosed.to_json()) == (Outcome.VALID, None)
-    problem(api.get(f"/v1/certificates/{certificate}/qr.png", params={"fields": "nope"}), 422, "FIELD_UNKNOWN", "nope")
+    assert "holder.code" not in disclosed.paths() and verdict(reader, disclosed.to_json()) == (
+        Outcome.VALID,
+        None,
+    )
+    problem(
+        api.get(f"/v1/certificates/{certificate}/qr.png", params={"fields": "nope"}),
+        422,
+        "FIELD_UNKNOWN",
+        "nope",
+    )
 
 
 @pytest.mark.skipif(not HAS_PRINTING, reason="issuer/printing.py is not there yet")
@@ -478,7 +587,10 @@ def test_docs_and_openapi(server: IssuerServer) -> None:
     for path in ("/v1/certificates", "/v1/batches", "/v1/jobs/{job_id}", "/v1/certificates/{identifier}/status",
                  "/v1/certificates/{identifier}/renewals", "/v1/claims"):  # fmt: skip
         assert path in spec["paths"]
-    assert set(spec["paths"]["/v1/batches"]["post"]["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
+    assert set(spec["paths"]["/v1/batches"]["post"]["requestBody"]["content"]) == {
+        "application/json",
+        "multipart/form-data",
+    }
     assert {"HTTPBearer", "APIKeyHeader"} <= set(spec["components"]["securitySchemes"])
 
 

@@ -60,7 +60,9 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = StackHome(tmp_path_factory.mktemp("verifier-api"))
     node = VerifierNode(home, "330000")
-    limited = VerifierNode(home, "330000", database_url=f"sqlite:///{home.root / 'limited.sqlite'}", rate_limit_per_min="60")
+    limited = VerifierNode(
+        home, "330000", database_url=f"sqlite:///{home.root / 'limited.sqlite'}", rate_limit_per_min="60"
+    )
     limited_keys = limited.register(("甲银行", "330100", "bank"), ("乙银行", "330100", "bank"))
     try:
         with ThreadPoolExecutor(2) as pool:  # organisations need no chain: register them while it is set up
@@ -80,7 +82,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         home.tear_down()
 
 
-def verify(stack: Stack, purpose: str = "开立对公账户", key: str | None = None, **body: Any) -> httpx.Response:
+def verify(
+    stack: Stack, purpose: str = "开立对公账户", key: str | None = None, **body: Any
+) -> httpx.Response:
     with stack.client(key) as client:
         return client.post("/v1/verifications", json={"purpose": purpose, **body})
 
@@ -111,15 +115,24 @@ def test_a_package_is_valid_from_the_index_with_a_receipt_the_bank_can_check(sta
     assert anchor["evidence"]["root"] == package["batch"]["root"]
     receipt = report["receipt"]
     body = receipt["receipt"]
-    assert (body["verdict"], body["reason"], body["source"], body["block"]) == ("VALID", None, "index", report["block"])
+    assert (body["verdict"], body["reason"], body["source"], body["block"]) == (
+        "VALID",
+        None,
+        "index",
+        report["block"],
+    )
     assert body["chainId"] == package["registry"]["chainId"] and body["node"]["region"] == "330000"
-    assert [(c["kind"], c["outcome"]) for c in body["checks"]] == [(c["kind"], c["outcome"]) for c in report["checks"]]
+    assert [(c["kind"], c["outcome"]) for c in body["checks"]] == [
+        (c["kind"], c["outcome"]) for c in report["checks"]
+    ]
     # the receipt commits to what was shown: the bank recomputes the digest from its package
     assert body["requestDigest"] == "0x" + digest_request(Presentation.from_json(package)).hex()
     with stack.client() as client:
         assert client.post("/v1/receipts/verify", json=receipt).json() == {"valid": True}
         key = client.get("/v1/receipt-key").json()
-    assert key["algorithm"] == "Ed25519" and key["region"] == "330000" and key["keyId"] == body["node"]["keyId"]
+    assert (
+        key["algorithm"] == "Ed25519" and key["region"] == "330000" and key["keyId"] == body["node"]["keyId"]
+    )
     assert verify_receipt(receipt, key["publicKeyPem"])
 
 
@@ -167,7 +180,11 @@ def test_a_qr_image_is_decoded_server_side_and_valid(stack: Stack, kind: str) ->
     png = stack.issued.qr(VALID_PKG).read_bytes()
     image, media = (png, "image/png") if kind == "png" else (_as_photo(png), "image/jpeg")
     with stack.client() as client:
-        response = client.post("/v1/verifications/image", files={"file": (f"qr.{kind}", image, media)}, data={"purpose": "柜台核验"})
+        response = client.post(
+            "/v1/verifications/image",
+            files={"file": (f"qr.{kind}", image, media)},
+            data={"purpose": "柜台核验"},
+        )
     report = assert_valid(response)
     expected = digest_request(Presentation.from_json(stack.issued.package(VALID_PKG)))
     assert report["receipt"]["receipt"]["requestDigest"] == "0x" + expected.hex()
@@ -197,7 +214,9 @@ def test_malformed_requests_are_problems_with_a_code(stack: Stack, case: tuple[A
     body, status, code = case
     with stack.client() as client:
         if isinstance(body, bytes):
-            response = client.post("/v1/verifications", content=body, headers={"Content-Type": "application/json"})
+            response = client.post(
+                "/v1/verifications", content=body, headers={"Content-Type": "application/json"}
+            )
         else:
             response = client.post("/v1/verifications", json=body)
     assert_problem(response, status, code)
@@ -230,11 +249,26 @@ def _blank_png() -> bytes:
 
 
 BAD_UPLOADS = {
-    "not-an-image": ({"file": ("qr.png", b"GIF89a? not really", "image/png")}, {"purpose": "核验"}, 400, "QR_UNREADABLE"),
-    "no-qr-in-it": ({"file": ("blank.png", _blank_png(), "image/png")}, {"purpose": "核验"}, 400, "QR_UNREADABLE"),
+    "not-an-image": (
+        {"file": ("qr.png", b"GIF89a? not really", "image/png")},
+        {"purpose": "核验"},
+        400,
+        "QR_UNREADABLE",
+    ),
+    "no-qr-in-it": (
+        {"file": ("blank.png", _blank_png(), "image/png")},
+        {"purpose": "核验"},
+        400,
+        "QR_UNREADABLE",
+    ),
     "no-purpose": ({"file": ("blank.png", _blank_png(), "image/png")}, {}, 422, "REQUEST_INVALID"),
     "no-file": ({}, {"purpose": "核验"}, 422, "REQUEST_INVALID"),
-    "too-large": ({"file": ("big.png", b"\x89PNG" + b"\0" * (5 * 1024 * 1024), "image/png")}, {"purpose": "核验"}, 413, "UPLOAD_TOO_LARGE"),
+    "too-large": (
+        {"file": ("big.png", b"\x89PNG" + b"\0" * (5 * 1024 * 1024), "image/png")},
+        {"purpose": "核验"},
+        413,
+        "UPLOAD_TOO_LARGE",
+    ),
 }
 
 
@@ -251,14 +285,18 @@ def test_bad_uploads_are_problems_with_a_code(stack: Stack, case: tuple[dict, di
 
 def test_an_api_key_is_required_and_must_be_known(stack: Stack) -> None:
     package = stack.issued.package(VALID_PKG)
-    anonymous = httpx.post(f"{stack.node.url}/v1/verifications", json={"package": package, "purpose": "开户"}, timeout=30)
+    anonymous = httpx.post(
+        f"{stack.node.url}/v1/verifications", json={"package": package, "purpose": "开户"}, timeout=30
+    )
     assert_problem(anonymous, 401, "AUTH_REQUIRED")
     assert anonymous.headers["www-authenticate"].startswith("Bearer")
     assert_problem(verify(stack, key="vk_" + "x" * 43, package=package), 401, "AUTH_INVALID")
     with httpx.Client(base_url=stack.node.url, headers={"X-API-Key": stack.bank}, timeout=30) as client:
         assert_valid(client.post("/v1/verifications", json={"package": package, "purpose": "开户"}))
     with stack.client() as client:  # a bank may not read holders' access logs or manage shares
-        assert_problem(client.get("/v1/access-log", params={"digest": package["digest"]}), 403, "SCOPE_MISSING")
+        assert_problem(
+            client.get("/v1/access-log", params={"digest": package["digest"]}), 403, "SCOPE_MISSING"
+        )
         assert_problem(client.get("/v1/shares", params={"holderRef": "h"}), 403, "SCOPE_MISSING")
 
 
@@ -267,12 +305,16 @@ def test_each_key_is_rate_limited_on_its_own(stack: Stack) -> None:
     package = stack.issued.package(VALID_PKG)
     first, second = stack.limited_keys
     with stack.limited.client(first) as client:
-        answers = [client.post("/v1/verifications", json={"package": package, "purpose": "开户"}) for _ in range(16)]
+        answers = [
+            client.post("/v1/verifications", json={"package": package, "purpose": "开户"}) for _ in range(16)
+        ]
     statuses = [a.status_code for a in answers]
     assert statuses[:10] == [200] * 10 and 429 in statuses[10:], statuses
     limited = next(a for a in answers if a.status_code == 429)
     assert_problem(limited, 429, "RATE_LIMITED")
-    assert 1 <= int(limited.headers["retry-after"]) <= 60  # when a token is back (60 per minute: about a second)
+    assert (
+        1 <= int(limited.headers["retry-after"]) <= 60
+    )  # when a token is back (60 per minute: about a second)
     with stack.limited.client(second) as client:
         assert_valid(client.post("/v1/verifications", json={"package": package, "purpose": "开户"}))
 
@@ -287,13 +329,18 @@ def _at(seconds: int) -> str:
 def test_suspension_and_reinstatement_show_at_once_and_stay_in_the_history(stack: Stack) -> None:
     package = stack.issued.package(STATUS_PKG)
     identifier = stack.issued.identifier(STATUS_PKG)
-    anchored_at = next(c for c in assert_valid(verify(stack, package=package))["checks"] if c["kind"] == "anchor")["evidence"]["anchoredAt"]
+    anchored_at = next(
+        c for c in assert_valid(verify(stack, package=package))["checks"] if c["kind"] == "anchor"
+    )["evidence"]["anchoredAt"]
 
     suspended_block = stack.home.set_status(identifier, "suspended", 2)
     stack.node.wait_indexed(suspended_block)
     response = verify(stack, package=package)
     report = response.json()
-    assert response.status_code == 200 and (report["verdict"], report["reason"]) == ("INVALID", "CERT_SUSPENDED")
+    assert response.status_code == 200 and (report["verdict"], report["reason"]) == (
+        "INVALID",
+        "CERT_SUSPENDED",
+    )
     status = next(c for c in report["checks"] if c["kind"] == "status")
     suspended_at = stack.home.block_time(suspended_block)
     assert status["evidence"] == {  # the agency's GB reason reaches the bank (issue 10, point 16)
@@ -348,25 +395,43 @@ def test_the_holder_sees_who_verified_newest_first(stack: Stack) -> None:
     with stack.client(stack.wallet) as wallet:
         entries = wallet.get("/v1/access-log", params={"digest": package["digest"]}).json()
         assert wallet.get("/v1/access-log").json() == []  # no digest, no share: nothing
-    assert [(e["purpose"], e["channel"]) for e in entries[:2]] == [("贷款审批", "api"), ("开立对公账户", "api")]
+    assert [(e["purpose"], e["channel"]) for e in entries[:2]] == [
+        ("贷款审批", "api"),
+        ("开立对公账户", "api"),
+    ]
     latest = entries[0]
-    assert (latest["organisation"], latest["region"], latest["verdict"], latest["reason"]) == (BANK, "330100", "VALID", None)
-    assert latest["fields"] == [leaf["path"] for leaf in package["leaves"]] and latest["identifier"] == stack.issued.identifier(SPARE_PKG)
+    assert (latest["organisation"], latest["region"], latest["verdict"], latest["reason"]) == (
+        BANK,
+        "330100",
+        "VALID",
+        None,
+    )
+    assert latest["fields"] == [leaf["path"] for leaf in package["leaves"]] and latest[
+        "identifier"
+    ] == stack.issued.identifier(SPARE_PKG)
     assert latest["digest"] == package["digest"] and latest["at"] >= entries[1]["at"]
-
 
 
 def test_a_node_with_two_workers_logs_every_verification_through_its_node_process(stack: Stack) -> None:
     """Each worker sends its entries to the node process, the one writer; none is lost or doubled,
     whichever worker answered, and the last ones are written when the node stops."""
-    node = VerifierNode(stack.home, "330000", workers=2, database_url=f"sqlite:///{stack.home.root / 'two-workers.sqlite'}")
+    node = VerifierNode(
+        stack.home, "330000", workers=2, database_url=f"sqlite:///{stack.home.root / 'two-workers.sqlite'}"
+    )
     bank, wallet = node.register(("丙银行", "330100", "bank"), ("浙里办", "330000", "wallet"))
     package = stack.issued.package(SPARE_PKG)
     node.start()
     try:
         node.wait_indexed()
         with node.client(bank) as client, ThreadPoolExecutor(4) as pool:  # concurrent: both workers answer
-            answers = list(pool.map(lambda n: client.post("/v1/verifications", json={"purpose": f"核验{n}", "package": package}), range(40)))
+            answers = list(
+                pool.map(
+                    lambda n: client.post(
+                        "/v1/verifications", json={"purpose": f"核验{n}", "package": package}
+                    ),
+                    range(40),
+                )
+            )
         assert all(a.status_code == 200 and a.json()["verdict"] == "VALID" for a in answers)
         with node.client(wallet) as client:
             logged = wait_for(
@@ -375,25 +440,46 @@ def test_a_node_with_two_workers_logs_every_verification_through_its_node_proces
             )  # fmt: skip
         assert sorted(e["purpose"] for e in logged) == sorted(f"核验{n}" for n in range(40))
         with node.client(bank) as client:
-            assert client.post("/v1/verifications", json={"purpose": "停机前", "package": package}).status_code == 200
+            assert (
+                client.post("/v1/verifications", json={"purpose": "停机前", "package": package}).status_code
+                == 200
+            )
     finally:
         node.stop()
     # one worker writes itself, even if the environment names a socket (only `serve` sets it, for its workers)
-    reopened = VerifierNode(stack.home, "330000", database_url=node.database_url, access_log_socket="/nonexistent/socket").start()
+    reopened = VerifierNode(
+        stack.home, "330000", database_url=node.database_url, access_log_socket="/nonexistent/socket"
+    ).start()
     try:
         with reopened.client(bank) as client:
-            assert client.post("/v1/verifications", json={"purpose": "单进程", "package": package}).status_code == 200
+            assert (
+                client.post("/v1/verifications", json={"purpose": "单进程", "package": package}).status_code
+                == 200
+            )
         with reopened.client(wallet) as client:
-            purposes = [e["purpose"] for e in client.get("/v1/access-log", params={"digest": package["digest"]}).json()]
+            purposes = [
+                e["purpose"]
+                for e in client.get("/v1/access-log", params={"digest": package["digest"]}).json()
+            ]
     finally:
         reopened.stop()
     assert len(purposes) == 42 and purposes[:2] == ["单进程", "停机前"]
 
 
 def test_a_share_link_visit_is_listed_by_share_id(stack: Stack) -> None:
-    disclosure = Presentation.from_json(stack.issued.package(SPARE_PKG)).disclose(["holder.name", "validFrom", "validUntil"])
+    disclosure = Presentation.from_json(stack.issued.package(SPARE_PKG)).disclose(
+        ["holder.name", "validFrom", "validUntil"]
+    )
     with stack.client(stack.wallet) as wallet:
-        share = wallet.post("/v1/shares", json={"holderRef": "h-1", "presentation": disclosure.to_json(), "purpose": "租房", "expiresInMinutes": 60}).json()
+        share = wallet.post(
+            "/v1/shares",
+            json={
+                "holderRef": "h-1",
+                "presentation": disclosure.to_json(),
+                "purpose": "租房",
+                "expiresInMinutes": 60,
+            },
+        ).json()
         opened = httpx.get(share["url"], params={"purpose": "公安调查"}, headers={"Accept": "application/json", "User-Agent": "Visitor/2"},
                            timeout=30)  # fmt: skip
         assert opened.status_code == 200 and opened.json()["verdict"] == "VALID", opened.text
@@ -411,15 +497,30 @@ def test_a_share_link_visit_is_listed_by_share_id(stack: Stack) -> None:
 def test_a_revoked_or_rotated_key_is_refused_by_every_worker_within_5_s(stack: Stack) -> None:
     """`ecert verifier org rotate-key|revoke` write the node's database from another process;
     each worker caches the keys it has seen and still refuses a retired one within 5 s."""
-    node = VerifierNode(stack.home, "330000", workers=2, database_url=f"sqlite:///{stack.home.root / 'key-revocation.sqlite'}")
-    added = stack.home.ecert("verifier", "org", "add", "--name", "丁银行", "--region", "330100", "--node", "330000", env=node.env)
-    org_id, first = int(re.search(r"organisation (\d+)", added.stdout).group(1)), added.stdout.strip().splitlines()[-1]
+    node = VerifierNode(
+        stack.home, "330000", workers=2, database_url=f"sqlite:///{stack.home.root / 'key-revocation.sqlite'}"
+    )
+    added = stack.home.ecert(
+        "verifier", "org", "add", "--name", "丁银行", "--region", "330100", "--node", "330000", env=node.env
+    )
+    org_id, first = (
+        int(re.search(r"organisation (\d+)", added.stdout).group(1)),
+        added.stdout.strip().splitlines()[-1],
+    )
     package = stack.issued.package(SPARE_PKG)
 
     def statuses(key: str, count: int = 24) -> set[int]:
         """Answers to `count` verifications over 4 connections at once: both workers answer."""
         with node.client(key) as client, ThreadPoolExecutor(4) as pool:
-            return {a.status_code for a in pool.map(lambda n: client.post("/v1/verifications", json={"purpose": f"核验{n}", "package": package}), range(count))}
+            return {
+                a.status_code
+                for a in pool.map(
+                    lambda n: client.post(
+                        "/v1/verifications", json={"purpose": f"核验{n}", "package": package}
+                    ),
+                    range(count),
+                )
+            }
 
     def retire(*args: str) -> str:
         """Run `ecert verifier org …`, then wait out the 5 s promised from when it returned."""
@@ -438,7 +539,9 @@ def test_a_revoked_or_rotated_key_is_refused_by_every_worker_within_5_s(stack: S
         assert "revoked 1 key(s)" in retire("revoke", "--id", str(org_id))
         assert statuses(second) == {401}
         listed = stack.home.ecert("verifier", "org", "list", "--node", "330000", env=node.env).stdout
-        assert re.search(rf"^\s*{org_id}\s+bank\s+330100\s+0 key\(s\)\s+丁银行$", listed, re.MULTILINE), listed
+        assert re.search(rf"^\s*{org_id}\s+bank\s+330100\s+0 key\(s\)\s+丁银行$", listed, re.MULTILINE), (
+            listed
+        )
     finally:
         node.stop()
 
@@ -446,12 +549,18 @@ def test_a_revoked_or_rotated_key_is_refused_by_every_worker_within_5_s(stack: S
 # ─── answers with personal data, and the docs (issue 10, point 18) ───────────────────────
 
 
-def test_answers_with_personal_data_are_not_cached_framed_or_referred_and_the_docs_are_offline(stack: Stack) -> None:
+def test_answers_with_personal_data_are_not_cached_framed_or_referred_and_the_docs_are_offline(
+    stack: Stack,
+) -> None:
     def private(response: httpx.Response, *, page: bool = False) -> None:
         assert response.headers["cache-control"] == "no-store", response.url
         assert response.headers["referrer-policy"] == "no-referrer"
         csp = response.headers["content-security-policy"]
-        assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp and ("style-src 'unsafe-inline'" in csp) == page
+        assert (
+            "frame-ancestors 'none'" in csp
+            and "default-src 'none'" in csp
+            and ("style-src 'unsafe-inline'" in csp) == page
+        )
 
     package = stack.issued.package(VALID_PKG)
     answer = verify(stack, package=package)
@@ -459,7 +568,10 @@ def test_answers_with_personal_data_are_not_cached_framed_or_referred_and_the_do
     private(answer)
     disclosure = Presentation.from_json(package).disclose(["holder.name"])
     with stack.client(stack.wallet) as wallet:
-        created = wallet.post("/v1/shares", json={"holderRef": "h-headers", "presentation": disclosure.to_json(), "expiresInMinutes": 60})
+        created = wallet.post(
+            "/v1/shares",
+            json={"holderRef": "h-headers", "presentation": disclosure.to_json(), "expiresInMinutes": 60},
+        )
         private(created)
         private(wallet.get("/v1/shares", params={"holderRef": "h-headers"}))
         private(wallet.get("/v1/access-log", params={"digest": package["digest"]}))
@@ -484,22 +596,34 @@ def test_with_the_chain_stopped_the_answer_is_503_error_never_valid(stack: Stack
     stack.home.chain_down()
     try:
         # the head tracker gives up on the chain within its max age (3 s): then every answer is 503
-        first = wait_for(lambda: (r := verify(stack, package=package)).status_code == 503 and r, 15, what="for a 503")
-        answers = [first, *(verify(stack, package=package) for _ in range(3)), verify(stack, ec1=Presentation.from_json(package).to_ec1())]
+        first = wait_for(
+            lambda: (r := verify(stack, package=package)).status_code == 503 and r, 15, what="for a 503"
+        )
+        answers = [
+            first,
+            *(verify(stack, package=package) for _ in range(3)),
+            verify(stack, ec1=Presentation.from_json(package).to_ec1()),
+        ]
         for response in answers:
             report = response.json()
             assert response.status_code == 503 and report["verdict"] == "ERROR", report
             results = outcomes(report)
             # a partial report: what could be checked offline was, the rest could not run
-            assert {k: v[0] for k, v in results.items() if k in ("format", "integrity", "seal", "validity")} == dict.fromkeys(
-                ("format", "integrity", "seal", "validity"), "VALID"
-            )
+            assert {
+                k: v[0] for k, v in results.items() if k in ("format", "integrity", "seal", "validity")
+            } == dict.fromkeys(("format", "integrity", "seal", "validity"), "VALID")
             assert all(results[kind] == ("ERROR", "CHAIN_UNAVAILABLE") for kind in ONLINE_CHECKS), results
             assert report["receipt"]["receipt"]["verdict"] == "ERROR" and report["source"] is None
         with stack.client() as client:
             assert_problem(client.get("/v1/status", params=position), 503, "CHAIN_UNAVAILABLE")
-            assert client.post("/v1/receipts/verify", json=answers[0].json()["receipt"]).json() == {"valid": True}
+            assert client.post("/v1/receipts/verify", json=answers[0].json()["receipt"]).json() == {
+                "valid": True
+            }
     finally:
         stack.home.chain_up()
-    response = wait_for(lambda: (r := verify(stack, package=package)).status_code == 200 and r, 15, what="for the node to recover")
+    response = wait_for(
+        lambda: (r := verify(stack, package=package)).status_code == 200 and r,
+        15,
+        what="for the node to recover",
+    )
     assert_valid(response)

@@ -57,7 +57,11 @@ class Stack:
     http: httpx.Client  # the bank's
 
     def alive(self) -> bool:
-        return self.node.process is not None and self.node.process.poll() is None and httpx.get(f"{self.node.url}/healthz", timeout=5).status_code == 200
+        return (
+            self.node.process is not None
+            and self.node.process.poll() is None
+            and httpx.get(f"{self.node.url}/healthz", timeout=5).status_code == 200
+        )
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +79,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         node.wait_indexed()
         with node.client(bank) as http:
             yield Stack(home, node, issued, bank, wallet, http)
-        assert node.process is not None and node.process.poll() is None, f"the node died:\n{node.log()[-3000:]}"
+        assert node.process is not None and node.process.poll() is None, (
+            f"the node died:\n{node.log()[-3000:]}"
+        )
     finally:
         node.stop()
         home.tear_down()
@@ -87,7 +93,9 @@ def assert_no_server_error(response: httpx.Response | Any, what: object = "") ->
 
 def assert_problem_if_error(response: httpx.Response) -> None:
     if response.status_code >= 400:
-        assert response.headers["content-type"].startswith(PROBLEM) and response.json()["code"], response.text[:300]
+        assert response.headers["content-type"].startswith(PROBLEM) and response.json()["code"], (
+            response.text[:300]
+        )
 
 
 def assert_not_valid(response: httpx.Response, what: object) -> None:
@@ -115,7 +123,9 @@ def api_schema(stack: Stack) -> Any:
 
 
 def test_the_fuzzed_operations_are_all_the_node_has(api_schema: Any) -> None:
-    assert sorted((op.ok().method.upper(), op.ok().path) for op in api_schema.get_all_operations()) == sorted(OPERATIONS)
+    assert sorted((op.ok().method.upper(), op.ok().path) for op in api_schema.get_all_operations()) == sorted(
+        OPERATIONS
+    )
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
@@ -124,23 +134,43 @@ def test_no_operation_answers_a_server_error(stack: Stack, api_schema: Any, meth
     operation = api_schema[path][method]
     key = stack.wallet if path.startswith(("/v1/shares", "/v1/access-log")) else stack.bank
 
-    @settings(max_examples=EXAMPLES or 25, derandomize=not EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES or 25,
+        derandomize=not EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy())
     def fuzz(case: Any) -> None:
         response = case.call(headers={"Authorization": f"Bearer {key}"}, timeout=30)
         what = f"{case.method} {case.formatted_path} {case.query or ''} {str(case.body)[:200] if case.body is not None else ''}"
         assert response.status_code < 500, f"{what}: {response.status_code} {response.content[:500]!r}"
         if response.status_code >= 400 and path.startswith("/v1/"):
-            content_type = response.headers.get("content-type") or response.headers.get("Content-Type") or [""]
-            assert (content_type[0] if isinstance(content_type, list) else content_type).startswith(PROBLEM), f"{what}: {content_type}"
+            content_type = (
+                response.headers.get("content-type") or response.headers.get("Content-Type") or [""]
+            )
+            assert (content_type[0] if isinstance(content_type, list) else content_type).startswith(
+                PROBLEM
+            ), f"{what}: {content_type}"
 
     fuzz()
 
 
 # ─── hypothesis: POST /v1/verifications ──────────────────────────────────────────────────
 
-scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=24)
-json_values = st.recursive(scalars, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=10), kids, max_size=4), max_leaves=16)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=24)
+)
+json_values = st.recursive(
+    scalars,
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=10), kids, max_size=4),
+    max_leaves=16,
+)
 request_bodies = json_values | st.fixed_dictionaries(
     {"purpose": st.text(max_size=210)},
     optional={
@@ -181,7 +211,10 @@ def mutated_packages(draw: st.DrawFn, package: dict[str, Any]) -> tuple[str, dic
         if leaves[i]["value"] == package["leaves"][i]["value"]:
             leaves[i]["value"] = json.dumps(str(new) + "改", ensure_ascii=False)
     elif kind == "leaf-path":
-        leaves[i]["path"] = draw(st.sampled_from([leaf["path"] for leaf in leaves if leaf["path"] != leaves[i]["path"]]) | st.text(min_size=1, max_size=20))
+        leaves[i]["path"] = draw(
+            st.sampled_from([leaf["path"] for leaf in leaves if leaf["path"] != leaves[i]["path"]])
+            | st.text(min_size=1, max_size=20)
+        )
     elif kind == "leaf-salt":
         leaves[i]["salt"] = _flip_hex(leaves[i]["salt"], flip)
     elif kind == "drop-leaf":
@@ -203,16 +236,28 @@ def mutated_packages(draw: st.DrawFn, package: dict[str, Any]) -> tuple[str, dic
     elif kind == "drop-proof-item" and batch["proof"]:
         del batch["proof"][flip % len(batch["proof"])]
     elif kind in ("add-proof-item", "proof-item", "drop-proof-item"):
-        batch["proof"].insert(flip % (len(batch["proof"]) + 1), "0x" + draw(st.binary(min_size=32, max_size=32)).hex())
+        batch["proof"].insert(
+            flip % (len(batch["proof"]) + 1), "0x" + draw(st.binary(min_size=32, max_size=32)).hex()
+        )
     elif kind == "index":
-        batch["index"] = draw((st.integers(-3, 2**300) | st.integers(2**53 - 2, 2**53 + 2)).filter(lambda n: n != package["batch"]["index"]) | st.text(max_size=5))
+        batch["index"] = draw(
+            (st.integers(-3, 2**300) | st.integers(2**53 - 2, 2**53 + 2)).filter(
+                lambda n: n != package["batch"]["index"]
+            )
+            | st.text(max_size=5)
+        )
     elif kind == "chain-id":
-        p["registry"]["chainId"] = draw(st.integers(-3, 2**70).filter(lambda n: n != package["registry"]["chainId"]))
+        p["registry"]["chainId"] = draw(
+            st.integers(-3, 2**70).filter(lambda n: n != package["registry"]["chainId"])
+        )
     elif kind == "registry":
         p["registry"]["address"] = "0x" + draw(st.binary(min_size=20, max_size=20)).hex()
     elif kind == "multiproof":  # claims some fields are hidden, with a proof that proves nothing
         del leaves[i]
-        p["multiproof"] = {"proof": ["0x" + draw(st.binary(min_size=32, max_size=32)).hex()], "flags": draw(st.lists(st.booleans(), max_size=len(leaves) + 1))}
+        p["multiproof"] = {
+            "proof": ["0x" + draw(st.binary(min_size=32, max_size=32)).hex()],
+            "flags": draw(st.lists(st.booleans(), max_size=len(leaves) + 1)),
+        }
     else:  # leaf-raw: any JSON where a leaf was
         leaves[i] = draw(json_values)
     return kind, p
@@ -227,20 +272,28 @@ def package(stack: Stack) -> dict[str, Any]:
 @given(data=st.data())
 def test_a_mutated_package_is_never_valid(stack: Stack, package: dict[str, Any], data: st.DataObject) -> None:
     kind, mutated = data.draw(mutated_packages(package), label="mutation")
-    assert_not_valid(stack.http.post("/v1/verifications", json={"package": mutated, "purpose": "模糊测试"}), kind)
+    assert_not_valid(
+        stack.http.post("/v1/verifications", json={"package": mutated, "purpose": "模糊测试"}), kind
+    )
 
 
 @FUZZ
 @given(data=st.data())
-def test_random_and_mutated_ec1_codes_are_never_valid(stack: Stack, package: dict[str, Any], data: st.DataObject) -> None:
+def test_random_and_mutated_ec1_codes_are_never_valid(
+    stack: Stack, package: dict[str, Any], data: st.DataObject
+) -> None:
     ec1 = Presentation.from_json(package).to_ec1()
     strategy = st.one_of(
         st.text(BASE45, max_size=300).map("EC1:".__add__),  # random Base45
-        st.tuples(st.integers(4, len(ec1) - 1), st.sampled_from(BASE45)).map(  # one character changed
+        st.tuples(st.integers(4, len(ec1) - 1), st.sampled_from(BASE45))
+        .map(  # one character changed
             lambda t: ec1[: t[0]] + t[1] + ec1[t[0] + 1 :]
-        ).filter(lambda s: s != ec1),
+        )
+        .filter(lambda s: s != ec1),
         st.integers(4, len(ec1) - 1).map(lambda n: ec1[:n]),  # cut short
-        st.binary(max_size=200).map(lambda b: "EC1:" + base45.b45encode(zlib.compress(b)).decode()),  # not CBOR
+        st.binary(max_size=200).map(
+            lambda b: "EC1:" + base45.b45encode(zlib.compress(b)).decode()
+        ),  # not CBOR
     )
     code = data.draw(strategy, label="ec1")
     assert_not_valid(stack.http.post("/v1/verifications", json={"ec1": code, "purpose": "模糊测试"}), code)
@@ -261,9 +314,16 @@ def test_deeply_nested_request_bodies_are_refused_and_the_node_survives(stack: S
     stack: a body of 200,000 '[' once crashed the node (SIGSEGV). Without a key the body is not
     even parsed (401); with one it is refused as malformed."""
     for body in (b"[" * depth, b'{"purpose": "x", "package": ' + b"[" * depth):
-        anonymous = httpx.post(f"{stack.node.url}/v1/verifications", content=body, headers={"Content-Type": "application/json"}, timeout=30)
+        anonymous = httpx.post(
+            f"{stack.node.url}/v1/verifications",
+            content=body,
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
         assert anonymous.status_code == 401, anonymous.text[:300]
-        response = stack.http.post("/v1/verifications", content=body, headers={"Content-Type": "application/json"}, timeout=30)
+        response = stack.http.post(
+            "/v1/verifications", content=body, headers={"Content-Type": "application/json"}, timeout=30
+        )
         assert response.status_code in (400, 422), response.text[:300]
         assert response.headers["content-type"].startswith(PROBLEM)
     assert stack.alive()
@@ -291,22 +351,38 @@ def test_a_leaf_path_that_is_not_unicode_is_refused(stack: Stack, package: dict[
     raw = b'{"purpose": "x", "package": ' + _with_surrogate_path(package) + b"}"
     response = stack.http.post("/v1/verifications", content=raw, headers={"Content-Type": "application/json"})
     assert_problem_if_error(response)
-    assert response.status_code == 400 and response.json()["code"] in ("JSON_INVALID", "CERT_MALFORMED"), response.text
-    with httpx.Client(base_url=stack.node.url, headers={"Authorization": f"Bearer {stack.wallet}", "Content-Type": "application/json"}) as wallet:
-        raw = b'{"holderRef": "h", "purpose": "x", "expiresInMinutes": 10, "presentation": ' + _with_surrogate_path(package) + b"}"
+    assert response.status_code == 400 and response.json()["code"] in ("JSON_INVALID", "CERT_MALFORMED"), (
+        response.text
+    )
+    with httpx.Client(
+        base_url=stack.node.url,
+        headers={"Authorization": f"Bearer {stack.wallet}", "Content-Type": "application/json"},
+    ) as wallet:
+        raw = (
+            b'{"holderRef": "h", "purpose": "x", "expiresInMinutes": 10, "presentation": '
+            + _with_surrogate_path(package)
+            + b"}"
+        )
         assert_not_valid(wallet.post("/v1/shares", content=raw), "share with a surrogate path")
 
 
 @pytest.mark.parametrize("where", ["index", "chainId"])
 @pytest.mark.parametrize("value", [2**53, 2**64, 2**256 - 1, 2**256])
-def test_integers_beyond_json_precision_are_refused(stack: Stack, package: dict[str, Any], where: str, value: int) -> None:
+def test_integers_beyond_json_precision_are_refused(
+    stack: Stack, package: dict[str, Any], where: str, value: int
+) -> None:
     big = copy.deepcopy(package)
     (big["batch"] if where == "index" else big["registry"])[where] = value
-    assert_not_valid(stack.http.post("/v1/verifications", json={"package": big, "purpose": "模糊测试"}), (where, value))
+    assert_not_valid(
+        stack.http.post("/v1/verifications", json={"package": big, "purpose": "模糊测试"}), (where, value)
+    )
     shown = Presentation.from_json(package).disclose(["holder.name", "validFrom", "validUntil"]).to_json()
     (shown["batch"] if where == "index" else shown["registry"])[where] = value
     with stack.node.client(stack.wallet) as wallet:
-        created = wallet.post("/v1/shares", json={"holderRef": "h", "presentation": shown, "purpose": "x", "expiresInMinutes": 10})
+        created = wallet.post(
+            "/v1/shares",
+            json={"holderRef": "h", "presentation": shown, "purpose": "x", "expiresInMinutes": 10},
+        )
     assert_not_valid(created, ("share", where, value))
     if created.status_code == 201:
         opened = httpx.get(created.json()["url"], headers={"Accept": "application/json"}, timeout=30)
@@ -324,7 +400,11 @@ def _bomb_png() -> bytes:
 
 def test_a_decompression_bomb_upload_is_refused(stack: Stack) -> None:
     """400 million pixels in 76 kB: PIL refuses to open it (DecompressionBombError), answered 400."""
-    response = stack.http.post("/v1/verifications/image", files={"file": ("bomb.png", _bomb_png(), "image/png")}, data={"purpose": "模糊测试"})
+    response = stack.http.post(
+        "/v1/verifications/image",
+        files={"file": ("bomb.png", _bomb_png(), "image/png")},
+        data={"purpose": "模糊测试"},
+    )
     assert stack.alive()
     assert_problem_if_error(response)
     assert (response.status_code, response.json()["code"]) == (400, "QR_UNREADABLE")

@@ -43,7 +43,9 @@ def nodes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Stac
         yield home, started
 
 
-def test_one_process_indexes_healthz_tells_the_chain_is_away_and_another_takes_over(nodes: tuple[StackHome, list[VerifierNode]]) -> None:
+def test_one_process_indexes_healthz_tells_the_chain_is_away_and_another_takes_over(
+    nodes: tuple[StackHome, list[VerifierNode]],
+) -> None:
     home, pair = nodes
     roles = wait_for(lambda: sorted(r) if sorted(r := [_health(n)[1]["indexer"] for n in pair]) == ["standby", "this process"] else None,
                      timeout_s=30, what="one indexer and one standby")  # fmt: skip
@@ -52,8 +54,14 @@ def test_one_process_indexes_healthz_tells_the_chain_is_away_and_another_takes_o
     home.chain_down()
     try:
         for node in pair:
-            status, facts = wait_for(lambda n=node: (h := _health(n))[0] == 503 and h, timeout_s=15, what="healthz to say 503")
-            assert facts["status"] == "unhealthy" and "CHAIN_UNAVAILABLE" in facts["problems"] and facts["headBlock"] is None
+            status, facts = wait_for(
+                lambda n=node: (h := _health(n))[0] == 503 and h, timeout_s=15, what="healthz to say 503"
+            )
+            assert (
+                facts["status"] == "unhealthy"
+                and "CHAIN_UNAVAILABLE" in facts["problems"]
+                and facts["headBlock"] is None
+            )
     finally:
         home.chain_up()
     wait_for(lambda: all(_health(n)[0] == 200 for n in pair), timeout_s=30, what="healthz to recover")
@@ -63,9 +71,15 @@ def test_one_process_indexes_healthz_tells_the_chain_is_away_and_another_takes_o
     assert leader.process is not None
     leader.process.kill()  # SIGKILL: no clean shutdown, the lease must still pass on
     leader.process.wait(10)
-    issued = home.issue(AGENCY_ZJ, BUSINESS_LICENCE, [{"holder": {"name": "接管", "code": PERSON}}], "after-takeover")
+    issued = home.issue(
+        AGENCY_ZJ, BUSINESS_LICENCE, [{"holder": {"name": "接管", "code": PERSON}}], "after-takeover"
+    )
     head = home.head()
-    wait_for(lambda: _health(survivor)[1]["indexer"] == "this process", timeout_s=30, what="the survivor to take the lease")
+    wait_for(
+        lambda: _health(survivor)[1]["indexer"] == "this process",
+        timeout_s=30,
+        what="the survivor to take the lease",
+    )
     survivor.wait_indexed(head)
     status, facts = _health(survivor)
     assert status == 200 and facts["status"] == "ok" and facts["lagBlocks"] <= 2, facts

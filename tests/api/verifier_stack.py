@@ -31,7 +31,11 @@ BUSINESS_LICENCE = "11100000000013338W001"
 OTHER_TYPE = "11100000000013338W002"  # granted to 杭州 only; recognised by 330000 only
 PROBLEM = "application/problem+json"
 PERSON = "11010519491231002X"  # a valid 公民身份号码
-AUTHORITIES = (("330000", "浙江省数据局"), ("440000", "广东省政务服务数据管理局"), ("310000", "上海市大数据中心"))
+AUTHORITIES = (
+    ("330000", "浙江省数据局"),
+    ("440000", "广东省政务服务数据管理局"),
+    ("310000", "上海市大数据中心"),
+)
 
 
 def records(count: int, town: str = "杭州", start: int = 0) -> list[dict[str, Any]]:
@@ -86,10 +90,21 @@ class StackHome:
         }
         self._client: ChainClient | None = None
 
-    def ecert(self, *args: str, env: dict[str, str] | None = None, check: bool = True, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([*ECERT, *args], env=env or self.env, capture_output=True, text=True, timeout=timeout_s, check=False)
+    def ecert(
+        self, *args: str, env: dict[str, str] | None = None, check: bool = True, timeout_s: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [*ECERT, *args],
+            env=env or self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
         if check and done.returncode != 0:
-            raise AssertionError(f"ecert {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+            raise AssertionError(
+                f"ecert {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+            )
         return done
 
     def set_up(self, *, authorities: Iterable[tuple[str, str]] = AUTHORITIES) -> None:
@@ -111,9 +126,22 @@ class StackHome:
             self.ecert("agency", "add", "--region", "330100", "--code", AGENCY_ZJ, "--name", "杭州市市场监督管理局",
                        "--types", f"{BUSINESS_LICENCE},{OTHER_TYPE}")  # fmt: skip
         if "440000" in regions:
-            self.ecert("agency", "add", "--region", "440100", "--code", AGENCY_GD, "--name", "广州市市场监督管理局", "--types", BUSINESS_LICENCE)
+            self.ecert(
+                "agency",
+                "add",
+                "--region",
+                "440100",
+                "--code",
+                AGENCY_GD,
+                "--name",
+                "广州市市场监督管理局",
+                "--types",
+                BUSINESS_LICENCE,
+            )
 
-    def issue(self, agency: str, type_code: str, rows: list[dict[str, Any]], name: str, *, qr: bool = False) -> Issued:
+    def issue(
+        self, agency: str, type_code: str, rows: list[dict[str, Any]], name: str, *, qr: bool = False
+    ) -> Issued:
         """`ecert issue` of `rows` into `<root>/issued/<name>` (holder packages, QR PNGs with `qr`)."""
         source = self.root / f"{name}.jsonl"
         source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
@@ -159,10 +187,16 @@ class VerifierNode(ServiceProcess):
         self.region = region
         self.workers = workers
         port = free_port()
-        env = {**home.env, "ECERT_VERIFIER_REGION": region, "ECERT_VERIFIER_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+        env = {
+            **home.env,
+            "ECERT_VERIFIER_REGION": region,
+            "ECERT_VERIFIER_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        }
         env.update({f"ECERT_VERIFIER_{k.upper()}": v for k, v in settings.items()})
         args = ["serve", "verifier", "--region", region, "--port", str(port), "--workers", str(workers)]
-        super().__init__(f"the verifier {region}", args, env, home.root / f"verifier-{region}-{port}.log", port)
+        super().__init__(
+            f"the verifier {region}", args, env, home.root / f"verifier-{region}-{port}.log", port
+        )
 
     def start(self, timeout_s: float = 60.0) -> VerifierNode:
         super().start(timeout_s)
@@ -183,7 +217,20 @@ class VerifierNode(ServiceProcess):
 
     def add_org(self, name: str, region: str, kind: str = "bank") -> str:
         """`ecert verifier org add` at this node; the API key (the last line it prints)."""
-        done = self.home.ecert("verifier", "org", "add", "--name", name, "--region", region, "--kind", kind, "--node", self.region, env=self.env)
+        done = self.home.ecert(
+            "verifier",
+            "org",
+            "add",
+            "--name",
+            name,
+            "--region",
+            region,
+            "--kind",
+            kind,
+            "--node",
+            self.region,
+            env=self.env,
+        )
         return done.stdout.strip().splitlines()[-1]
 
     def client(self, key: str | None = None, **headers: str) -> httpx.Client:
@@ -197,7 +244,11 @@ class VerifierNode(ServiceProcess):
     def wait_indexed(self, block: int | None = None, timeout_s: float = 30.0) -> int:
         """Until the node's index has reached `block` (default: the chain head now)."""
         target = self.home.head() if block is None else block
-        return wait_for(lambda: (b := self.indexed_block()) >= target and b, timeout_s, what=f"for {self.region} to index block {target}")
+        return wait_for(
+            lambda: (b := self.indexed_block()) >= target and b,
+            timeout_s,
+            what=f"for {self.region} to index block {target}",
+        )
 
 
 def start_all(nodes: Iterable[VerifierNode]) -> list[VerifierNode]:
@@ -228,10 +279,14 @@ def register_orgs(database_url: str, wanted: Iterable[tuple[str, str, str]]) -> 
         engine.dispose()
 
 
-def assert_problem(response: httpx.Response, status: int | tuple[int, ...], code: str | None = None) -> dict[str, Any]:
+def assert_problem(
+    response: httpx.Response, status: int | tuple[int, ...], code: str | None = None
+) -> dict[str, Any]:
     """An RFC 9457 problem with a stable `code` (and the expected status); its body."""
     statuses = (status,) if isinstance(status, int) else status
-    assert response.status_code in statuses, f"{response.status_code} not in {statuses}: {response.text[:500]}"
+    assert response.status_code in statuses, (
+        f"{response.status_code} not in {statuses}: {response.text[:500]}"
+    )
     assert response.headers["content-type"].startswith(PROBLEM), response.headers["content-type"]
     body = response.json()
     assert body["status"] == response.status_code and body["code"]

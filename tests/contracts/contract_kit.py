@@ -42,7 +42,10 @@ _CHECKED_DEPLOYMENTS: set[str] = set()
 
 def _check_deployment_is_as_described(registry: CertificateRegistry, roles) -> None:
     """Run at the start of a test (the chain is at the deployment's state), once per deployment."""
-    for key, code, region in ((roles.agency, ZJ_AGENCY_CODE, ZJ_REGION), (roles.other_agency, GD_AGENCY_CODE, GD_REGION)):
+    for key, code, region in (
+        (roles.agency, ZJ_AGENCY_CODE, ZJ_REGION),
+        (roles.other_agency, GD_AGENCY_CODE, GD_REGION),
+    ):
         assert registry.key_info(key.address).agency_code == code, "tests/conftest.py changed its agencies"
         assert registry.agency(code).region == region
         assert registry.is_granted(code, TYPE_BUSINESS_LICENCE)
@@ -105,13 +108,17 @@ class Kit:
     def new_root() -> bytes:
         return os.urandom(32)
 
-    def anchor(self, key: LocalAccount | None = None, *, count: int = 10, type_code: str = TYPE_BUSINESS_LICENCE) -> bytes:
+    def anchor(
+        self, key: LocalAccount | None = None, *, count: int = 10, type_code: str = TYPE_BUSINESS_LICENCE
+    ) -> bytes:
         """Anchor a fresh root (by the 330100 agency's key unless told) and return it."""
         root = self.new_root()
         self.registry.anchor(key or self.roles.agency, root, count, type_code)
         return root
 
-    def add_key(self, actor: LocalAccount | None = None, *, valid_from: int = 0, code: str = ZJ_AGENCY_CODE) -> LocalAccount:
+    def add_key(
+        self, actor: LocalAccount | None = None, *, valid_from: int = 0, code: str = ZJ_AGENCY_CODE
+    ) -> LocalAccount:
         """Add a fresh funded key to an agency (by the 330100 agency's authority unless told)."""
         key = self.new_account()
         self.registry.add_key(actor or self.roles.authority, code, key.address, valid_from)

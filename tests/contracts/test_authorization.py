@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from contract_kit import DEFAULT_ADMIN_ROLE, ZJ_REGION, Kit
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3.contract.contract import ContractFunction
@@ -47,8 +48,6 @@ from registry.contracts.artifacts import artifact
 from registry.contracts.certificate_registry import Status
 from registry.contracts.trust_registry import to_bytes32
 from registry.errors import ContractRevert
-
-from contract_kit import DEFAULT_ADMIN_ROLE, ZJ_REGION, Kit
 
 ROLES = ("root", "authority", "other_authority", "agency", "other_agency", "stranger")
 
@@ -152,7 +151,9 @@ def _grant_role(kit: Kit, caller: LocalAccount) -> Attempt:
 
     def confirm(receipt: Receipt) -> None:
         assert kit.fn.hasRole(DEFAULT_ADMIN_ROLE, deputy).call()
-        kit.assert_event(receipt, "RoleGranted", role=DEFAULT_ADMIN_ROLE, account=deputy, sender=caller.address)
+        kit.assert_event(
+            receipt, "RoleGranted", role=DEFAULT_ADMIN_ROLE, account=deputy, sender=caller.address
+        )
 
     return Attempt(kit.fn.grantRole(DEFAULT_ADMIN_ROLE, deputy), confirm)
 
@@ -164,7 +165,9 @@ def _revoke_role(kit: Kit, caller: LocalAccount) -> Attempt:
 
     def confirm(receipt: Receipt) -> None:
         assert not kit.fn.hasRole(DEFAULT_ADMIN_ROLE, deputy).call()
-        kit.assert_event(receipt, "RoleRevoked", role=DEFAULT_ADMIN_ROLE, account=deputy, sender=caller.address)
+        kit.assert_event(
+            receipt, "RoleRevoked", role=DEFAULT_ADMIN_ROLE, account=deputy, sender=caller.address
+        )
 
     return Attempt(kit.fn.revokeRole(DEFAULT_ADMIN_ROLE, deputy), confirm)
 
@@ -176,7 +179,9 @@ def _renounce_role(kit: Kit, caller: LocalAccount) -> Attempt:
     def confirm(receipt: Receipt) -> None:
         assert not kit.fn.hasRole(DEFAULT_ADMIN_ROLE, caller.address).call()
         revoked = kit.events(receipt, "RoleRevoked")
-        assert len(revoked) == (1 if was_admin else 0), "renouncing a role one does not hold is a silent no-op"
+        assert len(revoked) == (1 if was_admin else 0), (
+            "renouncing a role one does not hold is a silent no-op"
+        )
 
     return Attempt(kit.fn.renounceRole(DEFAULT_ADMIN_ROLE, caller.address), confirm)
 
@@ -200,7 +205,9 @@ def _register_agency(kit: Kit, caller: LocalAccount) -> Attempt:
 def _grant_types(kit: Kit, caller: LocalAccount) -> Attempt:
     def confirm(receipt: Receipt) -> None:
         assert kit.registry.is_granted(kit.zj, kit.driving)
-        kit.assert_event(receipt, "TypesGranted", code=to_bytes32(kit.zj), typeCodes=[to_bytes32(kit.driving)])
+        kit.assert_event(
+            receipt, "TypesGranted", code=to_bytes32(kit.zj), typeCodes=[to_bytes32(kit.driving)]
+        )
 
     return Attempt(kit.fn.grantTypes(to_bytes32(kit.zj), [to_bytes32(kit.driving)]), confirm)
 
@@ -209,7 +216,9 @@ def _grant_types(kit: Kit, caller: LocalAccount) -> Attempt:
 def _revoke_types(kit: Kit, caller: LocalAccount) -> Attempt:
     def confirm(receipt: Receipt) -> None:
         assert not kit.registry.is_granted(kit.zj, kit.business)
-        kit.assert_event(receipt, "TypesRevoked", code=to_bytes32(kit.zj), typeCodes=[to_bytes32(kit.business)])
+        kit.assert_event(
+            receipt, "TypesRevoked", code=to_bytes32(kit.zj), typeCodes=[to_bytes32(kit.business)]
+        )
 
     return Attempt(kit.fn.revokeTypes(to_bytes32(kit.zj), [to_bytes32(kit.business)]), confirm)
 
@@ -279,7 +288,9 @@ def _anchor(kit: Kit, caller: LocalAccount) -> Attempt:
         assert (inspection.agency_code, inspection.type_code, inspection.count) == (kit.zj, kit.driving, 10)
         assert inspection.anchor_key == caller.address and inspection.signer_valid
 
-    return Attempt(kit.fn.anchor(root, 10, to_bytes32(kit.driving)), confirm, root=root, type_code=kit.driving)
+    return Attempt(
+        kit.fn.anchor(root, 10, to_bytes32(kit.driving)), confirm, root=root, type_code=kit.driving
+    )
 
 
 def _anchored_batch(kit: Kit) -> bytes:

@@ -7,14 +7,13 @@ arguments. Status bits: certificate `index` is bit `index % 256` of word `index 
 from __future__ import annotations
 
 import pytest
+from contract_kit import Kit
 from eth_abi import encode
 from eth_account import Account
 from eth_utils import keccak
 
 from registry.contracts.certificate_registry import Status
 from registry.contracts.trust_registry import to_bytes32
-
-from contract_kit import Kit
 
 SUSPENDED_REASON = 2  # 暂扣
 REVOKED_REASON = 3  # 撤销
@@ -63,7 +62,11 @@ def test_anchor_records_the_batch_and_emits_it(kit) -> None:
     assert inspection.anchored and inspection.signer_valid and inspection.anchor_key_valid
     assert not inspection.agency_suspended
     assert (inspection.agency_code, inspection.region, inspection.type_code) == (kit.zj, 330100, kit.business)
-    assert (inspection.anchor_key, inspection.anchored_at, inspection.count) == (kit.roles.agency.address, anchored_at, 300)
+    assert (inspection.anchor_key, inspection.anchored_at, inspection.count) == (
+        kit.roles.agency.address,
+        anchored_at,
+        300,
+    )
     assert kit.registry.status_of(root, 299) == Status.ACTIVE
 
 
@@ -86,7 +89,9 @@ def test_a_root_is_anchored_once(kit, roles, second_anchor: str) -> None:
 
 
 def test_type_not_granted_cannot_be_anchored(kit) -> None:
-    with kit.reverts("TrustRegistryTypeNotGranted", code=to_bytes32(kit.zj), typeCode=to_bytes32(kit.driving)):
+    with kit.reverts(
+        "TrustRegistryTypeNotGranted", code=to_bytes32(kit.zj), typeCode=to_bytes32(kit.driving)
+    ):
         kit.anchor(type_code=kit.driving)
 
 
@@ -106,7 +111,12 @@ def test_unknown_batch_is_reported(kit) -> None:
 def test_single_certificate_suspend_reinstate_revoke(kit) -> None:
     root = kit.anchor(count=300)
     statuses = []
-    for status, reason in ((Status.SUSPENDED, 2), (Status.ACTIVE, 1), (Status.SUSPENDED, 2), (Status.REVOKED, 7)):
+    for status, reason in (
+        (Status.SUSPENDED, 2),
+        (Status.ACTIVE, 1),
+        (Status.SUSPENDED, 2),
+        (Status.REVOKED, 7),
+    ):
         kit.registry.set_status(kit.roles.agency, root, 5, status, reason)
         statuses.append(kit.registry.status_of(root, 5))
     assert statuses == [Status.SUSPENDED, Status.ACTIVE, Status.SUSPENDED, Status.REVOKED]
@@ -125,7 +135,15 @@ def test_revoked_certificate_is_final(kit, status: Status) -> None:
 def test_status_change_emits_its_word_and_mask(kit) -> None:
     root = kit.anchor(count=300)
     receipt = kit.registry.set_status(kit.roles.agency, root, 258, Status.SUSPENDED, SUSPENDED_REASON)
-    kit.assert_event(receipt, "StatusChanged", root=root, word=1, mask=1 << 2, status=int(Status.SUSPENDED), reason=SUSPENDED_REASON)
+    kit.assert_event(
+        receipt,
+        "StatusChanged",
+        root=root,
+        word=1,
+        mask=1 << 2,
+        status=int(Status.SUSPENDED),
+        reason=SUSPENDED_REASON,
+    )
 
 
 def test_index_beyond_the_batch_is_rejected(kit) -> None:
@@ -148,7 +166,11 @@ def test_bulk_suspend_reinstate_revoke(kit) -> None:
         assert [kit.registry.status_of(root, i) for i in indices] == [status] * 3
     assert kit.registry.status_of(root, 1) == Status.ACTIVE
     kit.registry.set_status_bulk(kit.roles.agency, root, 0, 1 << 3, Status.REVOKED, REVOKED_REASON)
-    assert [kit.registry.status_of(root, i) for i in indices] == [Status.SUSPENDED, Status.REVOKED, Status.SUSPENDED]
+    assert [kit.registry.status_of(root, i) for i in indices] == [
+        Status.SUSPENDED,
+        Status.REVOKED,
+        Status.SUSPENDED,
+    ]
     with kit.reverts("CertificateRegistryAlreadyRevoked", root=root, word=0, mask=mask):
         kit.registry.set_status_bulk(kit.roles.agency, root, 0, mask, Status.ACTIVE, 1)
     assert kit.registry.status_of(root, 0) == Status.SUSPENDED  # nothing of the refused mask applied
@@ -271,7 +293,9 @@ def test_inspect_rejects_a_leaf_past_the_anchored_count(kit) -> None:
     inspection = kit.registry.inspect(root, 1, digests[1], proof_of(digests, 1), kit.roles.agency.address)
     assert not inspection.proof_valid
     assert inspection.status == Status.ACTIVE
-    assert kit.registry.inspect(root, 0, digests[0], proof_of(digests, 0), kit.roles.agency.address).proof_valid
+    assert kit.registry.inspect(
+        root, 0, digests[0], proof_of(digests, 0), kit.roles.agency.address
+    ).proof_valid
 
 
 def test_inspect_reports_status_and_suspension(kit) -> None:
@@ -292,5 +316,10 @@ def test_inspect_signer_must_be_a_key_of_the_anchoring_agency(kit) -> None:
 
 def test_inspect_of_an_unknown_root_is_empty(kit) -> None:
     inspection = kit.inspect(kit.new_root(), kit.roles.agency)
-    assert not (inspection.anchored or inspection.proof_valid or inspection.signer_valid or inspection.anchor_key_valid)
+    assert not (
+        inspection.anchored
+        or inspection.proof_valid
+        or inspection.signer_valid
+        or inspection.anchor_key_valid
+    )
     assert (inspection.count, inspection.anchored_at, inspection.agency_code) == (0, 0, "")

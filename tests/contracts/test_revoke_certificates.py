@@ -8,12 +8,11 @@ hold both paths to the same answers, at the edges of the range and of a key's li
 from __future__ import annotations
 
 import pytest
+from contract_kit import Kit
 from eth_account.signers.local import LocalAccount
 
 from registry.chain.client import Receipt
 from registry.contracts.certificate_registry import Status
-
-from contract_kit import Kit
 
 REVOKED_REASON = 3  # 撤销
 FULL = (1 << 256) - 1
@@ -24,7 +23,9 @@ def kit(chain, registry, roles) -> Kit:
     return Kit(chain, registry, roles)
 
 
-def revoke(kit: Kit, actor: LocalAccount, root: bytes, word: int, mask: int, reason: int = REVOKED_REASON) -> Receipt:
+def revoke(
+    kit: Kit, actor: LocalAccount, root: bytes, word: int, mask: int, reason: int = REVOKED_REASON
+) -> Receipt:
     return kit.registry.revoke_certificates(actor, root, word, mask, reason)
 
 
@@ -38,7 +39,9 @@ def revoke(kit: Kit, actor: LocalAccount, root: bytes, word: int, mask: int, rea
         (300, 2**200, 1), (300, 2**247, 1), (300, 2**248 - 1, 1), (2**32 - 1, 2**24, 1), (2**32 - 1, 2**24 - 1, 1 << 255),
     ],
 )  # fmt: skip
-def test_bits_outside_the_batch_or_an_empty_mask_are_refused(kit: Kit, count: int, word: int, mask: int) -> None:
+def test_bits_outside_the_batch_or_an_empty_mask_are_refused(
+    kit: Kit, count: int, word: int, mask: int
+) -> None:
     root = kit.anchor(count=count)
     for actor in (kit.roles.agency, kit.roles.authority):  # the fast path and the full check
         with kit.reverts("CertificateRegistryIndexOutOfRange", root=root, word=word, mask=mask):
@@ -47,9 +50,18 @@ def test_bits_outside_the_batch_or_an_empty_mask_are_refused(kit: Kit, count: in
 
 @pytest.mark.parametrize(
     ("count", "word", "mask"),
-    [(256, 0, FULL), (1, 0, 1), (512, 1, 1 << 255), (300, 1, (1 << 44) - 1), (2**32 - 1, 2**24 - 1, (1 << 255) - 1), (2**32 - 1, 0, FULL)],
+    [
+        (256, 0, FULL),
+        (1, 0, 1),
+        (512, 1, 1 << 255),
+        (300, 1, (1 << 44) - 1),
+        (2**32 - 1, 2**24 - 1, (1 << 255) - 1),
+        (2**32 - 1, 0, FULL),
+    ],
 )
-def test_bits_inside_the_batch_are_revoked_with_their_event(kit: Kit, count: int, word: int, mask: int) -> None:
+def test_bits_inside_the_batch_are_revoked_with_their_event(
+    kit: Kit, count: int, word: int, mask: int
+) -> None:
     root = kit.anchor(count=count)
     receipt = revoke(kit, kit.roles.agency, root, word, mask, 7)
     kit.assert_event(receipt, "CertificatesRevoked", root=root, word=word, mask=mask, reason=7)
@@ -100,7 +112,11 @@ def test_sibling_keys_and_the_authority_may_revoke(kit: Kit) -> None:
     sibling = kit.add_key()
     revoke(kit, sibling, root, 0, 0b01)
     revoke(kit, kit.roles.authority, root, 0, 0b10)
-    assert [kit.registry.status_of(root, i) for i in range(3)] == [Status.REVOKED, Status.REVOKED, Status.ACTIVE]
+    assert [kit.registry.status_of(root, i) for i in range(3)] == [
+        Status.REVOKED,
+        Status.REVOKED,
+        Status.ACTIVE,
+    ]
 
 
 def test_retired_compromised_and_future_keys_may_not(kit: Kit) -> None:
@@ -134,7 +150,9 @@ def test_set_status_many_revokes_through_revoke_certificates_one_transaction_per
     indices = [3, 255, 256, 599]
     receipts = kit.registry.set_status_many(kit.roles.agency, root, indices, Status.REVOKED, REVOKED_REASON)
     for receipt, (word, mask) in zip(receipts, [(0, 1 << 3 | 1 << 255), (1, 1), (2, 1 << 87)], strict=True):
-        kit.assert_event(receipt, "CertificatesRevoked", root=root, word=word, mask=mask, reason=REVOKED_REASON)
+        kit.assert_event(
+            receipt, "CertificatesRevoked", root=root, word=word, mask=mask, reason=REVOKED_REASON
+        )
     assert [kit.registry.status_of(root, i) for i in (3, 4, 255, 256, 257, 599)] == [
         Status.REVOKED, Status.ACTIVE, Status.REVOKED, Status.REVOKED, Status.ACTIVE, Status.REVOKED,
     ]  # fmt: skip

@@ -7,12 +7,11 @@ The 330100 agency ("zj") and its key `roles.agency` come from the session deploy
 from __future__ import annotations
 
 import pytest
+from contract_kit import Kit
 from eth_account import Account
 
 from registry.contracts.certificate_registry import Status
 from registry.contracts.trust_registry import to_bytes32
-
-from contract_kit import Kit
 
 NEW_CODE = "11330102MB1234567X"
 
@@ -112,15 +111,39 @@ def test_removed_authority_loses_its_powers_but_its_agencies_stay(kit) -> None:
 
 def test_registration_records_the_agency_its_key_and_types(kit) -> None:
     key = kit.new_account()
-    receipt = kit.registry.register_agency(kit.roles.authority, NEW_CODE, 330102, "西湖区市场监督管理局", key.address, [kit.business, kit.driving])
+    receipt = kit.registry.register_agency(
+        kit.roles.authority,
+        NEW_CODE,
+        330102,
+        "西湖区市场监督管理局",
+        key.address,
+        [kit.business, kit.driving],
+    )
     agency = kit.registry.agency(NEW_CODE)
-    assert (agency.code, agency.region, agency.suspended, agency.name) == (NEW_CODE, 330102, False, "西湖区市场监督管理局")
+    assert (agency.code, agency.region, agency.suspended, agency.name) == (
+        NEW_CODE,
+        330102,
+        False,
+        "西湖区市场监督管理局",
+    )
     assert kit.registry.agency_keys(NEW_CODE) == [key.address]
     assert kit.registry.is_granted(NEW_CODE, kit.business) and kit.registry.is_granted(NEW_CODE, kit.driving)
     index = kit.agency_index_of(key.address)
-    kit.assert_event(receipt, "AgencyRegistered", code=to_bytes32(NEW_CODE), agency=index, region=330102, name="西湖区市场监督管理局")
+    kit.assert_event(
+        receipt,
+        "AgencyRegistered",
+        code=to_bytes32(NEW_CODE),
+        agency=index,
+        region=330102,
+        name="西湖区市场监督管理局",
+    )
     kit.assert_event(receipt, "KeyAdded", code=to_bytes32(NEW_CODE), key=key.address, validFrom=kit.now())
-    kit.assert_event(receipt, "TypesGranted", code=to_bytes32(NEW_CODE), typeCodes=[to_bytes32(kit.business), to_bytes32(kit.driving)])
+    kit.assert_event(
+        receipt,
+        "TypesGranted",
+        code=to_bytes32(NEW_CODE),
+        typeCodes=[to_bytes32(kit.business), to_bytes32(kit.driving)],
+    )
 
 
 def test_duplicate_agency_code_is_rejected(kit) -> None:
@@ -178,7 +201,9 @@ def test_revoked_type_cannot_be_anchored_but_earlier_batches_stand(kit) -> None:
     receipt = kit.registry.revoke_types(kit.roles.authority, kit.zj, [kit.business])
     kit.assert_event(receipt, "TypesRevoked", code=to_bytes32(kit.zj), typeCodes=[to_bytes32(kit.business)])
     assert not kit.registry.is_granted(kit.zj, kit.business)
-    with kit.reverts("TrustRegistryTypeNotGranted", code=to_bytes32(kit.zj), typeCode=to_bytes32(kit.business)):
+    with kit.reverts(
+        "TrustRegistryTypeNotGranted", code=to_bytes32(kit.zj), typeCode=to_bytes32(kit.business)
+    ):
         kit.anchor()
     inspection = kit.inspect(earlier, kit.roles.agency)
     assert inspection.anchored and inspection.signer_valid and inspection.anchor_key_valid
@@ -196,7 +221,9 @@ def test_regranted_type_can_be_anchored_again(kit) -> None:
 def test_a_type_granted_to_one_agency_is_not_granted_to_another(kit) -> None:
     kit.registry.grant_types(kit.roles.authority, kit.zj, [kit.driving])
     assert not kit.registry.is_granted(kit.gd, kit.driving)
-    with kit.reverts("TrustRegistryTypeNotGranted", code=to_bytes32(kit.gd), typeCode=to_bytes32(kit.driving)):
+    with kit.reverts(
+        "TrustRegistryTypeNotGranted", code=to_bytes32(kit.gd), typeCode=to_bytes32(kit.driving)
+    ):
         kit.anchor(kit.roles.other_agency, type_code=kit.driving)
 
 
@@ -255,7 +282,9 @@ def test_retired_key_cannot_anchor_but_its_batches_stay_valid(kit) -> None:
     kit.advance(1)
     receipt = kit.registry.retire_key(kit.roles.agency, kit.roles.agency.address)  # a key retires itself
     retired_at = kit.now()
-    kit.assert_event(receipt, "KeyRetired", code=to_bytes32(kit.zj), key=kit.roles.agency.address, retiredAt=retired_at)
+    kit.assert_event(
+        receipt, "KeyRetired", code=to_bytes32(kit.zj), key=kit.roles.agency.address, retiredAt=retired_at
+    )
     assert kit.registry.key_info(kit.roles.agency.address).retired_at == retired_at
     with kit.reverts("TrustRegistryKeyNotActive", key=kit.roles.agency.address):
         kit.anchor()
@@ -270,7 +299,10 @@ def test_batch_anchored_in_the_retirement_second_stays_valid(kit) -> None:
     before = kit.anchor()
     kit.next_block_at(second)
     kit.registry.retire_key(kit.roles.authority, kit.roles.agency.address)
-    assert kit.registry.key_info(kit.roles.agency.address).retired_at == kit.inspect(before, kit.roles.agency).anchored_at
+    assert (
+        kit.registry.key_info(kit.roles.agency.address).retired_at
+        == kit.inspect(before, kit.roles.agency).anchored_at
+    )
     assert kit.inspect(before, kit.roles.agency).anchor_key_valid
 
 
@@ -279,12 +311,16 @@ def test_retiring_twice_keeps_the_first_retirement(kit) -> None:
     first = kit.now()
     kit.advance(60)
     receipt = kit.registry.retire_key(kit.roles.authority, kit.roles.agency.address)
-    kit.assert_event(receipt, "KeyRetired", code=to_bytes32(kit.zj), key=kit.roles.agency.address, retiredAt=first)
+    kit.assert_event(
+        receipt, "KeyRetired", code=to_bytes32(kit.zj), key=kit.roles.agency.address, retiredAt=first
+    )
 
 
 def test_retired_key_no_longer_manages_its_agency(kit) -> None:
     kit.registry.retire_key(kit.roles.authority, kit.roles.agency.address)
-    with kit.reverts("TrustRegistryNotAgencyManager", account=kit.roles.agency.address, code=to_bytes32(kit.zj)):
+    with kit.reverts(
+        "TrustRegistryNotAgencyManager", account=kit.roles.agency.address, code=to_bytes32(kit.zj)
+    ):
         kit.registry.add_key(kit.roles.agency, kit.zj, Account.create().address)
 
 
@@ -326,9 +362,14 @@ def test_compromise_invalidates_batches_anchored_at_or_after_since_only(kit) -> 
     kit.advance(60)
     after = kit.anchor()
     receipt = kit.registry.compromise_key(kit.roles.authority, kit.roles.agency.address, since)
-    kit.assert_event(receipt, "KeyCompromised", code=to_bytes32(kit.zj), key=kit.roles.agency.address, since=since)
+    kit.assert_event(
+        receipt, "KeyCompromised", code=to_bytes32(kit.zj), key=kit.roles.agency.address, since=since
+    )
     assert kit.registry.key_info(kit.roles.agency.address).compromised_since == since
-    validity = {name: kit.inspect(root, kit.roles.agency) for name, root in (("before", before), ("at", at), ("after", after))}
+    validity = {
+        name: kit.inspect(root, kit.roles.agency)
+        for name, root in (("before", before), ("at", at), ("after", after))
+    }
     assert {name: (i.signer_valid, i.anchor_key_valid) for name, i in validity.items()} == {
         "before": (True, True),
         "at": (False, False),
@@ -355,7 +396,7 @@ def test_compromise_since_zero_is_rejected(kit) -> None:
 
 
 def test_a_later_compromise_only_moves_since_earlier(kit) -> None:
-    before, at, since = anchored_before_and_at(kit)
+    before, _at, since = anchored_before_and_at(kit)
     key = kit.roles.agency.address
     kit.registry.compromise_key(kit.roles.authority, key, since)
     earlier = kit.inspect(before, key).anchored_at
@@ -406,4 +447,6 @@ def test_one_key_cannot_retire_or_discredit_a_sibling(kit) -> None:
         kit.registry.compromise_key(sibling, kit.roles.agency.address, 1)
     with kit.reverts("TrustRegistryNotAgencyManager", account=sibling.address, code=to_bytes32(kit.zj)):
         kit.registry.retire_key(sibling, kit.roles.agency.address)
-    kit.registry.compromise_key(kit.roles.agency, kit.roles.agency.address, kit.now())  # self-report is allowed
+    kit.registry.compromise_key(
+        kit.roles.agency, kit.roles.agency.address, kit.now()
+    )  # self-report is allowed

@@ -33,14 +33,23 @@ from registry.chain.runner import free_port
 
 ECERT = [sys.executable, "-c", "from registry.cli import main; main()"]
 # Until the `wallet` entry point is installed, register the wallet's commands by hand.
-ECERT_WITH_WALLET = [sys.executable, "-c", "from registry.cli import app, main; from wallet.cli import register; register(app); main()"]
+ECERT_WITH_WALLET = [
+    sys.executable,
+    "-c",
+    "from registry.cli import app, main; from wallet.cli import register; register(app); main()",
+]
 AGENCY = "11330100002493028E"  # 杭州市市场监督管理局, region 330100
 TYPE = "11100000000013338W001"  # 营业执照
 WALLET_ORG = "浙里办钱包"
 BANK_ORG = "某某银行杭州分行"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 HOLDER_NAMES = ["张三丰", "李大壮", "王秀英", "陈伟", "赵小红", "刘建国", "孙丽", "周杰", "吴敏", "郑强"]
 
 
@@ -65,7 +74,15 @@ class Person:
 class Service(ServiceProcess):
     """A long-running `ecert serve …` subprocess with its log, started at once."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path, port: int, command: list[str] = ECERT) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        port: int,
+        command: list[str] = ECERT,
+    ) -> None:
         super().__init__(name, args, env, log_dir / f"{name}.log", port, command)
         self.launch()
 
@@ -98,9 +115,13 @@ class Stack:
     # ─── setting up ──────────────────────────────────────────────────────────────────────
 
     def ecert(self, *args: str, env: dict[str, str] | None = None, command: list[str] = ECERT) -> str:
-        done = subprocess.run([*command, *args], env=env or self.env, capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run(
+            [*command, *args], env=env or self.env, capture_output=True, text=True, timeout=120, check=False
+        )
         if done.returncode != 0:
-            raise AssertionError(f"ecert {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+            raise AssertionError(
+                f"ecert {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+            )
         return done.stdout
 
     def _timed(self, label: str, step: Callable[[], Any]) -> Any:
@@ -121,7 +142,7 @@ class Stack:
             def run() -> None:
                 try:
                     self._timed(label, step)
-                except BaseException as exc:  # noqa: BLE001 - re-raised below, in the test's thread
+                except BaseException as exc:
                     failures.append(exc)
 
             thread = threading.Thread(target=run, name=label)
@@ -131,13 +152,27 @@ class Stack:
         def organisations_then_wallet() -> None:
             keys = []
             for name, region, kind in ((WALLET_ORG, "330000", "wallet"), (BANK_ORG, "330100", "bank")):
-                out = self.ecert("verifier", "org", "add", "--name", name, "--region", region, "--kind", kind, "--node", "330000")
+                out = self.ecert(
+                    "verifier",
+                    "org",
+                    "add",
+                    "--name",
+                    name,
+                    "--region",
+                    region,
+                    "--kind",
+                    kind,
+                    "--node",
+                    "330000",
+                )
                 keys.append(out.strip().splitlines()[-1])
             self.wallet_key, self.bank_key = keys
             env = {**self.env, "ECERT_WALLET_ISSUER_URL": f"http://127.0.0.1:{issuer_port}",
                    "ECERT_WALLET_VERIFIER_URL": f"http://127.0.0.1:{verifier_port}", "ECERT_WALLET_VERIFIER_KEY": self.wallet_key,
                    "ECERT_WALLET_ORG_NAME": WALLET_ORG, "ECERT_WALLET_PASSWORD_SCRYPT_N": "4096", "ECERT_WALLET_STATUS_CACHE_S": "0"}  # fmt: skip
-            self.wallet = self._serve("wallet", ["serve", "wallet", "--port", str(wallet_port)], env, wallet_port, wallet_command())
+            self.wallet = self._serve(
+                "wallet", ["serve", "wallet", "--port", str(wallet_port)], env, wallet_port, wallet_command()
+            )
             self.wallet.wait_healthy()
 
         def chain_then_issuer() -> None:
@@ -145,15 +180,29 @@ class Stack:
             workspace = self._workspace()
             self._deploy(workspace)
             env = {**self.env, "ECERT_VERIFIER_PUBLIC_URL": f"http://127.0.0.1:{verifier_port}"}
-            self.verifier = self._serve("verifier", ["serve", "verifier", "--region", "330000", "--port", str(verifier_port)], env, verifier_port)
+            self.verifier = self._serve(
+                "verifier",
+                ["serve", "verifier", "--region", "330000", "--port", str(verifier_port)],
+                env,
+                verifier_port,
+            )
             self._register_agency(workspace)
-            self.issuer = self._serve("issuer", ["serve", "issuer", "--port", str(issuer_port)], self.env, issuer_port)
-            self.issuer_key = self.ecert("issuer", "api-key", "create", "--agency", AGENCY, "--scopes", "issue,status").strip().splitlines()[-1]
+            self.issuer = self._serve(
+                "issuer", ["serve", "issuer", "--port", str(issuer_port)], self.env, issuer_port
+            )
+            self.issuer_key = (
+                self.ecert("issuer", "api-key", "create", "--agency", AGENCY, "--scopes", "issue,status")
+                .strip()
+                .splitlines()[-1]
+            )
             self.issuer.wait_healthy()
             self._issue(holders)
             self.verifier.wait_healthy()
 
-        for thread in (branch("organisations+wallet", organisations_then_wallet), branch("chain+issuer+verifier", chain_then_issuer)):
+        for thread in (
+            branch("organisations+wallet", organisations_then_wallet),
+            branch("chain+issuer+verifier", chain_then_issuer),
+        ):
             thread.join()
         self.timings["total"] = round(time.monotonic() - started, 2)
         if failures:
@@ -192,16 +241,22 @@ class Stack:
         with ws.keystore.unlocked(ROOT_KEY) as root:
             ws.registry.add_authority(root, ws.keystore.address(authority), 330000, "浙江省数据局")
         with ws.keystore.unlocked(authority) as signer:
-            ws.registry.register_agency(signer, AGENCY, 330100, "杭州市市场监督管理局", ws.keystore.address(agency), [TYPE])
+            ws.registry.register_agency(
+                signer, AGENCY, 330100, "杭州市市场监督管理局", ws.keystore.address(agency), [TYPE]
+            )
 
-    def _serve(self, name: str, args: list[str], env: dict[str, str], port: int, command: list[str] = ECERT) -> Service:
+    def _serve(
+        self, name: str, args: list[str], env: dict[str, str], port: int, command: list[str] = ECERT
+    ) -> Service:
         service = Service(name, args, env, self.root, port, command)
         with self._lock:
             self.services.append(service)
         return service
 
     def issuer_client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.issuer.url, headers={"Authorization": f"Bearer {self.issuer_key}"}, timeout=30)
+        return httpx.Client(
+            base_url=self.issuer.url, headers={"Authorization": f"Bearer {self.issuer_key}"}, timeout=30
+        )
 
     def _issue(self, count: int) -> None:
         """One batch: a 个体工商户 business licence for each holder, held by the person (ID number)."""
@@ -223,7 +278,10 @@ class Stack:
                 assert time.monotonic() < deadline, f"issuing did not finish: {state}\n{self.issuer.log()}"
                 time.sleep(0.2)
         assert not state["errors"], state["errors"]
-        self.people = [Person(r["holder"]["name"], r["holder"]["code"], ident) for r, ident in zip(records, state["identifiers"], strict=True)]
+        self.people = [
+            Person(r["holder"]["name"], r["holder"]["code"], ident)
+            for r, ident in zip(records, state["identifiers"], strict=True)
+        ]
 
     # ─── for tests ───────────────────────────────────────────────────────────────────────
 

@@ -31,7 +31,13 @@ def test_demo_starts_everything_with_working_demo_data(tmp_path: Path) -> None:
                *(f"--{name}-port={ports[name]}" for name in ("issuer", "verifier", "wallet"))]  # fmt: skip
     log = tmp_path / "demo.log"
     with log.open("w") as out:
-        demo = subprocess.Popen([sys.executable, "-m", "registry", "demo", *options], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "registry", "demo", *options],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
     try:
         deadline = time.monotonic() + 240
         while "Ctrl-C stops the services" not in log.read_text() and time.monotonic() < deadline:
@@ -42,20 +48,44 @@ def test_demo_starts_everything_with_working_demo_data(tmp_path: Path) -> None:
         bank_key = re.search(r"(vk_[\w-]+)", text).group(1)
         assert re.search(r"李四\s+身份证号 11010519491231002X\s+密码 demo-", text)
         assert re.search(r"claim with code:\n    ([A-Z2-9]{4}-){2}[A-Z2-9]{4}\n", text)
-        for step in ("chain: anvil", "registry contracts", "issuing sample 营业执照", "API keys", "services:", "demo holders"):
-            assert re.search(r"^\[ *\d+\.\d s\] ✓ " + re.escape(step) + r".* \(\d+\.\d s\)$", text, re.MULTILINE), step
+        for step in (
+            "chain: anvil",
+            "registry contracts",
+            "issuing sample 营业执照",
+            "API keys",
+            "services:",
+            "demo holders",
+        ):
+            assert re.search(
+                r"^\[ *\d+\.\d s\] ✓ " + re.escape(step) + r".* \(\d+\.\d s\)$", text, re.MULTILINE
+            ), step
         assert re.search(r"^stored 3/3 · sealed 3/3 · anchored 3/3 · confirmed 3/3$", text, re.MULTILINE)
         assert f"password rule 密码规则: {RULE['en']} / {RULE['zh']}\n" in text
-        command = re.search(r"^    (ECERT_HOME='.+' ECERT_RPC_URL=\S+ ecert verify '(.+)')$", text, re.MULTILINE)
-        assert command and Path(command.group(2)).is_file(), text  # printed whole, with what it needs to reach this demo
+        command = re.search(
+            r"^    (ECERT_HOME='.+' ECERT_RPC_URL=\S+ ecert verify '(.+)')$", text, re.MULTILINE
+        )
+        assert command and Path(command.group(2)).is_file(), (
+            text
+        )  # printed whole, with what it needs to reach this demo
         bare = {k: v for k, v in env.items() if k not in ("ECERT_HOME", "ECERT_RPC_URL", "ECERT_CHAIN_PORT")}
         bare["PATH"] = f"{Path(sys.executable).parent}:{bare['PATH']}"
-        copied = subprocess.run(["bash", "-c", command.group(1)], env=bare, cwd=tmp_path.parent, capture_output=True, text=True, timeout=120)
+        copied = subprocess.run(
+            ["bash", "-c", command.group(1)],
+            env=bare,
+            cwd=tmp_path.parent,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert copied.returncode == 0 and "verdict: VALID" in copied.stdout, copied.stdout + copied.stderr
-        assert re.search(r"^    vk_[\w-]{43}$", text, re.MULTILINE) and re.search(r"^    ek_[\w-]{43}$", text, re.MULTILINE)
+        assert re.search(r"^    vk_[\w-]{43}$", text, re.MULTILINE) and re.search(
+            r"^    ek_[\w-]{43}$", text, re.MULTILINE
+        )
 
         assert httpx.get(f"http://127.0.0.1:{ports['wallet']}/", timeout=10).status_code == 200
-        package = json.loads(sorted((tmp_path / ".ecert" / "demo" / "certificates").glob("*.json"))[0].read_text())
+        package = json.loads(
+            sorted((tmp_path / ".ecert" / "demo" / "certificates").glob("*.json"))[0].read_text()
+        )
         answer = httpx.post(
             f"http://127.0.0.1:{ports['verifier']}/v1/verifications",
             json={"package": package, "purpose": "demo check"}, headers={"Authorization": f"Bearer {bank_key}"}, timeout=20,
@@ -67,7 +97,9 @@ def test_demo_starts_everything_with_working_demo_data(tmp_path: Path) -> None:
         assert demo.wait(timeout=60) == 0, log.read_text()[-2000:]
         assert "demo stopped" in log.read_text()
         chain = {**env, "ECERT_HOME": str(tmp_path / ".ecert"), "ECERT_CHAIN_PORT": str(ports["chain"])}
-        subprocess.run([sys.executable, "-m", "registry", "chain", "down"], env=chain, capture_output=True, timeout=60)
+        subprocess.run(
+            [sys.executable, "-m", "registry", "chain", "down"], env=chain, capture_output=True, timeout=60
+        )
     for port in (ports["issuer"], ports["verifier"], ports["wallet"]):
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{port}/", timeout=2)

@@ -22,7 +22,13 @@ from registry.qr import decode_qr
 pytestmark = [pytest.mark.chain, pytest.mark.xdist_group("wallet-e2e")]
 PASSWORD = "长城-password-2024"
 CHOSEN = {"holder.name", "holder.codeMasked"}
-VALIDITY = {"validFrom", "validUntil", "identifier", "typeCode", "issuer.code"}  # always shared: validity, type and agency
+VALIDITY = {
+    "validFrom",
+    "validUntil",
+    "identifier",
+    "typeCode",
+    "issuer.code",
+}  # always shared: validity, type and agency
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +59,18 @@ class Shots:
         return path
 
 
-def expect_attribute(locator: Any, name: str, value: str, timeout_s: float = 20.0, reload: Any = None) -> None:
+def expect_attribute(
+    locator: Any, name: str, value: str, timeout_s: float = 20.0, reload: Any = None
+) -> None:
     """Wait for an attribute (reloading the page in between if asked: a fresh chain event may need indexing)."""
     deadline = time.monotonic() + timeout_s
     while True:
         if locator.count() and locator.first.get_attribute(name) == value:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"{name}={locator.first.get_attribute(name) if locator.count() else None!r}, expected {value!r}")
+            raise AssertionError(
+                f"{name}={locator.first.get_attribute(name) if locator.count() else None!r}, expected {value!r}"
+            )
         time.sleep(0.5)
         if reload is not None:
             reload.reload()
@@ -69,12 +79,16 @@ def expect_attribute(locator: Any, name: str, value: str, timeout_s: float = 20.
 def signed_in_phone(browser: Any, stack: Stack, client: httpx.Client) -> Any:
     """A phone browser holding the session of a holder who signed up over HTTP."""
     context = phone(browser)
-    context.add_cookies([{"name": name, "value": value, "url": stack.wallet.url} for name, value in client.cookies.items()])
+    context.add_cookies(
+        [{"name": name, "value": value, "url": stack.wallet.url} for name, value in client.cookies.items()]
+    )
     return context
 
 
 def bank_http(stack: Stack) -> httpx.Client:
-    return httpx.Client(headers={"Authorization": f"Bearer {stack.bank_key}", "Accept": "application/json"}, timeout=30)
+    return httpx.Client(
+        headers={"Authorization": f"Bearer {stack.bank_key}", "Accept": "application/json"}, timeout=30
+    )
 
 
 def test_register_claim_share_verify_log_and_withdraw(stack: Stack, browser: Any) -> None:
@@ -106,7 +120,10 @@ def test_register_claim_share_verify_log_and_withdraw(stack: Stack, browser: Any
     page.get_by_role("link", name="分享此证照").click()
     page.keyboard.press("Tab")  # the first stop is the skip link, then the page in reading order
     assert page.evaluate("document.activeElement.className") == "skip"
-    masked, full = page.locator('input[data-path="holder.codeMasked"]'), page.locator('input[data-path="holder.code"]')
+    masked, full = (
+        page.locator('input[data-path="holder.codeMasked"]'),
+        page.locator('input[data-path="holder.code"]'),
+    )
     assert masked.is_checked() and not full.is_checked()  # the masked twin by default
     for box in page.locator('input[name="fields"]').all():
         box.uncheck()
@@ -132,7 +149,9 @@ def test_register_claim_share_verify_log_and_withdraw(stack: Stack, browser: Any
     bank_page.goto(decode_qr(qr_png)[0])
     assert bank_page.locator("[data-verdict]").get_attribute("data-verdict") == "VALID"
     shown = {cell.get_attribute("data-path") for cell in bank_page.locator("dd[data-path]").all()}
-    assert shown == CHOSEN | VALIDITY, shown  # the two chosen fields (and the validity period, type and agency, always)
+    assert shown == CHOSEN | VALIDITY, (
+        shown
+    )  # the two chosen fields (and the validity period, type and agency, always)
     assert person.id_number not in bank_page.content()
     shot(bank_page, "bank-sees-valid", audit=False)
 
@@ -200,7 +219,9 @@ def test_dynamic_qr_changes_every_window_and_an_old_code_is_refused(stack: Stack
     context.close()
 
 
-def test_elder_mode_is_large_high_contrast_one_task_per_screen_and_remembered(stack: Stack, browser: Any) -> None:
+def test_elder_mode_is_large_high_contrast_one_task_per_screen_and_remembered(
+    stack: Stack, browser: Any
+) -> None:
     shot, person = Shots("elder-mode", ratio=7, min_font_px=22), stack.person()
     client = http_holder(stack, person)
     context = signed_in_phone(browser, stack, client)
@@ -210,7 +231,9 @@ def test_elder_mode_is_large_high_contrast_one_task_per_screen_and_remembered(st
     page.goto(stack.wallet.url + "/")
     assert "elder" in page.locator("body").get_attribute("class")
     assert page.locator("header nav").count() == 0  # no menu bar: one task per screen from the tiles
-    style = page.evaluate("() => { const s = getComputedStyle(document.body); return [s.fontSize, s.color, s.backgroundColor]; }")
+    style = page.evaluate(
+        "() => { const s = getComputedStyle(document.body); return [s.fontSize, s.color, s.backgroundColor]; }"
+    )
     assert float(style[0].removesuffix("px")) >= 22 and style[1:] == ["rgb(0, 0, 0)", "rgb(255, 255, 255)"]
     shot(page, "home-tiles")
     page.get_by_role("link", name="我的证照").click()
@@ -239,7 +262,10 @@ def test_english_pages_and_the_choice_is_remembered(stack: Stack, browser: Any) 
     anonymous = phone(browser)
     page = anonymous.new_page()
     page.goto(stack.wallet.url + "/?lang=en")
-    assert page.locator("html").get_attribute("lang") == "en" and page.get_by_role("link", name="Register").count() == 1
+    assert (
+        page.locator("html").get_attribute("lang") == "en"
+        and page.get_by_role("link", name="Register").count() == 1
+    )
     shot(page, "welcome")
     anonymous.close()
 
@@ -253,7 +279,9 @@ def test_english_pages_and_the_choice_is_remembered(stack: Stack, browser: Any) 
     assert page.get_by_role("heading", name="My certificates").count() == 1
     shot(page, "certificates")
     page.locator(".card-link").first.click()
-    assert page.locator("article.face").get_attribute("lang") == "zh-CN"  # the face stays Chinese, labels added
+    assert (
+        page.locator("article.face").get_attribute("lang") == "zh-CN"
+    )  # the face stays Chinese, labels added
     assert "Holder" in page.locator(".face-fields").inner_text()
     shot(page, "certificate")
     page.get_by_role("link", name="Share this certificate").click()

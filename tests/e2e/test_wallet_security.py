@@ -66,7 +66,9 @@ def assert_not_served(response: httpx.Response, code: str, *secrets_: str) -> No
         assert value not in response.text
 
 
-def test_another_holder_cannot_see_share_or_withdraw(stack: Stack, alice: httpx.Client, bob: httpx.Client) -> None:
+def test_another_holder_cannot_see_share_or_withdraw(
+    stack: Stack, alice: httpx.Client, bob: httpx.Client
+) -> None:
     card = alice.card_id  # type: ignore[attr-defined]
     share_id, link = make_share(alice, "holder.name")
     token = csrf_of(bob.get("/settings").text)
@@ -89,9 +91,19 @@ def test_another_holder_cannot_see_share_or_withdraw(stack: Stack, alice: httpx.
     assert card not in bob.get("/certificates").text and share_id not in bob.get("/shares").text
     assert bob.get("/api/v1/shares").json() == [] and len(bob.get("/api/v1/certificates").json()) == 1
     # At the verifier, with the wallet's own key but another holder's reference: not found either.
-    with httpx.Client(base_url=stack.verifier.url, headers={"Authorization": f"Bearer {stack.wallet_key}"}) as node:
-        assert node.delete(f"/v1/shares/{share_id}", params={"holderRef": secrets.token_hex(16)}).status_code == 404
-        assert node.get(f"/v1/shares/{share_id}/dynamic-code", params={"holderRef": secrets.token_hex(16)}).status_code == 404
+    with httpx.Client(
+        base_url=stack.verifier.url, headers={"Authorization": f"Bearer {stack.wallet_key}"}
+    ) as node:
+        assert (
+            node.delete(f"/v1/shares/{share_id}", params={"holderRef": secrets.token_hex(16)}).status_code
+            == 404
+        )
+        assert (
+            node.get(
+                f"/v1/shares/{share_id}/dynamic-code", params={"holderRef": secrets.token_hex(16)}
+            ).status_code
+            == 404
+        )
     # A bank's key cannot manage shares at all.
     with bank(stack) as other:
         assert other.get(f"{stack.verifier.url}/v1/shares", params={"holderRef": "x"}).status_code == 403
@@ -123,11 +135,22 @@ def test_posts_without_csrf_token_are_refused(stack: Stack, alice: httpx.Client,
         for extra in ({}, {"csrf_token": ""}, {"csrf_token": bobs_token}):
             assert alice.post(path, data={**data, **extra}).status_code == 403, (path, extra)
     own = csrf_of(alice.get("/settings").text)
-    assert alice.post("/logout", data={"csrf_token": own}, headers={"Origin": "https://evil.example"}).status_code == 403
+    assert (
+        alice.post(
+            "/logout", data={"csrf_token": own}, headers={"Origin": "https://evil.example"}
+        ).status_code
+        == 403
+    )
     assert alice.delete(f"/api/v1/shares/{share_id}").status_code == 403
     with httpx.Client(base_url=stack.wallet.url) as anonymous:
         assert anonymous.post("/login", data={"id_number": "x", "password": "y"}).status_code == 403
-        assert anonymous.post("/register", data={"name": "x", "id_number": "y", "password": "z" * 8, "password_confirm": "z" * 8}).status_code == 403
+        assert (
+            anonymous.post(
+                "/register",
+                data={"name": "x", "id_number": "y", "password": "z" * 8, "password_confirm": "z" * 8},
+            ).status_code
+            == 403
+        )
     page = alice.get("/settings")  # still signed in, still Chinese, share still live
     assert page.status_code == 200 and '<html lang="zh-CN">' in page.text
     with bank(stack) as other:
@@ -140,13 +163,15 @@ def test_a_guessed_share_link_is_refused(stack: Stack, alice: httpx.Client) -> N
     with bank(stack) as json_client, bank(stack, "text/html") as html_client:
         for position in (0, len(token) // 2, len(token) - 1):
             changed = TOKEN_ALPHABET[(TOKEN_ALPHABET.index(token[position]) + 1) % len(TOKEN_ALPHABET)]
-            guess = f"{base}/{token[:position]}{changed}{token[position + 1:]}"
+            guess = f"{base}/{token[:position]}{changed}{token[position + 1 :]}"
             assert_not_served(json_client.get(guess), "SHARE_NOT_FOUND")
             assert_not_served(html_client.get(guess), "SHARE_NOT_FOUND")
         assert json_client.get(link).json()["verdict"] == "VALID"
 
 
-def test_after_expiry_or_withdrawal_the_fields_are_no_longer_served(stack: Stack, alice: httpx.Client) -> None:
+def test_after_expiry_or_withdrawal_the_fields_are_no_longer_served(
+    stack: Stack, alice: httpx.Client
+) -> None:
     name = alice.get(f"/api/v1/certificates/{alice.card_id}").json()["fields"]["holder"]["name"]  # type: ignore[attr-defined]
     expiring, expiring_link = make_share(alice, "holder.name")
     withdrawn, withdrawn_link = make_share(alice, "holder.name")
@@ -162,10 +187,14 @@ def test_after_expiry_or_withdrawal_the_fields_are_no_longer_served(stack: Stack
         for link, code in ((expiring_link, "SHARE_EXPIRED"), (withdrawn_link, "SHARE_WITHDRAWN")):
             assert_not_served(json_client.get(link), code, name)
             assert_not_served(html_client.get(link), code, name)
-        with httpx.Client(headers={"Authorization": f"Bearer {stack.wallet_key}"}) as node:  # the node-to-node fetch, too
+        with httpx.Client(
+            headers={"Authorization": f"Bearer {stack.wallet_key}"}
+        ) as node:  # the node-to-node fetch, too
             for link in (expiring_link, withdrawn_link):
                 token_part = link.rsplit("/", 1)[1]
-                assert node.get(f"{stack.verifier.url}/v1/shares/{token_part}/presentation").status_code == 404
+                assert (
+                    node.get(f"{stack.verifier.url}/v1/shares/{token_part}/presentation").status_code == 404
+                )
     states = {s["id"]: s["state"] for s in alice.get("/api/v1/shares").json()}
     assert (states[expiring], states[withdrawn]) == ("expired", "withdrawn")
     assert 'id="share-qr"' not in alice.get(f"/shares/{expiring}").text
@@ -183,7 +212,13 @@ def test_a_claim_code_works_once_and_expires(stack: Stack) -> None:
         late = stack.claim_code(person.identifier)
         with stack.issuer_db() as db:
             past = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).replace(tzinfo=None).isoformat(sep=" ")
-            assert db.execute("UPDATE certificates SET claim_expires_at = ? WHERE identifier = ?", (past, person.identifier)).rowcount == 1
+            assert (
+                db.execute(
+                    "UPDATE certificates SET claim_expires_at = ? WHERE identifier = ?",
+                    (past, person.identifier),
+                ).rowcount
+                == 1
+            )
         expired = holder.post("/claim", data={"csrf_token": csrf_of(holder.get("/claim").text), "code": late})
         assert expired.status_code == 410 and 'data-code="CLAIM_EXPIRED"' in expired.text
         assert len(holder.get("/api/v1/certificates").json()) == 1
@@ -197,9 +232,18 @@ def test_sign_in_is_rate_limited(stack: Stack) -> None:
     with httpx.Client(base_url=stack.wallet.url, timeout=30) as client:
         for _ in range(5):
             token = csrf_of(client.get("/login").text)
-            failed = client.post("/login", data={"csrf_token": token, "id_number": person.id_number, "password": "guess-123456"})
+            failed = client.post(
+                "/login",
+                data={"csrf_token": token, "id_number": person.id_number, "password": "guess-123456"},
+            )
             assert failed.status_code == 401 and 'data-code="LOGIN_FAILED"' in failed.text
         token = csrf_of(client.get("/login").text)
-        locked = client.post("/login", data={"csrf_token": token, "id_number": person.id_number, "password": "the-right-one-9"})
-        assert locked.status_code == 429 and 'data-code="RATE_LIMITED"' in locked.text and int(locked.headers["retry-after"]) > 0
+        locked = client.post(
+            "/login", data={"csrf_token": token, "id_number": person.id_number, "password": "the-right-one-9"}
+        )
+        assert (
+            locked.status_code == 429
+            and 'data-code="RATE_LIMITED"' in locked.text
+            and int(locked.headers["retry-after"]) > 0
+        )
         assert "wallet_session" not in locked.headers.get("set-cookie", "")

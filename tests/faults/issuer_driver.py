@@ -26,7 +26,9 @@ def main() -> None:
         import threading
 
         stop = threading.Event()
-        worker = threading.Thread(target=runtime.worker.run_forever, args=(stop,), kwargs={"poll_s": 0.05}, daemon=True)
+        worker = threading.Thread(
+            target=runtime.worker.run_forever, args=(stop,), kwargs={"poll_s": 0.05}, daemon=True
+        )
         worker.start()
         while runtime.worker.outstanding():
             stop.wait(0.1)

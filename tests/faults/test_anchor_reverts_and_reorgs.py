@@ -58,7 +58,9 @@ class Issuer:
     clock: Clock
 
     def submit(self, n: int = 3) -> str:
-        records = [{"holder": {"name": f"商户{i}", "code": "91330106MA2H3XY60L"}, "ext": {"n": i}} for i in range(n)]
+        records = [
+            {"holder": {"name": f"商户{i}", "code": "91330106MA2H3XY60L"}, "ext": {"n": i}} for i in range(n)
+        ]
         return self.service.submit(AGENCY, TYPE, records, type_name="营业执照").id
 
     def sent(self) -> int:
@@ -75,7 +77,10 @@ class Issuer:
 
     def events(self) -> list[tuple[str, str, str | None]]:
         with self.sessions() as session:
-            return [(e.from_state, e.to_state, e.reason) for e in session.scalars(select(BatchEvent).order_by(BatchEvent.id))]
+            return [
+                (e.from_state, e.to_state, e.reason)
+                for e in session.scalars(select(BatchEvent).order_by(BatchEvent.id))
+            ]
 
 
 @pytest.fixture
@@ -90,7 +95,9 @@ def issuer(tmp_path: Path, chain: ChainClient, deployment: Deployment, roles: Ro
     )  # fmt: skip
     service.ensure_agency(AGENCY, "杭州市市场监督管理局", "330100")
     clock = Clock()
-    settings = WorkerSettings(batch_window_s=0, confirmations=1, finality_depth=12, retry_base_s=1.0, retry_max_s=30.0)
+    settings = WorkerSettings(
+        batch_window_s=0, confirmations=1, finality_depth=12, retry_base_s=1.0, retry_max_s=30.0
+    )
     worker = AnchoringWorker(made, registry, lambda _code: roles.agency, settings, clock=clock)
     yield Issuer(made, service, worker, registry, chain, roles, clock)
     service.close()
@@ -107,8 +114,13 @@ def assert_refused(issuer: Issuer, job_id: str, error: str) -> None:
     assert [(r["code"], r["count"]) for r in job.refusals] == [(error, 3)]
     answer = JobResponse.of(job).model_dump(by_alias=True)  # what GET /v1/jobs/{id} answers
     assert answer["done"] and answer["counts"]["refused"] == 3
-    assert answer["refusals"][0]["code"] == error and answer["refusals"][0]["batchRoot"] == "0x" + batch.root.hex()
-    described = CertificateResponse.model_validate(issuer.service.describe(AGENCY, job.identifiers[0])).model_dump(by_alias=True)
+    assert (
+        answer["refusals"][0]["code"] == error
+        and answer["refusals"][0]["batchRoot"] == "0x" + batch.root.hex()
+    )
+    described = CertificateResponse.model_validate(
+        issuer.service.describe(AGENCY, job.identifiers[0])
+    ).model_dump(by_alias=True)
     assert described["state"] == "refused"  # what GET /v1/certificates/{id} answers
     assert (described["batch"]["state"], described["batch"]["refusal"]) == ("refused", error)
     assert list(issuer.service.job_packages(AGENCY, job_id)) == []  # no package for a root never anchored
@@ -164,12 +176,16 @@ def test_an_anchor_that_reverts_once_mined_is_refused_and_never_sent_again(issue
     assert [e[:2] for e in issuer.events()] == [("sealed", "sending"), ("sending", "refused")]
 
 
-def test_out_of_gas_is_retried_after_a_back_off_that_doubles(issuer: Issuer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_out_of_gas_is_retried_after_a_back_off_that_doubles(
+    issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     job_id = issuer.submit()
     monkeypatch.setattr(anchoring_module, "ANCHOR_GAS", 30_000)  # enough to start, not to finish
     starving = {"on": True}  # while on, a retry's gas estimate is too small as well
     real_estimate = issuer.client._estimate
-    monkeypatch.setattr(issuer.client, "_estimate", lambda *a, **k: 20_000 if starving["on"] else real_estimate(*a, **k))
+    monkeypatch.setattr(
+        issuer.client, "_estimate", lambda *a, **k: 20_000 if starving["on"] else real_estimate(*a, **k)
+    )
     before = issuer.sent()
 
     issuer.worker.run_once(flush=True)  # sent, mined out of gas, backed off 1 s
@@ -191,7 +207,9 @@ def test_out_of_gas_is_retried_after_a_back_off_that_doubles(issuer: Issuer, mon
 
     starving["on"] = False
     issuer.clock.advance(1)
-    issuer.worker.run_until_idle(job_ids=[job_id], timeout_s=30)  # the third, with the estimated gas, goes through
+    issuer.worker.run_until_idle(
+        job_ids=[job_id], timeout_s=30
+    )  # the third, with the estimated gas, goes through
     assert issuer.sent() == before + 3
     assert issuer.batch().state == "confirmed" and issuer.certificate_states() == {"confirmed"}
     assert issuer.registry.inspect(issuer.batch().root, 0, b"\0" * 32, [], "0x" + "00" * 20).anchored
@@ -212,7 +230,9 @@ def test_a_reorg_sends_a_confirmed_batch_back_to_be_anchored_again(issuer: Issue
     assert not issuer.registry.inspect(root, 0, b"\0" * 32, [], "0x" + "00" * 20).anchored
 
     issuer.worker.track_sent()
-    assert issuer.certificate_states() == {"sealed"}, "a certificate stayed confirmed while its root is not on chain"
+    assert issuer.certificate_states() == {"sealed"}, (
+        "a certificate stayed confirmed while its root is not on chain"
+    )
     assert issuer.batch().state == "sealed"
     reorg = [e for e in issuer.events() if e[0] == "confirmed"]
     assert len(reorg) == 1 and reorg[0][1] == "sealed" and "reorg" in reorg[0][2]
@@ -222,10 +242,15 @@ def test_a_reorg_sends_a_confirmed_batch_back_to_be_anchored_again(issuer: Issue
     again = issuer.batch()
     assert again.state == "confirmed" and again.root == root and issuer.certificate_states() == {"confirmed"}
     assert issuer.registry.inspect(root, 0, b"\0" * 32, [], "0x" + "00" * 20).anchored
-    assert first.block_hash and again.block_hash == "0x" + bytes(w3.eth.get_block(again.block_number)["hash"]).hex()
+    assert (
+        first.block_hash
+        and again.block_hash == "0x" + bytes(w3.eth.get_block(again.block_number)["hash"]).hex()
+    )
 
 
-def test_anchors_deeper_than_the_finality_depth_are_no_longer_followed(issuer: Issuer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_anchors_deeper_than_the_finality_depth_are_no_longer_followed(
+    issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A confirmed anchor is followed until it is `finality_depth` blocks deep, then costs no
     more calls (a consortium chain with instant finality sets 0 or 1: confirmed is final)."""
     issuer.worker.settings.finality_depth = 2
@@ -233,7 +258,9 @@ def test_anchors_deeper_than_the_finality_depth_are_no_longer_followed(issuer: I
     issuer.worker.run_until_idle(job_ids=[job_id], timeout_s=30)
     calls: list[str] = []
     real = issuer.worker._follow
-    monkeypatch.setattr(issuer.worker, "_follow", lambda batch, head: calls.append(batch.state) or real(batch, head))
+    monkeypatch.setattr(
+        issuer.worker, "_follow", lambda batch, head: calls.append(batch.state) or real(batch, head)
+    )
     issuer.client.w3.provider.make_request("evm_mine", [])
     issuer.worker.track_sent()
     assert calls == ["confirmed"]  # one block deep of two: still followed

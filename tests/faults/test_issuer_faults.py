@@ -54,7 +54,13 @@ def home(tmp_path: Path):
     records = tmp_path / "records.jsonl"
     with records.open("w", encoding="utf-8") as handle:
         for i in range(RECORDS):
-            handle.write(json.dumps({"holder": {"name": f"商户{i}", "code": "91330106MA2H3XY60L"}, "ext": {"n": i}}, ensure_ascii=False) + "\n")
+            handle.write(
+                json.dumps(
+                    {"holder": {"name": f"商户{i}", "code": "91330106MA2H3XY60L"}, "ext": {"n": i}},
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     env = {
         **os.environ,
         "ECERT_HOME": str(tmp_path / ".ecert"),
@@ -91,7 +97,9 @@ def assert_anchored_exactly_once(tmp_path: Path, registry) -> None:
         assert {b.root for b in batches} == set(roots)
         for batch in batches:  # every digest sits in its anchored batch at its index
             digests = session.scalars(
-                select(Certificate.digest).where(Certificate.batch_id == batch.id).order_by(Certificate.batch_index)
+                select(Certificate.digest)
+                .where(Certificate.batch_id == batch.id)
+                .order_by(Certificate.batch_index)
             ).all()
             assert batch_tree(digests).root == batch.root
     engine.dispose()
@@ -106,7 +114,9 @@ def test_sigkill_at_random_moments_loses_nothing_and_anchors_nothing_twice(home)
         try:
             driver.wait(timeout=rng.uniform(0.8, 3.0))
         except subprocess.TimeoutExpired:
-            os.killpg(driver.pid, signal.SIGKILL)  # the issuer and its intake processes, as when the machine dies
+            os.killpg(
+                driver.pid, signal.SIGKILL
+            )  # the issuer and its intake processes, as when the machine dies
             driver.wait()
             kills += 1
             continue

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from service_process import ECERT, ecert_home_env
 
-
 pytestmark = pytest.mark.chain
 
 AGENCY = "11330100002493028E"
@@ -37,7 +36,18 @@ def issued(env: dict[str, str], home: Path):
     for args in (
         ["deploy"],
         ["authority", "add", "--region", "330000", "--name", "浙江省数据局"],
-        ["agency", "add", "--region", "330100", "--code", AGENCY, "--name", "杭州市市场监督管理局", "--types", TYPE],
+        [
+            "agency",
+            "add",
+            "--region",
+            "330100",
+            "--code",
+            AGENCY,
+            "--name",
+            "杭州市市场监督管理局",
+            "--types",
+            TYPE,
+        ],
     ):
         done = ecert(env, *args)
         assert done.returncode == 0, done.stderr
@@ -50,7 +60,19 @@ def issued(env: dict[str, str], home: Path):
         "赵六,11010519491231002X,2040-13-01,杭州市拱墅区\n",
         encoding="utf-8",
     )
-    done = ecert(env, "issue", "--agency", AGENCY, "--type", TYPE, "--input", str(records), "--out", str(home / "out"), "--qr")
+    done = ecert(
+        env,
+        "issue",
+        "--agency",
+        AGENCY,
+        "--type",
+        TYPE,
+        "--input",
+        str(records),
+        "--out",
+        str(home / "out"),
+        "--qr",
+    )
     assert done.returncode == 1, done.stdout + done.stderr  # two rejected records
     yield sorted((home / "out").glob("*.json"))
     ecert(env, "chain", "down")
@@ -60,7 +82,10 @@ def test_issue_writes_packages_qr_codes_and_reports_rejected_records(issued: lis
     assert len(issued) == 2
     assert all(p.with_suffix(".png").exists() for p in issued)
     rejected = [json.loads(line) for line in (home / "out" / "rejected.jsonl").read_text().splitlines()]
-    assert [(r["record"], r["code"], r["field"]) for r in rejected] == [(3, "ID_CHECK_CHAR", "holder.code"), (4, "FIELD_INVALID", "validUntil")]
+    assert [(r["record"], r["code"], r["field"]) for r in rejected] == [
+        (3, "ID_CHECK_CHAR", "holder.code"),
+        (4, "FIELD_INVALID", "validUntil"),
+    ]
 
 
 def test_verify_a_package_and_its_qr_code(env: dict[str, str], issued: list[Path]) -> None:
@@ -69,7 +94,15 @@ def test_verify_a_package_and_its_qr_code(env: dict[str, str], issued: list[Path
         assert done.returncode == 0, done.stdout
         report = json.loads(done.stdout)
         assert report["verdict"] == "VALID"
-        assert [c["kind"] for c in report["checks"]] == ["format", "integrity", "seal", "anchor", "authority", "status", "validity"]
+        assert [c["kind"] for c in report["checks"]] == [
+            "format",
+            "integrity",
+            "seal",
+            "anchor",
+            "authority",
+            "status",
+            "validity",
+        ]
 
 
 def test_status_set_then_verify(env: dict[str, str], issued: list[Path]) -> None:
@@ -95,13 +128,18 @@ def test_a_tampered_package_is_invalid(env: dict[str, str], issued: list[Path], 
     assert garbage.returncode == 1 and "CERT_MALFORMED" in garbage.stdout
 
 
-def test_issue_of_a_type_not_granted_is_refused_before_intake(env: dict[str, str], issued: list[Path], home: Path) -> None:
+def test_issue_of_a_type_not_granted_is_refused_before_intake(
+    env: dict[str, str], issued: list[Path], home: Path
+) -> None:
     """Checked on chain before a record is stored, as the API does: it used to store the job and
     then send reverting anchors until the 600 s timeout."""
     import sqlite3
 
     records = home / "ungranted.jsonl"
-    records.write_text(json.dumps({"holder": {"name": "钱七", "code": "11010519491231002X"}}, ensure_ascii=False) + "\n", encoding="utf-8")
+    records.write_text(
+        json.dumps({"holder": {"name": "钱七", "code": "11010519491231002X"}}, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
     out = home / "out-ungranted"
     done = subprocess.run(
         [*ECERT, "issue", "--agency", AGENCY, "--type", "11100000000013338W002", "--input", str(records), "--out", str(out)],
@@ -110,7 +148,9 @@ def test_issue_of_a_type_not_granted_is_refused_before_intake(env: dict[str, str
     assert done.returncode == 2 and "TYPE_NOT_GRANTED" in done.stdout + done.stderr, done.stdout + done.stderr
     assert not out.exists()
     with sqlite3.connect(home / ".ecert" / "issuer" / "issuer.sqlite") as db:
-        assert db.execute("SELECT count(*) FROM jobs WHERE type_code = '11100000000013338W002'").fetchone() == (0,)
+        assert db.execute(
+            "SELECT count(*) FROM jobs WHERE type_code = '11100000000013338W002'"
+        ).fetchone() == (0,)
 
 
 def test_key_rotation_keeps_old_certificates_valid(env: dict[str, str], issued: list[Path]) -> None:
@@ -141,7 +181,9 @@ def test_help_reads_well(env: dict[str, str]) -> None:
         assert command in done.stdout
 
 
-def test_verify_with_the_chain_stopped_exits_2_and_never_says_valid(env: dict[str, str], issued: list[Path]) -> None:
+def test_verify_with_the_chain_stopped_exits_2_and_never_says_valid(
+    env: dict[str, str], issued: list[Path]
+) -> None:
     assert ecert(env, "chain", "down").returncode == 0
     try:
         done = ecert(env, "verify", "--json", str(issued[0]))

@@ -22,9 +22,9 @@ from registry.certificate.merkle import MerkleTree, batch_tree
 from registry.chain.client import ChainClient
 from registry.contracts.certificate_registry import ANCHOR_GAS, CertificateRegistry, Inspection, Status
 from registry.contracts.trust_registry import to_bytes32
-from registry.deploy import Deployment
-from registry.indexer import NOT_ANCHORED, History, IndexMismatch, IndexStale, Indexer
 from registry.database import make_engine
+from registry.deploy import Deployment
+from registry.indexer import NOT_ANCHORED, History, Indexer, IndexMismatch, IndexStale
 from registry.indexer.store import Batch, IndexBase, StatusChange, table
 
 pytestmark = pytest.mark.chain
@@ -35,7 +35,12 @@ POSTGRES_URL = os.environ.get("ECERT_TEST_POSTGRES_URL")
 @pytest.fixture(
     params=[
         "sqlite",
-        pytest.param("postgresql", marks=pytest.mark.skipif(not POSTGRES_URL, reason="set ECERT_TEST_POSTGRES_URL to run on PostgreSQL")),
+        pytest.param(
+            "postgresql",
+            marks=pytest.mark.skipif(
+                not POSTGRES_URL, reason="set ECERT_TEST_POSTGRES_URL to run on PostgreSQL"
+            ),
+        ),
     ]
 )
 def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
@@ -87,8 +92,12 @@ def time_of(chain: ChainClient, block_number: int) -> int:
     return chain.w3.eth.get_block(block_number)["timestamp"]
 
 
-def new_indexer(chain: ChainClient, registry: CertificateRegistry, engine: Engine, deployment: Deployment, **kw: int) -> Indexer:
-    return Indexer(chain, registry, engine, **({"confirmations": 0, "start_block": deployment.block_number} | kw))
+def new_indexer(
+    chain: ChainClient, registry: CertificateRegistry, engine: Engine, deployment: Deployment, **kw: int
+) -> Indexer:
+    return Indexer(
+        chain, registry, engine, **({"confirmations": 0, "start_block": deployment.block_number} | kw)
+    )
 
 
 def inspect_at(registry: CertificateRegistry, block: int, *args: object) -> Inspection:
@@ -100,7 +109,9 @@ def count_rows(engine: Engine, model: type[IndexBase]) -> int:
         return conn.execute(select(func.count()).select_from(table(model))).scalar_one()
 
 
-def assert_facts_match_chain(history: History, registry: CertificateRegistry, batch: Anchored, signers: list[str]) -> None:
+def assert_facts_match_chain(
+    history: History, registry: CertificateRegistry, batch: Anchored, signers: list[str]
+) -> None:
     """Right and wrong proofs, digests, indices and signers: the index answers as `inspect` does."""
     count = len(batch.digests)
     cases = [(i, batch.digests[i], batch.tree.proof(i)) for i in range(count)] + [
@@ -110,13 +121,17 @@ def assert_facts_match_chain(history: History, registry: CertificateRegistry, ba
     ]
     for index, digest, proof in cases:
         for signer in signers:
-            assert history.facts(batch.root, index, digest, proof, signer) == registry.inspect(batch.root, index, digest, proof, signer)
+            assert history.facts(batch.root, index, digest, proof, signer) == registry.inspect(
+                batch.root, index, digest, proof, signer
+            )
 
 
 # ─── tests ──────────────────────────────────────────────────────────────────────────────
 
 
-def test_every_event_is_indexed_and_facts_equal_inspect(chain, registry, roles: Roles, deployment, engine) -> None:
+def test_every_event_is_indexed_and_facts_equal_inspect(
+    chain, registry, roles: Roles, deployment, engine
+) -> None:
     first = anchor(registry, roles.agency, 5, "first")
     registry.set_status(roles.agency, first.root, 1, Status.SUSPENDED, 2)
     registry.set_status(roles.authority, first.root, 2, Status.REVOKED, 7)
@@ -140,7 +155,12 @@ def test_every_event_is_indexed_and_facts_equal_inspect(chain, registry, roles: 
 
     stored = history.batch(first.root)
     assert stored is not None
-    assert (stored.agency_code, stored.key, stored.type_code, stored.count) == (ZJ_AGENCY_CODE, roles.agency.address, TYPE_BUSINESS_LICENCE, 5)
+    assert (stored.agency_code, stored.key, stored.type_code, stored.count) == (
+        ZJ_AGENCY_CODE,
+        roles.agency.address,
+        TYPE_BUSINESS_LICENCE,
+        5,
+    )
     assert (stored.block_number, "0x" + stored.tx_hash.hex()) == (first.block_number, first.tx_hash)
     assert stored.anchored_at == time_of(chain, first.block_number)
     statuses = [history.certificate_status_at(first.root, i).status for i in range(5)]
@@ -152,7 +172,11 @@ def test_every_event_is_indexed_and_facts_equal_inspect(chain, registry, roles: 
     assert history.certificate_status_at(revoked.root, 0).reason == 3
 
     standing = history.key_standing_at(second_key.address, compromised_since)
-    assert standing.record is not None and standing.record.compromised_since == compromised_since and not standing.valid
+    assert (
+        standing.record is not None
+        and standing.record.compromised_since == compromised_since
+        and not standing.valid
+    )
     assert history.key_standing_at(second_key.address, compromised_since - 1).valid == (
         standing.record.valid_from <= compromised_since - 1
     )
@@ -167,11 +191,23 @@ def test_every_event_is_indexed_and_facts_equal_inspect(chain, registry, roles: 
     for batch in (first, revoked, by_second):
         assert_facts_match_chain(history, registry, batch, signers)
     unknown = batch_tree(digests(2, "never anchored"))
-    assert history.facts(unknown.root, 0, digests(2, "never anchored")[0], unknown.proof(0), roles.agency.address) == NOT_ANCHORED
-    assert registry.inspect(unknown.root, 0, digests(2, "never anchored")[0], unknown.proof(0), roles.agency.address) == NOT_ANCHORED
+    assert (
+        history.facts(
+            unknown.root, 0, digests(2, "never anchored")[0], unknown.proof(0), roles.agency.address
+        )
+        == NOT_ANCHORED
+    )
+    assert (
+        registry.inspect(
+            unknown.root, 0, digests(2, "never anchored")[0], unknown.proof(0), roles.agency.address
+        )
+        == NOT_ANCHORED
+    )
 
 
-def test_valid_at_time_across_suspend_and_reinstate(chain, registry, roles: Roles, deployment, engine) -> None:
+def test_valid_at_time_across_suspend_and_reinstate(
+    chain, registry, roles: Roles, deployment, engine
+) -> None:
     batch = anchor(registry, roles.agency, 2, "window")
     blocks = {"anchored": batch.block_number}
     advance(chain, 100)
@@ -270,7 +306,9 @@ def test_a_depth_two_reorg_is_undone(chain, registry, roles: Roles, deployment, 
     assert not registry.inspect(*orphan_args).anchored
 
     report = indexer.sync()
-    assert report.reorged and report.rolled_back_to is not None and report.rolled_back_to < orphan.block_number
+    assert (
+        report.reorged and report.rolled_back_to is not None and report.rolled_back_to < orphan.block_number
+    )
     assert report.to_block == chain.block_number()
     assert history.facts(*orphan_args) == NOT_ANCHORED
     kept_args = (kept.root, 2, kept_digests[2], kept.proof(2), roles.agency.address)
@@ -278,7 +316,9 @@ def test_a_depth_two_reorg_is_undone(chain, registry, roles: Roles, deployment, 
     assert history.facts(*kept_args).proof_valid and count_rows(engine, Batch) == 1
 
 
-def test_run_forever_follows_the_chain_until_stopped(anvil, chain, registry, roles: Roles, deployment, engine) -> None:
+def test_run_forever_follows_the_chain_until_stopped(
+    anvil, chain, registry, roles: Roles, deployment, engine
+) -> None:
     own_client = ChainClient.connect(anvil.url)  # the worker thread gets its own connection
     indexer = new_indexer(own_client, deployment.registry(own_client), engine, deployment)
     stop = threading.Event()
@@ -297,7 +337,15 @@ def test_run_forever_follows_the_chain_until_stopped(anvil, chain, registry, rol
     assert not worker.is_alive()
 
 
-def signed_anchor(chain: ChainClient, registry: CertificateRegistry, key: LocalAccount, root: bytes, count: int, *, at_block: int) -> str:
+def signed_anchor(
+    chain: ChainClient,
+    registry: CertificateRegistry,
+    key: LocalAccount,
+    root: bytes,
+    count: int,
+    *,
+    at_block: int,
+) -> str:
     """A raw anchor transaction valid on top of `at_block` (for `anvil_reorg`)."""
     call = registry.contract.functions.anchor(root, count, to_bytes32(TYPE_BUSINESS_LICENCE))
     base_fee = chain.w3.eth.get_block(at_block)["baseFeePerGas"]

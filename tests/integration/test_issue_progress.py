@@ -36,7 +36,18 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, s
         for args in (
             ["deploy"],
             ["authority", "add", "--region", "330000", "--name", "浙江省数据局"],
-            ["agency", "add", "--region", "330100", "--code", AGENCY, "--name", "杭州市市场监督管理局", "--types", TYPE],
+            [
+                "agency",
+                "add",
+                "--region",
+                "330100",
+                "--code",
+                AGENCY,
+                "--name",
+                "杭州市市场监督管理局",
+                "--types",
+                TYPE,
+            ],
         ):
             done = ecert(env, *args)
             assert done.returncode == 0, done.stdout + done.stderr
@@ -46,7 +57,10 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, s
 
 
 def _records(path: Path, *names: str) -> Path:
-    path.write_text("".join(f'{{"holder": {{"name": "{n}", "code": "11010519491231002X"}}}}\n' for n in names), encoding="utf-8")
+    path.write_text(
+        "".join(f'{{"holder": {{"name": "{n}", "code": "11010519491231002X"}}}}\n' for n in names),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -56,7 +70,9 @@ def _strand_a_batch() -> None:
     runtime = IssuerRuntime.open()
     try:
         runtime.register_agency(AGENCY)
-        runtime.service.submit(AGENCY, TYPE, [{"holder": {"name": "滞留", "code": "11010519491231002X"}}], type_name="营业执照")
+        runtime.service.submit(
+            AGENCY, TYPE, [{"holder": {"name": "滞留", "code": "11010519491231002X"}}], type_name="营业执照"
+        )
         assert runtime.worker.seal_pending(flush=True) == 1
         with runtime.sessions() as session:
             session.execute(update(Batch).values(state="sending", raw_tx=b"\x01not a transaction", tx_hash="0x" + "ab" * 32, nonce=10**9,
@@ -66,10 +82,24 @@ def _strand_a_batch() -> None:
         runtime.close()
 
 
-def test_issue_shows_each_stage_and_waits_only_for_its_own_certificates(env: dict[str, str], tmp_path: Path) -> None:
+def test_issue_shows_each_stage_and_waits_only_for_its_own_certificates(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     _strand_a_batch()
     records = _records(tmp_path / "records.jsonl", "甲", "乙", "丙")
-    done = ecert(env, "issue", "--agency", AGENCY, "--type", TYPE, "--input", str(records), "--out", str(tmp_path / "out"), timeout_s=90)
+    done = ecert(
+        env,
+        "issue",
+        "--agency",
+        AGENCY,
+        "--type",
+        TYPE,
+        "--input",
+        str(records),
+        "--out",
+        str(tmp_path / "out"),
+        timeout_s=90,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(list((tmp_path / "out").glob("*.json"))) == 3
     assert done.stderr.splitlines()[0] == "stored 0/3 · sealed 0/0 · anchored 0/0 · confirmed 0/0"

@@ -27,7 +27,8 @@ N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 pytestmark = [
     pytest.mark.node,
     pytest.mark.skipif(
-        shutil.which("node") is None or not (ROOT / "node_modules" / "@openzeppelin" / "merkle-tree").is_dir(),
+        shutil.which("node") is None
+        or not (ROOT / "node_modules" / "@openzeppelin" / "merkle-tree").is_dir(),
         reason="needs node and `npm ci` (node_modules/@openzeppelin/merkle-tree, ethers)",
     ),
 ]
@@ -52,7 +53,7 @@ def _hex(b: bytes) -> str:
     return "0x" + b.hex()
 
 
-_TEXT = "张三李四王五营业执照食品销售杭州市浙江省证照编号abcXYZ019 -_/\"\\\n\t\x01é😀"
+_TEXT = '张三李四王五营业执照食品销售杭州市浙江省证照编号abcXYZ019 -_/"\\\n\t\x01é😀'
 _KEY = "holdercodenameext姓名证号范围类型"
 
 
@@ -82,7 +83,9 @@ def _node(rng: random.Random, depth: int) -> object:
     return _scalar(rng)
 
 
-def _proof_case(tree: MerkleTree, values: list[Any], encoding: tuple[str, ...], rng: random.Random, max_proofs: int) -> dict[str, Any]:
+def _proof_case(
+    tree: MerkleTree, values: list[Any], encoding: tuple[str, ...], rng: random.Random, max_proofs: int
+) -> dict[str, Any]:
     n = len(values)
     indices = range(n) if n <= max_proofs else rng.sample(range(n), max_proofs)
     # JS hashes slowly (pure-JS keccak): cap subsets at 40 leaves, prove everything on small trees
@@ -164,7 +167,14 @@ def test_seals_recover_in_ethers() -> None:
             contract = contract.lower()
         digest = rng.randbytes(32)
         signature = sign_seal(key, chain_id, contract, digest)
-        cases.append({"chainId": str(chain_id), "verifyingContract": contract, "digest": _hex(digest), "signature": _hex(signature)})
+        cases.append(
+            {
+                "chainId": str(chain_id),
+                "verifyingContract": contract,
+                "digest": _hex(digest),
+                "signature": _hex(signature),
+            }
+        )
         expected.append((address_of(key), _hex(seal_hash(chain_id, contract, digest))))
     for (address, digest_hash), result in zip(expected, _run("seal_oracle.js", cases), strict=True):
         assert result["hash"] == digest_hash

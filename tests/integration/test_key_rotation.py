@@ -35,17 +35,34 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, s
     try:
         ecert(env, "deploy")
         ecert(env, "authority", "add", "--region", "330000", "--name", "浙江省数据局")
-        ecert(env, "agency", "add", "--region", "330100", "--code", AGENCY, "--name", "杭州市市场监督管理局", "--types", TYPE)
+        ecert(
+            env,
+            "agency",
+            "add",
+            "--region",
+            "330100",
+            "--code",
+            AGENCY,
+            "--name",
+            "杭州市市场监督管理局",
+            "--types",
+            TYPE,
+        )
         yield env
     finally:
         subprocess.run([*ECERT, "chain", "down"], env=env, capture_output=True, timeout=60)
 
 
-def test_certificates_pending_at_a_rotation_are_sealed_again_and_verify(env: dict[str, str], tmp_path: Path) -> None:
+def test_certificates_pending_at_a_rotation_are_sealed_again_and_verify(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     runtime = IssuerRuntime.open()
     try:
         runtime.register_agency(AGENCY)
-        records = [{"holder": {"name": name, "code": "11010519491231002X"}, "validUntil": "2036-12-31"} for name in ("甲", "乙")]
+        records = [
+            {"holder": {"name": name, "code": "11010519491231002X"}, "validUntil": "2036-12-31"}
+            for name in ("甲", "乙")
+        ]
         job = runtime.service.submit(AGENCY, TYPE, records, type_name="营业执照")
         old_key = runtime.signers(AGENCY).address
 

@@ -16,12 +16,20 @@ from registry.contracts.trust_registry import to_bytes32
 pytestmark = pytest.mark.chain
 
 
-def send_like_the_worker(chain: ChainClient, registry: CertificateRegistry, key, root: bytes, taken: set[int]) -> int:
+def send_like_the_worker(
+    chain: ChainClient, registry: CertificateRegistry, key, root: bytes, taken: set[int]
+) -> int:
     """Allocate, sign, broadcast, release: what the anchoring worker does for one batch."""
     nonce = chain.allocate_nonce(key.address, taken)
     try:
         tx = registry.contract.functions.anchor(root, 1, to_bytes32(TYPE_BUSINESS_LICENCE)).build_transaction(
-            {"from": key.address, "nonce": nonce, "gas": ANCHOR_GAS, "chainId": chain.chain_id, **chain._fees()}
+            {
+                "from": key.address,
+                "nonce": nonce,
+                "gas": ANCHOR_GAS,
+                "chainId": chain.chain_id,
+                **chain._fees(),
+            }
         )
         chain.w3.eth.send_raw_transaction(key.sign_transaction(tx).raw_transaction)
     finally:
@@ -29,18 +37,26 @@ def send_like_the_worker(chain: ChainClient, registry: CertificateRegistry, key,
     return nonce
 
 
-def test_status_changes_and_worker_sends_interleave_without_nonce_clashes(chain: ChainClient, registry: CertificateRegistry, roles: Roles) -> None:
+def test_status_changes_and_worker_sends_interleave_without_nonce_clashes(
+    chain: ChainClient, registry: CertificateRegistry, roles: Roles
+) -> None:
     key = roles.agency
     first = os.urandom(32)
     registry.anchor(key, first, 4, TYPE_BUSINESS_LICENCE)
     registry.set_status(key, first, 0, Status.SUSPENDED, 2)  # a status change first…
-    sent = send_like_the_worker(chain, registry, key, os.urandom(32), set())  # …then the worker uses the next nonce…
-    receipt = registry.set_status(key, first, 1, Status.SUSPENDED, 2)  # …and the next status change is not stale
+    sent = send_like_the_worker(
+        chain, registry, key, os.urandom(32), set()
+    )  # …then the worker uses the next nonce…
+    receipt = registry.set_status(
+        key, first, 1, Status.SUSPENDED, 2
+    )  # …and the next status change is not stale
     assert chain.w3.eth.get_transaction(receipt.tx_hash)["nonce"] == sent + 1
     assert [registry.status_of(first, i) for i in (0, 1)] == [Status.SUSPENDED, Status.SUSPENDED]
 
 
-def test_nonces_held_by_other_threads_or_listed_as_taken_are_skipped(chain: ChainClient, roles: Roles) -> None:
+def test_nonces_held_by_other_threads_or_listed_as_taken_are_skipped(
+    chain: ChainClient, roles: Roles
+) -> None:
     address = roles.agency.address
     base = chain.w3.eth.get_transaction_count(address, "pending")
     held = chain.allocate_nonce(address)
@@ -52,10 +68,14 @@ def test_nonces_held_by_other_threads_or_listed_as_taken_are_skipped(chain: Chai
         chain.release_nonce(address, nonce)
 
 
-def test_concurrent_status_changes_each_get_their_own_nonce(chain: ChainClient, registry: CertificateRegistry, roles: Roles) -> None:
+def test_concurrent_status_changes_each_get_their_own_nonce(
+    chain: ChainClient, registry: CertificateRegistry, roles: Roles
+) -> None:
     root = os.urandom(32)
     registry.anchor(roles.agency, root, 8, TYPE_BUSINESS_LICENCE)
     with ThreadPoolExecutor(4) as pool:
-        receipts = list(pool.map(lambda i: registry.set_status(roles.agency, root, i, Status.REVOKED, 3), range(8)))
+        receipts = list(
+            pool.map(lambda i: registry.set_status(roles.agency, root, i, Status.REVOKED, 3), range(8))
+        )
     assert len({chain.w3.eth.get_transaction(r.tx_hash)["nonce"] for r in receipts}) == 8
     assert all(registry.status_of(root, i) == Status.REVOKED for i in range(8))

@@ -36,7 +36,15 @@ from registry.indexer.records import batch_record
 from verifier.cli import verify
 from verifier.offline import SnapshotReader, describe_age
 from verifier.receipts import ReceiptSigner
-from verifier.snapshot import _batch_from, _batch_json, load_snapshot, parse_snapshot, save_snapshot, sign_snapshot, snapshot_body
+from verifier.snapshot import (
+    _batch_from,
+    _batch_json,
+    load_snapshot,
+    parse_snapshot,
+    save_snapshot,
+    sign_snapshot,
+    snapshot_body,
+)
 
 pytestmark = pytest.mark.chain
 
@@ -69,7 +77,9 @@ def shown(root: bytes, index: int, digest: bytes, proof: list[bytes]) -> Present
     return SimpleNamespace(batch_root=root, batch_index=index, digest=digest, batch_proof=proof)  # type: ignore[return-value]
 
 
-def test_snapshot_reader_facts_equal_history_facts(chain, registry, roles: Roles, deployment, tmp_path: Path) -> None:
+def test_snapshot_reader_facts_equal_history_facts(
+    chain, registry, roles: Roles, deployment, tmp_path: Path
+) -> None:
     first = anchor(registry, roles.agency, 5, "first")
     registry.set_status(roles.agency, first.root, 1, Status.SUSPENDED, 2)
     registry.set_status(roles.authority, first.root, 2, Status.REVOKED, 7)
@@ -81,7 +91,9 @@ def test_snapshot_reader_facts_equal_history_facts(chain, registry, roles: Roles
     fund(chain, second_key)
     registry.add_key(roles.agency, ZJ_AGENCY_CODE, second_key.address)
     by_second = anchor(registry, second_key, 2, "by second key")
-    registry.compromise_key(roles.authority, second_key.address, chain.w3.eth.get_block("latest")["timestamp"])
+    registry.compromise_key(
+        roles.authority, second_key.address, chain.w3.eth.get_block("latest")["timestamp"]
+    )
     guangdong = anchor(registry, roles.other_agency, 2, "guangdong")
     registry.suspend_agency(roles.other_authority, GD_AGENCY_CODE)
 
@@ -93,8 +105,15 @@ def test_snapshot_reader_facts_equal_history_facts(chain, registry, roles: Roles
     path = save_snapshot(sign_snapshot(body, signer), tmp_path / "snapshot.json.gz")
     snapshot = load_snapshot(path, signer.public_key_pem())
     reader = SnapshotReader(snapshot)
-    assert (reader.chain_id, reader.registry, snapshot.block_number) == (chain.chain_id, registry.address, history.indexed_block)
-    assert snapshot.trust.agencies == history.snapshot.trust.agencies and snapshot.trust.keys == history.snapshot.trust.keys
+    assert (reader.chain_id, reader.registry, snapshot.block_number) == (
+        chain.chain_id,
+        registry.address,
+        history.indexed_block,
+    )
+    assert (
+        snapshot.trust.agencies == history.snapshot.trust.agencies
+        and snapshot.trust.keys == history.snapshot.trust.keys
+    )
 
     signers = [roles.agency.address, second_key.address, roles.other_agency.address, roles.stranger.address]
     compared = 0
@@ -113,12 +132,24 @@ def test_snapshot_reader_facts_equal_history_facts(chain, registry, roles: Roles
                 assert facts.inspection == registry.inspect(batch.root, index, digest, proof, who)
                 compared += 1
     assert compared == 4 * 4 * 3 + 4 * (5 + 3 + 2 + 2)
-    statuses = [reader.facts(shown(first.root, i, first.digests[i], first.tree.proof(i)), signers[0]).inspection.status for i in range(5)]
+    statuses = [
+        reader.facts(
+            shown(first.root, i, first.digests[i], first.tree.proof(i)), signers[0]
+        ).inspection.status
+        for i in range(5)
+    ]
     assert statuses == [Status.ACTIVE, Status.SUSPENDED, Status.REVOKED, Status.SUSPENDED, Status.ACTIVE]
-    assert reader.facts(shown(guangdong.root, 0, guangdong.digests[0], guangdong.tree.proof(0)), signers[2]).inspection.agency_suspended
-    assert not reader.facts(shown(by_second.root, 0, by_second.digests[0], by_second.tree.proof(0)), signers[1]).inspection.signer_valid
+    assert reader.facts(
+        shown(guangdong.root, 0, guangdong.digests[0], guangdong.tree.proof(0)), signers[2]
+    ).inspection.agency_suspended
+    assert not reader.facts(
+        shown(by_second.root, 0, by_second.digests[0], by_second.tree.proof(0)), signers[1]
+    ).inspection.signer_valid
     unknown = batch_tree([b"\x01" * 32])
-    assert reader.facts(shown(unknown.root, 0, b"\x01" * 32, unknown.proof(0)), signers[0]).inspection == NOT_ANCHORED
+    assert (
+        reader.facts(shown(unknown.root, 0, b"\x01" * 32, unknown.proof(0)), signers[0]).inspection
+        == NOT_ANCHORED
+    )
     with pytest.raises(ChainError) as refused:
         reader.facts(shown(first.root, 0, first.digests[0], first.tree.proof(0)), signers[0], at=1)
     assert refused.value.code == "SNAPSHOT_NO_HISTORY"
@@ -138,14 +169,22 @@ def test_status_bits_survive_the_file_and_bad_files_are_refused(tmp_path: Path) 
     fields = {"root": root, "agency_code": AGENCY, "agency_index": 1, "key": "0x" + "11" * 20, "type_code": TYPE, "count": count,
               "anchored_at": 900, "block_number": 9, "log_index": 0, "tx_hash": b""}  # fmt: skip
     record = batch_record(fields, events)
-    whole = batch_record(fields | {"root": hashlib.sha256(b"whole").digest()}, [(11, 0, (1001, -1, 0, Status.REVOKED, 3))])
+    whole = batch_record(
+        fields | {"root": hashlib.sha256(b"whole").digest()}, [(11, 0, (1001, -1, 0, Status.REVOKED, 3))]
+    )
     for original in (record, whole):
         entry = json.loads(json.dumps(_batch_json(original)))
         back = _batch_from(entry)
         assert [back.status_now(i) for i in range(count)] == [original.status_now(i) for i in range(count)]
     untouched = _batch_json(batch_record(fields, []))
-    assert not {"suspended", "revoked", "revokedAll"} & set(untouched)  # an untouched batch carries no status at all
-    assert set(_batch_json(record)["revoked"]) <= {"0", "1", "2"}  # only the words with a bit set, at most ⌈700/256⌉
+    assert not {"suspended", "revoked", "revokedAll"} & set(
+        untouched
+    )  # an untouched batch carries no status at all
+    assert set(_batch_json(record)["revoked"]) <= {
+        "0",
+        "1",
+        "2",
+    }  # only the words with a bit set, at most ⌈700/256⌉
 
     signer, other = ReceiptSigner.generate(), ReceiptSigner.generate()
     body = {
@@ -170,7 +209,9 @@ def test_status_bits_survive_the_file_and_bad_files_are_refused(tmp_path: Path) 
     bad_root = {**body, "batches": [{**_batch_json(record), "root": "0x1234"}]}
     assert "malformed" in refused(json.dumps(sign_snapshot(bad_root, signer)).encode())
     refused(b"\x1f\x8b garbage")
-    assert "nested deeper" in refused(gzip.compress(b"[" * 200_000))  # refused before json.loads could overflow the C stack
+    assert "nested deeper" in refused(
+        gzip.compress(b"[" * 200_000)
+    )  # refused before json.loads could overflow the C stack
     refused(b"[]")
     with pytest.raises(EcertError) as bad_key:
         parse_snapshot(text.encode(), "not a key")
@@ -216,7 +257,9 @@ class Offline:
 
 def records(path: Path, *names: str) -> Path:
     lines = [f"{name},11010519491231002X,,杭州市西湖区" for name in names]
-    path.write_text("holder.name,holder.code,validUntil,ext.address\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text(
+        "holder.name,holder.code,validUntil,ext.address\n" + "\n".join(lines) + "\n", encoding="utf-8"
+    )
     return path
 
 
@@ -227,10 +270,36 @@ def offline(env: dict[str, str]):
     try:
         must(env, "deploy")
         must(env, "authority", "add", "--region", "330000", "--name", "浙江省数据局")
-        must(env, "agency", "add", "--region", "330100", "--code", AGENCY, "--name", "杭州市市场监督管理局", "--types", TYPE)
-        must(env, "issue", "--agency", AGENCY, "--type", TYPE, "--input", str(records(home / "a.csv", "张三", "李四")), "--out", str(home / "a"), "--qr")
+        must(
+            env,
+            "agency",
+            "add",
+            "--region",
+            "330100",
+            "--code",
+            AGENCY,
+            "--name",
+            "杭州市市场监督管理局",
+            "--types",
+            TYPE,
+        )
+        must(
+            env,
+            "issue",
+            "--agency",
+            AGENCY,
+            "--type",
+            TYPE,
+            "--input",
+            str(records(home / "a.csv", "张三", "李四")),
+            "--out",
+            str(home / "a"),
+            "--qr",
+        )
         valid, revoked = sorted((home / "a").glob("*.json"))
-        exported = subprocess.Popen([*ECERT, "trust", "key"], env=env, stdout=subprocess.PIPE, text=True)  # meanwhile
+        exported = subprocess.Popen(
+            [*ECERT, "trust", "key"], env=env, stdout=subprocess.PIPE, text=True
+        )  # meanwhile
         must(env, "status", "set", revoked.stem, "--status", "revoked", "--reason", "3")
         pem, _ = exported.communicate(timeout=120)
         assert exported.returncode == 0 and pem.startswith("-----BEGIN PUBLIC KEY-----")
@@ -239,7 +308,19 @@ def offline(env: dict[str, str]):
         made = must(env, "trust", "snapshot").stdout
         snapshot = Path(env["ECERT_HOME"]) / "verifier-330000" / "trust-snapshot.json.gz"
         assert str(snapshot) in made.replace("\n", "") and "block" in made
-        must(env, "issue", "--agency", AGENCY, "--type", TYPE, "--input", str(records(home / "b.csv", "王五")), "--out", str(home / "b"), "--qr")
+        must(
+            env,
+            "issue",
+            "--agency",
+            AGENCY,
+            "--type",
+            TYPE,
+            "--input",
+            str(records(home / "b.csv", "王五")),
+            "--out",
+            str(home / "b"),
+            "--qr",
+        )
         (later,) = (home / "b").glob("*.json")
     finally:
         must(env, "chain", "down")
@@ -247,8 +328,19 @@ def offline(env: dict[str, str]):
     return Offline(home, valid, revoked, later, snapshot, key, block)
 
 
-def verify_offline(env: dict[str, str], offline: Offline, source: str, *extra: str, snapshot: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return ecert(env, "verify", *extra, "--offline", str(snapshot or offline.snapshot), "--trust-key", str(offline.key), source)
+def verify_offline(
+    env: dict[str, str], offline: Offline, source: str, *extra: str, snapshot: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return ecert(
+        env,
+        "verify",
+        *extra,
+        "--offline",
+        str(snapshot or offline.snapshot),
+        "--trust-key",
+        str(offline.key),
+        source,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +351,14 @@ def verify_here(offline: Offline):  # type: ignore[no-untyped-def]
     runner = CliRunner()
 
     def run(source: str, *extra: str, snapshot: Path | None = None) -> subprocess.CompletedProcess[str]:
-        args = [*extra, "--offline", str(snapshot or offline.snapshot), "--trust-key", str(offline.key), source]
+        args = [
+            *extra,
+            "--offline",
+            str(snapshot or offline.snapshot),
+            "--trust-key",
+            str(offline.key),
+            source,
+        ]
         done = runner.invoke(app, args)
         assert done.exception is None or isinstance(done.exception, SystemExit), done.exception
         return subprocess.CompletedProcess(args, done.exit_code, done.stdout, "")
@@ -272,7 +371,9 @@ def ec1(package: Path) -> str:
 
 
 def test_an_ec1_code_verifies_offline_with_the_chain_stopped(env: dict[str, str], offline: Offline) -> None:
-    done = verify_offline(env, offline, ec1(offline.valid))  # a real `ecert` process: no chain, nothing to ask
+    done = verify_offline(
+        env, offline, ec1(offline.valid)
+    )  # a real `ecert` process: no chain, nothing to ask
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"offline: trust snapshot of block {offline.block}, " in done.stdout and " old" in done.stdout
     assert "verdict: VALID" in done.stdout
@@ -284,7 +385,9 @@ def test_a_qr_image_verifies_offline_and_the_json_says_so(verify_here, offline: 
     report = json.loads(done.stdout)
     assert (report["verdict"], report["mode"], report["snapshotBlock"]) == ("VALID", "offline", offline.block)
     assert 0 <= report["snapshotAgeSeconds"] < 600
-    assert {c["evidence"]["source"] for c in report["checks"] if c["kind"] in ("anchor", "status")} == {"snapshot"}
+    assert {c["evidence"]["source"] for c in report["checks"] if c["kind"] in ("anchor", "status")} == {
+        "snapshot"
+    }
 
 
 def test_revoked_before_the_snapshot_is_invalid(verify_here, offline: Offline) -> None:
@@ -311,13 +414,18 @@ def test_a_tampered_snapshot_cannot_verify(verify_here, offline: Offline, tmp_pa
     assert "VALID" not in done.stdout.replace("SNAPSHOT_INVALID", "")
 
 
-def test_a_snapshot_signed_by_another_key_cannot_verify(verify_here, offline: Offline, tmp_path: Path) -> None:
+def test_a_snapshot_signed_by_another_key_cannot_verify(
+    verify_here, offline: Offline, tmp_path: Path
+) -> None:
     body = json.loads(gzip.decompress(offline.snapshot.read_bytes()))["snapshot"]
     body["node"].pop("keyId")
     forged = save_snapshot(sign_snapshot(body, ReceiptSigner.generate()), tmp_path / "forged.json.gz")
     done = verify_here(str(offline.valid), "--json", snapshot=forged)
     assert done.returncode == 2
-    assert (json.loads(done.stdout)["verdict"], json.loads(done.stdout)["reason"]) == ("ERROR", "SNAPSHOT_INVALID")
+    assert (json.loads(done.stdout)["verdict"], json.loads(done.stdout)["reason"]) == (
+        "ERROR",
+        "SNAPSHOT_INVALID",
+    )
 
 
 def test_offline_needs_a_pinned_key(verify_here, offline: Offline) -> None:

@@ -34,7 +34,10 @@ def test_personal_fields_never_appear_in_plain_text(tmp_path: Path) -> None:
     holders = [(f"隐私测试{GIVEN[i % 10]}{rng.randint(1000, 9999)}号", id_number(rng)) for i in range(25)]
     records = tmp_path / "records.jsonl"
     records.write_text(
-        "".join(json.dumps({"holder": {"name": n, "code": c}}, ensure_ascii=False) + "\n" for n, c in holders), encoding="utf-8"
+        "".join(
+            json.dumps({"holder": {"name": n, "code": c}}, ensure_ascii=False) + "\n" for n, c in holders
+        ),
+        encoding="utf-8",
     )
     port = free_port()
     env = {
@@ -53,11 +56,42 @@ def test_personal_fields_never_appear_in_plain_text(tmp_path: Path) -> None:
     try:
         ecert("deploy")
         ecert("authority", "add", "--region", "330000", "--name", "浙江省数据局")
-        ecert("agency", "add", "--region", "330100", "--code", AGENCY, "--name", "杭州市市场监督管理局", "--types", TYPE)
-        ecert("issue", "--agency", AGENCY, "--type", TYPE, "--input", str(records), "--out", str(tmp_path / "holders"))
+        ecert(
+            "agency",
+            "add",
+            "--region",
+            "330100",
+            "--code",
+            AGENCY,
+            "--name",
+            "杭州市市场监督管理局",
+            "--types",
+            TYPE,
+        )
+        ecert(
+            "issue",
+            "--agency",
+            AGENCY,
+            "--type",
+            TYPE,
+            "--input",
+            str(records),
+            "--out",
+            str(tmp_path / "holders"),
+        )
         packages = list((tmp_path / "holders").glob("*.json"))
         assert len(packages) == len(holders)
-        ecert("status", "set", packages[0].stem, "--status", "suspended", "--reason", "2", "--note", "年检未通过")
+        ecert(
+            "status",
+            "set",
+            packages[0].stem,
+            "--status",
+            "suspended",
+            "--reason",
+            "2",
+            "--note",
+            "年检未通过",
+        )
 
         needles = [text.encode() for name, code in holders for text in (name, code)]
         needles += [name.encode("utf-16-le") for name, _ in holders]  # no other encoding slips through

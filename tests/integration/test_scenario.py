@@ -38,7 +38,9 @@ def records(count: int, seed: int = 7) -> list[dict]:
     ]
 
 
-def issue(registry: CertificateRegistry, key, count: int, type_code: str = TYPE_BUSINESS_LICENCE) -> IssuedBatch:
+def issue(
+    registry: CertificateRegistry, key, count: int, type_code: str = TYPE_BUSINESS_LICENCE
+) -> IssuedBatch:
     batch = build_batch(
         records(count), type_code=type_code, type_name=TYPE_NAMES[type_code], issuer=ZJ_ISSUER, signing_key=bytes(key.key),
         chain_id=registry.client.chain_id, registry=registry.address,
@@ -72,16 +74,28 @@ def test_issue_verify_and_status_lifecycle(registry: CertificateRegistry, roles:
     assert verdict(registry, batch.presentations[index + 1]) == (Outcome.VALID, None)
 
 
-def test_one_changed_character_in_any_field_is_integrity_invalid(registry: CertificateRegistry, roles: Roles) -> None:
+def test_one_changed_character_in_any_field_is_integrity_invalid(
+    registry: CertificateRegistry, roles: Roles
+) -> None:
     batch = issue(registry, roles.agency, 3)
     cert = batch.presentations[1]
     for position, leaf in enumerate(cert.leaves):
-        changed = leaf.value[:-2] + chr(ord(leaf.value[-2]) ^ 1) + leaf.value[-1:] if len(leaf.value) > 2 else leaf.value + " "
+        changed = (
+            leaf.value[:-2] + chr(ord(leaf.value[-2]) ^ 1) + leaf.value[-1:]
+            if len(leaf.value) > 2
+            else leaf.value + " "
+        )
         leaves = list(cert.leaves)
         leaves[position] = FieldLeaf(leaf.salt, leaf.path, changed)
-        report = verify_presentation(dataclasses.replace(cert, leaves=tuple(leaves)), RegistryReader(registry))
+        report = verify_presentation(
+            dataclasses.replace(cert, leaves=tuple(leaves)), RegistryReader(registry)
+        )
         integrity = next(c for c in report.checks if c.kind == "integrity")
-        assert (report.verdict, integrity.outcome, integrity.code) == (Outcome.INVALID, Outcome.INVALID, "CERT_TAMPERED"), leaf.path
+        assert (report.verdict, integrity.outcome, integrity.code) == (
+            Outcome.INVALID,
+            Outcome.INVALID,
+            "CERT_TAMPERED",
+        ), leaf.path
 
 
 def test_type_not_granted_cannot_be_anchored(registry: CertificateRegistry, roles: Roles) -> None:
@@ -90,7 +104,9 @@ def test_type_not_granted_cannot_be_anchored(registry: CertificateRegistry, role
     assert reverted.value.name == "TrustRegistryTypeNotGranted"
 
 
-def test_other_region_authority_cannot_change_the_agencys_batches(registry: CertificateRegistry, roles: Roles) -> None:
+def test_other_region_authority_cannot_change_the_agencys_batches(
+    registry: CertificateRegistry, roles: Roles
+) -> None:
     batch = issue(registry, roles.agency, 2)
     with pytest.raises(ContractRevert) as reverted:
         registry.set_status(roles.other_authority, batch.root, 0, Status.REVOKED, 3)
@@ -117,14 +133,18 @@ def test_compromised_key_invalidates_batches_anchored_after_and_not_before(
     assert outcome is Outcome.INVALID and reason == "ANCHOR_KEY_COMPROMISED"
 
 
-def test_the_seal_must_be_by_a_key_of_the_anchoring_agency(registry: CertificateRegistry, roles: Roles) -> None:
+def test_the_seal_must_be_by_a_key_of_the_anchoring_agency(
+    registry: CertificateRegistry, roles: Roles
+) -> None:
     batch = issue(registry, roles.agency, 2)
     impostor = Account.create()
     resealed = build_batch(
         records(2), type_code=TYPE_BUSINESS_LICENCE, type_name="营业执照", issuer=ZJ_ISSUER,
         signing_key=bytes(impostor.key), chain_id=registry.client.chain_id, registry=registry.address,
     )  # fmt: skip
-    forged = dataclasses.replace(resealed.presentations[0], batch_root=batch.root, batch_proof=batch.presentations[0].batch_proof)
+    forged = dataclasses.replace(
+        resealed.presentations[0], batch_root=batch.root, batch_proof=batch.presentations[0].batch_proof
+    )
     outcome, _ = verdict(registry, forged)
     assert outcome is Outcome.INVALID
 
@@ -143,7 +163,9 @@ def test_chain_down_is_error_never_valid(registry: CertificateRegistry, roles: R
     batch = issue(registry, roles.agency, 1)
     reader = RegistryReader(registry)
     dead = ChainClient.__new__(ChainClient)
-    ChainClient.__init__(dead, __import__("web3").Web3(__import__("web3").Web3.HTTPProvider(f"http://127.0.0.1:{free_port()}")))
+    ChainClient.__init__(
+        dead, __import__("web3").Web3(__import__("web3").Web3.HTTPProvider(f"http://127.0.0.1:{free_port()}"))
+    )
     dead._chain_id = reader.chain_id
     reader._registry = Binding(dead, registry.address)
     report = verify_presentation(batch.presentations[0], reader)
@@ -152,7 +174,9 @@ def test_chain_down_is_error_never_valid(registry: CertificateRegistry, roles: R
     assert all(c.code == "CHAIN_UNAVAILABLE" for c in report.checks if c.outcome is Outcome.ERROR)
 
 
-def test_hiding_valid_until_cannot_pass_a_dated_certificate_as_permanent(registry: CertificateRegistry, roles: Roles) -> None:
+def test_hiding_valid_until_cannot_pass_a_dated_certificate_as_permanent(
+    registry: CertificateRegistry, roles: Roles
+) -> None:
     batch = issue(registry, roles.agency, 1)
     full = batch.presentations[0]
     shown = full.disclose(["holder.name", "validFrom", "validUntil"])
@@ -161,7 +185,9 @@ def test_hiding_valid_until_cannot_pass_a_dated_certificate_as_permanent(registr
     assert verdict(registry, hidden) == (Outcome.INVALID, "VALIDITY_NOT_DISCLOSED")
 
 
-def test_a_permanent_certificate_carries_a_null_valid_until(registry: CertificateRegistry, roles: Roles) -> None:
+def test_a_permanent_certificate_carries_a_null_valid_until(
+    registry: CertificateRegistry, roles: Roles
+) -> None:
     permanent = build_batch(
         [{"holder": {"name": "长期商户", "code": "91330106MA2H3XY60L"}}], type_code=TYPE_BUSINESS_LICENCE, type_name="营业执照",
         issuer=ZJ_ISSUER, signing_key=bytes(roles.agency.key), chain_id=registry.client.chain_id, registry=registry.address,

@@ -90,7 +90,9 @@ class Corpus:
             return "unchanged"
         return verify_presentation(mutant, RegistryReader(self.registry)).verdict.value
 
-    def assert_all_rejected(self, mutants: list[tuple[str, Mutant]], minimum: int, original: Presentation | None = None) -> dict[str, int]:
+    def assert_all_rejected(
+        self, mutants: list[tuple[str, Mutant]], minimum: int, original: Presentation | None = None
+    ) -> dict[str, int]:
         assert len(mutants) >= minimum
         outcomes = [(label, self.outcome(m, original)) for label, m in mutants]
         wrong = [(label, o) for label, o in outcomes if o not in ("unparsed", "INVALID", "unchanged")]
@@ -100,7 +102,9 @@ class Corpus:
 
 @pytest.fixture
 def corpus(registry: CertificateRegistry, roles: Roles) -> Corpus:
-    return Corpus(registry, roles, issue(registry, roles.agency, 8, seed=1), issue(registry, roles.agency, 3, seed=2))
+    return Corpus(
+        registry, roles, issue(registry, roles.agency, 8, seed=1), issue(registry, roles.agency, 3, seed=2)
+    )
 
 
 def test_the_control_is_valid_in_every_form(corpus: Corpus) -> None:
@@ -128,20 +132,34 @@ def leaf_mutants(p: Presentation, name: str) -> Iterator[tuple[str, Presentation
     for i, leaf in enumerate(p.leaves):
 
         def with_leaf(new: FieldLeaf | None, i: int = i) -> Presentation:
-            rest = p.leaves[:i] + ((new,) if new else ()) + p.leaves[i + 1:]
+            rest = p.leaves[:i] + ((new,) if new else ()) + p.leaves[i + 1 :]
             return dataclasses.replace(p, leaves=rest)
 
-        yield f"{name}: {leaf.path} value changed", with_leaf(FieldLeaf(leaf.salt, leaf.path, changed_value(leaf)))
-        yield f"{name}: {leaf.path} salt changed", with_leaf(FieldLeaf(bytes([leaf.salt[0] ^ 1]) + leaf.salt[1:], leaf.path, leaf.value))
+        yield (
+            f"{name}: {leaf.path} value changed",
+            with_leaf(FieldLeaf(leaf.salt, leaf.path, changed_value(leaf))),
+        )
+        yield (
+            f"{name}: {leaf.path} salt changed",
+            with_leaf(FieldLeaf(bytes([leaf.salt[0] ^ 1]) + leaf.salt[1:], leaf.path, leaf.value)),
+        )
         yield f"{name}: {leaf.path} renamed", with_leaf(FieldLeaf(leaf.salt, leaf.path + "X", leaf.value))
         yield f"{name}: {leaf.path} removed", with_leaf(None)
-    yield f"{name}: field added", dataclasses.replace(p, leaves=(*p.leaves, FieldLeaf(os.urandom(16), "ext.extra", '"x"')))
+    yield (
+        f"{name}: field added",
+        dataclasses.replace(p, leaves=(*p.leaves, FieldLeaf(os.urandom(16), "ext.extra", '"x"'))),
+    )
     yield f"{name}: field duplicated", dataclasses.replace(p, leaves=(*p.leaves, p.leaves[0]))
-    a, b = [i for i, leaf in enumerate(p.leaves) if leaf.path in ("holder.name", "validUntil", "validFrom")][:2]
+    a, b = [i for i, leaf in enumerate(p.leaves) if leaf.path in ("holder.name", "validUntil", "validFrom")][
+        :2
+    ]
     swapped = list(p.leaves)
     swapped[a] = FieldLeaf(p.leaves[a].salt, p.leaves[a].path, p.leaves[b].value)
     swapped[b] = FieldLeaf(p.leaves[b].salt, p.leaves[b].path, p.leaves[a].value)
-    yield f"{name}: values of {p.leaves[a].path} and {p.leaves[b].path} swapped", dataclasses.replace(p, leaves=tuple(swapped))
+    yield (
+        f"{name}: values of {p.leaves[a].path} and {p.leaves[b].path} swapped",
+        dataclasses.replace(p, leaves=tuple(swapped)),
+    )
 
 
 def test_every_field_change_removal_and_addition_is_invalid(corpus: Corpus) -> None:
@@ -149,14 +167,34 @@ def test_every_field_change_removal_and_addition_is_invalid(corpus: Corpus) -> N
     mutants = [*leaf_mutants(full, "full"), *leaf_mutants(disclosure, "disclosure")]
     # a forger who recomputes the digest after changing a field: the seal no longer matches
     forged = next(m for label, m in leaf_mutants(full, "full") if label == "full: holder.name value changed")
-    mutants.append(("full: holder.name changed, digest recomputed", dataclasses.replace(forged, digest=field_digest(forged.leaves))))
+    mutants.append(
+        (
+            "full: holder.name changed, digest recomputed",
+            dataclasses.replace(forged, digest=field_digest(forged.leaves)),
+        )
+    )
     # the multiproof of the disclosure
     proof, flags = disclosure.proof or (), disclosure.proof_flags or ()
-    for i in range(len(flags)):
-        mutants.append((f"disclosure: flag {i} flipped", dataclasses.replace(disclosure, proof_flags=flags[:i] + (not flags[i],) + flags[i + 1:])))
+    mutants.extend(
+        (
+            f"disclosure: flag {i} flipped",
+            dataclasses.replace(disclosure, proof_flags=(*flags[:i], not flags[i], *flags[i + 1 :])),
+        )
+        for i in range(len(flags))
+    )
     for i in range(len(proof)):
-        mutants.append((f"disclosure: proof {i} replaced", dataclasses.replace(disclosure, proof=proof[:i] + (os.urandom(32),) + proof[i + 1:])))
-        mutants.append((f"disclosure: proof {i} dropped", dataclasses.replace(disclosure, proof=proof[:i] + proof[i + 1:])))
+        mutants.append(
+            (
+                f"disclosure: proof {i} replaced",
+                dataclasses.replace(disclosure, proof=(*proof[:i], os.urandom(32), *proof[i + 1 :])),
+            )
+        )
+        mutants.append(
+            (
+                f"disclosure: proof {i} dropped",
+                dataclasses.replace(disclosure, proof=proof[:i] + proof[i + 1 :]),
+            )
+        )
     mutants.append(("disclosure: multiproof of another certificate", dataclasses.replace(
         disclosure, proof=corpus.batch.presentations[0].disclose(DISCLOSED).proof
     )))  # fmt: skip
@@ -170,10 +208,15 @@ def test_every_field_change_removal_and_addition_is_invalid(corpus: Corpus) -> N
 def exact_disclosure(full: Presentation, paths: tuple[str, ...]) -> Presentation:
     """A disclosure of exactly `paths` with its multiproof, as a forger (or a wallet from before
     the type was always disclosed) would make it: `disclose` now adds the type and agency."""
-    multiproof = MerkleTree([leaf.hash() for leaf in full.leaves]).multiproof([i for i, leaf in enumerate(full.leaves) if leaf.path in paths])
+    multiproof = MerkleTree([leaf.hash() for leaf in full.leaves]).multiproof(
+        [i for i, leaf in enumerate(full.leaves) if leaf.path in paths]
+    )
     by_hash = {leaf.hash(): leaf for leaf in full.leaves}
     return dataclasses.replace(
-        full, leaves=tuple(by_hash[h] for h in multiproof.leaves), proof=tuple(multiproof.proof), proof_flags=tuple(multiproof.proof_flags)
+        full,
+        leaves=tuple(by_hash[h] for h in multiproof.leaves),
+        proof=tuple(multiproof.proof),
+        proof_flags=tuple(multiproof.proof_flags),
     )
 
 
@@ -203,7 +246,9 @@ def test_a_business_licence_named_as_a_driving_licence_is_invalid(corpus: Corpus
     assert "typeCode" not in hiding_the_type.paths()
     reader = RegistryReader(registry)
     for form in (hiding_the_type, hiding_the_type.to_ec1()):
-        report = verify_presentation(form if isinstance(form, Presentation) else Presentation.from_ec1(form), reader)
+        report = verify_presentation(
+            form if isinstance(form, Presentation) else Presentation.from_ec1(form), reader
+        )
         assert (report.verdict.value, report.reason) == ("INVALID", "FIELD_MISSING"), report.to_json()
     for form in (forged, forged.disclose(shown), Presentation.from_ec1(forged.disclose(shown).to_ec1())):
         report = verify_presentation(form, reader)
@@ -225,17 +270,36 @@ def position_mutants(c: Corpus) -> Iterator[tuple[str, Presentation]]:
             swapped = list(proof)
             swapped[i], swapped[j] = swapped[j], swapped[i]
             yield f"batch proof {i}<->{j} swapped", dataclasses.replace(p, batch_proof=tuple(swapped))
-        yield f"batch proof {i} replaced", dataclasses.replace(p, batch_proof=proof[:i] + (os.urandom(32),) + proof[i + 1:])
-        yield f"batch proof {i} dropped", dataclasses.replace(p, batch_proof=proof[:i] + proof[i + 1:])
+        yield (
+            f"batch proof {i} replaced",
+            dataclasses.replace(p, batch_proof=(*proof[:i], os.urandom(32), *proof[i + 1 :])),
+        )
+        yield f"batch proof {i} dropped", dataclasses.replace(p, batch_proof=proof[:i] + proof[i + 1 :])
     yield "batch proof reversed", dataclasses.replace(p, batch_proof=proof[::-1])
     yield "batch proof extended", dataclasses.replace(p, batch_proof=(*proof, os.urandom(32)))
     yield "batch proof empty", dataclasses.replace(p, batch_proof=())
-    yield "batch proof of a neighbour", dataclasses.replace(p, batch_proof=c.batch.presentations[c.index - 1].batch_proof)
-    for index in (*(i for i in range(len(c.batch)) if i != c.index), len(c.batch), 255, 256, 2**64, 2**256 - 1):
+    yield (
+        "batch proof of a neighbour",
+        dataclasses.replace(p, batch_proof=c.batch.presentations[c.index - 1].batch_proof),
+    )
+    for index in (
+        *(i for i in range(len(c.batch)) if i != c.index),
+        len(c.batch),
+        255,
+        256,
+        2**64,
+        2**256 - 1,
+    ):
         yield f"batch index {index}", dataclasses.replace(p, batch_index=index)
     for i, neighbour in enumerate(c.other.presentations):
-        yield f"other batch's root, own proof, index {i}", dataclasses.replace(p, batch_root=c.other.root, batch_index=i)
-        yield f"other batch's root and proof {i}", dataclasses.replace(p, batch_root=c.other.root, batch_index=i, batch_proof=neighbour.batch_proof)
+        yield (
+            f"other batch's root, own proof, index {i}",
+            dataclasses.replace(p, batch_root=c.other.root, batch_index=i),
+        )
+        yield (
+            f"other batch's root and proof {i}",
+            dataclasses.replace(p, batch_root=c.other.root, batch_index=i, batch_proof=neighbour.batch_proof),
+        )
     yield "root never anchored", dataclasses.replace(p, batch_root=os.urandom(32))
 
 
@@ -246,7 +310,10 @@ def seal_mutants(c: Corpus) -> Iterator[tuple[str, Presentation]]:
                      ("the 浙江 authority", bytes(c.roles.authority.key)), ("the national root", bytes(c.roles.root.key))):  # fmt: skip
         yield f"resealed by {who}", dataclasses.replace(p, seal=sign_seal(key, chain_id, address, p.digest))
     yield "seal of the neighbour", dataclasses.replace(p, seal=c.batch.presentations[c.index - 1].seal)
-    yield "seal for another chain id", dataclasses.replace(p, seal=sign_seal(bytes(c.roles.agency.key), chain_id + 1, address, p.digest))
+    yield (
+        "seal for another chain id",
+        dataclasses.replace(p, seal=sign_seal(bytes(c.roles.agency.key), chain_id + 1, address, p.digest)),
+    )
     r, s, v = p.seal[:32], int.from_bytes(p.seal[32:64], "big"), p.seal[64]
     yield "seal high-s twin", dataclasses.replace(p, seal=r + (_N - s).to_bytes(32, "big") + bytes([55 - v]))
     yield "seal v flipped", dataclasses.replace(p, seal=p.seal[:64] + bytes([55 - v]))
@@ -257,10 +324,18 @@ def seal_mutants(c: Corpus) -> Iterator[tuple[str, Presentation]]:
         yield f"seal bit {bit} flipped", dataclasses.replace(p, seal=bytes(flipped))
     yield "seal zero", dataclasses.replace(p, seal=bytes(65))
     # a whole forged certificate: fields changed, digest recomputed, sealed by a key of no agency
-    leaves = tuple(FieldLeaf(leaf.salt, leaf.path, '"冒名"') if leaf.path == "holder.name" else leaf for leaf in p.leaves)
+    leaves = tuple(
+        FieldLeaf(leaf.salt, leaf.path, '"冒名"') if leaf.path == "holder.name" else leaf for leaf in p.leaves
+    )
     digest = field_digest(leaves)
-    yield "forged fields resealed by a random key", dataclasses.replace(
-        p, leaves=leaves, digest=digest, seal=sign_seal(bytes(Account.create().key), chain_id, address, digest)
+    yield (
+        "forged fields resealed by a random key",
+        dataclasses.replace(
+            p,
+            leaves=leaves,
+            digest=digest,
+            seal=sign_seal(bytes(Account.create().key), chain_id, address, digest),
+        ),
     )
 
 
@@ -271,7 +346,10 @@ def digest_and_registry_mutants(c: Corpus) -> Iterator[tuple[str, Presentation |
     yield "neighbour's digest", dataclasses.replace(p, digest=neighbour.digest)
     yield "neighbour's digest and seal", dataclasses.replace(p, digest=neighbour.digest, seal=neighbour.seal)
     yield "digest bit flipped", dataclasses.replace(p, digest=bytes([p.digest[0] ^ 0x80]) + p.digest[1:])
-    yield "disclosure with the neighbour's digest and seal", dataclasses.replace(c.disclosure, digest=neighbour.digest, seal=neighbour.seal)
+    yield (
+        "disclosure with the neighbour's digest and seal",
+        dataclasses.replace(c.disclosure, digest=neighbour.digest, seal=neighbour.seal),
+    )
     for chain_id in (p.chain_id + 1, 1, 0):
         package = p.to_json()
         package["registry"]["chainId"] = chain_id
@@ -286,7 +364,11 @@ def digest_and_registry_mutants(c: Corpus) -> Iterator[tuple[str, Presentation |
 
 
 def test_every_batch_seal_digest_and_registry_change_is_invalid(corpus: Corpus) -> None:
-    mutants: list[tuple[str, Any]] = [*position_mutants(corpus), *seal_mutants(corpus), *digest_and_registry_mutants(corpus)]
+    mutants: list[tuple[str, Any]] = [
+        *position_mutants(corpus),
+        *seal_mutants(corpus),
+        *digest_and_registry_mutants(corpus),
+    ]
     counts = corpus.assert_all_rejected(mutants, minimum=60)
     assert counts == {"INVALID": len(mutants)}
 
@@ -301,21 +383,27 @@ def ec1_mutants(text: str, name: str, rng: random.Random, substitutions: int) ->
     for n in range(substitutions):
         position = rng.randrange(len("EC1:"), len(text))
         char = rng.choice(BASE45.replace(text[position], ""))
-        yield f"{name} #{n}: [{position}] {text[position]!r}->{char!r}", text[:position] + char + text[position + 1:]
+        yield (
+            f"{name} #{n}: [{position}] {text[position]!r}->{char!r}",
+            text[:position] + char + text[position + 1 :],
+        )
     for position in range(4):
-        yield f"{name} prefix char {position} changed", text[:position] + "x" + text[position + 1:]
+        yield f"{name} prefix char {position} changed", text[:position] + "x" + text[position + 1 :]
 
 
 def cbor_mutants(text: str, name: str, rng: random.Random, flips: int) -> Iterator[tuple[str, str]]:
     """Bit flips inside the CBOR, re-compressed: well-formed codes whose content is altered."""
     import base45
 
-    raw = zlib.decompress(base45.b45decode(text[len("EC1:"):]))
-    for n in range(flips):
+    raw = zlib.decompress(base45.b45decode(text[len("EC1:") :]))
+    for _ in range(flips):
         bit = rng.randrange(len(raw) * 8)
         flipped = bytearray(raw)
         flipped[bit // 8] ^= 1 << (bit % 8)
-        yield f"{name} CBOR bit {bit} flipped", "EC1:" + base45.b45encode(zlib.compress(bytes(flipped))).decode()
+        yield (
+            f"{name} CBOR bit {bit} flipped",
+            "EC1:" + base45.b45encode(zlib.compress(bytes(flipped))).decode(),
+        )
 
 
 def test_truncated_and_mutated_ec1_codes_are_rejected(corpus: Corpus) -> None:
@@ -324,8 +412,13 @@ def test_truncated_and_mutated_ec1_codes_are_rejected(corpus: Corpus) -> None:
     counts = {}
     for original, substitutions in ((corpus.full, 240), (corpus.disclosure, 80)):
         name, text = "full" if original is corpus.full else "disclosure", original.to_ec1()
-        mutants = [*ec1_mutants(text, name, rng, substitutions), *cbor_mutants(text, name, rng, substitutions // 2)]
-        for outcome, n in corpus.assert_all_rejected(mutants, minimum=substitutions + 60, original=original).items():
+        mutants = [
+            *ec1_mutants(text, name, rng, substitutions),
+            *cbor_mutants(text, name, rng, substitutions // 2),
+        ]
+        for outcome, n in corpus.assert_all_rejected(
+            mutants, minimum=substitutions + 60, original=original
+        ).items():
             counts[outcome] = counts.get(outcome, 0) + n
     assert counts["unparsed"] > sum(counts.values()) // 2  # zlib's checksum catches most transport changes
     assert counts["INVALID"] >= 60  # CBOR flips reach the checks
@@ -336,6 +429,6 @@ def test_an_ec1_code_has_one_form_only(corpus: Corpus) -> None:
     import base45
 
     text = corpus.full.to_ec1()
-    raw = base45.b45decode(text[len("EC1:"):])
+    raw = base45.b45decode(text[len("EC1:") :])
     malleable = [text[:-2], text[:-3], "EC1:" + base45.b45encode(raw + b"\0").decode()]
     assert [corpus.outcome(m) for m in malleable] == ["unparsed"] * len(malleable)

@@ -38,7 +38,9 @@ def test_entries_survive_a_failed_write_and_land_with_the_next_flush(tmp_path: P
     log = AccessLog(sessions(engine), flush_s=3600)  # flushed by hand here
     try:
         with engine.begin() as connection:
-            connection.execute(text("ALTER TABLE access_log RENAME TO access_log_away"))  # the database refuses writes
+            connection.execute(
+                text("ALTER TABLE access_log RENAME TO access_log_away")
+            )  # the database refuses writes
         for n in range(3):
             log.record(access(n))
         with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises
@@ -73,7 +75,9 @@ def test_a_worker_s_entries_are_written_by_the_node_process_and_read_back_at_onc
     try:
         for n in range(3):
             worker.record(access(n))
-        entries = worker.entries(digests=[f"0x{n:064x}" for n in range(3)])  # sent, written by the server, read
+        entries = worker.entries(
+            digests=[f"0x{n:064x}" for n in range(3)]
+        )  # sent, written by the server, read
         assert [e["digest"] for e in entries] == [f"0x{n:064x}" for n in (2, 1, 0)]  # newest first
         assert entries[0]["at"] == "2026-11-24T09:02:00+00:00" and entries[0]["purpose"] == "贷款审批"
         assert entries[0]["fields"] == ["holder.name"]
@@ -100,7 +104,10 @@ def test_the_server_skips_a_malformed_line_and_keeps_reading(node_log) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
         raw.connect(str(server.path))
         good = orjson.dumps(access(9)) + b"\n"
-        wrong_type = orjson.dumps({**orjson.loads(good), "digest": "0x" + "ee" * 32, "organisation": {"not": "text"}}) + b"\n"
+        wrong_type = (
+            orjson.dumps({**orjson.loads(good), "digest": "0x" + "ee" * 32, "organisation": {"not": "text"}})
+            + b"\n"
+        )
         raw.sendall(b"not json\n" + b'{"at": "yesterday"}\n' + wrong_type + good + b'{"sync":true}\n')
         assert raw.recv(16) == b"ok\n"
     assert [e["digest"] for e in writer.entries(digests=[f"0x{9:064x}", "0x" + "ee" * 32])] == [f"0x{9:064x}"]
@@ -122,7 +129,9 @@ def test_the_node_process_s_log_threads_yield_the_cpu_and_a_worker_s_do_not(node
     try:
         worker.record(access(0))
         worker.entries(digests=[f"0x{0:064x}"])  # a connection: its thread is started by the server's
-        handlers = [t for t in threading.enumerate() if "process_request_thread" in t.name]  # socketserver's, one a connection
+        handlers = [
+            t for t in threading.enumerate() if "process_request_thread" in t.name
+        ]  # socketserver's, one a connection
         assert handlers, "the server's connection thread was not found"
         for thread in (writer._thread, server._thread, *handlers):
             assert _nice_of(thread) >= max(BACKGROUND_NICE, ours), thread.name

@@ -17,15 +17,23 @@ from issuer.models import Agency, Batch, Certificate, Job
 AGENCY, TYPE = "11330100002493028E", "11100000000013338W001"
 
 
-def add_pending(session_factory, job: str, count: int) -> None:  # noqa: ANN001
+def add_pending(session_factory, job: str, count: int) -> None:
     with session_factory.begin() as session:
         if session.get(Job, job) is None:
             session.add(Job(id=job, agency_code=AGENCY, type_code=TYPE, request_hash="0" * 64, total=count))
             session.flush()
         start = session.scalar(select(func.count()).select_from(Certificate)) or 0
         session.add_all(
-            Certificate(identifier=f"{job}-{start + i}", agency_code=AGENCY, type_code=TYPE, job_id=job, position=i + 1,
-                        sealed_fields=b"", digest=os.urandom(32), seal=os.urandom(65))  # fmt: skip
+            Certificate(
+                identifier=f"{job}-{start + i}",
+                agency_code=AGENCY,
+                type_code=TYPE,
+                job_id=job,
+                position=i + 1,
+                sealed_fields=b"",
+                digest=os.urandom(32),
+                seal=os.urandom(65),
+            )
             for i in range(count)
         )
 
@@ -39,7 +47,12 @@ def test_a_job_committed_while_sealing_is_sealed_along_and_the_step_ends(tmp_pat
     with made.begin() as session:
         session.add(Agency(code=AGENCY, name="杭州市市场监督管理局", region="330100"))
     add_pending(made, "first", 2)
-    worker = AnchoringWorker(made, types.SimpleNamespace(client=None), lambda _code: Account.create(), WorkerSettings(batch_window_s=0))
+    worker = AnchoringWorker(
+        made,
+        types.SimpleNamespace(client=None),
+        lambda _code: Account.create(),
+        WorkerSettings(batch_window_s=0),
+    )
     real_seal_one = worker._seal_one
 
     def seal_one_after_a_commit(agency_code: str, type_code: str) -> int:
@@ -55,6 +68,11 @@ def test_a_job_committed_while_sealing_is_sealed_along_and_the_step_ends(tmp_pat
     assert not thread.is_alive(), "seal_pending did not return"
     assert result == [1]
     with made() as session:
-        assert session.scalar(select(func.count()).select_from(Certificate).where(Certificate.state == "pending")) == 0
+        assert (
+            session.scalar(
+                select(func.count()).select_from(Certificate).where(Certificate.state == "pending")
+            )
+            == 0
+        )
         assert session.scalars(select(Batch.count)).all() == [5]
     engine.dispose()

@@ -31,7 +31,9 @@ class AppClient:
 
     def get(self, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
         async def fetch() -> httpx.Response:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://node.test") as client:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=self.app), base_url="http://node.test"
+            ) as client:
                 return await client.get(url, headers=headers)
 
         return asyncio.run(fetch())
@@ -84,7 +86,7 @@ def test_the_wallet_has_no_api_docs() -> None:
     assert not [r for r in app.routes if getattr(r, "path", "").startswith(("/docs", "/redoc", "/openapi"))]
 
 
-def _headers_ok(headers, *, page: bool) -> None:  # noqa: ANN001
+def _headers_ok(headers, *, page: bool) -> None:
     assert headers["cache-control"] == "no-store"
     assert headers["referrer-policy"] == "no-referrer"
     csp = headers["content-security-policy"]
@@ -93,7 +95,9 @@ def _headers_ok(headers, *, page: bool) -> None:  # noqa: ANN001
 
 
 def test_a_verification_answer_says_no_store_no_framing_no_referrer() -> None:
-    result = SimpleNamespace(to_json=lambda: {"verdict": "VALID", "disclosed": {"holder.name": "张三"}}, http_status=200)
+    result = SimpleNamespace(
+        to_json=lambda: {"verdict": "VALID", "disclosed": {"holder.name": "张三"}}, http_status=200
+    )
     response = _answer(result)
     _headers_ok(response.headers, page=False)
     assert sum(name == b"cache-control" for name, _ in response.raw_headers) == 1
@@ -108,7 +112,9 @@ def test_share_pages_and_json_answers_of_the_verifier_carry_the_private_headers(
         raise NotAuthorised("An API key is required", code="AUTH_REQUIRED")
 
     runtime = SimpleNamespace(
-        settings=SimpleNamespace(region="330000"), shares=SimpleNamespace(open=no_share), organisations=SimpleNamespace(authenticate=refuse)
+        settings=SimpleNamespace(region="330000"),
+        shares=SimpleNamespace(open=no_share),
+        organisations=SimpleNamespace(authenticate=refuse),
     )
     client = AppClient(verifier_app(runtime))
     page = client.get("/s/some-token")

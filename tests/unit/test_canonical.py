@@ -57,7 +57,9 @@ def test_canonical_json_known_answers(value: object, text: str) -> None:
     assert text == rfc8785.dumps(value).decode()
 
 
-@pytest.mark.parametrize("value", [SAFE_INT + 1, -SAFE_INT - 1, float("nan"), float("inf"), "\ud800", object()])
+@pytest.mark.parametrize(
+    "value", [SAFE_INT + 1, -SAFE_INT - 1, float("nan"), float("inf"), "\ud800", object()]
+)
 def test_canonical_json_rejects_what_rfc8785_rejects(value: object) -> None:
     with pytest.raises(CertificateError) as e:
         canonical_json(value)
@@ -65,12 +67,20 @@ def test_canonical_json_rejects_what_rfc8785_rejects(value: object) -> None:
 
 
 @settings(max_examples=400)
-@given(st.one_of(st.text(), st.integers(-SAFE_INT, SAFE_INT), st.booleans(), st.none(), st.floats(allow_nan=False, allow_infinity=False)))
+@given(
+    st.one_of(
+        st.text(),
+        st.integers(-SAFE_INT, SAFE_INT),
+        st.booleans(),
+        st.none(),
+        st.floats(allow_nan=False, allow_infinity=False),
+    )
+)
 def test_fast_path_is_byte_identical_to_rfc8785(value: object) -> None:
     assert canonical_json(value).encode() == rfc8785.dumps(value)
 
 
-@given(st.text(alphabet=st.characters(max_codepoint=0x7F)) | st.text(alphabet="张三李四\x00\x1f\"\\\n证照"))
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)) | st.text(alphabet='张三李四\x00\x1f"\\\n证照'))
 def test_strings_round_trip_through_json(value: str) -> None:
     assert json.loads(canonical_json(value)) == value
 
@@ -80,7 +90,13 @@ def test_strings_round_trip_through_json(value: str) -> None:
 CERT = {
     "name": "营业执照",
     "holder": {"name": "张三", "code": "330106199001011234", "codeType": "111"},
-    "ext": {"scope": ["食品销售", "日用百货"], "capital": 1000000, "listed": False, "note": None, "rate": 0.5},
+    "ext": {
+        "scope": ["食品销售", "日用百货"],
+        "capital": 1000000,
+        "listed": False,
+        "note": None,
+        "rate": 0.5,
+    },
     "empty": {},
     "none": [],
 }
@@ -107,7 +123,9 @@ def test_nested_lists_and_dicts_in_lists() -> None:
     assert unflatten(flatten(fields)) == fields
 
 
-@pytest.mark.parametrize("fields", [{"a.b": 1}, {"a": {"x[0]": 1}}, {"]": 1}, {"": 1}, {1: 2}, {"a": b"bytes"}, {"a": {1, 2}}])
+@pytest.mark.parametrize(
+    "fields", [{"a.b": 1}, {"a": {"x[0]": 1}}, {"]": 1}, {"": 1}, {1: 2}, {"a": b"bytes"}, {"a": {1, 2}}]
+)
 def test_flatten_rejects_bad_names_and_types(fields: dict) -> None:  # type: ignore[type-arg]
     with pytest.raises(CertificateError) as e:
         flatten(fields)
@@ -144,17 +162,23 @@ def test_unflatten_rejects_conflicts(pairs: list) -> None:  # type: ignore[type-
         unflatten(pairs)
 
 
-@pytest.mark.parametrize("path", ["", ".a", "a.", "a..b", "a[01]", "a[-1]", "a[x]", "[0]", "a[0", "a]", "a[0]b"])
+@pytest.mark.parametrize(
+    "path", ["", ".a", "a.", "a..b", "a[01]", "a[-1]", "a[x]", "[0]", "a[0", "a]", "a[0]b"]
+)
 def test_malformed_paths(path: str) -> None:
     with pytest.raises(CertificateError):
         unflatten([(path, 1)])
 
 
-_keys = st.text(alphabet=st.characters(blacklist_characters=".[]", blacklist_categories=("Cs",)), min_size=1, max_size=6)
+_keys = st.text(
+    alphabet=st.characters(blacklist_characters=".[]", blacklist_categories=("Cs",)), min_size=1, max_size=6
+)
 _scalars = st.one_of(st.text(max_size=8), st.integers(-SAFE_INT, SAFE_INT), st.booleans(), st.none())
 _trees = st.recursive(
     _scalars,
-    lambda kids: st.lists(kids, min_size=1, max_size=4) | st.dictionaries(_keys, kids, min_size=1, max_size=4),
+    lambda kids: (
+        st.lists(kids, min_size=1, max_size=4) | st.dictionaries(_keys, kids, min_size=1, max_size=4)
+    ),
     max_leaves=20,
 )
 

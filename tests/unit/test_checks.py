@@ -87,7 +87,9 @@ def context(presentation, reader=None, share: ShareTerms | None = None) -> Verif
 )  # fmt: skip
 def test_policy_check_with_the_example_policies(certificate, node, type_code, region, outcome, code) -> None:
     check = PolicyCheck(Policy.load(POLICY_DIR / f"{node}.json"))
-    result = run_guarded(check, context(certificate, StubReader(inspection(type_code=type_code, region=region))))
+    result = run_guarded(
+        check, context(certificate, StubReader(inspection(type_code=type_code, region=region)))
+    )
     assert (result.kind, result.outcome, result.code) == ("policy", outcome, code)
     assert result.evidence == {"node": node, "typeCode": type_code, "region": f"{region:06d}"}
     if outcome is Outcome.INVALID:
@@ -96,23 +98,38 @@ def test_policy_check_with_the_example_policies(certificate, node, type_code, re
 
 def test_policy_reads_the_chain_not_the_disclosed_fields(certificate) -> None:
     """The certificate says 330100 / business licence; the chain says 440100: the chain wins."""
-    assert certificate.fields()["issuer"]["region"] == "330100" and certificate.fields()["typeCode"] == LICENCE
+    assert (
+        certificate.fields()["issuer"]["region"] == "330100" and certificate.fields()["typeCode"] == LICENCE
+    )
     shanghai = PolicyCheck(Policy.load(POLICY_DIR / "310000.json"))
     result = run_guarded(shanghai, context(certificate, StubReader(inspection(region=440100))))
     assert (result.outcome, result.code) == (Outcome.INVALID, "POLICY_NOT_RECOGNISED")
 
 
 def test_policy_required_fields(certificate) -> None:
-    strict = PolicyCheck(Policy.from_json({"region": "110000", "recognise": [{"types": ["*"], "regions": ["*"], "requireFields": ["holder.name"]}]}))
+    strict = PolicyCheck(
+        Policy.from_json(
+            {
+                "region": "110000",
+                "recognise": [{"types": ["*"], "regions": ["*"], "requireFields": ["holder.name"]}],
+            }
+        )
+    )
     reader = StubReader(inspection())
     assert run_guarded(strict, context(certificate, reader)).code == "POLICY_RECOGNISED"
     hidden = run_guarded(strict, context(certificate.disclose(["holder.codeMasked", "validFrom"]), reader))
-    assert (hidden.outcome, hidden.code, hidden.evidence["missing"]) == (Outcome.INVALID, "POLICY_FIELDS_MISSING", ["holder.name"])
+    assert (hidden.outcome, hidden.code, hidden.evidence["missing"]) == (
+        Outcome.INVALID,
+        "POLICY_FIELDS_MISSING",
+        ["holder.name"],
+    )
 
 
 def test_policy_without_an_anchor_or_a_chain(certificate) -> None:
     check = PolicyCheck(Policy.load(POLICY_DIR / "330000.json"))
-    unanchored = run_guarded(check, context(certificate, StubReader(inspection(anchored=False, type_code="", region=0))))
+    unanchored = run_guarded(
+        check, context(certificate, StubReader(inspection(anchored=False, type_code="", region=0)))
+    )
     assert (unanchored.outcome, unanchored.code) == (Outcome.INVALID, "NOT_ANCHORED")
     down = run_guarded(check, context(certificate, StubReader(inspection(), down=True)))
     assert (down.outcome, down.code) == (Outcome.ERROR, "CHAIN_UNAVAILABLE")
@@ -134,7 +151,9 @@ def test_policy_in_the_pipeline(certificate) -> None:
 
 
 def terms(**changes) -> ShareTerms:
-    base = ShareTerms("tok_" + "a" * 22, SHARED, NOW + dt.timedelta(hours=1), single_use=True, used=False, withdrawn=False)
+    base = ShareTerms(
+        "tok_" + "a" * 22, SHARED, NOW + dt.timedelta(hours=1), single_use=True, used=False, withdrawn=False
+    )
     return replace(base, **changes)
 
 
@@ -160,7 +179,10 @@ def test_share_does_not_apply_without_a_share(shared) -> None:
         ({"expires_at": NOW}, "SHARE_EXPIRED"),
         ({"expires_at": NOW - dt.timedelta(seconds=1)}, "SHARE_EXPIRED"),
         ({"used": True}, "SHARE_USED"),
-        ({"fields": ("holder.name", "validFrom", "validUntil")}, "SHARE_FIELDS_MISMATCH"),  # ext.scope shown, not shared
+        (
+            {"fields": ("holder.name", "validFrom", "validUntil")},
+            "SHARE_FIELDS_MISMATCH",
+        ),  # ext.scope shown, not shared
         ({"fields": (*SHARED, "holder.codeMasked")}, "SHARE_FIELDS_MISMATCH"),  # shared, not shown
         ({"withdrawn": True, "used": True, "expires_at": NOW}, "SHARE_WITHDRAWN"),
     ],
@@ -171,7 +193,10 @@ def test_share_refusals(shared, changes, code) -> None:
 
 
 def test_a_used_multi_use_share_is_fine(shared) -> None:
-    assert run_guarded(ShareCheck(), context(shared, share=terms(single_use=False, used=True))).code == "SHARE_OK"
+    assert (
+        run_guarded(ShareCheck(), context(shared, share=terms(single_use=False, used=True))).code
+        == "SHARE_OK"
+    )
 
 
 def test_a_full_package_behind_a_share_of_some_fields_is_a_mismatch(certificate) -> None:

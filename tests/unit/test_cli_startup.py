@@ -30,18 +30,24 @@ def _heavy_modules_after(argv: list[str]) -> tuple[list[str], str]:
         print(json.dumps([[m for m in {HEAVY!r} if m in sys.modules], out.getvalue()]))
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
     heavy, output = json.loads(done.stdout.splitlines()[-1])
     return heavy, output
 
 
 def test_importing_the_cli_and_its_rooms_imports_nothing_heavy() -> None:
     script = f"import sys; from registry import cli; cli._load_plugins(); print([m for m in {HEAVY!r} if m in sys.modules])"
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
     assert done.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("argv", [["--help"], *[[group, "--help"] for group in GROUPS], ["demo", "--help"], ["issue", "--help"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], *[[group, "--help"] for group in GROUPS], ["demo", "--help"], ["issue", "--help"]]
+)
 def test_help_imports_nothing_heavy(argv: list[str]) -> None:
     heavy, output = _heavy_modules_after(argv)
     assert heavy == []
@@ -56,7 +62,12 @@ def test_id_check_imports_nothing_heavy() -> None:
 def test_the_recursion_limit_stays_sane_whenever_web3_is_imported() -> None:
     """py_ecc and py-evm raise the limit to 100,000 when imported (a deep JSON body then crashes
     the process in C): the guard puts it back however late they come, and in either order."""
-    for order in ("import registry; import web3; import eth", "import eth_account; import registry; import eth"):
+    for order in (
+        "import registry; import web3; import eth",
+        "import eth_account; import registry; import eth",
+    ):
         script = f"import sys; {order}; print(sys.getrecursionlimit())"
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+        )
         assert done.stdout.strip() == "5000", order

@@ -20,8 +20,8 @@ import httpx
 import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi import FastAPI
 from databases import postgres_database
+from fastapi import FastAPI
 from test_wallet_app import ALICE, BOB, packages
 
 from registry.chain.runner import free_port
@@ -65,7 +65,7 @@ def at_once(count: int, work: Callable[[int], Any]) -> list[Any]:
         start.wait()
         try:
             return work(i)
-        except Exception as exc:  # noqa: BLE001 - the test looks at what each one got
+        except Exception as exc:
             return exc
 
     with ThreadPoolExecutor(count) as pool:
@@ -104,11 +104,15 @@ def test_50_parallel_opens_of_a_single_use_share_serve_its_fields_exactly_once(n
 
 def test_a_reusable_share_serves_every_parallel_open(node_shares: Shares) -> None:
     [package] = packages(("王小丽", ALICE))
-    _, token = node_shares.create("h-1", package.disclose(["holder.name"]), purpose="", lifetime=dt.timedelta(hours=1))
+    _, token = node_shares.create(
+        "h-1", package.disclose(["holder.name"]), purpose="", lifetime=dt.timedelta(hours=1)
+    )
     assert all(o.presentation is not None for o in at_once(10, lambda _: node_shares.open(token)))
 
 
-def test_an_anonymous_visitor_s_purpose_is_logged_as_their_claim_with_network_and_browser(tmp_path: Path) -> None:
+def test_an_anonymous_visitor_s_purpose_is_logged_as_their_claim_with_network_and_browser(
+    tmp_path: Path,
+) -> None:
     """Opened with no API key and `?purpose=…`: the entry keeps the holder's own purpose, and the
     visitor's words apart (claimedPurpose), with the visitor's /24 and User-Agent."""
     engine = make_engine(f"sqlite:///{tmp_path / 'node.sqlite'}")
@@ -122,7 +126,9 @@ def test_an_anonymous_visitor_s_purpose_is_logged_as_their_claim_with_network_an
     app.include_router(pages.router)
     app.state.runtime = SimpleNamespace(shares=shares, service=service)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -131,9 +137,15 @@ def test_an_anonymous_visitor_s_purpose_is_logged_as_their_claim_with_network_an
             assert time.monotonic() < deadline, "the node did not start"
             time.sleep(0.01)
         [package] = packages(("王小丽", ALICE))
-        share, token = shares.create("h-1", package.disclose(["holder.name"]), purpose="租房", lifetime=dt.timedelta(hours=1))
+        share, token = shares.create(
+            "h-1", package.disclose(["holder.name"]), purpose="租房", lifetime=dt.timedelta(hours=1)
+        )
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            client.get(f"/s/{token}", params={"purpose": "公安机关调查，请配合"}, headers={"User-Agent": "Mallory/1.0"})
+            client.get(
+                f"/s/{token}",
+                params={"purpose": "公安机关调查，请配合"},
+                headers={"User-Agent": "Mallory/1.0"},
+            )
         [entry] = log.entries(share_ids=[share.id])
     finally:
         server.should_exit = True
@@ -151,14 +163,25 @@ def test_an_anonymous_visitor_s_purpose_is_logged_as_their_claim_with_network_an
 
 
 class Wallet:
-    def __init__(self, database_url: str, issuer: Callable[[httpx.Request], httpx.Response] | None = None, **limits: int) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        issuer: Callable[[httpx.Request], httpx.Response] | None = None,
+        **limits: int,
+    ) -> None:
         self.engine = make_engine(database_url)
         migrate_wallet(self.engine)
         made = sessions(self.engine)
         self.settings = WalletSettings(password_scrypt_n=4096, **limits)
         self.throttle = Throttle(made, secrets.token_bytes(32))
-        self.holders = Holders(made, DataCipher(secrets.token_bytes(32)), secrets.token_bytes(32), self.throttle, self.settings)
-        self.issuer = IssuerClient("http://issuer", timeout_s=10, transport=httpx.MockTransport(issuer or (lambda r: httpx.Response(500))))
+        self.holders = Holders(
+            made, DataCipher(secrets.token_bytes(32)), secrets.token_bytes(32), self.throttle, self.settings
+        )
+        self.issuer = IssuerClient(
+            "http://issuer",
+            timeout_s=10,
+            transport=httpx.MockTransport(issuer or (lambda r: httpx.Response(500))),
+        )
         self.vault = Vault(made, DataCipher(secrets.token_bytes(32)), self.issuer, None, self.throttle,  # type: ignore[arg-type]
                            claim_max_failures=self.settings.claim_max_failures, status_cache_s=0)  # fmt: skip
 
@@ -171,7 +194,9 @@ def test_40_parallel_wrong_passwords_against_one_account_check_at_most_the_limit
     wallet = Wallet(database_url, login_max_failures=5)
     try:
         wallet.holders.register("王小丽", ALICE, PASSWORD, ip="198.51.100.1")
-        answers = at_once(40, lambda i: wallet.holders.authenticate(ALICE, f"wrong password {i}", ip="203.0.113.9"))
+        answers = at_once(
+            40, lambda i: wallet.holders.authenticate(ALICE, f"wrong password {i}", ip="203.0.113.9")
+        )
         codes = [a.code if isinstance(a, EcertError) else repr(a) for a in answers]
         assert codes.count("LOGIN_FAILED") <= 5 and set(codes) <= {"LOGIN_FAILED", "RATE_LIMITED"}, codes
         with pytest.raises(RateLimited):  # the pair waits, even with the right password
@@ -187,14 +212,20 @@ def test_30_parallel_claim_guesses_reach_the_issuer_at_most_the_limit(database_u
         with lock:
             asked.append(request)
         time.sleep(0.02)  # the issuer takes its time: the guesses overlap
-        return httpx.Response(404, json={"code": "CLAIM_INVALID", "detail": "Unknown or already used claim code"})
+        return httpx.Response(
+            404, json={"code": "CLAIM_INVALID", "detail": "Unknown or already used claim code"}
+        )
 
     wallet = Wallet(database_url, issuer, claim_max_failures=4)
     try:
         holder = HolderView(1, "ref-1", "王小丽", ALICE, "zh", False)
         answers = at_once(30, lambda i: wallet.vault.claim(holder, "ABCD-EFGH-JKLM"))
         codes = [a.code if isinstance(a, EcertError) else repr(a) for a in answers]
-        assert len(asked) <= 4 and codes.count("CLAIM_INVALID") == len(asked) and set(codes) <= {"CLAIM_INVALID", "RATE_LIMITED"}, codes
+        assert (
+            len(asked) <= 4
+            and codes.count("CLAIM_INVALID") == len(asked)
+            and set(codes) <= {"CLAIM_INVALID", "RATE_LIMITED"}
+        ), codes
     finally:
         wallet.close()
 
@@ -211,7 +242,9 @@ def test_a_claim_the_issuer_could_not_answer_is_not_counted(database_url: str) -
         wallet.close()
 
 
-def test_1000_failures_by_someone_who_knows_the_id_number_do_not_lock_the_holder_out(database_url: str) -> None:
+def test_1000_failures_by_someone_who_knows_the_id_number_do_not_lock_the_holder_out(
+    database_url: str,
+) -> None:
     """Back-off per account and address pair (and per address), never a lock on the account."""
     wallet = Wallet(database_url, login_max_failures=5, login_max_failures_per_ip=20)
     try:
@@ -226,7 +259,9 @@ def test_1000_failures_by_someone_who_knows_the_id_number_do_not_lock_the_holder
                     answers.append(exc.code)
         assert len(answers) == 1000 and set(answers) == {"LOGIN_FAILED", "RATE_LIMITED"}
         assert answers.count("LOGIN_FAILED") == 50 * 5
-        assert wallet.holders.authenticate(ALICE, PASSWORD, ip="198.51.100.77").id_number == ALICE  # the holder, elsewhere
+        assert (
+            wallet.holders.authenticate(ALICE, PASSWORD, ip="198.51.100.77").id_number == ALICE
+        )  # the holder, elsewhere
         spray = []
         for i in range(21):  # one address trying many accounts waits after 20 failures
             try:

@@ -52,7 +52,15 @@ def issue(records: list[dict], *, type_name: str = "营业执照") -> list[Prese
 
 @pytest.fixture(scope="module")
 def certificate() -> Presentation:
-    return issue([{"holder": {"name": "张三", "code": "11010519491231002X"}, "validUntil": "2031-01-01", "ext": {"scope": ["餐饮"]}}])[0]
+    return issue(
+        [
+            {
+                "holder": {"name": "张三", "code": "11010519491231002X"},
+                "validUntil": "2031-01-01",
+                "ext": {"scope": ["餐饮"]},
+            }
+        ]
+    )[0]
 
 
 def inspection(**changes) -> Inspection:
@@ -79,10 +87,14 @@ class StubReader:
     def facts(self, presentation, signer: str, at: int | None = None) -> ChainFacts:
         if self.down:
             raise ChainUnavailable("node down")
-        return ChainFacts(self.found, 1234, "stub", 0, self.status_reason, self.status_since, self.compromises)
+        return ChainFacts(
+            self.found, 1234, "stub", 0, self.status_reason, self.status_since, self.compromises
+        )
 
 
-def check(the_check: Check, presentation: Presentation, reader=None, *, now: dt.datetime = NOW) -> CheckResult:
+def check(
+    the_check: Check, presentation: Presentation, reader=None, *, now: dt.datetime = NOW
+) -> CheckResult:
     return run_guarded(the_check, VerificationContext(presentation, reader, clock=lambda: now))
 
 
@@ -91,7 +103,12 @@ def outcome(result: CheckResult) -> tuple[str, Outcome, str]:
 
 
 def with_value(p: Presentation, path: str, value: str) -> Presentation:
-    return dataclasses.replace(p, leaves=tuple(FieldLeaf(leaf.salt, leaf.path, value) if leaf.path == path else leaf for leaf in p.leaves))
+    return dataclasses.replace(
+        p,
+        leaves=tuple(
+            FieldLeaf(leaf.salt, leaf.path, value) if leaf.path == path else leaf for leaf in p.leaves
+        ),
+    )
 
 
 def without(p: Presentation, path: str) -> Presentation:
@@ -104,12 +121,20 @@ def without(p: Presentation, path: str) -> Presentation:
 def test_format(certificate) -> None:
     reader = StubReader(inspection())
     assert outcome(check(FormatCheck(), certificate, reader)) == ("format", Outcome.VALID, "FORMAT_OK")
-    assert outcome(check(FormatCheck(), certificate, None)) == ("format", Outcome.VALID, "FORMAT_OK")  # no chain to compare with
+    assert outcome(check(FormatCheck(), certificate, None)) == (
+        "format",
+        Outcome.VALID,
+        "FORMAT_OK",
+    )  # no chain to compare with
     assert check(FormatCheck(), certificate, StubReader(inspection(), chain_id=1)).code == "REGISTRY_UNKNOWN"
     duplicated = dataclasses.replace(certificate, leaves=(*certificate.leaves, certificate.leaves[0]))
     assert check(FormatCheck(), duplicated).code == "FIELD_DUPLICATED"
     missing = check(FormatCheck(), without(certificate, "validUntil"))
-    assert (missing.outcome, missing.code, missing.evidence["missing"]) == (Outcome.INVALID, "FIELD_MISSING", ["validUntil"])
+    assert (missing.outcome, missing.code, missing.evidence["missing"]) == (
+        Outcome.INVALID,
+        "FIELD_MISSING",
+        ["validUntil"],
+    )
     bad_id = check(FormatCheck(), with_value(certificate, "identifier", '"1.2.156.3005.2.x"'))
     assert bad_id.outcome is Outcome.INVALID and bad_id.code.startswith("ID_")
 
@@ -117,11 +142,19 @@ def test_format(certificate) -> None:
 @pytest.mark.parametrize("hidden", BOUND_PATHS)
 def test_format_a_disclosure_must_show_type_identifier_and_agency(certificate, hidden: str) -> None:
     """Point 13: a disclosure hiding any of them is INVALID (a hand-made multiproof, as a forger would make)."""
-    shown = [p for p in certificate.paths() if p in ("holder.name", "validFrom", "validUntil", *BOUND_PATHS) and p != hidden]
+    shown = [
+        p
+        for p in certificate.paths()
+        if p in ("holder.name", "validFrom", "validUntil", *BOUND_PATHS) and p != hidden
+    ]
     partial = _multiproof_of(certificate, shown)
     assert hidden not in partial.paths()
     result = check(FormatCheck(), partial)
-    assert (result.outcome, result.code, result.evidence["missing"]) == (Outcome.INVALID, "FIELD_MISSING", [hidden])
+    assert (result.outcome, result.code, result.evidence["missing"]) == (
+        Outcome.INVALID,
+        "FIELD_MISSING",
+        [hidden],
+    )
     assert check(FormatCheck(), _multiproof_of(certificate, [*shown, hidden])).code == "FORMAT_OK"
 
 
@@ -133,7 +166,10 @@ def _multiproof_of(full: Presentation, paths: list[str]) -> Presentation:
     proof = tree.multiproof([i for i, leaf in enumerate(full.leaves) if leaf.path in paths])
     by_hash = {leaf.hash(): leaf for leaf in full.leaves}
     return dataclasses.replace(
-        full, leaves=tuple(by_hash[h] for h in proof.leaves), proof=tuple(proof.proof), proof_flags=tuple(proof.proof_flags)
+        full,
+        leaves=tuple(by_hash[h] for h in proof.leaves),
+        proof=tuple(proof.proof),
+        proof_flags=tuple(proof.proof_flags),
     )
 
 
@@ -148,7 +184,11 @@ def test_disclose_always_adds_the_bound_fields(certificate) -> None:
 
 def test_integrity(certificate) -> None:
     assert outcome(check(IntegrityCheck(), certificate)) == ("integrity", Outcome.VALID, "DIGEST_OK")
-    assert outcome(check(IntegrityCheck(), certificate.disclose(["holder.name"]))) == ("integrity", Outcome.VALID, "DIGEST_OK")
+    assert outcome(check(IntegrityCheck(), certificate.disclose(["holder.name"]))) == (
+        "integrity",
+        Outcome.VALID,
+        "DIGEST_OK",
+    )
     changed = check(IntegrityCheck(), with_value(certificate, "holder.name", '"李四"'))
     assert (changed.outcome, changed.code) == (Outcome.INVALID, "CERT_TAMPERED")
     partial = certificate.disclose(["holder.name"])
@@ -162,9 +202,15 @@ def test_integrity(certificate) -> None:
 def test_seal(certificate) -> None:
     sealed = check(SealCheck(), certificate)
     assert (outcome(sealed), sealed.evidence) == (("seal", Outcome.VALID, "SEAL_OK"), {"signer": KEY.address})
-    assert outcome(check(SealCheck(), dataclasses.replace(certificate, seal=bytes(65)))) == ("seal", Outcome.INVALID, "SEAL_INVALID")
+    assert outcome(check(SealCheck(), dataclasses.replace(certificate, seal=bytes(65)))) == (
+        "seal",
+        Outcome.INVALID,
+        "SEAL_INVALID",
+    )
     other = sign_seal(bytes(Account.create().key), 31337, REGISTRY, certificate.digest)
-    assert check(SealCheck(), dataclasses.replace(certificate, seal=other)).evidence["signer"] != KEY.address  # `authority` judges
+    assert (
+        check(SealCheck(), dataclasses.replace(certificate, seal=other)).evidence["signer"] != KEY.address
+    )  # `authority` judges
 
 
 # ─── anchor ─────────────────────────────────────────────────────────────────────────────
@@ -174,9 +220,19 @@ def test_anchor(certificate) -> None:
     anchored = check(AnchorCheck(), certificate, StubReader(inspection()))
     assert outcome(anchored) == ("anchor", Outcome.VALID, "ANCHORED") and anchored.evidence["block"] == 1234
     assert check(AnchorCheck(), certificate, StubReader(inspection(anchored=False))).code == "NOT_ANCHORED"
-    assert check(AnchorCheck(), certificate, StubReader(inspection(proof_valid=False))).code == "BATCH_PROOF_INVALID"
-    assert check(AnchorCheck(), dataclasses.replace(certificate, seal=bytes(65)), StubReader(inspection())).code == "SEAL_INVALID"
-    assert outcome(check(AnchorCheck(), certificate, StubReader(inspection(), down=True))) == ("anchor", Outcome.ERROR, "CHAIN_UNAVAILABLE")
+    assert (
+        check(AnchorCheck(), certificate, StubReader(inspection(proof_valid=False))).code
+        == "BATCH_PROOF_INVALID"
+    )
+    assert (
+        check(AnchorCheck(), dataclasses.replace(certificate, seal=bytes(65)), StubReader(inspection())).code
+        == "SEAL_INVALID"
+    )
+    assert outcome(check(AnchorCheck(), certificate, StubReader(inspection(), down=True))) == (
+        "anchor",
+        Outcome.ERROR,
+        "CHAIN_UNAVAILABLE",
+    )
     assert check(AnchorCheck(), certificate, None).outcome is Outcome.ERROR
 
 
@@ -187,11 +243,22 @@ def test_authority(certificate) -> None:
     authorised = check(AuthorityCheck(), certificate, StubReader(inspection()))
     assert outcome(authorised) == ("authority", Outcome.VALID, "AUTHORISED")
     assert check(AuthorityCheck(), certificate, StubReader(inspection(anchored=False))).code == "NOT_ANCHORED"
-    assert check(AuthorityCheck(), certificate, StubReader(inspection(anchor_key_valid=False))).code == "ANCHOR_KEY_COMPROMISED"
-    assert check(AuthorityCheck(), certificate, StubReader(inspection(signer_valid=False))).code == "SIGNER_NOT_AUTHORISED"
+    assert (
+        check(AuthorityCheck(), certificate, StubReader(inspection(anchor_key_valid=False))).code
+        == "ANCHOR_KEY_COMPROMISED"
+    )
+    assert (
+        check(AuthorityCheck(), certificate, StubReader(inspection(signer_valid=False))).code
+        == "SIGNER_NOT_AUTHORISED"
+    )
     assert check(AuthorityCheck(), certificate, StubReader(inspection(), down=True)).outcome is Outcome.ERROR
-    other_agency = check(AuthorityCheck(), certificate, StubReader(inspection(agency_code="91440101MA5CXXXX0X")))
-    assert (other_agency.code, other_agency.evidence["mismatches"]) == ("ISSUER_MISMATCH", ["issuer.code", "identifier.issuer"])
+    other_agency = check(
+        AuthorityCheck(), certificate, StubReader(inspection(agency_code="91440101MA5CXXXX0X"))
+    )
+    assert (other_agency.code, other_agency.evidence["mismatches"]) == (
+        "ISSUER_MISMATCH",
+        ["issuer.code", "identifier.issuer"],
+    )
 
 
 def test_authority_the_type_is_the_chains(certificate) -> None:
@@ -203,9 +270,17 @@ def test_authority_the_type_is_the_chains(certificate) -> None:
 
 @pytest.mark.parametrize("hidden", BOUND_PATHS)
 def test_authority_refuses_a_disclosure_hiding_the_type_or_the_agency(certificate, hidden: str) -> None:
-    shown = [p for p in certificate.paths() if p in ("holder.name", "validFrom", "validUntil", *BOUND_PATHS) and p != hidden]
+    shown = [
+        p
+        for p in certificate.paths()
+        if p in ("holder.name", "validFrom", "validUntil", *BOUND_PATHS) and p != hidden
+    ]
     result = check(AuthorityCheck(), _multiproof_of(certificate, shown), StubReader(inspection()))
-    assert (result.outcome, result.code, result.evidence["missing"]) == (Outcome.INVALID, "FIELD_MISSING", [hidden])
+    assert (result.outcome, result.code, result.evidence["missing"]) == (
+        Outcome.INVALID,
+        "FIELD_MISSING",
+        [hidden],
+    )
 
 
 def named(name: str) -> Presentation:
@@ -219,7 +294,9 @@ def named(name: str) -> Presentation:
     digest = field_digest(leaves)
     tree = batch_tree([digest])
     seal = sign_seal(bytes(KEY.key), 31337, REGISTRY, digest)
-    return batch_presentations(chain_id=31337, registry=REGISTRY, leaves=[leaves], digests=[digest], seals=[seal], tree=tree)[0]
+    return batch_presentations(
+        chain_id=31337, registry=REGISTRY, leaves=[leaves], digests=[digest], seals=[seal], tree=tree
+    )[0]
 
 
 def test_a_business_licence_named_as_a_driving_licence_is_invalid() -> None:
@@ -231,7 +308,10 @@ def test_a_business_licence_named_as_a_driving_licence_is_invalid() -> None:
     for shown in (forged, forged.disclose(["name", "holder.name", "validFrom", "validUntil"])):
         report = verify_presentation(shown, StubReader(inspection()), clock=lambda: NOW)
         assert (report.verdict, report.reason) == (Outcome.INVALID, "TYPE_NAME_MISMATCH"), report.to_json()
-    assert verify_presentation(named("营业执照"), StubReader(inspection()), clock=lambda: NOW).verdict is Outcome.VALID
+    assert (
+        verify_presentation(named("营业执照"), StubReader(inspection()), clock=lambda: NOW).verdict
+        is Outcome.VALID
+    )
 
 
 def test_the_issuer_refuses_a_name_that_contradicts_the_type() -> None:
@@ -249,14 +329,19 @@ def test_the_issuer_refuses_a_name_that_contradicts_the_type() -> None:
         signing_key=bytes(KEY.key), chain_id=31337, registry=REGISTRY,
     )  # fmt: skip
     assert [r.code for r in whole_job.rejected] == ["FIELD_INVALID"]
-    driving = build_fields({"holder": record["holder"]}, type_code=DRIVING, type_name="机动车驾驶证", issuer=ISSUER, serial="C1")
+    driving = build_fields(
+        {"holder": record["holder"]}, type_code=DRIVING, type_name="机动车驾驶证", issuer=ISSUER, serial="C1"
+    )
     assert driving["name"] == "机动车驾驶证"
 
 
 def test_authority_says_since_when_a_bad_key_was_known(certificate) -> None:
     """Point 15: the reader says when the compromise became known; the evidence and message carry it."""
     since, known = 1_789_000_000, 1_795_000_000
-    reader = StubReader(inspection(anchor_key_valid=False, signer_valid=False), compromises=(KeyCompromise(KEY.address, since, known),))
+    reader = StubReader(
+        inspection(anchor_key_valid=False, signer_valid=False),
+        compromises=(KeyCompromise(KEY.address, since, known),),
+    )
     result = check(AuthorityCheck(), certificate, reader)
     assert (result.outcome, result.code) == (Outcome.INVALID, "ANCHOR_KEY_COMPROMISED")
     iso = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).isoformat()  # noqa: E731
@@ -269,11 +354,17 @@ def test_authority_says_since_when_a_bad_key_was_known(certificate) -> None:
 
 def test_status(certificate) -> None:
     active = check(StatusCheck(), certificate, StubReader(inspection()))
-    assert outcome(active) == ("status", Outcome.VALID, "CERT_ACTIVE") and active.evidence["status"] == "active"
+    assert (
+        outcome(active) == ("status", Outcome.VALID, "CERT_ACTIVE") and active.evidence["status"] == "active"
+    )
     assert check(StatusCheck(), certificate, StubReader(inspection(anchored=False))).code == "NOT_ANCHORED"
     assert check(StatusCheck(), certificate, StubReader(inspection(), down=True)).outcome is Outcome.ERROR
     unknown = check(StatusCheck(), certificate, StubReader(inspection(status=Status.REVOKED)))
-    assert (unknown.outcome, unknown.code, "reason" in unknown.evidence) == (Outcome.INVALID, "CERT_REVOKED", False)
+    assert (unknown.outcome, unknown.code, "reason" in unknown.evidence) == (
+        Outcome.INVALID,
+        "CERT_REVOKED",
+        False,
+    )
 
 
 @pytest.mark.parametrize(
@@ -286,10 +377,16 @@ def test_status(certificate) -> None:
         (Status.SUSPENDED, 2, "CERT_SUSPENDED", "暂扣", "withheld"),
     ],
 )  # fmt: skip
-def test_status_carries_the_agencys_reason(certificate, status: Status, reason: int, code: str, zh: str, en: str) -> None:
+def test_status_carries_the_agencys_reason(
+    certificate, status: Status, reason: int, code: str, zh: str, en: str
+) -> None:
     """Point 16: the GB reason code, in the evidence and in the message, in Chinese and English."""
     since = 1_795_000_000
-    result = check(StatusCheck(), certificate, StubReader(inspection(status=status), status_reason=reason, status_since=since))
+    result = check(
+        StatusCheck(),
+        certificate,
+        StubReader(inspection(status=status), status_reason=reason, status_since=since),
+    )
     assert (result.outcome, result.code) == (Outcome.INVALID, code)
     assert {k: result.evidence[k] for k in ("reason", "reasonZh", "reasonEn", "since")} == {
         "reason": f"{reason:02d}", "reasonZh": zh, "reasonEn": en, "since": dt.datetime.fromtimestamp(since, dt.UTC).isoformat(),
@@ -304,11 +401,20 @@ def test_validity(certificate) -> None:
     in_period = check(ValidityCheck(), certificate)
     assert outcome(in_period) == ("validity", Outcome.VALID, "IN_PERIOD")
     assert in_period.evidence == {"validFrom": "2026-11-01", "validUntil": "2031-01-01", "date": "2026-11-23"}
-    assert check(ValidityCheck(), certificate, now=dt.datetime(2031, 1, 1, 23, 59, tzinfo=dt.UTC)).code == "IN_PERIOD"
+    assert (
+        check(ValidityCheck(), certificate, now=dt.datetime(2031, 1, 1, 23, 59, tzinfo=dt.UTC)).code
+        == "IN_PERIOD"
+    )
     assert check(ValidityCheck(), certificate, now=dt.datetime(2031, 1, 2, tzinfo=dt.UTC)).code == "EXPIRED"
-    assert check(ValidityCheck(), certificate, now=dt.datetime(2026, 10, 31, tzinfo=dt.UTC)).code == "NOT_YET_VALID"
+    assert (
+        check(ValidityCheck(), certificate, now=dt.datetime(2026, 10, 31, tzinfo=dt.UTC)).code
+        == "NOT_YET_VALID"
+    )
     assert check(ValidityCheck(), certificate.disclose(["validFrom"])).code == "VALIDITY_NOT_DISCLOSED"
-    assert check(ValidityCheck(), with_value(certificate, "validUntil", '"someday"')).code == "VALIDITY_MALFORMED"
+    assert (
+        check(ValidityCheck(), with_value(certificate, "validUntil", '"someday"')).code
+        == "VALIDITY_MALFORMED"
+    )
     permanent = issue([{"holder": {"name": "张三", "code": "11010519491231002X"}}])[0]
     result = check(ValidityCheck(), permanent, now=dt.datetime(2099, 1, 1, tzinfo=dt.UTC))
     assert (result.code, result.evidence["validUntil"]) == ("IN_PERIOD", None) and "长期" in result.message

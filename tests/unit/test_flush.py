@@ -27,9 +27,21 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     path = scope["path"]
     if path == "/big":
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(BIG)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", str(len(BIG)).encode())],
+            }
+        )
         for start in range(0, len(BIG), CHUNK):
-            await send({"type": "http.response.body", "body": BIG[start : start + CHUNK], "more_body": start + CHUNK < len(BIG)})
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": BIG[start : start + CHUNK],
+                    "more_body": start + CHUNK < len(BIG),
+                }
+            )
         return
     body = path.encode() * (10_000 if path == "/close" else 1)
     headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"text/plain")]
@@ -43,7 +55,13 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 def server(request: pytest.FixtureRequest) -> Iterator[str]:
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=ConsolidatedFlushProtocol, loop=request.param, log_level="warning", lifespan="off"
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=ConsolidatedFlushProtocol,
+        loop=request.param,
+        log_level="warning",
+        lifespan="off",
     )
     running = uvicorn.Server(config)
     thread = threading.Thread(target=running.run, daemon=True)
@@ -68,9 +86,15 @@ def test_pipelined_requests_are_answered_whole_and_in_order(server: str) -> None
     host, port = server.split(":")
     paths = [f"/r{n}" for n in range(8)]
     with socket.create_connection((host, int(port)), timeout=10) as connection:
-        connection.sendall(b"".join(f"GET {p} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for p in paths) + b"GET /close HTTP/1.1\r\nHost: x\r\n\r\n")
+        connection.sendall(
+            b"".join(f"GET {p} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for p in paths)
+            + b"GET /close HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
         received = _read_until_closed(connection)
-    bodies = [part.split(b"\r\n\r\n", 1)[1][: len(p)] for part, p in zip(received.split(b"HTTP/1.1 200 OK")[1:], [*paths, "/close"])]
+    bodies = [
+        part.split(b"\r\n\r\n", 1)[1][: len(p)]
+        for part, p in zip(received.split(b"HTTP/1.1 200 OK")[1:], [*paths, "/close"], strict=False)
+    ]
     assert bodies == [p.encode() for p in [*paths, "/close"]]
 
 

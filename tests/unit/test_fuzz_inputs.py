@@ -85,8 +85,15 @@ def assert_never_valid_offline(presentation: Presentation | None) -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=40) | st.binary(max_size=40).map(lambda b: "0x" + b.hex()),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True)
+    | st.text(max_size=40)
+    | st.binary(max_size=40).map(lambda b: "0x" + b.hex()),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=30,
 )
 
@@ -154,7 +161,9 @@ def mutated_packages(draw: st.DrawFn) -> dict:
 @given(mutated_packages())
 def test_mutated_packages(package: dict) -> None:
     assert_never_valid_offline(parse_or_refuse(Presentation.from_json, package))
-    assert_never_valid_offline(parse_or_refuse(presentation_from_text, json.dumps(package, ensure_ascii=False)))
+    assert_never_valid_offline(
+        parse_or_refuse(presentation_from_text, json.dumps(package, ensure_ascii=False))
+    )
 
 
 @FUZZ
@@ -164,7 +173,7 @@ def test_mutated_package_text(sample: Presentation, data: st.DataObject) -> None
     text = json.dumps(sample.to_json(), ensure_ascii=False)
     for _ in range(data.draw(st.integers(1, 4))):
         position = data.draw(st.integers(0, len(text) - 1))
-        text = text[:position] + data.draw(st.text(min_size=0, max_size=3)) + text[position + 1:]
+        text = text[:position] + data.draw(st.text(min_size=0, max_size=3)) + text[position + 1 :]
     assert_never_valid_offline(parse_or_refuse(presentation_from_text, text))
 
 
@@ -182,8 +191,16 @@ def _ec1(raw: bytes) -> str:
 
 
 cbor_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats() | st.text(max_size=30) | st.binary(max_size=70),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.integers(0, 12) | st.text(max_size=3), children, max_size=5),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.text(max_size=30)
+    | st.binary(max_size=70),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.integers(0, 12) | st.text(max_size=3), children, max_size=5)
+    ),
     max_leaves=25,
 )
 
@@ -252,7 +269,9 @@ def _decode_or_refuse(raw: bytes) -> None:
         reject()  # known, see test_an_image_in_pils_warning_band_is_refused
     assert isinstance(codes, list) and all(isinstance(c, str) for c in codes)
     for code in codes:
-        assert_never_valid_offline(parse_or_refuse(presentation_from_text, code)) if code != DISCLOSURE.to_ec1() else None
+        assert_never_valid_offline(
+            parse_or_refuse(presentation_from_text, code)
+        ) if code != DISCLOSURE.to_ec1() else None
 
 
 @FUZZ
@@ -302,7 +321,9 @@ def _run_isolated(body: str) -> int:
             raise SystemExit(3)
         """
     ).replace("{body}", textwrap.indent(textwrap.dedent(body), "    "))
-    return subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, timeout=120).returncode
+    return subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, timeout=120
+    ).returncode
 
 
 @pytest.mark.parametrize("where", ["package", "leaf value"])
@@ -332,7 +353,7 @@ def test_every_byte_insertion_into_a_qr_png_is_refused_or_read() -> None:
                 decode_qr(png[:position] + inserted + png[position:])
             except EcertError:
                 pass
-            except Exception as exc:  # noqa: BLE001 - collecting what leaks
+            except Exception as exc:
                 leaked.append((position, inserted, repr(exc)))
     assert not leaked
 
@@ -341,12 +362,20 @@ def _png_header(side: int) -> bytes:
     import struct
 
     def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        return (
+            struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        )
 
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+        + chunk(b"IEND", b"")
+    )
 
 
-@pytest.mark.parametrize("side", [7_000, 60_000])  # 49 MP (over our limit), 3.6 GP (PIL's DecompressionBombError)
+@pytest.mark.parametrize(
+    "side", [7_000, 60_000]
+)  # 49 MP (over our limit), 3.6 GP (PIL's DecompressionBombError)
 def test_a_decompression_bomb_is_refused(side: int) -> None:
     with pytest.raises(EcertError):
         decode_qr(_png_header(side))

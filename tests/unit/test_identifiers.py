@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 
 from registry.certificate.identifiers import (
     OID_ROOT,
+    USCC,
     Checked,
     IdNumber,
     LicenceId,
     Region,
-    USCC,
     build_licence_id,
     check_identifier,
     id_number_check_char,
@@ -35,9 +35,42 @@ TODAY = datetime.date(2024, 6, 1)
 
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 MOD37_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-PROVINCES = ["11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36",
-             "37", "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62",
-             "63", "64", "65", "71", "81", "82"]
+PROVINCES = [
+    "11",
+    "12",
+    "13",
+    "14",
+    "15",
+    "21",
+    "22",
+    "23",
+    "31",
+    "32",
+    "33",
+    "34",
+    "35",
+    "36",
+    "37",
+    "41",
+    "42",
+    "43",
+    "44",
+    "45",
+    "46",
+    "50",
+    "51",
+    "52",
+    "53",
+    "54",
+    "61",
+    "62",
+    "63",
+    "64",
+    "65",
+    "71",
+    "81",
+    "82",
+]
 FAST = settings(max_examples=40, database=None, deadline=None)
 
 
@@ -80,6 +113,7 @@ usccs = st.builds(
 
 # --- DESIGN vectors --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("text", "check"), [(VECTOR_F, "F"), (VECTOR_U, "U")])
 def test_design_vectors_are_valid(text: str, check: str) -> None:
     lic = parse_licence_id(text)
@@ -106,6 +140,7 @@ def test_uscc_and_id_vectors() -> None:
 
 
 # --- wrong check characters name the expected one --------------------------------------------
+
 
 @pytest.mark.parametrize("strict", [True, False])
 def test_licence_wrong_check_names_expected(strict: bool) -> None:
@@ -134,6 +169,7 @@ def test_embedded_uscc_check_is_verified() -> None:
 
 # --- property tests --------------------------------------------------------------------------
 
+
 @FAST
 @given(usccs)
 def test_uscc_round_trip_and_any_check_change_rejected(code: str) -> None:
@@ -146,8 +182,13 @@ def test_uscc_round_trip_and_any_check_change_rejected(code: str) -> None:
 
 
 @FAST
-@given(usccs, st.text("0123456789", min_size=3, max_size=3), usccs,
-       st.text(MOD37_ALPHABET, min_size=1, max_size=20), st.integers(1, 999))
+@given(
+    usccs,
+    st.text("0123456789", min_size=3, max_size=3),
+    usccs,
+    st.text(MOD37_ALPHABET, min_size=1, max_size=20),
+    st.integers(1, 999),
+)
 def test_licence_build_parse_round_trip(
     authority: str, suffix: str, issuer: str, serial: str, version: int
 ) -> None:
@@ -160,6 +201,7 @@ def test_licence_build_parse_round_trip(
 
 
 # --- regions, dates, formats -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("code", ["990000", "100100", "000000", "160000", "330006"])
 def test_bad_region(code: str) -> None:
@@ -241,7 +283,7 @@ def test_id_number_lowercase_x() -> None:
 
 
 def test_licence_lenient_repairs() -> None:
-    rootless = VECTOR_F[len(OID_ROOT) + 1:]
+    rootless = VECTOR_F[len(OID_ROOT) + 1 :]
     checked = check_identifier(rootless)
     assert checked.kind == "licence" and str(checked.value) == VECTOR_F
     assert any("OID root" in w for w in checked.warnings)
@@ -269,6 +311,7 @@ def test_licence_format(text: str) -> None:
 
 
 # --- building and versions -------------------------------------------------------------------
+
 
 def test_next_version_increments_and_changes_check() -> None:
     lic = parse_licence_id(VECTOR_F)
@@ -305,6 +348,7 @@ def test_check_functions_reject_bad_input() -> None:
 
 
 # --- routing ---------------------------------------------------------------------------------
+
 
 def test_check_identifier_routing() -> None:
     assert check_identifier(VECTOR_U) == Checked("licence", parse_licence_id(VECTOR_U), ())

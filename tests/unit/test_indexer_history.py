@@ -19,7 +19,15 @@ from registry.contracts.certificate_registry import Status
 from registry.contracts.trust_registry import to_bytes32
 from registry.indexer.errors import CertificateIndexOutOfRange
 from registry.indexer.events import ChainEvent, EventDecoder, rows_for
-from registry.indexer.records import AgencyHistory, BatchRecord, KeyHistory, KeyStanding, StatusEvent, batch_record, status_at
+from registry.indexer.records import (
+    AgencyHistory,
+    BatchRecord,
+    KeyHistory,
+    KeyStanding,
+    StatusEvent,
+    batch_record,
+    status_at,
+)
 from registry.indexer.store import StatusChange, TypeGrant
 
 KEY = "0x" + "ab" * 20
@@ -50,12 +58,16 @@ def batch(count: int, events: list[StatusEvent]) -> BatchRecord:
         (100, 200, 150, 180, False),
     ],
 )
-def test_key_standing_is_the_contracts_rule(valid_from: int, retired_at: int, compromised_since: int, at: int, good: bool) -> None:
+def test_key_standing_is_the_contracts_rule(
+    valid_from: int, retired_at: int, compromised_since: int, at: int, good: bool
+) -> None:
     assert KeyStanding(KEY, "A", 1, valid_from, retired_at, compromised_since).is_good_at(at) is good
 
 
 def test_a_key_record_as_known_at_a_time() -> None:
-    key = KeyHistory(KEY, "A", 1, 100, 100, ((300, "compromised", 250), (400, "compromised", 120), (500, "retired", 500)))
+    key = KeyHistory(
+        KEY, "A", 1, 100, 100, ((300, "compromised", 250), (400, "compromised", 120), (500, "retired", 500))
+    )
     assert key.standing(99) is None  # not added yet
     assert (key.standing(299).compromised_since, key.standing(299).retired_at) == (0, 0)  # type: ignore[union-attr]
     assert key.standing(300).compromised_since == 250  # type: ignore[union-attr]
@@ -65,10 +77,18 @@ def test_a_key_record_as_known_at_a_time() -> None:
 
 def test_agency_suspensions_and_grants_over_time() -> None:
     agency = AgencyHistory(
-        "A", 1, 330100, "杭州", 50, ((100, True, KEY), (200, False, KEY)), ((50, "T1", True), (60, "T2", True), (150, "T1", False))
+        "A",
+        1,
+        330100,
+        "杭州",
+        50,
+        ((100, True, KEY), (200, False, KEY)),
+        ((50, "T1", True), (60, "T2", True), (150, "T1", False)),
     )
     assert [agency.is_suspended_at(t) for t in (99, 100, 199, 200)] == [False, True, True, False]
-    assert agency.types_at(55) == {"T1"} and agency.types_at(149) == {"T1", "T2"} and agency.types_at() == {"T2"}
+    assert (
+        agency.types_at(55) == {"T1"} and agency.types_at(149) == {"T1", "T2"} and agency.types_at() == {"T2"}
+    )
 
 
 # ─── certificate status ─────────────────────────────────────────────────────────────────
@@ -84,11 +104,16 @@ def test_status_replay_with_reason_and_since() -> None:
     ])  # fmt: skip
     assert status_at(record, 1, 999).anchored is False
     assert status_at(record, 1, 1000) == status_at(record, 0, 1000)
-    assert (status_at(record, 1, 1000).status, status_at(record, 1, 1000).since) == (Status.ACTIVE, ANCHORED_AT)
+    assert (status_at(record, 1, 1000).status, status_at(record, 1, 1000).since) == (
+        Status.ACTIVE,
+        ANCHORED_AT,
+    )
     suspended = status_at(record, 1, 1250)
     assert (suspended.status, suspended.reason, suspended.since) == (Status.SUSPENDED, 2, 1100)
     assert (status_at(record, 1, None).status, status_at(record, 1, None).reason) == (Status.ACTIVE, 1)
-    assert status_at(record, 0, None).reason is None  # a reinstatement of an active certificate changes nothing
+    assert (
+        status_at(record, 0, None).reason is None
+    )  # a reinstatement of an active certificate changes nothing
     assert (status_at(record, 259, None).status, status_at(record, 259, None).reason, status_at(record, 259, None).since) == (
         Status.REVOKED, 7, 1400,
     )  # fmt: skip
@@ -168,16 +193,30 @@ def test_event_rows_keep_position_and_time() -> None:
     assert model is StatusChange
     assert (values["block_number"], values["log_index"], values["block_time"]) == (42, 7, 9)
     assert int.from_bytes(values["mask"], "big") == (1 << 255) | 1 and values["tx_hash"] == b"\x04" * 32
-    granted = rows_for(event("TypesGranted", code=to_bytes32("A"), typeCodes=[to_bytes32("T1"), to_bytes32("T2")]), 9, no_agency_lookup)
-    assert [(m, v["position"], v["type_code"], v["granted"]) for m, v in granted] == [(TypeGrant, 0, "T1", True), (TypeGrant, 1, "T2", True)]
-    assert rows_for(event("RoleGranted", role=b"\x00" * 32, account=KEY, sender=KEY), 9, no_agency_lookup) == []
+    granted = rows_for(
+        event("TypesGranted", code=to_bytes32("A"), typeCodes=[to_bytes32("T1"), to_bytes32("T2")]),
+        9,
+        no_agency_lookup,
+    )
+    assert [(m, v["position"], v["type_code"], v["granted"]) for m, v in granted] == [
+        (TypeGrant, 0, "T1", True),
+        (TypeGrant, 1, "T2", True),
+    ]
+    assert (
+        rows_for(event("RoleGranted", role=b"\x00" * 32, account=KEY, sender=KEY), 9, no_agency_lookup) == []
+    )
 
 
 def test_bulk_revocations_are_status_changes() -> None:
     revoked = event("CertificatesRevoked", root=b"\x01" * 32, word=3, mask=(1 << 255) | 1, reason=7)
     [(model, values)] = rows_for(revoked, 9, no_agency_lookup)
     assert model is StatusChange
-    assert (values["root"], values["word"], values["status"], values["reason"]) == (b"\x01" * 32, 3, Status.REVOKED, 7)
+    assert (values["root"], values["word"], values["status"], values["reason"]) == (
+        b"\x01" * 32,
+        3,
+        Status.REVOKED,
+        7,
+    )
     assert int.from_bytes(values["mask"], "big") == (1 << 255) | 1 and values["tx_hash"] == b"\x04" * 32
 
 
@@ -185,7 +224,9 @@ def test_bulk_revocations_are_status_changes() -> None:
 def test_the_anonymous_revocation_event_is_told_by_its_single_topic(root: bytes) -> None:
     """Its only topic is a root, which may even equal another event's signature hash."""
     address = "0x" + "cd" * 20
-    contract = Web3().eth.contract(address=Web3.to_checksum_address(address), abi=artifact("CertificateRegistry").abi)
+    contract = Web3().eth.contract(
+        address=Web3.to_checksum_address(address), abi=artifact("CertificateRegistry").abi
+    )
     decoder = EventDecoder(contract)
     log = {
         "address": address, "topics": [HexBytes(root)], "data": HexBytes(encode(["uint256", "uint256", "uint8"], [3, FULL_WORD, 7])),
@@ -194,7 +235,15 @@ def test_the_anonymous_revocation_event_is_told_by_its_single_topic(root: bytes)
     }  # fmt: skip
     decoded = decoder.decode(log)
     assert decoded is not None and decoded.name == "CertificatesRevoked"
-    assert (bytes(decoded.args["root"]), decoded.args["word"], decoded.args["mask"], decoded.args["reason"]) == (root, 3, FULL_WORD, 7)
+    assert (
+        bytes(decoded.args["root"]),
+        decoded.args["word"],
+        decoded.args["mask"],
+        decoded.args["reason"],
+    ) == (root, 3, FULL_WORD, 7)
     assert decoder.decode(log | {"address": "0x" + "ef" * 20}) is None
-    named = log | {"topics": [HexBytes(keccak(text="BatchRevoked(bytes32,uint8)")), HexBytes(root)], "data": HexBytes(encode(["uint8"], [7]))}
+    named = log | {
+        "topics": [HexBytes(keccak(text="BatchRevoked(bytes32,uint8)")), HexBytes(root)],
+        "data": HexBytes(encode(["uint8"], [7])),
+    }
     assert decoder.decode(named).name == "BatchRevoked"  # type: ignore[union-attr]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from registry.machine_speed import KIB, _pure_python_loop, baseline
 from registry.certificate.merkle import keccak
+from registry.machine_speed import KIB, _pure_python_loop, baseline
 
 
 def test_the_baseline_measures_fixed_work_and_reports_rates() -> None:

@@ -126,7 +126,9 @@ def test_batch_tree_known_answer() -> None:
     ]
     multi = tree.multiproof([0, 3, 4])
     assert multi.value_indices == [0, 4, 3]
-    assert [p.hex() for p in multi.proof] == ["42af6b10e3051357c7f50efd4cec8698ca8016adf4d13ef3ac308a25c265a545"]
+    assert [p.hex() for p in multi.proof] == [
+        "42af6b10e3051357c7f50efd4cec8698ca8016adf4d13ef3ac308a25c265a545"
+    ]
     assert multi.proof_flags == [True, False, True]
     assert multi.leaves == [standard_leaf_hash(encode_batch_leaf(BATCH_DIGESTS[i], i)) for i in (0, 4, 3)]
 
@@ -210,7 +212,7 @@ def test_proofs_verify_and_any_flipped_bit_fails(n: int, seed: int, data: st.Dat
     assert not verify_proof(_flip(tree.root, bit), leaves[i], proof)
     if proof:
         k = data.draw(st.integers(0, len(proof) - 1))
-        assert not verify_proof(tree.root, leaves[i], proof[:k] + [_flip(proof[k], bit)] + proof[k + 1 :])
+        assert not verify_proof(tree.root, leaves[i], [*proof[:k], _flip(proof[k], bit), *proof[k + 1 :]])
 
 
 @settings(max_examples=80, deadline=None)
@@ -227,10 +229,10 @@ def test_multiproofs_verify_and_tampering_fails(n: int, seed: int, data: st.Data
     assert verify_multiproof(tree.root, multi.leaves, multi.proof, multi.proof_flags)
     bit = data.draw(st.integers(0, 255))
     k = data.draw(st.integers(0, len(multi.leaves) - 1))
-    bad_leaves = multi.leaves[:k] + [_flip(multi.leaves[k], bit)] + multi.leaves[k + 1 :]
+    bad_leaves = [*multi.leaves[:k], _flip(multi.leaves[k], bit), *multi.leaves[k + 1 :]]
     assert not verify_multiproof(tree.root, bad_leaves, multi.proof, multi.proof_flags)
     if multi.proof:
-        bad_proof = [_flip(multi.proof[0], bit)] + multi.proof[1:]
+        bad_proof = [_flip(multi.proof[0], bit), *multi.proof[1:]]
         assert not verify_multiproof(tree.root, multi.leaves, bad_proof, multi.proof_flags)
 
 
@@ -238,10 +240,10 @@ def test_inconsistent_multiproofs_raise_in_process_and_fail_in_verify() -> None:
     tree = MerkleTree(_hashes(6))
     multi = tree.multiproof([0, 2, 5])
     cases = [
-        (multi.leaves, multi.proof, multi.proof_flags + [True]),
+        (multi.leaves, multi.proof, [*multi.proof_flags, True]),
         (multi.leaves, multi.proof[:-1], multi.proof_flags),
         (multi.leaves[:-1], multi.proof, multi.proof_flags),
-        (multi.leaves + [bytes(31)], multi.proof, multi.proof_flags),
+        ([*multi.leaves, bytes(31)], multi.proof, multi.proof_flags),
         ([], [], []),
     ]
     for leaves, proof, flags in cases:

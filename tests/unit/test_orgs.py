@@ -27,16 +27,18 @@ class Clock:
 
 
 @pytest.fixture
-def node(tmp_path: Path):  # noqa: ANN201
+def node(tmp_path: Path):
     engine = make_engine(f"sqlite:///{tmp_path / 'verifier.sqlite'}")
     migrate(engine)
     yield sessions(engine)
     engine.dispose()
 
 
-def test_every_worker_refuses_a_revoked_key_within_5_s(node) -> None:  # noqa: ANN001
+def test_every_worker_refuses_a_revoked_key_within_5_s(node) -> None:
     clocks = [Clock(), Clock()]
-    workers = [Organisations(node, rate_per_min=60_000, clock=clock) for clock in clocks]  # two worker processes' caches
+    workers = [
+        Organisations(node, rate_per_min=60_000, clock=clock) for clock in clocks
+    ]  # two worker processes' caches
     admin = Organisations(node, rate_per_min=1)  # the `ecert verifier org …` command
     org_id, key = admin.add("某某银行杭州分行", "330100", "bank")
     _, other = admin.add("另一银行", "330100", "bank")
@@ -53,7 +55,7 @@ def test_every_worker_refuses_a_revoked_key_within_5_s(node) -> None:  # noqa: A
     assert [(v.id, v.active_keys) for v in admin.list()] == [(org_id, 0), (org_id + 1, 1)]
 
 
-def test_a_cached_key_is_read_again_only_after_the_cache_period(node) -> None:  # noqa: ANN001
+def test_a_cached_key_is_read_again_only_after_the_cache_period(node) -> None:
     """Between two reads a worker answers from memory: no database read on the hot path."""
     clock = Clock()
     worker = Organisations(node, rate_per_min=60_000, clock=clock)
@@ -68,7 +70,7 @@ def test_a_cached_key_is_read_again_only_after_the_cache_period(node) -> None:  
         worker.authenticate(key)
 
 
-def test_rotating_a_key_retires_the_old_one_now_or_after_a_grace_period(node) -> None:  # noqa: ANN001
+def test_rotating_a_key_retires_the_old_one_now_or_after_a_grace_period(node) -> None:
     clock = Clock()
     worker = Organisations(node, rate_per_min=60_000, clock=clock)
     admin = Organisations(node, rate_per_min=1)
@@ -93,7 +95,7 @@ def test_rotating_a_key_retires_the_old_one_now_or_after_a_grace_period(node) ->
     assert worker.authenticate(third).organisation_id == org_id
 
 
-def test_unknown_organisations_and_keys_are_reported(node) -> None:  # noqa: ANN001
+def test_unknown_organisations_and_keys_are_reported(node) -> None:
     admin = Organisations(node, rate_per_min=1)
     with pytest.raises(NotFound):
         admin.revoke(42)

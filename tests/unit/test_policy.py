@@ -19,13 +19,37 @@ def policy(*rules: dict, region: str = "330000") -> Policy:
 
 @pytest.mark.parametrize(
     ("pattern", "prefix"),
-    [("*", ""), ("440000", "44"), ("44xxxx", "44"), ("440100", "4401"), ("4401xx", "4401"), ("440103", "440103"), ("3301xx", "3301")],
+    [
+        ("*", ""),
+        ("440000", "44"),
+        ("44xxxx", "44"),
+        ("440100", "4401"),
+        ("4401xx", "4401"),
+        ("440103", "440103"),
+        ("3301xx", "3301"),
+    ],
 )
 def test_region_patterns_are_gbt2260_prefixes(pattern: str, prefix: str) -> None:
     assert region_prefix(pattern) == prefix
 
 
-@pytest.mark.parametrize("pattern", ["", "44", "4401", "4401000", "000000", "00xxxx", "xx0000", "44x100", "44xx01", "４４００００", "**", 440000])
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "",
+        "44",
+        "4401",
+        "4401000",
+        "000000",
+        "00xxxx",
+        "xx0000",
+        "44x100",
+        "44xx01",
+        "４４００００",
+        "**",
+        440000,
+    ],
+)
 def test_bad_region_patterns_are_refused(pattern) -> None:
     with pytest.raises(ConfigError) as refused:
         policy({"types": ["*"], "regions": [pattern]})
@@ -68,7 +92,10 @@ def test_a_malformed_issuer_region_is_never_recognised(issuer_region) -> None:
 
 
 def test_an_empty_policy_recognises_nothing() -> None:
-    assert policy().allows(LICENCE, "330100") == (False, f"Node 330000 does not recognise type {LICENCE} issued in region 330100")
+    assert policy().allows(LICENCE, "330100") == (
+        False,
+        f"Node 330000 does not recognise type {LICENCE} issued in region 330100",
+    )
 
 
 @pytest.mark.parametrize(
@@ -99,19 +126,27 @@ def test_required_fields_are_the_union_of_matching_rules() -> None:
     )
     assert p.required_fields(LICENCE, 440100) == ("ext.scope", "holder.name", "validFrom")
     assert p.required_fields(LICENCE, 330100) == ("validFrom",)
-    assert p.missing_fields(LICENCE, 440100, ["validFrom", "ext.scope[0]", "holder.nameMasked"]) == ["holder.name"]
+    assert p.missing_fields(LICENCE, 440100, ["validFrom", "ext.scope[0]", "holder.nameMasked"]) == [
+        "holder.name"
+    ]
     assert p.missing_fields(DRIVING, 110000, ["validFrom"]) == []
 
 
 def test_covers_path() -> None:
-    assert covers_path("ext.scope", "ext.scope[1]") and covers_path("holder", "holder.name") and covers_path("a", "a")
-    assert not covers_path("holder.name", "holder.nameMasked") and not covers_path("ext.scope[1]", "ext.scope[10]")
+    assert (
+        covers_path("ext.scope", "ext.scope[1]")
+        and covers_path("holder", "holder.name")
+        and covers_path("a", "a")
+    )
+    assert not covers_path("holder.name", "holder.nameMasked") and not covers_path(
+        "ext.scope[1]", "ext.scope[10]"
+    )
 
 
 def test_load_reports_the_file(tmp_path) -> None:
     path = tmp_path / "bad.json"
     path.write_text('{"region": "330000", "recognize": []}')
-    with pytest.raises(ConfigError, match="bad.json"):
+    with pytest.raises(ConfigError, match=r"bad\.json"):
         Policy.load(path)
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="not JSON"):
@@ -122,12 +157,16 @@ def test_load_reports_the_file(tmp_path) -> None:
 
 def test_the_example_policies() -> None:
     assert sorted(p.name for p in POLICY_DIR.glob("*.json")) == ["310000.json", "330000.json", "440000.json"]
-    zhejiang, shanghai, guangdong = (Policy.load(POLICY_DIR / f"{r}.json") for r in ("330000", "310000", "440000"))
+    zhejiang, shanghai, guangdong = (
+        Policy.load(POLICY_DIR / f"{r}.json") for r in ("330000", "310000", "440000")
+    )
     assert (zhejiang.region, shanghai.region, guangdong.region) == ("330000", "310000", "440000")
     for type_code in (LICENCE, DRIVING):
         for region in (330100, 310115, 440100, 650102):
             assert zhejiang.allows(type_code, region)[0]
             assert guangdong.allows(type_code, region)[0] is (type_code == LICENCE)
-            assert shanghai.allows(type_code, region)[0] is (type_code == LICENCE and region in (330100, 310115))
+            assert shanghai.allows(type_code, region)[0] is (
+                type_code == LICENCE and region in (330100, 310115)
+            )
     for path in POLICY_DIR.glob("*.json"):
         assert json.loads(path.read_text(encoding="utf-8"))["region"] == path.stem

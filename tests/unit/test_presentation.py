@@ -23,7 +23,11 @@ REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 def batch():
     rng = random.Random(1)
     records = [
-        {"holder": {"name": f"持证人{i}", "code": "11010519491231002X"}, "validUntil": "2031-01-01", "ext": {"scope": ["餐饮", "零售"], "n": i}}
+        {
+            "holder": {"name": f"持证人{i}", "code": "11010519491231002X"},
+            "validUntil": "2031-01-01",
+            "ext": {"scope": ["餐饮", "零售"], "n": i},
+        }
         for i in range(5)
     ]
     return build_batch(
@@ -35,11 +39,17 @@ def batch():
 
 def test_fields_hold_the_standard_metadata_and_masked_twin(batch) -> None:
     fields = batch.presentations[2].fields()
-    assert fields["identifier"].startswith("1.2.156.3005.2.11100000000013338W001.11330100002493028E.T0000003.001.")
+    assert fields["identifier"].startswith(
+        "1.2.156.3005.2.11100000000013338W001.11330100002493028E.T0000003.001."
+    )
     assert fields["issuer"] == {"name": ISSUER.name, "code": ISSUER.code, "region": "330100"}
     assert fields["holder"]["codeMasked"] == "1101**********002X" == mask_code("11010519491231002X")
     assert fields["ext"]["scope"] == ["餐饮", "零售"]
-    assert (fields["issuedDate"], fields["validFrom"], fields["validUntil"]) == ("2026-11-23", "2026-11-23", "2031-01-01")
+    assert (fields["issuedDate"], fields["validFrom"], fields["validUntil"]) == (
+        "2026-11-23",
+        "2026-11-23",
+        "2031-01-01",
+    )
 
 
 def test_json_round_trip(batch) -> None:
@@ -54,7 +64,9 @@ def test_ec1_round_trip_full_and_disclosed(batch) -> None:
     disclosed = full.disclose(["holder.name", "holder.codeMasked", "validFrom", "validUntil"])
     for presentation in (full, disclosed):
         text = presentation.to_ec1()
-        assert text.startswith("EC1:") and set(text[4:]) <= set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
+        assert text.startswith("EC1:") and set(text[4:]) <= set(
+            "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+        )
         again = Presentation.from_ec1(text)
         assert again == presentation
         assert again.computed_digest() == full.digest
@@ -63,8 +75,16 @@ def test_ec1_round_trip_full_and_disclosed(batch) -> None:
 def test_disclosure_shows_only_chosen_fields_and_still_proves_the_digest(batch) -> None:
     full = batch.presentations[1]
     disclosed = full.disclose(["holder.name", "validFrom"])
-    bound = {"identifier": full.values()["identifier"], "typeCode": full.values()["typeCode"], "issuer": {"code": full.values()["issuer.code"]}}
-    assert disclosed.fields() == {"holder": {"name": "持证人1"}, "validFrom": "2026-11-23", **bound}  # the type and agency always come along
+    bound = {
+        "identifier": full.values()["identifier"],
+        "typeCode": full.values()["typeCode"],
+        "issuer": {"code": full.values()["issuer.code"]},
+    }
+    assert disclosed.fields() == {
+        "holder": {"name": "持证人1"},
+        "validFrom": "2026-11-23",
+        **bound,
+    }  # the type and agency always come along
     assert disclosed.is_partial and disclosed.computed_digest() == disclosed.digest
     hidden = dataclasses.replace(disclosed, leaves=disclosed.leaves[:1])
     with pytest.raises(CertificateError):
@@ -79,7 +99,17 @@ def test_disclosing_an_unknown_field_names_it(batch) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "EC1:", "EC1:%%%%", "EC2:ABC", "EC1:" + "A" * 20000, "EC1:0123456789", "{", "[]", '{"format": "ecert/1"}'],
+    [
+        "",
+        "EC1:",
+        "EC1:%%%%",
+        "EC2:ABC",
+        "EC1:" + "A" * 20000,
+        "EC1:0123456789",
+        "{",
+        "[]",
+        '{"format": "ecert/1"}',
+    ],
 )
 def test_malformed_inputs_raise_a_certificate_error(text: str) -> None:
     from verifier.inputs import presentation_from_text

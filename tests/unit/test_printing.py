@@ -32,13 +32,18 @@ DEMO, PERSON, MALICIOUS, LONG = range(4)
 
 @pytest.fixture(scope="module")
 def batch():
-    records = [json.loads(line) for line in (ROOT / "issuer" / "demo_records.jsonl").read_text("utf-8").splitlines()[:2]]
+    records = [
+        json.loads(line)
+        for line in (ROOT / "issuer" / "demo_records.jsonl").read_text("utf-8").splitlines()[:2]
+    ]
     assert records[PERSON]["holder"]["code"] == ID_NUMBER and "validUntil" not in records[PERSON]
     records.append({
         "holder": {"name": "恶意测试有限公司", "code": "91330108MA27Y8AB1P"},
         "ext": {"note": "<script>alert('x')</script>", "type": "A&B <b>公司</b>"},
     })  # fmt: skip
-    records.append({"holder": {"name": "长范围有限公司", "code": "91330108MA27Y8AB1P"}, "ext": {"scope": LONG_SCOPE}})
+    records.append(
+        {"holder": {"name": "长范围有限公司", "code": "91330108MA27Y8AB1P"}, "ext": {"scope": LONG_SCOPE}}
+    )
     batch = build_batch(
         records, type_code="11100000000013338W001", type_name="营业执照", issuer=ISSUER,
         signing_key=bytes(Account.create().key), chain_id=31337, registry=REGISTRY,
@@ -90,7 +95,9 @@ def test_html_masks_an_id_number_and_prints_long_term(batch) -> None:
 def test_a_disclosure_hides_what_the_holder_did_not_show(batch) -> None:
     full = batch.presentations[PERSON]
     # holder.code disclosed without its masked twin: still printed masked.
-    shown = full.disclose(["name", "identifier", "holder.name", "holder.code", "holder.codeType", "validFrom", "issuer.name"])
+    shown = full.disclose(
+        ["name", "identifier", "holder.name", "holder.code", "holder.codeType", "validFrom", "issuer.name"]
+    )
     html = render_licence_html(shown)
     assert "1101**********002X" in html and ID_NUMBER not in html
     # validUntil not disclosed is not 长期: the holder may just have hidden it.
@@ -128,7 +135,9 @@ def test_rendering_is_pure(batch) -> None:
     presentation = batch.presentations[DEMO]
     before = presentation.to_json()
     assert render_licence_html(presentation) == render_licence_html(presentation)
-    assert render_licence_pdf(presentation) == render_licence_pdf(presentation)  # invariant PDF: no timestamps
+    assert render_licence_pdf(presentation) == render_licence_pdf(
+        presentation
+    )  # invariant PDF: no timestamps
     assert presentation.to_json() == before
     assert licence_face(presentation).title == "营业执照"
 
@@ -189,13 +198,17 @@ def test_save_artifacts_for_review(batch) -> None:
     html_path = ARTIFACTS / "licence.html"
     html_path.write_text(render_licence_html(presentation), encoding="utf-8")
     (ARTIFACTS / "licence.pdf").write_bytes(render_licence_pdf(presentation))
-    (ARTIFACTS / "licence-id-holder.html").write_text(render_licence_html(batch.presentations[PERSON]), encoding="utf-8")
+    (ARTIFACTS / "licence-id-holder.html").write_text(
+        render_licence_html(batch.presentations[PERSON]), encoding="utf-8"
+    )
     (ARTIFACTS / "licence-id-holder.pdf").write_bytes(render_licence_pdf(batch.presentations[PERSON]))
     (ARTIFACTS / "licence-en.html").write_text(render_licence_html(presentation, lang="en"), encoding="utf-8")
     (ARTIFACTS / "licence-long-scope.pdf").write_bytes(render_licence_pdf(batch.presentations[LONG]))
     assert _pdf((ARTIFACTS / "licence.pdf").read_bytes()).pages
 
-    chromium = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    chromium = shutil.which("chromium") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+    )
     if chromium is None:
         pytest.skip("chromium is not installed: no screenshot (HTML and PDF are saved)")
     screenshot = ARTIFACTS / "licence.png"

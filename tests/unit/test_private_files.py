@@ -44,16 +44,23 @@ def core(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 @pytest.mark.parametrize(
     ("settings", "folder", "database"),
     [
-        (lambda: IssuerSettings(), "issuer", "issuer.sqlite"),
+        (IssuerSettings, "issuer", "issuer.sqlite"),
         (lambda: VerifierSettings(region="330000"), "verifier-330000", "verifier.sqlite"),
-        (lambda: WalletSettings(), "wallet", "wallet.sqlite"),
+        (WalletSettings, "wallet", "wallet.sqlite"),
     ],
 )
-def test_service_databases_under_the_home_are_0600_in_0700_folders(core: Settings, settings, folder: str, database: str) -> None:  # noqa: ANN001
+def test_service_databases_under_the_home_are_0600_in_0700_folders(
+    core: Settings, settings, folder: str, database: str
+) -> None:
     url = settings().url(core)
     path = core.home / folder / database
     assert url == f"sqlite:///{path.resolve()}"
-    assert (mode(path), mode(path.parent), mode(core.home), mode(core.home.parent)) == (0o600, 0o700, 0o700, 0o700)
+    assert (mode(path), mode(path.parent), mode(core.home), mode(core.home.parent)) == (
+        0o600,
+        0o700,
+        0o700,
+        0o700,
+    )
     # a database and folder an older version left open are closed again
     os.chmod(path, 0o644)
     os.chmod(path.parent, 0o755)
@@ -94,8 +101,13 @@ def test_holder_packages_written_by_ecert_issue_are_0600_in_a_0700_folder(tmp_pa
     from issuer.cli import _out_folder, _write_packages
 
     presentation = SimpleNamespace(to_json=lambda: {"holder": {"name": "张三"}}, to_ec1=lambda: "EC1:TEST")
-    job = SimpleNamespace(id="job-1", errors=[{"position": 2, "code": "FIELD_INVALID", "field": "holder.code", "message": "bad"}])
-    service = SimpleNamespace(job_packages=lambda agency, job_id: [("ID-1", presentation)], job=lambda agency, job_id: job)
+    job = SimpleNamespace(
+        id="job-1",
+        errors=[{"position": 2, "code": "FIELD_INVALID", "field": "holder.code", "message": "bad"}],
+    )
+    service = SimpleNamespace(
+        job_packages=lambda agency, job_id: [("ID-1", presentation)], job=lambda agency, job_id: job
+    )
     out = tmp_path / "issued" / "zj"
     _out_folder(out)
     assert _write_packages(SimpleNamespace(service=service), "AGENCY", [job], out, qr=True) == (1, 1)

@@ -45,8 +45,12 @@ def test_off_a_terminal_slow_progress_still_shows_every_two_seconds() -> None:
             clock.now += 1.0
             tally.update({"stored": stored})
     lines = out.getvalue().splitlines()
-    assert lines[1:-1] == [f"stored {n}/1000 · sealed 0/{n} · anchored 0/0 · confirmed 0/0" for n in (200, 400, 600, 800)]
-    assert lines[-1] == "stored 900/1000 · sealed 0/900 · anchored 0/0 · confirmed 0/0"  # the last word on leaving
+    assert lines[1:-1] == [
+        f"stored {n}/1000 · sealed 0/{n} · anchored 0/0 · confirmed 0/0" for n in (200, 400, 600, 800)
+    ]
+    assert (
+        lines[-1] == "stored 900/1000 · sealed 0/900 · anchored 0/0 · confirmed 0/0"
+    )  # the last word on leaving
 
 
 def test_on_a_terminal_the_stages_are_bars() -> None:

@@ -24,7 +24,14 @@ from registry.certificate.model import Issuer
 from registry.errors import KeystoreError
 from verifier.checks.base import CheckResult, Outcome
 from verifier.pipeline import Report
-from verifier.receipts import ReceiptSigner, canonical_bytes, digest_request, key_id, make_receipt, verify_receipt
+from verifier.receipts import (
+    ReceiptSigner,
+    canonical_bytes,
+    digest_request,
+    key_id,
+    make_receipt,
+    verify_receipt,
+)
 
 CHECKED_AT = dt.datetime(2026, 11, 23, 8, 30, 15, 123456, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 
@@ -49,18 +56,29 @@ def signer() -> ReceiptSigner:
 def report(verdict: Outcome = Outcome.INVALID) -> Report:
     checks = [
         CheckResult("integrity", Outcome.VALID, "DIGEST_OK", "ok", {"digest": "0x00"}),
-        CheckResult("status", Outcome.INVALID if verdict is Outcome.INVALID else Outcome.VALID, "CERT_REVOKED", "撤销"),
+        CheckResult(
+            "status", Outcome.INVALID if verdict is Outcome.INVALID else Outcome.VALID, "CERT_REVOKED", "撤销"
+        ),
     ]
     return Report(verdict, checks, CHECKED_AT)
 
 
 @pytest.fixture(scope="module")
 def document(signer: ReceiptSigner, presentation) -> dict:
-    body = make_receipt(report(), request_digest=digest_request(presentation), chain_id=31337, block=42, source="chain", region="330000")
+    body = make_receipt(
+        report(),
+        request_digest=digest_request(presentation),
+        chain_id=31337,
+        block=42,
+        source="chain",
+        region="330000",
+    )
     return signer.sign(body)
 
 
-def test_receipt_body_names_the_answer_and_the_node(document: dict, signer: ReceiptSigner, presentation) -> None:
+def test_receipt_body_names_the_answer_and_the_node(
+    document: dict, signer: ReceiptSigner, presentation
+) -> None:
     receipt = document["receipt"]
     assert receipt == {
         "requestDigest": "0x" + digest_request(presentation).hex(),
@@ -82,7 +100,13 @@ def test_receipt_body_names_the_answer_and_the_node(document: dict, signer: Rece
 def test_round_trip_with_every_public_key_form(document: dict, signer: ReceiptSigner) -> None:
     raw = base64.b64decode(signer.public_key_b64())
     assert len(raw) == 32 and signer.key_id == key_id(signer.public_key()) and len(signer.key_id) == 16
-    for key in (signer.public_key(), signer.public_key_pem(), signer.public_key_pem().encode(), signer.public_key_b64(), raw):
+    for key in (
+        signer.public_key(),
+        signer.public_key_pem(),
+        signer.public_key_pem().encode(),
+        signer.public_key_b64(),
+        raw,
+    ):
         assert verify_receipt(document, key)
     # after a trip through JSON text, as a bank would store it
     assert verify_receipt(json.loads(json.dumps(document)), signer.public_key())
@@ -93,7 +117,14 @@ def test_signature_is_over_the_rfc8785_bytes_of_the_receipt(document: dict, sign
 
 
 def test_offline_receipt_has_no_chain(signer: ReceiptSigner, presentation) -> None:
-    body = make_receipt(report(Outcome.ERROR), request_digest=digest_request(presentation), chain_id=None, block=None, source="offline", region="310000")
+    body = make_receipt(
+        report(Outcome.ERROR),
+        request_digest=digest_request(presentation),
+        chain_id=None,
+        block=None,
+        source="offline",
+        region="310000",
+    )
     document = signer.sign(body)
     assert (document["receipt"]["chainId"], document["receipt"]["block"]) == (None, None)
     assert verify_receipt(document, signer.public_key())
@@ -104,9 +135,12 @@ def test_every_changed_byte_fails(document: dict, signer: ReceiptSigner) -> None
     rng = random.Random(3)
     tried = 0
     for position in range(len(text)):
-        for replacement in {rng.choice("0123456789abcdefABCXYZ\"{}[],:+/= nul"), chr(ord(text[position]) ^ 1)} - {text[position]}:
+        for replacement in {
+            rng.choice('0123456789abcdefABCXYZ"{}[],:+/= nul'),
+            chr(ord(text[position]) ^ 1),
+        } - {text[position]}:
             try:
-                mutant = json.loads(text[:position] + replacement + text[position + 1:])
+                mutant = json.loads(text[:position] + replacement + text[position + 1 :])
             except ValueError:
                 continue  # not JSON any more: nothing to present
             if mutant == document:
@@ -121,24 +155,37 @@ def test_every_changed_signature_bit_fails(document: dict, signer: ReceiptSigner
     for bit in range(0, 512, 7):
         flipped = bytearray(signature)
         flipped[bit // 8] ^= 1 << (bit % 8)
-        assert not verify_receipt({**document, "signature": base64.b64encode(bytes(flipped)).decode()}, signer.public_key())
+        assert not verify_receipt(
+            {**document, "signature": base64.b64encode(bytes(flipped)).decode()}, signer.public_key()
+        )
 
 
 def test_wrong_key_fails(document: dict) -> None:
     other = ReceiptSigner.generate()
     assert not verify_receipt(document, other.public_key())
     # a receipt re-signed by another key but still naming the first key's id
-    forged = {"receipt": document["receipt"], "signature": base64.b64encode(other._key.sign(canonical_bytes(document["receipt"]))).decode()}
+    forged = {
+        "receipt": document["receipt"],
+        "signature": base64.b64encode(other._key.sign(canonical_bytes(document["receipt"]))).decode(),
+    }
     assert not verify_receipt(forged, other.public_key())
 
 
 @pytest.mark.parametrize(
     "mangle",
     [
-        lambda d: None, lambda d: [], lambda d: "receipt", lambda d: {}, lambda d: {"receipt": d["receipt"]},
-        lambda d: {**d, "extra": 1}, lambda d: {**d, "signature": None}, lambda d: {**d, "signature": "not base64!"},
-        lambda d: {**d, "signature": base64.b64encode(b"short").decode()}, lambda d: {**d, "signature": d["signature"][:-4]},
-        lambda d: {**d, "receipt": None}, lambda d: {**d, "receipt": {**d["receipt"], "extra": 1}},
+        lambda d: None,
+        lambda d: [],
+        lambda d: "receipt",
+        lambda d: {},
+        lambda d: {"receipt": d["receipt"]},
+        lambda d: {**d, "extra": 1},
+        lambda d: {**d, "signature": None},
+        lambda d: {**d, "signature": "not base64!"},
+        lambda d: {**d, "signature": base64.b64encode(b"short").decode()},
+        lambda d: {**d, "signature": d["signature"][:-4]},
+        lambda d: {**d, "receipt": None},
+        lambda d: {**d, "receipt": {**d["receipt"], "extra": 1}},
         lambda d: {**d, "receipt": {k: v for k, v in d["receipt"].items() if k != "block"}},
         lambda d: {**d, "receipt": {**d["receipt"], "node": "330000"}},
         lambda d: {**d, "receipt": {**d["receipt"], "node": {"region": "330000"}}},
@@ -149,11 +196,16 @@ def test_wrong_key_fails(document: dict) -> None:
         lambda d: {**d, "receipt": {**d["receipt"], "block": True}},
     ],
 )
-def test_malformed_documents_are_false_never_an_exception(document: dict, signer: ReceiptSigner, mangle) -> None:
+def test_malformed_documents_are_false_never_an_exception(
+    document: dict, signer: ReceiptSigner, mangle
+) -> None:
     assert verify_receipt(mangle(document), signer.public_key()) is False
 
 
-@pytest.mark.parametrize("key", [None, b"", b"\x00" * 31, "not a key", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----", 42])
+@pytest.mark.parametrize(
+    "key",
+    [None, b"", b"\x00" * 31, "not a key", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----", 42],
+)
 def test_malformed_public_keys_are_false(document: dict, key) -> None:
     assert verify_receipt(document, key) is False
 
@@ -161,8 +213,10 @@ def test_malformed_public_keys_are_false(document: dict, key) -> None:
 def test_a_p256_public_key_is_refused(document: dict) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    pem = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     assert verify_receipt(document, pem) is False
 
@@ -200,14 +254,22 @@ def test_request_digest_is_the_same_for_json_and_ec1_and_ignores_the_anchor_hint
     assert digest == digest_request(Presentation.from_ec1(presentation.to_ec1()))
     assert digest == digest_request(dataclasses.replace(presentation, anchor_tx="0x" + "ab" * 32))
     leaf = presentation.leaves[0]
-    changed = dataclasses.replace(presentation, leaves=(FieldLeaf(leaf.salt, leaf.path, '"x"'), *presentation.leaves[1:]))
+    changed = dataclasses.replace(
+        presentation, leaves=(FieldLeaf(leaf.salt, leaf.path, '"x"'), *presentation.leaves[1:])
+    )
     assert digest_request(changed) != digest
     assert digest_request(presentation.disclose(["holder.name"])) != digest
 
 
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**60), max_value=2**60) | st.text() | st.floats(allow_nan=False, allow_infinity=False),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
     max_leaves=20,
 )
 

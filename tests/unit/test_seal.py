@@ -50,12 +50,19 @@ def _typed(chain_id: int, contract: str, digest: bytes) -> dict:  # type: ignore
 
 
 def test_typehash() -> None:
-    assert CERTIFICATE_TYPEHASH == keccak(b"Certificate(bytes32 digest)")
+    assert keccak(b"Certificate(bytes32 digest)") == CERTIFICATE_TYPEHASH
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 2**64), st.binary(min_size=20, max_size=20), st.binary(min_size=32, max_size=32), st.integers(0, 2**32))
-def test_hash_and_signature_equal_eth_account(chain_id: int, contract_raw: bytes, digest: bytes, seed: int) -> None:
+@given(
+    st.integers(1, 2**64),
+    st.binary(min_size=20, max_size=20),
+    st.binary(min_size=32, max_size=32),
+    st.integers(0, 2**32),
+)
+def test_hash_and_signature_equal_eth_account(
+    chain_id: int, contract_raw: bytes, digest: bytes, seed: int
+) -> None:
     contract = to_checksum_address(contract_raw)
     key = _key(random.Random(seed))
     expected_hash = _hash_eip191_message(encode_typed_data(full_message=_typed(chain_id, contract, digest)))
@@ -63,7 +70,9 @@ def test_hash_and_signature_equal_eth_account(chain_id: int, contract_raw: bytes
     signed = Account.sign_typed_data(key, full_message=_typed(chain_id, contract, digest))
     ours = sign_seal(key, chain_id, contract, digest)
     assert ours == bytes(signed.signature)  # both RFC 6979 and low-s: byte-identical
-    assert recover_sealer(chain_id, contract, digest, ours) == address_of(key) == Account.from_key(key).address
+    assert (
+        recover_sealer(chain_id, contract, digest, ours) == address_of(key) == Account.from_key(key).address
+    )
 
 
 def test_sign_recover_round_trip_and_binding() -> None:
@@ -107,7 +116,12 @@ def test_malformed_seals_are_refused() -> None:
 
 
 def test_bad_domain_or_digest_is_malformed() -> None:
-    for chain_id, contract in ((1, "0x1234"), (1, "5FbDB2315678afecb367f032d93F642f64180aa3"), (-1, CONTRACT), (True, CONTRACT)):
+    for chain_id, contract in (
+        (1, "0x1234"),
+        (1, "5FbDB2315678afecb367f032d93F642f64180aa3"),
+        (-1, CONTRACT),
+        (True, CONTRACT),
+    ):
         with pytest.raises(CertificateError) as e:
             domain_separator(chain_id, contract)
         assert e.value.code == "CERT_MALFORMED"

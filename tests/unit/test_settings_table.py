@@ -19,7 +19,9 @@ NOT_SETTINGS = {"ECERT_ERROR", "ECERT_WITH_WALLET"}  # an error code; a test hel
 
 def test_the_readme_table_is_generated_from_the_settings_classes() -> None:
     readme = README.read_text(encoding="utf-8")
-    assert with_table(readme, markdown_table(settings_classes())) == readme, "run .venv/bin/python scripts/settings_table.py"
+    assert with_table(readme, markdown_table(settings_classes())) == readme, (
+        "run .venv/bin/python scripts/settings_table.py"
+    )
 
 
 def test_every_setting_has_a_description() -> None:
@@ -34,12 +36,20 @@ def test_every_ecert_variable_the_code_reads_is_in_the_table() -> None:
     for folder in CODE:
         for path in (ROOT / folder).rglob("*.py"):
             named |= set(re.findall(r"\b(ECERT_[A-Z0-9_]*[A-Z0-9])\b", path.read_text(encoding="utf-8")))
-    prefixes = {name for name in named if any(other.startswith(name + "_") for other in documented)}  # ECERT_DEMO_ in f-strings
+    prefixes = {
+        name for name in named if any(other.startswith(name + "_") for other in documented)
+    }  # ECERT_DEMO_ in f-strings
     assert named - documented - NOT_SETTINGS - prefixes == set()
 
 
 def test_demo_help_names_each_demo_setting_with_its_default() -> None:
-    done = subprocess.run([sys.executable, "-m", "registry", "demo", "--help"], capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "registry", "demo", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     text = " ".join(done.stdout.split())
     for name, info in DemoSettings.model_fields.items():
         assert f"ECERT_DEMO_{name.upper()}" in text.replace(" ", "")

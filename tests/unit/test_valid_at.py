@@ -1,4 +1,4 @@
-""""Valid at T" uses everything known now (issue 10, point 15), and the index carries the reason of
+""" "Valid at T" uses everything known now (issue 10, point 15), and the index carries the reason of
 a status change to the verifier (point 16): the index's `History` over records made by hand, read
 by the node's `IndexReader` and judged by the pipeline, with no database and no chain."""
 
@@ -63,7 +63,9 @@ def world(certificate, key_changes=(), status_events=()) -> IndexReader:
         [(11 + i, 0, event) for i, event in enumerate(status_events)],
     )  # fmt: skip
     key = KeyHistory(KEY.address, AGENCY, 1, ANCHORED_AT - 86_400, ANCHORED_AT - 86_400, tuple(key_changes))
-    agency = AgencyHistory(AGENCY, 1, 330100, "杭州市市场监督管理局", 0, (), ((0, LICENCE, True),), (KEY.address,))
+    agency = AgencyHistory(
+        AGENCY, 1, 330100, "杭州市市场监督管理局", 0, (), ((0, LICENCE, True),), (KEY.address,)
+    )
     trust = TrustView({AGENCY: agency}, {1: agency}, {KEY.address.lower(): key}, {})
     history = HandMadeHistory(View({certificate.batch_root: batch}, trust))
 
@@ -86,7 +88,9 @@ def certificate():
 
 def verify_at(certificate, reader: IndexReader, at: int | None):
     moment = None if at is None else dt.datetime.fromtimestamp(at, dt.UTC)
-    return verify_presentation(certificate, reader, clock=lambda: dt.datetime(2027, 1, 1, tzinfo=dt.UTC), at=moment)
+    return verify_presentation(
+        certificate, reader, clock=lambda: dt.datetime(2027, 1, 1, tzinfo=dt.UTC), at=moment
+    )
 
 
 def test_the_control_is_valid_at_every_time(certificate) -> None:
@@ -95,13 +99,20 @@ def test_the_control_is_valid_at_every_time(certificate) -> None:
         assert verify_at(certificate, reader, at).verdict is Outcome.VALID
 
 
-@pytest.mark.parametrize("at", [None, ANCHORED_AT, ANCHORED_AT + 60, DECLARED_AT - 1, DECLARED_AT, DECLARED_AT + 86_400])
-def test_a_key_compromised_before_the_anchor_makes_it_invalid_at_every_time(certificate, at: int | None) -> None:
+@pytest.mark.parametrize(
+    "at", [None, ANCHORED_AT, ANCHORED_AT + 60, DECLARED_AT - 1, DECLARED_AT, DECLARED_AT + 86_400]
+)
+def test_a_key_compromised_before_the_anchor_makes_it_invalid_at_every_time(
+    certificate, at: int | None
+) -> None:
     reader = world(certificate, key_changes=[(DECLARED_AT, "compromised", COMPROMISED_SINCE)])
     report = verify_at(certificate, reader, at)
     assert (report.verdict, report.reason) == (Outcome.INVALID, "ANCHOR_KEY_COMPROMISED"), report.to_json()
     authority = next(c for c in report.checks if c.kind == "authority")
-    assert (authority.evidence["compromisedSince"], authority.evidence["knownSince"]) == (iso(COMPROMISED_SINCE), iso(DECLARED_AT))
+    assert (authority.evidence["compromisedSince"], authority.evidence["knownSince"]) == (
+        iso(COMPROMISED_SINCE),
+        iso(DECLARED_AT),
+    )
     assert f"known since {iso(DECLARED_AT)}" in authority.message
 
 
@@ -128,5 +139,9 @@ def test_the_index_brings_the_revocation_reason_to_the_report(certificate) -> No
         report = verify_at(certificate, reader, at)
         status = next(c for c in report.checks if c.kind == "status")
         assert (report.verdict, status.code) == (Outcome.INVALID, "CERT_REVOKED")
-        assert (status.evidence["reason"], status.evidence["reasonZh"], status.evidence["since"]) == ("07", "吊销", iso(REVOKED_AT))
+        assert (status.evidence["reason"], status.evidence["reasonZh"], status.evidence["since"]) == (
+            "07",
+            "吊销",
+            iso(REVOKED_AT),
+        )
         assert "07 吊销" in status.message and "revoked as a penalty" in status.message

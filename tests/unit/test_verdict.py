@@ -41,7 +41,7 @@ def all_valid() -> list[CheckResult]:
 
 
 def test_the_required_kinds_are_the_seven_core_checks() -> None:
-    assert REQUIRED_KINDS == frozenset(CORE)
+    assert frozenset(CORE) == REQUIRED_KINDS
     assert {check.kind for check in DEFAULT_CHECKS} == REQUIRED_KINDS
 
 
@@ -76,7 +76,10 @@ def test_required_kinds_are_fixed_not_read_off_the_results() -> None:
     policy = PolicyCheck(Policy.load(POLICY_DIR / "330000.json"))
     assert required_kinds((), shared=False) == REQUIRED_KINDS
     assert required_kinds((*DEFAULT_CHECKS, ShareCheck()), shared=False) == REQUIRED_KINDS
-    assert required_kinds((*DEFAULT_CHECKS, ShareCheck(), policy), shared=True) == REQUIRED_KINDS | {"share", "policy"}
+    assert required_kinds((*DEFAULT_CHECKS, ShareCheck(), policy), shared=True) == REQUIRED_KINDS | {
+        "share",
+        "policy",
+    }
 
 
 # ─── the pipeline ───────────────────────────────────────────────────────────────────────
@@ -110,7 +113,7 @@ class StubReader:
 class NeverApplies(StatusCheck):
     """A status check that, through some bug, decides it has nothing to check."""
 
-    def applies(self, ctx) -> bool:  # noqa: ANN001
+    def applies(self, ctx) -> bool:
         return False
 
 
@@ -119,7 +122,9 @@ def test_the_control_is_valid(certificate) -> None:
 
 
 def test_no_checks_is_error_never_valid(certificate) -> None:
-    assert verify_presentation(certificate, StubReader(), clock=lambda: NOW, checks=()).verdict is Outcome.ERROR
+    assert (
+        verify_presentation(certificate, StubReader(), clock=lambda: NOW, checks=()).verdict is Outcome.ERROR
+    )
 
 
 def test_a_required_check_skipped_or_left_out_is_error(certificate) -> None:
@@ -128,21 +133,35 @@ def test_a_required_check_skipped_or_left_out_is_error(certificate) -> None:
     assert [c.outcome for c in report.checks if c.kind == "status"] == [Outcome.SKIPPED]
     assert report.verdict is Outcome.ERROR
     left_out = tuple(check for check in DEFAULT_CHECKS if check.kind != "validity")
-    assert verify_presentation(certificate, StubReader(), clock=lambda: NOW, checks=left_out).verdict is Outcome.ERROR
+    assert (
+        verify_presentation(certificate, StubReader(), clock=lambda: NOW, checks=left_out).verdict
+        is Outcome.ERROR
+    )
 
 
 def test_a_shared_presentation_needs_the_share_check(certificate) -> None:
     terms = ShareTerms("tok", tuple(certificate.paths()), NOW + dt.timedelta(hours=1))
-    assert verify_presentation(certificate, StubReader(), clock=lambda: NOW, share=terms).verdict is Outcome.ERROR
+    assert (
+        verify_presentation(certificate, StubReader(), clock=lambda: NOW, share=terms).verdict
+        is Outcome.ERROR
+    )
     checks = (*DEFAULT_CHECKS, ShareCheck())
-    assert verify_presentation(certificate, StubReader(), clock=lambda: NOW, checks=checks, share=terms).verdict is Outcome.VALID
-    assert verify_presentation(certificate, StubReader(), clock=lambda: NOW, checks=checks).verdict is Outcome.VALID  # no share
+    assert (
+        verify_presentation(certificate, StubReader(), clock=lambda: NOW, checks=checks, share=terms).verdict
+        is Outcome.VALID
+    )
+    assert (
+        verify_presentation(certificate, StubReader(), clock=lambda: NOW, checks=checks).verdict
+        is Outcome.VALID
+    )  # no share
 
 
 # ─── `ecert verify` goes through the service ────────────────────────────────────────────
 
 
-def test_ecert_verify_goes_through_the_verification_service(certificate, tmp_path, monkeypatch, capsys) -> None:
+def test_ecert_verify_goes_through_the_verification_service(
+    certificate, tmp_path, monkeypatch, capsys
+) -> None:
     import verifier.chain_reader
     import verifier.cli
     from verifier.service import VerificationService
@@ -150,7 +169,7 @@ def test_ecert_verify_goes_through_the_verification_service(certificate, tmp_pat
     calls = []
     original = VerificationService.verify
 
-    def spy(self, presentation, **kwargs):  # noqa: ANN001, ANN003, ANN202
+    def spy(self, presentation, **kwargs):
         calls.append(kwargs["channel"])
         return original(self, presentation, **kwargs)
 

@@ -53,7 +53,14 @@ def packages(*holders: tuple[str, str]) -> list[Presentation]:
     digests = [field_digest(leaf) for leaf in leaves]
     key = bytes(Account.create().key)
     seals = [sign_seal(key, 31337, REGISTRY, d) for d in digests]
-    return batch_presentations(chain_id=31337, registry=REGISTRY, leaves=leaves, digests=digests, seals=seals, tree=batch_tree(digests))
+    return batch_presentations(
+        chain_id=31337,
+        registry=REGISTRY,
+        leaves=leaves,
+        digests=digests,
+        seals=seals,
+        tree=batch_tree(digests),
+    )
 
 
 class FakeIssuer:
@@ -73,10 +80,16 @@ class FakeIssuer:
         assert request.url.path == "/v1/claims", "a claim code must never travel in a URL"
         code = json.loads(request.content)["code"]
         if code not in self.codes:
-            return httpx.Response(404, json={"code": "CLAIM_INVALID", "detail": "Unknown or already used claim code"})
+            return httpx.Response(
+                404, json={"code": "CLAIM_INVALID", "detail": "Unknown or already used claim code"}
+            )
         holder = Presentation.from_json(self.codes[code]).fields()["holder"]["code"]
-        if json.loads(request.content)["holderCode"] != holder:  # as issuer/service.py: refused, the code kept
-            return httpx.Response(403, json={"code": "CLAIM_NOT_YOURS", "detail": "This certificate belongs to someone else"})
+        if (
+            json.loads(request.content)["holderCode"] != holder
+        ):  # as issuer/service.py: refused, the code kept
+            return httpx.Response(
+                403, json={"code": "CLAIM_NOT_YOURS", "detail": "This certificate belongs to someone else"}
+            )
         return httpx.Response(200, json=self.codes.pop(code))
 
 
@@ -107,14 +120,21 @@ class FakeVerifier:
                                      "purpose": body["purpose"], "expiresAt": expires.isoformat(), "singleUse": body["singleUse"],
                                      "dynamic": body["dynamic"], "used": False, "withdrawn": False, "expired": False,
                                      "digest": "0x" + presentation.digest.hex()}  # fmt: skip
-            return httpx.Response(201, json={**self.shares[share_id], "token": "t" + share_id, "url": f"http://node/s/t{share_id}"})
+            return httpx.Response(
+                201,
+                json={**self.shares[share_id], "token": "t" + share_id, "url": f"http://node/s/t{share_id}"},
+            )
         if request.method == "GET" and path == "/v1/shares":
-            return httpx.Response(200, json=[s for s in self.shares.values() if s["holderRef"] == params["holderRef"]])
+            return httpx.Response(
+                200, json=[s for s in self.shares.values() if s["holderRef"] == params["holderRef"]]
+            )
         match = re.fullmatch(r"/v1/shares/(\w+)(/dynamic-code)?", path)
         if match:
             share = self.shares.get(match.group(1))
             if share is None or share["holderRef"] != params["holderRef"]:
-                return httpx.Response(404, json={"code": "SHARE_NOT_FOUND", "detail": "No such share of this holder"})
+                return httpx.Response(
+                    404, json={"code": "SHARE_NOT_FOUND", "detail": "No such share of this holder"}
+                )
             if match.group(2):
                 until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
                 return httpx.Response(200, json={"code": "c0ffee", "validUntil": until.isoformat()})
@@ -122,11 +142,10 @@ class FakeVerifier:
             return httpx.Response(200, json=share)
         if path == "/v1/access-log":
             digests, ids = set(params.get_list("digest")), set(params.get_list("shareId"))
-            return httpx.Response(200, json=[e for e in self.log if e["digest"] in digests or e["shareId"] in ids])
+            return httpx.Response(
+                200, json=[e for e in self.log if e["digest"] in digests or e["shareId"] in ids]
+            )
         return httpx.Response(404, json={"code": "NOT_FOUND"})
-
-
-
 
 
 class Wallet:
@@ -140,8 +159,14 @@ class Wallet:
                                           verifier_transport=httpx.MockTransport(self.verifier))  # fmt: skip
         self.app = create_app(self.runtime)
         self.url = f"http://127.0.0.1:{free_port()}"
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=int(self.url.rsplit(":", 1)[1]), log_level="warning", lifespan="off",
-                                proxy_headers=False)  # as `ecert serve wallet`: X-Forwarded-For only from ECERT_WALLET_TRUSTED_PROXIES
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=int(self.url.rsplit(":", 1)[1]),
+            log_level="warning",
+            lifespan="off",
+            proxy_headers=False,
+        )  # as `ecert serve wallet`: X-Forwarded-For only from ECERT_WALLET_TRUSTED_PROXIES
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -214,7 +239,9 @@ def test_register_sign_out_and_in_with_an_http_only_same_site_cookie(wallet: Wal
         client.post("/logout", data={"csrf_token": csrf(client, "/settings")})
         assert client.get("/settings").headers["location"] == "/login?next=/settings"
         token = csrf(client, "/login")
-        signed = client.post("/login", data={"csrf_token": token, "id_number": ALICE, "password": PASSWORD, "next": "/shares"})
+        signed = client.post(
+            "/login", data={"csrf_token": token, "id_number": ALICE, "password": PASSWORD, "next": "/shares"}
+        )
         assert (signed.status_code, signed.headers["location"]) == (303, "/shares")
 
 
@@ -225,7 +252,9 @@ def test_register_sign_out_and_in_with_an_http_only_same_site_cookie(wallet: Wal
     (ALICE, "short", "PASSWORD_TOO_SHORT"),
     (ALICE, ALICE + "a", "PASSWORD_WEAK"),
 ])  # fmt: skip
-def test_registration_checks_the_id_number_with_gb_11643_and_the_password(wallet: Wallet, code: str, password: str, error: str) -> None:
+def test_registration_checks_the_id_number_with_gb_11643_and_the_password(
+    wallet: Wallet, code: str, password: str, error: str
+) -> None:
     with wallet.client() as client:
         done = register(client, "王小丽", code, password)
         assert done.status_code == 422 and f'data-code="{error}"' in done.text
@@ -249,19 +278,35 @@ def test_login_is_rate_limited_per_account_even_with_the_right_password(wallet: 
     with wallet.client() as client:
         for _ in range(3):
             token = csrf(client, "/login")
-            assert client.post("/login", data={"csrf_token": token, "id_number": ALICE, "password": "wrong-password"}).status_code == 401
+            assert (
+                client.post(
+                    "/login", data={"csrf_token": token, "id_number": ALICE, "password": "wrong-password"}
+                ).status_code
+                == 401
+            )
         token = csrf(client, "/login")
         locked = client.post("/login", data={"csrf_token": token, "id_number": ALICE, "password": PASSWORD})
-        assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0 and 'data-code="RATE_LIMITED"' in locked.text
+        assert (
+            locked.status_code == 429
+            and int(locked.headers["retry-after"]) > 0
+            and 'data-code="RATE_LIMITED"' in locked.text
+        )
 
 
 def test_posts_without_the_csrf_token_are_refused(wallet: Wallet, alice: tuple[httpx.Client, str]) -> None:
     client, card = alice
     assert client.post("/claim", data={"code": "ABCD-EFGH-JKLM"}).status_code == 403
-    assert client.post(f"/certificates/{card}/share", data={"fields": ["holder.name"], "expiry": "5"}).status_code == 403
+    assert (
+        client.post(
+            f"/certificates/{card}/share", data={"fields": ["holder.name"], "expiry": "5"}
+        ).status_code
+        == 403
+    )
     assert client.post("/logout", data={"csrf_token": "0" * 64}).status_code == 403
     assert client.get("/settings").status_code == 200  # still signed in
-    origin = client.post("/logout", data={"csrf_token": csrf(client, "/settings")}, headers={"Origin": "https://evil.example"})
+    origin = client.post(
+        "/logout", data={"csrf_token": csrf(client, "/settings")}, headers={"Origin": "https://evil.example"}
+    )
     assert origin.status_code == 403
     with wallet.client() as anonymous:
         assert anonymous.post("/login", data={"id_number": ALICE, "password": PASSWORD}).status_code == 403
@@ -271,20 +316,30 @@ def test_posts_without_the_csrf_token_are_refused(wallet: Wallet, alice: tuple[h
 # ─── claims and certificates ─────────────────────────────────────────────────────────────
 
 
-def test_claim_shows_the_face_and_live_status_and_a_code_works_once(wallet: Wallet, alice: tuple[httpx.Client, str]) -> None:
+def test_claim_shows_the_face_and_live_status_and_a_code_works_once(
+    wallet: Wallet, alice: tuple[httpx.Client, str]
+) -> None:
     client, card = alice
     page = client.get(f"/certificates/{card}")
     assert page.status_code == 200 and "营业执照" in page.text and 'data-verdict="VALID"' in page.text
     assert "3301**********" in page.text and ALICE not in page.text  # the face shows the masked twin
     asked = wallet.verifier.verified[-1]
-    assert set(Presentation.from_json(asked["package"]).paths()) == {"identifier", "typeCode", "issuer.code", "validFrom", "validUntil"}  # not the person
+    assert set(Presentation.from_json(asked["package"]).paths()) == {
+        "identifier",
+        "typeCode",
+        "issuer.code",
+        "validFrom",
+        "validUntil",
+    }  # not the person
     again = claim(client, "ABCD-EFGH-JKLM")
     assert again.status_code == 422 and 'data-code="CLAIM_INVALID"' in again.text
     listing = client.get("/certificates")
     assert listing.text.count('data-certificate="') == 1
 
 
-def test_someone_elses_certificate_is_refused_at_claim(wallet: Wallet, alice: tuple[httpx.Client, str]) -> None:
+def test_someone_elses_certificate_is_refused_at_claim(
+    wallet: Wallet, alice: tuple[httpx.Client, str]
+) -> None:
     client, _ = alice
     [bobs] = packages(("李大壮", BOB))
     refused = claim(client, wallet.issuer.add("BBBB-CCCC-DDDD", bobs))
@@ -293,7 +348,9 @@ def test_someone_elses_certificate_is_refused_at_claim(wallet: Wallet, alice: tu
     assert "BBBB-CCCC-DDDD" in wallet.issuer.codes  # not used up: still Bob's to claim
 
 
-def test_a_down_issuer_or_verifier_is_a_message_never_a_500(wallet: Wallet, alice: tuple[httpx.Client, str]) -> None:
+def test_a_down_issuer_or_verifier_is_a_message_never_a_500(
+    wallet: Wallet, alice: tuple[httpx.Client, str]
+) -> None:
     client, card = alice
     wallet.issuer.down = wallet.verifier.down = True
     failed = claim(client, "WXYZ-WXYZ-WXYZ")
@@ -303,30 +360,48 @@ def test_a_down_issuer_or_verifier_is_a_message_never_a_500(wallet: Wallet, alic
     assert client.get("/shares").status_code == 200
     assert client.get("/access-log").status_code == 503
     token = csrf(client, f"/certificates/{card}/share")
-    made = client.post(f"/certificates/{card}/share", data={"csrf_token": token, "fields": ["holder.name"], "expiry": "5"})
+    made = client.post(
+        f"/certificates/{card}/share", data={"csrf_token": token, "fields": ["holder.name"], "expiry": "5"}
+    )
     assert made.status_code == 503 and 'data-code="VERIFIER_UNAVAILABLE"' in made.text
 
 
 # ─── shares ──────────────────────────────────────────────────────────────────────────────
 
 
-def test_share_discloses_the_chosen_fields_and_the_validity_period(wallet: Wallet, alice: tuple[httpx.Client, str]) -> None:
+def test_share_discloses_the_chosen_fields_and_the_validity_period(
+    wallet: Wallet, alice: tuple[httpx.Client, str]
+) -> None:
     client, card = alice
     form = client.get(f"/certificates/{card}/share").text
     assert re.search(r'value="holder.codeMasked" data-path="holder.codeMasked" checked', form)
     assert not re.search(r'value="holder.code" data-path="holder.code"[^>]* checked', form)
     share_id = share(client, card, "holder.name", "ext.scope")
     [stored] = wallet.verifier.shares.values()
-    assert set(stored["fields"]) == {"holder.name", "ext.scope[0]", "ext.scope[1]", "validFrom", "validUntil", "identifier", "typeCode", "issuer.code"}
+    assert set(stored["fields"]) == {
+        "holder.name",
+        "ext.scope[0]",
+        "ext.scope[1]",
+        "validFrom",
+        "validUntil",
+        "identifier",
+        "typeCode",
+        "issuer.code",
+    }
     page = client.get(f"/shares/{share_id}")
-    assert 'id="share-qr"' in page.text and "http://node/s/t" in page.text and 'data-state="active"' in page.text
+    assert (
+        'id="share-qr"' in page.text and "http://node/s/t" in page.text and 'data-state="active"' in page.text
+    )
 
 
 def test_share_form_refuses_bad_expiry_and_no_fields(alice: tuple[httpx.Client, str]) -> None:
     client, card = alice
     for data, code in (({"fields": ["holder.name"], "expiry": "7"}, "SHARE_LIFETIME_INVALID"), ({"expiry": "5"}, "FIELDS_EMPTY"),
                        ({"fields": ["nope"], "expiry": "5"}, "FIELD_UNKNOWN")):  # fmt: skip
-        done = client.post(f"/certificates/{card}/share", data={"csrf_token": csrf(client, f"/certificates/{card}/share"), **data})
+        done = client.post(
+            f"/certificates/{card}/share",
+            data={"csrf_token": csrf(client, f"/certificates/{card}/share"), **data},
+        )
         assert done.status_code == 422 and f'data-code="{code}"' in done.text
 
 
@@ -339,7 +414,13 @@ def test_another_holder_cannot_see_share_or_withdraw(wallet: Wallet, alice: tupl
         for path in (f"/certificates/{card}", f"/certificates/{card}/share", f"/shares/{share_id}", f"/shares/{share_id}/dynamic.png",
                      f"/api/v1/certificates/{card}", f"/api/v1/shares/{share_id}/dynamic-code"):  # fmt: skip
             assert bob.get(path).status_code == 404, path
-        assert bob.post(f"/certificates/{card}/share", data={"csrf_token": token, "fields": ["holder.name"], "expiry": "5"}).status_code == 404
+        assert (
+            bob.post(
+                f"/certificates/{card}/share",
+                data={"csrf_token": token, "fields": ["holder.name"], "expiry": "5"},
+            ).status_code
+            == 404
+        )
         assert bob.post(f"/shares/{share_id}/withdraw", data={"csrf_token": token}).status_code == 404
         assert bob.delete(f"/api/v1/shares/{share_id}", headers={"X-CSRF-Token": token}).status_code == 404
         assert bob.post(f"/api/v1/certificates/{card}/shares", json={"fields": ["holder.name"], "expiresInMinutes": 5},
@@ -353,7 +434,10 @@ def test_withdraw_and_the_api_needs_its_csrf_header(wallet: Wallet, alice: tuple
     share_id = share(client, card, "holder.name")
     assert client.delete(f"/api/v1/shares/{share_id}").status_code == 403
     token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', client.get("/shares").text).group(1)
-    assert client.delete(f"/api/v1/shares/{share_id}", headers={"X-CSRF-Token": token}).json()["state"] == "withdrawn"
+    assert (
+        client.delete(f"/api/v1/shares/{share_id}", headers={"X-CSRF-Token": token}).json()["state"]
+        == "withdrawn"
+    )
     page = client.get(f"/shares/{share_id}")
     assert 'data-state="withdrawn"' in page.text and 'id="share-qr"' not in page.text
 
@@ -369,11 +453,19 @@ def test_dynamic_share_page_and_image(wallet: Wallet, alice: tuple[httpx.Client,
     assert decode_qr(image.content)[0].endswith("?c=c0ffee")
 
 
-def test_access_log_lists_others_newest_first_and_hides_the_wallets_own_checks(wallet: Wallet, alice: tuple[httpx.Client, str]) -> None:
+def test_access_log_lists_others_newest_first_and_hides_the_wallets_own_checks(
+    wallet: Wallet, alice: tuple[httpx.Client, str]
+) -> None:
     client, card = alice
     share_id = share(client, card, "holder.name")
     digest = next(iter(wallet.verifier.shares.values()))["digest"]
-    base = {"region": "330000", "digest": digest, "identifier": None, "fields": ["holder.name", "validFrom"], "reason": None}
+    base = {
+        "region": "330000",
+        "digest": digest,
+        "identifier": None,
+        "fields": ["holder.name", "validFrom"],
+        "reason": None,
+    }
     wallet.verifier.log = [
         {**base, "at": "2030-01-02T03:04:05+00:00", "organisation": "某某银行杭州分行", "purpose": "开户", "shareId": share_id,
          "verdict": "VALID", "channel": "link"},
@@ -388,12 +480,18 @@ def test_access_log_lists_others_newest_first_and_hides_the_wallets_own_checks(w
 # ─── language, elder mode, headers ───────────────────────────────────────────────────────
 
 
-def test_language_and_elder_mode_are_remembered_per_holder(wallet: Wallet, alice: tuple[httpx.Client, str]) -> None:
+def test_language_and_elder_mode_are_remembered_per_holder(
+    wallet: Wallet, alice: tuple[httpx.Client, str]
+) -> None:
     client, _ = alice
     assert '<html lang="zh-CN">' in client.get("/certificates").text
     client.post("/settings", data={"csrf_token": csrf(client, "/settings"), "lang": "en", "elder": "1"})
     page = client.get("/certificates")
-    assert '<html lang="en" class="elder">' in page.text and '<body class="elder' in page.text and "My certificates" in page.text
+    assert (
+        '<html lang="en" class="elder">' in page.text
+        and '<body class="elder' in page.text
+        and "My certificates" in page.text
+    )
     with wallet.client() as anonymous:
         assert '<html lang="en">' in anonymous.get("/login?lang=en").text
         assert '<html lang="en">' in anonymous.get("/login").text  # remembered in a cookie before signing in
@@ -402,9 +500,18 @@ def test_language_and_elder_mode_are_remembered_per_holder(wallet: Wallet, alice
 def test_security_headers(alice: tuple[httpx.Client, str]) -> None:
     client, _ = alice
     headers = client.get("/certificates").headers
-    assert "script-src 'self'" in headers["content-security-policy"] and "frame-ancestors 'none'" in headers["content-security-policy"]
-    assert (headers["x-frame-options"], headers["referrer-policy"], headers["cache-control"]) == ("DENY", "same-origin", "no-store")
-    assert client.get("/api/v1/certificates/nope").headers["content-type"].startswith("application/problem+json")
+    assert (
+        "script-src 'self'" in headers["content-security-policy"]
+        and "frame-ancestors 'none'" in headers["content-security-policy"]
+    )
+    assert (headers["x-frame-options"], headers["referrer-policy"], headers["cache-control"]) == (
+        "DENY",
+        "same-origin",
+        "no-store",
+    )
+    assert (
+        client.get("/api/v1/certificates/nope").headers["content-type"].startswith("application/problem+json")
+    )
 
 
 def test_unknown_pages_and_anonymous_api(wallet: Wallet) -> None:
@@ -424,7 +531,12 @@ def test_demo_holders_get_their_certificates(wallet: Wallet, tmp_path: Path) -> 
     [again] = seed_demo_holders([people[0].to_json()], wallet.runtime)  # idempotent: a new password
     with wallet.client() as client:
         token = csrf(client, "/login")
-        assert client.post("/login", data={"csrf_token": token, "id_number": ALICE, "password": again.password}).status_code == 303
+        assert (
+            client.post(
+                "/login", data={"csrf_token": token, "id_number": ALICE, "password": again.password}
+            ).status_code
+            == 303
+        )
         assert client.get("/certificates").text.count('data-certificate="') == 2
 
 
@@ -436,10 +548,16 @@ def test_a_claim_code_can_be_scanned_from_a_photo(wallet: Wallet) -> None:
     with wallet.client() as client:
         register(client, "王小丽", ALICE)
         token = csrf(client, "/claim")
-        done = client.post("/claim", data={"csrf_token": token, "code": ""}, files={"photo": ("qr.png", qr_png("WXYZ-2345-6789"), "image/png")})
+        done = client.post(
+            "/claim",
+            data={"csrf_token": token, "code": ""},
+            files={"photo": ("qr.png", qr_png("WXYZ-2345-6789"), "image/png")},
+        )
         assert done.status_code == 303 and done.headers["location"].endswith("?claimed=1")
         token = csrf(client, "/claim")
-        blank = client.post("/claim", data={"csrf_token": token}, files={"photo": ("x.png", b"not an image", "image/png")})
+        blank = client.post(
+            "/claim", data={"csrf_token": token}, files={"photo": ("x.png", b"not an image", "image/png")}
+        )
         assert blank.status_code == 400 and 'data-code="QR_UNREADABLE"' in blank.text
 
 
@@ -448,10 +566,14 @@ def test_a_claim_code_can_be_scanned_from_a_photo(wallet: Wallet) -> None:
 
 def login(client: httpx.Client, code: str, password: str, **headers: str) -> httpx.Response:
     token = csrf(client, "/login")
-    return client.post("/login", data={"csrf_token": token, "id_number": code, "password": password}, headers=headers)
+    return client.post(
+        "/login", data={"csrf_token": token, "id_number": code, "password": password}, headers=headers
+    )
 
 
-def test_failed_sign_ins_hold_up_that_address_not_the_holder_and_x_forwarded_for_only_from_a_named_proxy(tmp_path: Path) -> None:
+def test_failed_sign_ins_hold_up_that_address_not_the_holder_and_x_forwarded_for_only_from_a_named_proxy(
+    tmp_path: Path,
+) -> None:
     """Behind a proxy named in ECERT_WALLET_TRUSTED_PROXIES, X-Forwarded-For says who the client
     is: an attacker's failures make their own address wait, and the holder still signs in from theirs."""
     behind_proxy = Wallet(tmp_path / "proxied", trusted_proxies=["127.0.0.1"])
@@ -460,10 +582,22 @@ def test_failed_sign_ins_hold_up_that_address_not_the_holder_and_x_forwarded_for
             assert register(client, "王小丽", ALICE).status_code == 303
         with behind_proxy.client() as attacker:
             for _ in range(3):
-                assert login(attacker, ALICE, "wrong-password", **{"X-Forwarded-For": "198.51.100.7"}).status_code == 401
+                assert (
+                    login(
+                        attacker, ALICE, "wrong-password", **{"X-Forwarded-For": "198.51.100.7"}
+                    ).status_code
+                    == 401
+                )
             assert login(attacker, ALICE, PASSWORD, **{"X-Forwarded-For": "198.51.100.7"}).status_code == 429
-        with behind_proxy.client() as holder:  # the proxy's own hop is skipped; a spoofed hop left of it is not believed
-            assert login(holder, ALICE, PASSWORD, **{"X-Forwarded-For": "198.51.100.7, 203.0.113.20, 127.0.0.1"}).status_code == 303
+        with (
+            behind_proxy.client() as holder
+        ):  # the proxy's own hop is skipped; a spoofed hop left of it is not believed
+            assert (
+                login(
+                    holder, ALICE, PASSWORD, **{"X-Forwarded-For": "198.51.100.7, 203.0.113.20, 127.0.0.1"}
+                ).status_code
+                == 303
+            )
     finally:
         behind_proxy.close()
     direct = Wallet(tmp_path / "direct")  # default: no proxy is trusted, the header is anybody's
@@ -472,13 +606,20 @@ def test_failed_sign_ins_hold_up_that_address_not_the_holder_and_x_forwarded_for
             assert register(client, "王小丽", ALICE).status_code == 303
         with direct.client() as attacker:
             for n in range(3):
-                assert login(attacker, ALICE, "wrong-password", **{"X-Forwarded-For": f"198.51.100.{n}"}).status_code == 401
+                assert (
+                    login(
+                        attacker, ALICE, "wrong-password", **{"X-Forwarded-For": f"198.51.100.{n}"}
+                    ).status_code
+                    == 401
+                )
             assert login(attacker, ALICE, PASSWORD, **{"X-Forwarded-For": "203.0.113.20"}).status_code == 429
     finally:
         direct.close()
 
 
-def test_a_link_visitor_s_purpose_is_shown_as_their_unverified_claim(wallet: Wallet, alice: tuple[httpx.Client, str]) -> None:
+def test_a_link_visitor_s_purpose_is_shown_as_their_unverified_claim(
+    wallet: Wallet, alice: tuple[httpx.Client, str]
+) -> None:
     client, card = alice
     share_id = share(client, card, "holder.name")
     digest = next(iter(wallet.verifier.shares.values()))["digest"]
@@ -489,14 +630,18 @@ def test_a_link_visitor_s_purpose_is_shown_as_their_unverified_claim(wallet: Wal
     }]  # fmt: skip
     page = client.get("/access-log").text
     start = page.index('<li class="entry')
-    entry = page[start:page.index("</li>", start)]
+    entry = page[start : page.index("</li>", start)]
     assert "持有链接的某人" in entry and 'data-organisation=""' in entry  # no organisation said anything
     assert re.search(r'class="purpose">银行开户<', entry)  # the holder's own purpose for the share
     assert "公安机关调查" not in entry.split('class="claimed-purpose"')[0]  # never where a purpose is shown
     assert re.search(r'对方自称（未经核实）</dt><dd class="claimed-purpose"><q>公安机关调查</q>', entry)
     assert "203.0.113.0/24" in entry and "Mallory/1.0" in entry
     api = client.get("/api/v1/access-log").json()
-    assert api[0]["anonymous"] is True and api[0]["claimedPurpose"] == "公安机关调查" and api[0]["ipPrefix"] == "203.0.113.0/24"
+    assert (
+        api[0]["anonymous"] is True
+        and api[0]["claimedPurpose"] == "公安机关调查"
+        and api[0]["ipPrefix"] == "203.0.113.0/24"
+    )
 
 
 def test_a_common_password_is_refused_and_the_holder_is_told_why_in_their_language(wallet: Wallet) -> None:
@@ -507,4 +652,8 @@ def test_a_common_password_is_refused_and_the_holder_is_told_why_in_their_langua
         assert done.status_code == 422 and 'data-code="PASSWORD_COMMON"' in done.text
         assert messages("zh")["error.PASSWORD_COMMON"] in done.text
         short = register(client, "王小丽", ALICE, "abcdefgh9")
-        assert short.status_code == 422 and 'data-code="PASSWORD_TOO_SHORT"' in short.text and "至少 10 位" in short.text
+        assert (
+            short.status_code == 422
+            and 'data-code="PASSWORD_TOO_SHORT"' in short.text
+            and "至少 10 位" in short.text
+        )

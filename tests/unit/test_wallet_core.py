@@ -17,7 +17,14 @@ from registry.problems import RateLimited
 from wallet.db import migrate
 from wallet.faces import face_rows
 from wallet.i18n import field_label, messages, reason_text
-from wallet.passwords import PasswordRejected, check_password_rules, dummy_hash, hash_password, needs_rehash, verify_password
+from wallet.passwords import (
+    PasswordRejected,
+    check_password_rules,
+    dummy_hash,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
 from wallet.sessions import Csrf, LoginSessions
 from wallet.sharing import ALWAYS, EXPIRY_MINUTES, disclosed_paths, field_choices
 from wallet.throttle import Throttle
@@ -68,7 +75,11 @@ def test_csrf_tokens_are_bound_to_their_session() -> None:
     csrf = Csrf(b"k" * 32)
     token = csrf.token("session:abc")
     assert csrf.check("session:abc", token)
-    assert not csrf.check("session:abd", token) and not csrf.check("session:abc", None) and not csrf.check(None, token)
+    assert (
+        not csrf.check("session:abd", token)
+        and not csrf.check("session:abc", None)
+        and not csrf.check(None, token)
+    )
     assert not Csrf(b"j" * 32).check("session:abc", token)
 
 
@@ -78,9 +89,13 @@ def test_sessions_expire_when_idle_and_at_their_lifetime(db) -> None:
     from wallet.models import Holder
 
     with db.begin() as session:
-        session.add(Holder(id=1, holder_ref="r", id_lookup="l", id_number_enc=b"", name_enc=b"", password_hash=""))
+        session.add(
+            Holder(id=1, holder_ref="r", id_lookup="l", id_number_enc=b"", name_enc=b"", password_hash="")
+        )
     token = store.create(1)
-    assert store.resolve(token).holder_id == 1 and store.resolve("nope") is None and store.resolve(None) is None
+    assert (
+        store.resolve(token).holder_id == 1 and store.resolve("nope") is None and store.resolve(None) is None
+    )
     for _ in range(4):  # active use keeps it alive…
         clock.advance(minutes=25)
         assert store.resolve(token) is not None
@@ -133,14 +148,31 @@ def test_claim_code_refuses_what_is_not_one() -> None:
 
 def test_share_fields_default_to_the_masked_twin_and_always_carry_validity(package: Presentation) -> None:
     choices = {c.path: c for c in field_choices(package)}
-    assert choices["holder.code"].sensitive and not choices["holder.code"].default and choices["holder.codeMasked"].default
+    assert (
+        choices["holder.code"].sensitive
+        and not choices["holder.code"].default
+        and choices["holder.codeMasked"].default
+    )
     assert all(choices[p].always and choices[p].default for p in ALWAYS)
     assert choices["ext.scope"].values == ("餐饮服务", "食品销售")
     paths = disclosed_paths(package, ["holder.name", "ext.scope"])
-    assert set(paths) == {"holder.name", "ext.scope[0]", "ext.scope[1]", "validFrom", "validUntil", "identifier", "typeCode", "issuer.code"}
+    assert set(paths) == {
+        "holder.name",
+        "ext.scope[0]",
+        "ext.scope[1]",
+        "validFrom",
+        "validUntil",
+        "identifier",
+        "typeCode",
+        "issuer.code",
+    }
     disclosure = package.disclose(paths)
     assert disclosure.computed_digest() == package.digest and "holder.code" not in disclosure.paths()
-    for chosen, code in (([], "FIELDS_EMPTY"), (["validFrom"], "FIELDS_EMPTY"), (["holder.nickname"], "FIELD_UNKNOWN")):
+    for chosen, code in (
+        ([], "FIELDS_EMPTY"),
+        (["validFrom"], "FIELDS_EMPTY"),
+        (["holder.nickname"], "FIELD_UNKNOWN"),
+    ):
         with pytest.raises(CertificateError) as raised:
             disclosed_paths(package, chosen)
         assert raised.value.code == code
@@ -152,7 +184,11 @@ def test_the_face_shows_the_masked_code_never_the_full_one(package: Presentation
     paths = [row.path for row in face["rows"]]
     assert face["title"] == "营业执照" and "holder.code" not in paths and "holder.codeMasked" in paths
     validity = next(row for row in face["rows"] if row.path == "validity")
-    assert validity.value.endswith("至 2040-12-31") and validity.label == "有效期" and validity.label_en == "Validity"
+    assert (
+        validity.value.endswith("至 2040-12-31")
+        and validity.label == "有效期"
+        and validity.label_en == "Validity"
+    )
     assert face_rows(package, "zh")["rows"][0].label_en is None
 
 
@@ -162,16 +198,29 @@ def test_both_languages_have_every_word_the_templates_use() -> None:
     assert all(set(re.findall(r"{(\w+)}", zh[k])) == set(re.findall(r"{(\w+)}", en[k])) for k in zh)
     used = set()
     for template in TEMPLATES.glob("*.html"):
-        used |= {k for k in re.findall(r"t\('([\w.]+)'", template.read_text(encoding="utf-8")) if not k.endswith(".")}
+        used |= {
+            k
+            for k in re.findall(r"t\('([\w.]+)'", template.read_text(encoding="utf-8"))
+            if not k.endswith(".")
+        }
     prefixed = {f"{p}.{v}" for p, values in {
         "verdict": ("VALID", "INVALID", "ERROR", "UNAVAILABLE"), "share.state": ("active", "used", "withdrawn", "expired", "unknown"),
         "expiry": EXPIRY_MINUTES, "purpose": ("bank", "loan", "rent", "job", "roadside"), "channel": ("link", "api", "qr"),
     }.items() for v in values}  # fmt: skip
     missing = sorted((used | prefixed) - set(zh))
     assert not missing, missing
-    assert field_label("en", "ext.scope[1]") == "Business scope" and field_label("zh", "ext.unknownThing") == "ext.unknownThing"
-    assert reason_text("zh", "CERT_SUSPENDED") == "证照已被暂扣" and reason_text("en", "SOMETHING_NEW") == "SOMETHING_NEW"
-    assert json.loads((TEMPLATES.parent / "i18n" / "zh.json").read_text(encoding="utf-8"))["app.name"] == "证照钱包"
+    assert (
+        field_label("en", "ext.scope[1]") == "Business scope"
+        and field_label("zh", "ext.unknownThing") == "ext.unknownThing"
+    )
+    assert (
+        reason_text("zh", "CERT_SUSPENDED") == "证照已被暂扣"
+        and reason_text("en", "SOMETHING_NEW") == "SOMETHING_NEW"
+    )
+    assert (
+        json.loads((TEMPLATES.parent / "i18n" / "zh.json").read_text(encoding="utf-8"))["app.name"]
+        == "证照钱包"
+    )
 
 
 def test_the_password_rule_the_demo_and_pages_state_is_the_rule_enforced() -> None:
@@ -200,7 +249,9 @@ def test_the_password_rule_the_demo_and_pages_state_is_the_rule_enforced() -> No
     ("1234567890", "PASSWORD_COMMON"),
     ("QWERTYUIOP", "PASSWORD_COMMON"),  # compared without case
 ])  # fmt: skip
-def test_passwords_are_at_least_10_characters_and_not_among_the_10_000_most_common(password: str, code: str | None) -> None:
+def test_passwords_are_at_least_10_characters_and_not_among_the_10_000_most_common(
+    password: str, code: str | None
+) -> None:
     id_number = "11010519491231002X"
     if code is None:
         check_password_rules(password, id_number=id_number)
@@ -209,8 +260,14 @@ def test_passwords_are_at_least_10_characters_and_not_among_the_10_000_most_comm
         check_password_rules(password, id_number=id_number)
     assert raised.value.code == code and raised.value.details.get("field") == "password"
     for language in ("en", "zh"):  # the holder is told why, in their language
-        assert messages(language)[f"error.{code}"] != messages("en" if language == "zh" else "zh")[f"error.{code}"]
-    assert "10" in messages("zh")["error.PASSWORD_TOO_SHORT"] and "10" in messages("en")["register.password_hint"]
+        assert (
+            messages(language)[f"error.{code}"]
+            != messages("en" if language == "zh" else "zh")[f"error.{code}"]
+        )
+    assert (
+        "10" in messages("zh")["error.PASSWORD_TOO_SHORT"]
+        and "10" in messages("en")["register.password_hint"]
+    )
 
 
 def test_the_common_password_list_is_the_10_000_most_common_and_the_rule_says_so() -> None:
@@ -219,7 +276,10 @@ def test_the_common_password_list_is_the_10_000_most_common_and_the_rule_says_so
     common = common_passwords()
     assert len(common) == 10_000 and {"123456", "password", "qwertyuiop", "1qaz2wsx"} <= common
     assert "common" in RULE["en"] and "常见" in RULE["zh"] and "10" in RULE["en"] and "10" in RULE["zh"]
-    assert "常见" in messages("zh")["register.password_hint"] and "common" in messages("en")["register.password_hint"]
+    assert (
+        "常见" in messages("zh")["register.password_hint"]
+        and "common" in messages("en")["register.password_hint"]
+    )
 
 
 def test_demo_passwords_pass_the_rule() -> None:

@@ -48,12 +48,16 @@ def create_app(runtime: VerifierRuntime, *, owns_runtime: bool = False) -> FastA
         redoc_url=None,
     )
     install_docs(app)  # /docs and /redoc from installed assets: no CDN
-    app.add_middleware(RefuseBrokenText, skip_paths=[verifications.PATH])  # the hot route's orjson is strict already
+    app.add_middleware(
+        RefuseBrokenText, skip_paths=[verifications.PATH]
+    )  # the hot route's orjson is strict already
     app.state.runtime = runtime
     install_problems(app)
     for module in (verifications, shares, receipts, status, pages):
         app.include_router(module.router)
-    app.router.middleware_stack = verifications.DirectRoute(PrivateHeaders(app.router.middleware_stack))  # the hot path sets its own
+    app.router.middleware_stack = verifications.DirectRoute(
+        PrivateHeaders(app.router.middleware_stack)
+    )  # the hot path sets its own
 
     @app.get(
         "/healthz", tags=["node"], summary="Health: chain reachable, index fresh",

@@ -50,7 +50,9 @@ async def wallet(who: Annotated[Caller, Depends(caller)]) -> Caller:
 
 async def node(who: Annotated[Caller, Depends(caller)]) -> Caller:
     if who.kind not in ("node", "wallet"):
-        raise NotAuthorised("Only a trusted verifier node may fetch shared presentations", code="SCOPE_MISSING")
+        raise NotAuthorised(
+            "Only a trusted verifier node may fetch shared presentations", code="SCOPE_MISSING"
+        )
     return who
 
 

@@ -19,7 +19,9 @@ from verifier.i18n import LABELS, TEXT, field_label
 from verifier.service import ANONYMOUS, Visitor, Who
 
 router = APIRouter(tags=["share links"])
-_templates = Environment(loader=FileSystemLoader(Path(__file__).parents[1] / "templates"), autoescape=select_autoescape())
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parents[1] / "templates"), autoescape=select_autoescape()
+)
 
 
 def _wants_json(request: Request) -> bool:
@@ -28,7 +30,9 @@ def _wants_json(request: Request) -> bool:
 
 
 def _page(status: int, lang: str, **context: Any) -> HTMLResponse:
-    html = _templates.get_template("share.html").render(t=TEXT[lang], lang=lang, labels=LABELS[lang], field_label=field_label, **context)
+    html = _templates.get_template("share.html").render(
+        t=TEXT[lang], lang=lang, labels=LABELS[lang], field_label=field_label, **context
+    )
     return HTMLResponse(html, status_code=status)
 
 
@@ -50,12 +54,22 @@ def open_share(
         return _page(404, lang, problem=exc.code, verdict=None)
     if state.presentation is None:
         if _wants_json(request):
-            return JSONResponse({"code": state.problem, "share": state.to_json()}, status_code=410, media_type="application/problem+json")
+            return JSONResponse(
+                {"code": state.problem, "share": state.to_json()},
+                status_code=410,
+                media_type="application/problem+json",
+            )
         return _page(410, lang, problem=state.problem, verdict=None, share=state)
     terms = ShareTerms(state.id, state.fields, state.expires_at, state.single_use, False, state.withdrawn)
     # An organisation (API key) answers for the purpose it gives; an anonymous visitor's typed
     # purpose is only their claim: logged apart, with their network and browser, never as a purpose.
-    visitor = None if who else Visitor.of(request.client.host if request.client else None, request.headers.get("user-agent"), purpose)
+    visitor = (
+        None
+        if who
+        else Visitor.of(
+            request.client.host if request.client else None, request.headers.get("user-agent"), purpose
+        )
+    )
     result = rt.service.verify(
         state.presentation, who=Who(who.name, who.region) if who else Who(ANONYMOUS, ""),
         purpose=(purpose if who else None) or state.purpose, channel="link", request_digest=request_digest(state.presentation),

@@ -14,7 +14,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 JSON_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 # the share page has one inline <style> block and one style attribute, nothing else
 PAGE_CSP = b"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-_COMMON = [(b"cache-control", b"no-store"), (b"referrer-policy", b"no-referrer"), (b"x-content-type-options", b"nosniff")]
+_COMMON = [
+    (b"cache-control", b"no-store"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+]
 PRIVATE_JSON: list[tuple[bytes, bytes]] = [*_COMMON, (b"content-security-policy", JSON_CSP)]
 PRIVATE_PAGE: list[tuple[bytes, bytes]] = [*_COMMON, (b"content-security-policy", PAGE_CSP)]
 PUBLIC_PREFIXES = ("/docs", "/redoc", "/openapi.json")  # the API docs (registry.docs) and their assets

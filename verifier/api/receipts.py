@@ -14,7 +14,12 @@ router = APIRouter(prefix="/v1", tags=["receipts"])
 
 @router.get("/receipt-key", summary="This node's Ed25519 receipt key")
 def receipt_key(rt: Runtime) -> dict[str, Any]:
-    return {"algorithm": "Ed25519", "keyId": rt.receipts.key_id, "publicKeyPem": rt.receipts.public_key_pem(), "region": rt.settings.region}
+    return {
+        "algorithm": "Ed25519",
+        "keyId": rt.receipts.key_id,
+        "publicKeyPem": rt.receipts.public_key_pem(),
+        "region": rt.settings.region,
+    }
 
 
 @router.post("/receipts/verify", summary="Check a receipt's signature against this node's key")

@@ -18,7 +18,9 @@ router = APIRouter(prefix="/v1", tags=["shares"])
 
 
 class ShareRequest(BaseModel):
-    holderRef: str = Field(..., min_length=1, max_length=128, description="The wallet's opaque id of the holder")
+    holderRef: str = Field(
+        ..., min_length=1, max_length=128, description="The wallet's opaque id of the holder"
+    )
     presentation: dict[str, Any] = Field(..., description="The disclosure (chosen fields + multiproof)")
     purpose: str = Field("", max_length=200)
     expiresInMinutes: int = Field(..., ge=5, le=30 * 24 * 60)
@@ -26,14 +28,16 @@ class ShareRequest(BaseModel):
     dynamic: bool = False
 
 
-def _link(rt, share_id_token: str) -> str:  # noqa: ANN001
+def _link(rt, share_id_token: str) -> str:
     return f"{rt.settings.public_url.rstrip('/')}/s/{share_id_token}"
 
 
 @router.post("/shares", status_code=201, summary="Create a share (wallets)")
 def create_share(body: ShareRequest, rt: Runtime, _wallet: WalletDep) -> dict[str, Any]:
     presentation = Presentation.from_json(body.presentation)
-    request_digest(presentation)  # refuse now what no node could verify later (integers beyond 2**53, lone surrogates)
+    request_digest(
+        presentation
+    )  # refuse now what no node could verify later (integers beyond 2**53, lone surrogates)
     state, token = rt.shares.create(
         body.holderRef, presentation, purpose=body.purpose, lifetime=dt.timedelta(minutes=body.expiresInMinutes),
         single_use=body.singleUse, dynamic=body.dynamic,
@@ -42,35 +46,52 @@ def create_share(body: ShareRequest, rt: Runtime, _wallet: WalletDep) -> dict[st
 
 
 @router.get("/shares", summary="A holder's shares (wallets)")
-def list_shares(rt: Runtime, _wallet: WalletDep, holderRef: str = Query(..., max_length=128)) -> list[dict[str, Any]]:
+def list_shares(
+    rt: Runtime, _wallet: WalletDep, holderRef: str = Query(..., max_length=128)
+) -> list[dict[str, Any]]:
     return [s.to_json() for s in rt.shares.list(holderRef)]
 
 
 @router.delete("/shares/{share_id}", summary="Withdraw a share (wallets)")
-def withdraw_share(share_id: str, rt: Runtime, _wallet: WalletDep, holderRef: str = Query(..., max_length=128)) -> dict[str, Any]:
+def withdraw_share(
+    share_id: str, rt: Runtime, _wallet: WalletDep, holderRef: str = Query(..., max_length=128)
+) -> dict[str, Any]:
     return rt.shares.withdraw(holderRef, share_id).to_json()
 
 
 @router.get("/shares/{share_id}/dynamic-code", summary="The current code of a dynamic share (wallets)")
-def dynamic_code(share_id: str, rt: Runtime, _wallet: WalletDep, holderRef: str = Query(..., max_length=128)) -> dict[str, Any]:
+def dynamic_code(
+    share_id: str, rt: Runtime, _wallet: WalletDep, holderRef: str = Query(..., max_length=128)
+) -> dict[str, Any]:
     state = rt.shares.get(holderRef, share_id)
     if not state.dynamic or state.problem:
         raise NotFound("Not an active dynamic share", code=state.problem or "SHARE_NOT_DYNAMIC")
     now = dt.datetime.now(dt.UTC)
     window_end = (int(now.timestamp()) // 30 + 1) * 30
-    return {"code": rt.shares.dynamic_code(share_id, now), "validUntil": dt.datetime.fromtimestamp(window_end, dt.UTC).isoformat()}
+    return {
+        "code": rt.shares.dynamic_code(share_id, now),
+        "validUntil": dt.datetime.fromtimestamp(window_end, dt.UTC).isoformat(),
+    }
 
 
 @router.get("/access-log", summary="Who verified a holder's certificates (wallets)")
 def access_log(
-    rt: Runtime, _wallet: WalletDep, digest: list[str] = Query(default=[]), shareId: list[str] = Query(default=[])
+    rt: Runtime,
+    _wallet: WalletDep,
+    digest: list[str] = Query(default=[]),
+    shareId: list[str] = Query(default=[]),
 ) -> list[dict[str, Any]]:
     return rt.access_log.entries(digests=digest, share_ids=shareId)
 
 
-@router.get("/shares/{token}/presentation", summary="A shared disclosure, for a trusted node of another region")
+@router.get(
+    "/shares/{token}/presentation", summary="A shared disclosure, for a trusted node of another region"
+)
 def shared_presentation(
-    token: str, rt: Runtime, _node: NodeDep, c: str | None = Query(None, max_length=64, description="A dynamic share's current code")
+    token: str,
+    rt: Runtime,
+    _node: NodeDep,
+    c: str | None = Query(None, max_length=64, description="A dynamic share's current code"),
 ) -> dict[str, Any]:
     state = rt.shares.presentation_for_node(token, c)
     if state.presentation is None:

@@ -39,7 +39,9 @@ class VerificationRequest(BaseModel):
     package: dict[str, Any] | None = Field(None, description="A holder package or disclosure (JSON)")
     ec1: str | None = Field(None, description="An offline QR payload, EC1:…", max_length=16_384)
     shareUrl: str | None = Field(None, description="A share link of a trusted node of another region")
-    purpose: str = Field(..., min_length=1, max_length=200, description="Why you verify (shown to the holder)")
+    purpose: str = Field(
+        ..., min_length=1, max_length=200, description="Why you verify (shown to the holder)"
+    )
     at: dt.datetime | None = Field(None, description="Verify as of this moment (from the index history)")
 
 
@@ -54,7 +56,9 @@ def request_digest(presentation: Presentation) -> bytes:
 
 def _answer(result: Verification) -> JSONResponse:
     response = JSONBytesResponse(result.to_json(), status_code=result.http_status)
-    response.raw_headers.extend(PRIVATE_JSON)  # the report carries the disclosed fields: no-store, no framing, no referrer
+    response.raw_headers.extend(
+        PRIVATE_JSON
+    )  # the report carries the disclosed fields: no-store, no framing, no referrer
     return response
 
 
@@ -64,14 +68,31 @@ def _read_request(raw: bytes) -> VerificationRequest:
     try:
         return VerificationRequest.model_validate_json(raw)
     except ValidationError as exc:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]) from exc
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from exc
 
 
 _OPENAPI = {
-    "requestBody": {"required": True, "content": {"application/json": {"schema": VerificationRequest.model_json_schema()}}},
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": VerificationRequest.model_json_schema()}},
+    },
     "parameters": [
-        {"name": "authorization", "in": "header", "required": False, "schema": {"type": "string"}, "description": "Bearer <API key>"},
-        {"name": "x-api-key", "in": "header", "required": False, "schema": {"type": "string"}, "description": "or the API key alone"},
+        {
+            "name": "authorization",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "Bearer <API key>",
+        },
+        {
+            "name": "x-api-key",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "or the API key alone",
+        },
     ],
 }
 
@@ -85,7 +106,11 @@ class DirectRoute:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == scope.get("root_path", "") + PATH:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == scope.get("root_path", "") + PATH
+        ):
             response = await verify(Request(scope, receive))
             await response(scope, receive, send)
         else:
@@ -96,17 +121,23 @@ async def verify(request: Request) -> JSONResponse:
     """CPU-bound and short (about a millisecond, no I/O when the index is fresh): run on the event
     loop rather than hopping to a thread; a share link of another node is fetched in a thread."""
     rt: VerifierRuntime = request.app.state.runtime
-    who = rt.organisations.authenticate(token(request.headers.get("authorization"), request.headers.get("x-api-key")))
+    who = rt.organisations.authenticate(
+        token(request.headers.get("authorization"), request.headers.get("x-api-key"))
+    )
     body = _read_request(await request.body())
     given = [name for name in ("package", "ec1", "shareUrl") if getattr(body, name)]
     if len(given) != 1:
-        raise CertificateError("Send exactly one of package, ec1, shareUrl", code="REQUEST_INVALID", field="body")
+        raise CertificateError(
+            "Send exactly one of package, ec1, shareUrl", code="REQUEST_INVALID", field="body"
+        )
     if body.package is not None:
         presentation = Presentation.from_json(body.package)
     elif body.ec1 is not None:
         presentation = presentation_from_text(body.ec1)
     else:
-        presentation = await run_in_threadpool(fetch_shared_presentation, body.shareUrl, rt.settings.trusted_nodes, rt.settings.node_key)
+        presentation = await run_in_threadpool(
+            fetch_shared_presentation, body.shareUrl, rt.settings.trusted_nodes, rt.settings.node_key
+        )
     at = body.at if body.at is None or body.at.tzinfo else body.at.replace(tzinfo=dt.UTC)
     run = partial(
         rt.service.verify, presentation, who=Who(who.name, who.region), purpose=body.purpose, channel="api",
@@ -137,6 +168,10 @@ def verify_image(
     else:
         presentation = presentation_from_text(payload)
     result = rt.service.verify(
-        presentation, who=Who(who.name, who.region), purpose=purpose, channel="qr", request_digest=request_digest(presentation)
+        presentation,
+        who=Who(who.name, who.region),
+        purpose=purpose,
+        channel="qr",
+        request_digest=request_digest(presentation),
     )
     return _answer(result)

@@ -15,18 +15,27 @@ class AnchorCheck:
 
     def run(self, ctx: VerificationContext) -> CheckResult:
         try:
-            ctx.signer
+            _ = ctx.signer  # resolving the signer raises when the seal does not recover
         except CertificateError as exc:
-            return invalid(self.kind, "SEAL_INVALID", f"Cannot ask the chain without a valid seal: {exc.message}")
+            return invalid(
+                self.kind, "SEAL_INVALID", f"Cannot ask the chain without a valid seal: {exc.message}"
+            )
         facts = ctx.chain
         found = facts.inspection
         root = "0x" + ctx.presentation.batch_root.hex()
         if not found.anchored:
-            return invalid(self.kind, "NOT_ANCHORED", f"Batch {root} is not anchored on this registry", root=root)
+            return invalid(
+                self.kind, "NOT_ANCHORED", f"Batch {root} is not anchored on this registry", root=root
+            )
         evidence = {
             "root": root, "index": ctx.presentation.batch_index, "anchoredAt": found.anchored_at,
             "block": facts.block_number, "source": facts.source,
         }  # fmt: skip
         if not found.proof_valid:
-            return invalid(self.kind, "BATCH_PROOF_INVALID", "The certificate is not in the anchored batch at that index", **evidence)
+            return invalid(
+                self.kind,
+                "BATCH_PROOF_INVALID",
+                "The certificate is not in the anchored batch at that index",
+                **evidence,
+            )
         return valid(self.kind, "ANCHORED", f"Anchored in batch {root[:10]}… of {found.count}", **evidence)

@@ -31,7 +31,12 @@ class AuthorityCheck:
         found = ctx.chain.inspection
         if not found.anchored:
             return invalid(self.kind, "NOT_ANCHORED", "No anchored batch to take authority from")
-        evidence = {"agency": found.agency_code, "region": found.region, "typeCode": found.type_code, "key": ctx.signer}
+        evidence = {
+            "agency": found.agency_code,
+            "region": found.region,
+            "typeCode": found.type_code,
+            "key": ctx.signer,
+        }
         if not found.anchor_key_valid:
             return invalid(
                 self.kind, "ANCHOR_KEY_COMPROMISED", "The key that anchored this batch was not valid then" + _known(ctx, found.anchor_key, evidence),
@@ -44,10 +49,20 @@ class AuthorityCheck:
             )  # fmt: skip
         values = ctx.values
         if missing := [path for path in BOUND_PATHS if path not in values]:
-            return invalid(self.kind, "FIELD_MISSING", f"{missing} must be disclosed to check the issuer and type", missing=missing, **evidence)
+            return invalid(
+                self.kind,
+                "FIELD_MISSING",
+                f"{missing} must be disclosed to check the issuer and type",
+                missing=missing,
+                **evidence,
+            )
         mismatches = [
             name
-            for name, on_chain in (("issuer.code", found.agency_code), ("issuer.region", str(found.region)), ("typeCode", found.type_code))
+            for name, on_chain in (
+                ("issuer.code", found.agency_code),
+                ("issuer.region", str(found.region)),
+                ("typeCode", found.type_code),
+            )
             if name in values and values[name] != on_chain
         ]
         try:
@@ -58,10 +73,29 @@ class AuthorityCheck:
         except IdentifierError:
             mismatches.append("identifier")
         if mismatches:
-            return invalid(self.kind, "ISSUER_MISMATCH", f"Disclosed {mismatches} differ from the registry", mismatches=mismatches, **evidence)
-        if "name" in values and (contradiction := name_contradiction(found.type_code, values["name"])) is not None:
-            return invalid(self.kind, "TYPE_NAME_MISMATCH", f"The certificate's name contradicts its type: {contradiction}", **evidence)
-        return valid(self.kind, "AUTHORISED", f"Issued by agency {found.agency_code} of region {found.region}", **evidence)
+            return invalid(
+                self.kind,
+                "ISSUER_MISMATCH",
+                f"Disclosed {mismatches} differ from the registry",
+                mismatches=mismatches,
+                **evidence,
+            )
+        if (
+            "name" in values
+            and (contradiction := name_contradiction(found.type_code, values["name"])) is not None
+        ):
+            return invalid(
+                self.kind,
+                "TYPE_NAME_MISMATCH",
+                f"The certificate's name contradicts its type: {contradiction}",
+                **evidence,
+            )
+        return valid(
+            self.kind,
+            "AUTHORISED",
+            f"Issued by agency {found.agency_code} of region {found.region}",
+            **evidence,
+        )
 
 
 def _iso(unix: int) -> str:

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 NOT_APPLICABLE = "NOT_APPLICABLE"
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     VALID = "VALID"
     INVALID = "INVALID"
     ERROR = "ERROR"
@@ -36,7 +36,13 @@ class CheckResult:
     evidence: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "outcome": self.outcome.value, "code": self.code, "message": self.message, "evidence": self.evidence}
+        return {
+            "kind": self.kind,
+            "outcome": self.outcome.value,
+            "code": self.code,
+            "message": self.message,
+            "evidence": self.evidence,
+        }
 
 
 class Check(Protocol):
@@ -65,6 +71,11 @@ def run_guarded(check: Check, ctx: Any) -> CheckResult:
         return CheckResult(check.kind, Outcome.ERROR, exc.code, exc.message)
     except EcertError as exc:
         return CheckResult(check.kind, Outcome.ERROR, exc.code, exc.message)
-    except Exception as exc:  # noqa: BLE001 - a check that cannot run is ERROR, whatever broke
+    except Exception as exc:
         log.exception("check %s failed unexpectedly", check.kind)
-        return CheckResult(check.kind, Outcome.ERROR, "CHECK_FAILED", f"{check.kind} could not run ({exc.__class__.__name__})")
+        return CheckResult(
+            check.kind,
+            Outcome.ERROR,
+            "CHECK_FAILED",
+            f"{check.kind} could not run ({exc.__class__.__name__})",
+        )

@@ -19,7 +19,10 @@ class FormatCheck:
 
     def run(self, ctx: VerificationContext) -> CheckResult:
         p = ctx.presentation
-        if ctx.reader is not None and (p.chain_id, p.registry.lower()) != (ctx.reader.chain_id, ctx.reader.registry.lower()):
+        if ctx.reader is not None and (p.chain_id, p.registry.lower()) != (
+            ctx.reader.chain_id,
+            ctx.reader.registry.lower(),
+        ):
             return invalid(
                 self.kind, "REGISTRY_UNKNOWN",
                 f"Issued on registry {p.registry} of chain {p.chain_id}, which this verifier does not follow",
@@ -33,7 +36,7 @@ class FormatCheck:
             return invalid(self.kind, "FIELD_MISSING", f"Required fields missing: {missing}", missing=missing)
         if "identifier" in ctx.values:
             try:
-                ctx.licence_id
+                _ = ctx.licence_id  # parsing raises on a malformed identifier
             except IdentifierError as exc:
                 return invalid(self.kind, exc.code, f"identifier: {exc.message}")
         return valid(self.kind, "FORMAT_OK", "Well-formed", fields=sorted(paths))

@@ -20,6 +20,11 @@ class IntegrityCheck:
         except CertificateError as exc:
             return invalid(self.kind, "CERT_TAMPERED", exc.message, digest=claimed)
         if computed != ctx.presentation.digest:
-            return invalid(self.kind, "CERT_TAMPERED", "The fields were altered: they no longer hash to the sealed digest", digest=claimed)
+            return invalid(
+                self.kind,
+                "CERT_TAMPERED",
+                "The fields were altered: they no longer hash to the sealed digest",
+                digest=claimed,
+            )
         hidden = "some fields hidden (multiproof)" if ctx.presentation.is_partial else "all fields"
         return valid(self.kind, "DIGEST_OK", f"Fields match the sealed digest ({hidden})", digest=claimed)

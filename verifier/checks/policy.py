@@ -30,5 +30,11 @@ class PolicyCheck:
             return invalid(self.kind, "POLICY_NOT_RECOGNISED", reason, **evidence)
         missing = self.policy.missing_fields(found.type_code, found.region, ctx.presentation.paths())
         if missing:
-            return invalid(self.kind, "POLICY_FIELDS_MISSING", f"This node requires {missing} to be disclosed", missing=missing, **evidence)
+            return invalid(
+                self.kind,
+                "POLICY_FIELDS_MISSING",
+                f"This node requires {missing} to be disclosed",
+                missing=missing,
+                **evidence,
+            )
         return valid(self.kind, "POLICY_RECOGNISED", reason, **evidence)

@@ -41,17 +41,27 @@ class ShareCheck:
 
     def run(self, ctx: VerificationContext) -> CheckResult:
         share: ShareTerms = ctx.share  # type: ignore[attr-defined]
-        evidence = {"expiresAt": share.expires_at.isoformat(), "singleUse": share.single_use, "fields": list(share.fields)}
+        evidence = {
+            "expiresAt": share.expires_at.isoformat(),
+            "singleUse": share.single_use,
+            "fields": list(share.fields),
+        }
         if share.withdrawn:
             return invalid(self.kind, "SHARE_WITHDRAWN", "The holder withdrew this share", **evidence)
         if ctx.now >= share.expires_at:
-            return invalid(self.kind, "SHARE_EXPIRED", f"The share expired at {share.expires_at.isoformat()}", **evidence)
+            return invalid(
+                self.kind, "SHARE_EXPIRED", f"The share expired at {share.expires_at.isoformat()}", **evidence
+            )
         if share.single_use and share.used:
             return invalid(self.kind, "SHARE_USED", "This single-use share was already used", **evidence)
         disclosed = ctx.presentation.paths()
         # The type, identifier and issuing agency are disclosed with every share, chosen or not.
-        extra = [p for p in disclosed if p not in BOUND_PATHS and not any(covers_path(f, p) for f in share.fields)]
-        absent = [f for f in share.fields if f not in BOUND_PATHS and not any(covers_path(f, p) for p in disclosed)]
+        extra = [
+            p for p in disclosed if p not in BOUND_PATHS and not any(covers_path(f, p) for f in share.fields)
+        ]
+        absent = [
+            f for f in share.fields if f not in BOUND_PATHS and not any(covers_path(f, p) for p in disclosed)
+        ]
         if extra or absent:
             return invalid(
                 self.kind, "SHARE_FIELDS_MISMATCH",

@@ -15,7 +15,10 @@ from verifier.checks.base import CheckResult, invalid, valid
 from verifier.context import ChainFacts, VerificationContext
 from verifier.i18n import status_reason
 
-_STATES = {Status.REVOKED: ("CERT_REVOKED", "废止", "Revoked"), Status.SUSPENDED: ("CERT_SUSPENDED", "暂停使用", "Suspended")}
+_STATES = {
+    Status.REVOKED: ("CERT_REVOKED", "废止", "Revoked"),
+    Status.SUSPENDED: ("CERT_SUSPENDED", "暂停使用", "Suspended"),
+}
 
 
 class StatusCheck:
@@ -28,7 +31,11 @@ class StatusCheck:
         found = ctx.chain.inspection
         if not found.anchored:
             return invalid(self.kind, "NOT_ANCHORED", "No anchored batch to read a status from")
-        evidence: dict[str, Any] = {"status": found.status.name.lower(), "block": ctx.chain.block_number, "source": ctx.chain.source}
+        evidence: dict[str, Any] = {
+            "status": found.status.name.lower(),
+            "block": ctx.chain.block_number,
+            "source": ctx.chain.source,
+        }
         if found.status in _STATES:
             code, zh, en = _STATES[found.status]
             return invalid(self.kind, code, _explain(zh, en, ctx.chain, evidence), **evidence)

@@ -17,16 +17,27 @@ class ValidityCheck:
     def run(self, ctx: VerificationContext) -> CheckResult:
         if "validFrom" not in ctx.values or "validUntil" not in ctx.values:
             return invalid(
-                self.kind, "VALIDITY_NOT_DISCLOSED", "validFrom and validUntil must be disclosed to check the validity period"
+                self.kind,
+                "VALIDITY_NOT_DISCLOSED",
+                "validFrom and validUntil must be disclosed to check the validity period",
             )
         try:
             valid_from, valid_until = validity_window(ctx.values)
         except (TypeError, ValueError):
             return invalid(self.kind, "VALIDITY_MALFORMED", "validFrom/validUntil are not dates")
         today = ctx.now.date()
-        evidence = {"validFrom": str(valid_from), "validUntil": str(valid_until) if valid_until else None, "date": str(today)}
+        evidence = {
+            "validFrom": str(valid_from),
+            "validUntil": str(valid_until) if valid_until else None,
+            "date": str(today),
+        }
         if valid_from is None or today < valid_from:
             return invalid(self.kind, "NOT_YET_VALID", f"Valid only from {valid_from}", **evidence)
         if valid_until is not None and today > valid_until:
             return invalid(self.kind, "EXPIRED", f"Expired on {valid_until}", **evidence)
-        return valid(self.kind, "IN_PERIOD", "Within its validity period" + ("" if valid_until else " (长期)"), **evidence)
+        return valid(
+            self.kind,
+            "IN_PERIOD",
+            "Within its validity period" + ("" if valid_until else " (长期)"),
+            **evidence,
+        )

@@ -40,11 +40,21 @@ def register(p: PageDep, form: FormDep):
     try:
         if password != confirm:
             raise EcertError("The two passwords differ", code="PASSWORD_MISMATCH", field="password_confirm")
-        holder = p.rt.holders.register(values["name"], values["id_number"], password, ip=p.client_ip, lang=p.lang, elder=p.elder)
+        holder = p.rt.holders.register(
+            values["name"], values["id_number"], password, ip=p.client_ip, lang=p.lang, elder=p.elder
+        )
     except EcertError as exc:
-        headers = {"Retry-After": str(exc.details.get("retryAfter", 60))} if isinstance(exc, RateLimited) else None
-        error = {"code": exc.code, "field": exc.details.get("field"), "text": problem_text(p.lang, exc.code, exc.message)}
-        return p.render("register.html", status_code=http_status(exc), headers=headers, values=values, error=error)
+        headers = (
+            {"Retry-After": str(exc.details.get("retryAfter", 60))} if isinstance(exc, RateLimited) else None
+        )
+        error = {
+            "code": exc.code,
+            "field": exc.details.get("field"),
+            "text": problem_text(p.lang, exc.code, exc.message),
+        }
+        return p.render(
+            "register.html", status_code=http_status(exc), headers=headers, values=values, error=error
+        )
     response = redirect("/claim?welcome=1")
     set_session_cookie(p.request, response, p.rt.logins.create(holder.id))
     return response
@@ -63,9 +73,18 @@ def login(p: PageDep, form: FormDep):
     try:
         holder = p.rt.holders.authenticate(id_number, _text(form, "password"), ip=p.client_ip)
     except EcertError as exc:
-        headers = {"Retry-After": str(exc.details.get("retryAfter", 60))} if isinstance(exc, RateLimited) else None
+        headers = (
+            {"Retry-After": str(exc.details.get("retryAfter", 60))} if isinstance(exc, RateLimited) else None
+        )
         error = {"code": exc.code, "text": problem_text(p.lang, exc.code, exc.message)}
-        return p.render("login.html", status_code=http_status(exc), headers=headers, next=target, error=error, id_number=id_number)
+        return p.render(
+            "login.html",
+            status_code=http_status(exc),
+            headers=headers,
+            next=target,
+            error=error,
+            id_number=id_number,
+        )
     if p.signed_in:  # a new session on every sign-in (no fixation)
         p.rt.logins.end(p.request.cookies.get("wallet_session"))
     response = redirect(target)

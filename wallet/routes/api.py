@@ -85,7 +85,9 @@ def dynamic_code(share_id: str, p: HolderDep) -> dict[str, Any]:
 
 @router.get("/access-log", summary="Who verified the holder's certificates")
 def access(p: Annotated[Page, Depends(signed_in_page)]) -> list[dict[str, Any]]:
-    entries, _ = access_log(p.holder, p.rt.vault, p.rt.sharing, p.rt.verifier, org_name=p.rt.settings.org_name)
+    entries, _ = access_log(
+        p.holder, p.rt.vault, p.rt.sharing, p.rt.verifier, org_name=p.rt.settings.org_name
+    )
     return [{"at": e.at.isoformat(), "organisation": e.organisation, "region": e.region, "purpose": e.purpose,
              "certificateId": e.certificate_id, "fields": list(e.fields), "verdict": e.verdict, "reason": e.reason,
              "channel": e.channel, "shareId": e.share_id, "anonymous": e.anonymous,

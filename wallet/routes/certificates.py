@@ -53,7 +53,16 @@ async def claim(p: HolderDep, form: FormDep):
             text = decode_qr(raw)[0]
         card = await run_in_threadpool(p.rt.vault.claim, p.holder, text)
     except EcertError as exc:
-        headers = {"Retry-After": str(exc.details.get("retryAfter", 60))} if isinstance(exc, RateLimited) else None
+        headers = (
+            {"Retry-After": str(exc.details.get("retryAfter", 60))} if isinstance(exc, RateLimited) else None
+        )
         error = {"code": exc.code, "text": problem_text(p.lang, exc.code, exc.message)}
-        return p.render("claim.html", status_code=http_status(exc), headers=headers, error=error, code=typed, welcome=False)
+        return p.render(
+            "claim.html",
+            status_code=http_status(exc),
+            headers=headers,
+            error=error,
+            code=typed,
+            welcome=False,
+        )
     return redirect(f"/certificates/{card.id}?claimed=1")

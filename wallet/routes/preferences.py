@@ -26,5 +26,7 @@ def save(p: PageDep, form: FormDep):
     else:  # before signing in: remembered by this browser only
         lang = lang or p.lang
         elder = p.elder if elder is None else elder
-        response.set_cookie(PREFS_COOKIE, f"{lang}.{int(elder)}", max_age=365 * 86400, path="/", httponly=True, samesite="lax")
+        response.set_cookie(
+            PREFS_COOKIE, f"{lang}.{int(elder)}", max_age=365 * 86400, path="/", httponly=True, samesite="lax"
+        )
     return response

@@ -42,7 +42,9 @@ def create_share(card_id: str, p: HolderDep, form: FormDep):
         try:
             minutes = int(values["expiry"])
         except ValueError:
-            raise EcertError("Choose how long the share lasts", code="SHARE_LIFETIME_INVALID", field="expiry") from None
+            raise EcertError(
+                "Choose how long the share lasts", code="SHARE_LIFETIME_INVALID", field="expiry"
+            ) from None
         share = p.rt.sharing.create(
             p.holder, card, chosen, purpose=values["purpose"], minutes=minutes,
             single_use=form.get("single_use") == "1", dynamic=values["mode"] == "dynamic",

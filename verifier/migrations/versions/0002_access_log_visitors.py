@@ -24,7 +24,9 @@ def upgrade() -> None:
     # on as an unverified claim (it may also be the holder's own words: better doubted than trusted).
     log = sa.table("access_log", sa.column("organisation", sa.String), sa.column("purpose", sa.String),
                    sa.column("claimed_purpose", sa.String))  # fmt: skip
-    op.execute(log.update().where(log.c.organisation == ANONYMOUS).values(claimed_purpose=log.c.purpose, purpose=""))
+    op.execute(
+        log.update().where(log.c.organisation == ANONYMOUS).values(claimed_purpose=log.c.purpose, purpose="")
+    )
 
 
 def downgrade() -> None:
