@@ -44,15 +44,95 @@ interface ITrustRegistry {
     error TrustRegistryTypeNotGranted(bytes32 code, bytes32 typeCode);
     error TrustRegistryInvalidTypeCode(bytes32 typeCode);
 
+    /**
+     * @notice The root appointed `account` as the authority of `region` ({addAuthority}).
+     * @param account The authority's address.
+     * @param region The region it governs: a six-digit GB/T 2260 code as a number (`330000`
+     * governs every `33xxxx`, `330100` every `3301xx`, a county code only itself).
+     * @param name The authority's name, as given by the root.
+     */
     event AuthorityAdded(address indexed account, uint32 indexed region, string name);
+
+    /**
+     * @notice The root removed the authority `account` ({removeAuthority}); the agencies it
+     * registered stay registered.
+     * @param account The former authority's address.
+     * @param region The six-digit GB/T 2260 code of the region it governed.
+     */
     event AuthorityRemoved(address indexed account, uint32 indexed region);
+
+    /**
+     * @notice An authority registered an agency ({registerAgency}). It is followed in the same
+     * transaction by {KeyAdded} for the agency's first key and {TypesGranted} for its types.
+     * @param code The agency's code: its 18-character 统一社会信用代码 (USCC), ASCII,
+     * left-aligned and zero-padded in a `bytes32`.
+     * @param agency The agency's index: 1-based, given in registration order; it is the
+     * `agency` of its keys' {KeyRecord}s, of {wasKeyValidAt} and of `BatchAnchored`.
+     * @param region The agency's region, a six-digit GB/T 2260 code.
+     * @param name The agency's name.
+     */
     event AgencyRegistered(bytes32 indexed code, uint32 indexed agency, uint32 indexed region, string name);
+
+    /**
+     * @notice An authority suspended the agency `code` ({suspendAgency}): it cannot anchor until
+     * reinstated. Its existing batches keep their status.
+     * @param code The agency's code (USCC as ASCII in a `bytes32`).
+     * @param by The authority that suspended it.
+     */
     event AgencySuspended(bytes32 indexed code, address by);
+
+    /**
+     * @notice An authority reinstated the agency `code` ({reinstateAgency}): it may anchor again.
+     * @param code The agency's code (USCC as ASCII in a `bytes32`).
+     * @param by The authority that reinstated it.
+     */
     event AgencyReinstated(bytes32 indexed code, address by);
+
+    /**
+     * @notice Certificate types were granted to the agency `code` ({registerAgency},
+     * {grantTypes}). Emitted once per call, also for an empty list.
+     * @param code The agency's code (USCC as ASCII in a `bytes32`).
+     * @param typeCodes The type codes as passed by the caller, each a 21-character type code,
+     * ASCII, left-aligned and zero-padded in a `bytes32`; some may have been granted already.
+     */
     event TypesGranted(bytes32 indexed code, bytes32[] typeCodes);
+
+    /**
+     * @notice Certificate types were withdrawn from the agency `code` ({revokeTypes}); batches
+     * it anchored before stay valid.
+     * @param code The agency's code (USCC as ASCII in a `bytes32`).
+     * @param typeCodes The type codes as passed by the caller (21-character codes, ASCII in a
+     * `bytes32`); codes that were not granted are included too, and changed nothing.
+     */
     event TypesRevoked(bytes32 indexed code, bytes32[] typeCodes);
+
+    /**
+     * @notice A signing key was added to the agency `code` ({registerAgency}, {addKey}).
+     * @param code The agency's code (USCC as ASCII in a `bytes32`).
+     * @param key The new key's address.
+     * @param validFrom When the key becomes good, in unix seconds: the block time when the
+     * caller passed 0.
+     */
     event KeyAdded(bytes32 indexed code, address indexed key, uint40 validFrom);
+
+    /**
+     * @notice The key `key` of the agency `code` is retired ({retireKey}): it anchors nothing
+     * more, and what it anchored up to and including `retiredAt` stays valid.
+     * @param code The code of the key's agency (USCC as ASCII in a `bytes32`).
+     * @param key The retired key.
+     * @param retiredAt The key's retirement time in unix seconds: the block time of the first
+     * {retireKey} (a repeated call emits the original time again).
+     */
     event KeyRetired(bytes32 indexed code, address indexed key, uint40 retiredAt);
+
+    /**
+     * @notice The key `key` of the agency `code` is compromised ({compromiseKey}): batches it
+     * anchored at or after `since` are invalid.
+     * @param code The code of the key's agency (USCC as ASCII in a `bytes32`).
+     * @param key The compromised key.
+     * @param since The compromise time now in force, in unix seconds: the earliest `since`
+     * declared so far, so it may be earlier than the one passed to this call.
+     */
     event KeyCompromised(bytes32 indexed code, address indexed key, uint40 since);
 
     /**
@@ -62,6 +142,13 @@ interface ITrustRegistry {
      * - the caller is the root;
      * - `region` is a six-digit GB/T 2260 code;
      * - `account` is not already an authority, nor an agency key.
+     *
+     * @param account The authority's address; not the zero address.
+     * @param region The region it will govern: a six-digit GB/T 2260 code as a number, in
+     * `110000..829999` (the national code `100000` is refused). A province code (`330000`)
+     * governs the whole province, a prefecture code (`330100`) its prefecture, a county code
+     * only itself.
+     * @param name The authority's name, stored and emitted in {AuthorityAdded}.
      */
     function addAuthority(address account, uint32 region, string calldata name) external;
 
@@ -71,6 +158,8 @@ interface ITrustRegistry {
      * Requirements:
      * - the caller is the root;
      * - `account` is an authority.
+     *
+     * @param account The authority's address.
      */
     function removeAuthority(address account) external;
 
@@ -80,6 +169,15 @@ interface ITrustRegistry {
      * Requirements:
      * - the caller is an authority whose region contains `region`;
      * - `code` is unused and `key` belongs to no agency.
+     *
+     * @param code The agency's code: its 18-character 统一社会信用代码 (USCC), ASCII,
+     * left-aligned and zero-padded in a `bytes32`; non-zero.
+     * @param region The agency's region, a six-digit GB/T 2260 code in `110000..829999`.
+     * @param name The agency's name.
+     * @param key The agency's first signing key, valid from now; not the zero address, not an
+     * authority.
+     * @param typeCodes The certificate types granted: 21-character type codes, ASCII,
+     * left-aligned and zero-padded in a `bytes32`, each non-zero; may be empty.
      */
     function registerAgency(
         bytes32 code,
@@ -94,6 +192,10 @@ interface ITrustRegistry {
      *
      * Requirements:
      * - the caller is an authority whose region contains the agency's region.
+     *
+     * @param code The agency's code (USCC as ASCII in a `bytes32`).
+     * @param typeCodes The types to grant: 21-character type codes, ASCII, left-aligned and
+     * zero-padded in a `bytes32`, each non-zero; granting a type twice is harmless.
      */
     function grantTypes(bytes32 code, bytes32[] calldata typeCodes) external;
 
@@ -102,6 +204,10 @@ interface ITrustRegistry {
      *
      * Requirements:
      * - the caller is an authority whose region contains the agency's region.
+     *
+     * @param code The agency's code (USCC as ASCII in a `bytes32`).
+     * @param typeCodes The types to withdraw (21-character type codes, ASCII in a `bytes32`);
+     * a type that is not granted is ignored.
      */
     function revokeTypes(bytes32 code, bytes32[] calldata typeCodes) external;
 
@@ -110,6 +216,8 @@ interface ITrustRegistry {
      *
      * Requirements:
      * - the caller is an authority whose region contains the agency's region.
+     *
+     * @param code The agency's code (USCC as ASCII in a `bytes32`).
      */
     function suspendAgency(bytes32 code) external;
 
@@ -118,6 +226,8 @@ interface ITrustRegistry {
      *
      * Requirements:
      * - the caller is an authority whose region contains the agency's region.
+     *
+     * @param code The agency's code (USCC as ASCII in a `bytes32`).
      */
     function reinstateAgency(bytes32 code) external;
 
@@ -128,6 +238,10 @@ interface ITrustRegistry {
      * - the caller is the agency's authority or an active key of the agency;
      * - `key` belongs to no agency and is no authority;
      * - `validFrom` is 0 or not in the past (a key cannot vouch for what came before it).
+     *
+     * @param code The agency's code (USCC as ASCII in a `bytes32`).
+     * @param key The new key's address; not the zero address.
+     * @param validFrom When the key becomes good, in unix seconds; 0 for the block time.
      */
     function addKey(bytes32 code, address key, uint40 validFrom) external;
 
@@ -137,6 +251,8 @@ interface ITrustRegistry {
      *
      * Requirements:
      * - the caller is the key's agency's authority, or the key itself while active.
+     *
+     * @param key The key to retire; retiring a retired key changes nothing.
      */
     function retireKey(address key) external;
 
@@ -147,24 +263,60 @@ interface ITrustRegistry {
      * Requirements:
      * - the caller is the key's agency's authority, or the key itself while active;
      * - `since` is not in the future.
+     *
+     * @param key The compromised key.
+     * @param since Since when the key is compromised, in unix seconds; non-zero and at most the
+     * block time.
      */
     function compromiseKey(address key, uint40 since) external;
 
-    /// @notice The region of an authority, or 0 if `account` is none.
+    /**
+     * @notice The region of an authority, or 0 if `account` is none.
+     * @param account The address to look up.
+     * @return The authority's six-digit GB/T 2260 region code, or 0.
+     */
     function authorityRegion(address account) external view returns (uint32);
 
-    /// @notice The agency registered under `code` (reverts if none).
+    /**
+     * @notice The agency registered under `code` (reverts if none).
+     * @param code The agency's code (USCC as ASCII in a `bytes32`).
+     * @return The agency's code, region (six-digit GB/T 2260 code), suspension flag and name.
+     */
     function agency(bytes32 code) external view returns (AgencyRecord memory);
 
-    /// @notice The keys an agency ever had, oldest first.
+    /**
+     * @notice The keys an agency ever had, oldest first (reverts for an unknown agency).
+     * @param code The agency's code (USCC as ASCII in a `bytes32`).
+     * @return The key addresses, retired and compromised ones included, in the order added.
+     */
     function agencyKeys(bytes32 code) external view returns (address[] memory);
 
-    /// @notice A key's record and its agency's code (reverts if the key is unknown).
+    /**
+     * @notice A key's record and its agency's code (reverts if the key is unknown).
+     * @param key The key's address.
+     * @return record The key's agency index and its `validFrom`, `retiredAt` and
+     * `compromisedSince` times (unix seconds, 0 for not set).
+     * @return code The code of the key's agency (USCC as ASCII in a `bytes32`).
+     */
     function keyRecord(address key) external view returns (KeyRecord memory record, bytes32 code);
 
-    /// @notice Whether `code` may issue `typeCode` now.
+    /**
+     * @notice Whether `code` may issue `typeCode` now (false for an unknown agency). Says
+     * nothing of suspension: see {agency}.
+     * @param code The agency's code (USCC as ASCII in a `bytes32`).
+     * @param typeCode The 21-character type code, ASCII in a `bytes32`.
+     * @return True if the type is currently granted to the agency.
+     */
     function isGranted(bytes32 code, bytes32 typeCode) external view returns (bool);
 
-    /// @notice Whether `key` was a good key of `agencyIndex` at `time`.
+    /**
+     * @notice Whether `key` was a good key of `agencyIndex` at `time`: `validFrom <= time`, not
+     * retired before `time` (a key is still good at its retirement second), and `time` before
+     * `compromisedSince` if set. Judged with the key's record as it is now.
+     * @param key The key's address.
+     * @param agencyIndex The agency's 1-based index (the `agency` of {AgencyRegistered}).
+     * @param time The moment asked about, in unix seconds, typically a batch's anchoring time.
+     * @return True if `key` belongs to that agency and was good at `time`.
+     */
     function wasKeyValidAt(address key, uint32 agencyIndex, uint40 time) external view returns (bool);
 }
