@@ -4,6 +4,7 @@ an A/B is fair on a machine whose speed drifts."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import platform
@@ -12,9 +13,9 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from registry.bench_ab import checkout
 from registry.machine_speed import baseline
 
 COMMANDS = [
@@ -25,7 +26,6 @@ COMMANDS = [
     ["id", "check", "91110000600037341L"],
 ]
 GOAL_S = 0.3
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _time_once(python: str, argv: Sequence[str], pythonpath: str | None, cwd: str) -> float:
@@ -50,42 +50,24 @@ def run_cli_start_bench(
     commands: Sequence[Sequence[str]], *, runs: int, vs: str | None, python: str
 ) -> dict[str, Any]:
     """Median, min and max seconds of each command (and of revision `vs`'s, interleaved)."""
-    with tempfile.TemporaryDirectory() as scratch:
-        other = None
-        if vs:
-            other = str(Path(scratch) / "other")
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "add", "--detach", other, vs],
-                check=True,
-                capture_output=True,
-            )
-        try:
-            figures = []
-            for argv in commands:
-                ours, theirs = [], []
-                for run in range(runs + 1):  # the first run warms the disk cache and is not counted
-                    a = _time_once(python, argv, None, scratch)
-                    b = _time_once(python, argv, other, scratch) if other else None
-                    if run:
-                        ours.append(a)
-                        if b is not None:
-                            theirs.append(b)
-                entry: dict[str, Any] = {
-                    "command": "ecert " + " ".join(argv),
-                    **_summary(ours),
-                    "goal_s": GOAL_S,
-                }
-                entry["meets_goal"] = entry["median_s"] < GOAL_S
-                if theirs:
-                    entry["vs"] = {"revision": vs, **_summary(theirs)}
-                figures.append(entry)
-        finally:
-            if other:
-                subprocess.run(
-                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", other],
-                    check=False,
-                    capture_output=True,
-                )
+    with contextlib.ExitStack() as stack:
+        scratch = stack.enter_context(tempfile.TemporaryDirectory())
+        other = str(stack.enter_context(checkout(vs))) if vs else None
+        figures = []
+        for argv in commands:
+            ours, theirs = [], []
+            for run in range(runs + 1):  # the first run warms the disk cache and is not counted
+                a = _time_once(python, argv, None, scratch)
+                b = _time_once(python, argv, other, scratch) if other else None
+                if run:
+                    ours.append(a)
+                    if b is not None:
+                        theirs.append(b)
+            entry: dict[str, Any] = {"command": "ecert " + " ".join(argv), **_summary(ours), "goal_s": GOAL_S}
+            entry["meets_goal"] = entry["median_s"] < GOAL_S
+            if theirs:
+                entry["vs"] = {"revision": vs, **_summary(theirs)}
+            figures.append(entry)
     return {
         "benchmark": "cli_start",
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
