@@ -25,18 +25,25 @@ import logging
 import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import cast
 
 from eth_account.signers.local import LocalAccount
+from eth_account.types import TransactionDictType
+from eth_typing import HexStr
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
+from web3.contract.contract import ContractFunction
 from web3.exceptions import TransactionNotFound
+from web3.types import Nonce, TxParams, TxReceipt
 
 from issuer.models import Batch, BatchEvent, Certificate
 from registry.certificate.merkle import batch_tree
 from registry.certificate.seal import recover_sealer, sign_seal
+from registry.chain.client import checksum_address
 from registry.chain.reverts import anchor_outcome
 from registry.contracts.certificate_registry import ANCHOR_GAS, CertificateRegistry
 from registry.contracts.trust_registry import to_bytes32
+from registry.error_codes import ErrorCode
 from registry.errors import ChainError, ChainUnavailable, ContractRevert
 
 log = logging.getLogger(__name__)
@@ -166,7 +173,7 @@ class AnchoringWorker:
 
     def _sign_and_send(self, batch_id: int) -> None:
         with self._sessions() as session:
-            batch = session.get(Batch, batch_id)
+            batch = session.get_one(Batch, batch_id)
             if self._is_anchored(batch.root):
                 self._anchored_elsewhere(session, batch)
                 session.commit()
@@ -188,16 +195,18 @@ class AnchoringWorker:
                 )
             nonce = self._free_nonce(session, signer.address)
             try:
-                tx = call.build_transaction(
-                    {
-                        "from": signer.address,
-                        "nonce": nonce,
-                        "gas": gas,
-                        "chainId": self._client.chain_id,
-                        **self._client._fees(),
-                    }
-                )
-                signed = signer.sign_transaction(tx)
+                chain_id, fees = self._client.chain_id, self._client._fees()
+                params: TxParams = {
+                    "from": signer.address,
+                    "nonce": Nonce(nonce),
+                    "gas": gas,
+                    "chainId": chain_id,
+                    "maxFeePerGas": fees["maxFeePerGas"],
+                    "maxPriorityFeePerGas": fees["maxPriorityFeePerGas"],
+                }
+                tx = call.build_transaction(params)
+                # eth-account types the dict it signs as a plain dict, web3 builds a TypedDict
+                signed = signer.sign_transaction(cast(TransactionDictType, tx))
                 batch.raw_tx, batch.tx_hash, batch.nonce = (
                     bytes(signed.raw_transaction),
                     "0x" + signed.hash.hex().removeprefix("0x"),
@@ -263,14 +272,20 @@ class AnchoringWorker:
         """The lowest nonce neither the node nor any transaction we stored uses: after a chain lost
         recent blocks (a restart from an older state, a reorg) this fills the gap that would
         otherwise hold every later transaction of the key in the queue forever."""
-        taken = set(
-            session.scalars(select(Batch.nonce).where(Batch.signer == signer, Batch.state == "sending"))
-        )
+        taken = {
+            nonce
+            for nonce in session.scalars(
+                select(Batch.nonce).where(Batch.signer == signer, Batch.state == "sending")
+            )
+            if nonce is not None
+        }
         return self._client.allocate_nonce(signer, taken)
 
     def _broadcast(self, batch: Batch) -> None:
+        raw_tx = batch.raw_tx
+        assert raw_tx is not None, "a batch is signed and stored before it is broadcast"
         try:
-            self._client.guard(lambda: self._client.w3.eth.send_raw_transaction(batch.raw_tx))
+            self._client.guard(lambda: self._client.w3.eth.send_raw_transaction(raw_tx))
         except ChainUnavailable:
             raise
         except ChainError as exc:  # already known, nonce too low…: the receipt check decides
@@ -306,6 +321,7 @@ class AnchoringWorker:
                         moved += 1
                     elif (
                         batch.state == "confirmed"
+                        and batch.block_number is not None  # set by `_follow` or `_track_sending`
                         and head - batch.block_number + 1 < self.settings.confirmations
                     ):
                         self._move(
@@ -320,6 +336,7 @@ class AnchoringWorker:
                         moved += 1
                     elif (
                         batch.state == "mined"
+                        and batch.block_number is not None
                         and head - batch.block_number + 1 >= self.settings.confirmations
                     ):
                         self._move(session, batch, "confirmed", None, head)
@@ -359,9 +376,9 @@ class AnchoringWorker:
             batch.block_hash = self._block_hash(batch.block_number)
         return True
 
-    def _receipt(self, tx_hash: str):  # -> TxReceipt | None
+    def _receipt(self, tx_hash: str) -> TxReceipt | None:
         try:
-            return self._client.guard(lambda: self._client.w3.eth.get_transaction_receipt(tx_hash))
+            return self._client.guard(lambda: self._client.w3.eth.get_transaction_receipt(HexStr(tx_hash)))
         except TransactionNotFound:
             return None
         except ChainUnavailable:
@@ -375,8 +392,11 @@ class AnchoringWorker:
         return _hex(self._client.guard(lambda: self._client.w3.eth.get_block(number))["hash"])
 
     def _track_sending(self, session: Session, batch: Batch) -> bool:
+        signer, nonce, tx_hash = batch.signer, batch.nonce, batch.tx_hash
+        assert signer is not None and nonce is not None and tx_hash is not None, "set when sent"
+        receipt: TxReceipt | None
         try:
-            receipt = self._client.guard(lambda: self._client.w3.eth.get_transaction_receipt(batch.tx_hash))
+            receipt = self._client.guard(lambda: self._client.w3.eth.get_transaction_receipt(HexStr(tx_hash)))
         except TransactionNotFound:
             receipt = None
         except ChainError as exc:
@@ -395,8 +415,8 @@ class AnchoringWorker:
             self._anchored_elsewhere(session, batch)
             return True
         if receipt is not None:  # mined and reverted: why, and would it revert again?
-            self._client.release_nonce(batch.signer, batch.nonce)
-            revert = self._client.revert_of(batch.signer, self._anchor_call(batch))
+            self._client.release_nonce(signer, nonce)
+            revert = self._client.revert_of(signer, self._anchor_call(batch))
             where = f"transaction {batch.tx_hash} reverted in block {receipt['blockNumber']}"
             if revert is None:  # it would go through now: out of gas, or the chain changed back
                 self._back_off(session, batch, f"{where} (gas used {receipt['gasUsed']}: out of gas?)")
@@ -404,10 +424,10 @@ class AnchoringWorker:
                 self._reverted(session, batch, revert, where)
             return True
         confirmed_nonce = self._client.guard(
-            lambda: self._client.w3.eth.get_transaction_count(batch.signer, "latest")
+            lambda: self._client.w3.eth.get_transaction_count(checksum_address(signer), "latest")
         )
-        if confirmed_nonce > (batch.nonce or 0):
-            self._client.release_nonce(batch.signer, batch.nonce)
+        if confirmed_nonce > nonce:
+            self._client.release_nonce(signer, nonce)
             batch.raw_tx, batch.last_error = (
                 None,
                 "transaction replaced (its nonce was used by another); signing again",
@@ -419,7 +439,7 @@ class AnchoringWorker:
 
     # ─── reverts, refusals, back-off ─────────────────────────────────────────────────────
 
-    def _anchor_call(self, batch: Batch):  # -> ContractFunction
+    def _anchor_call(self, batch: Batch) -> ContractFunction:
         return self._registry.contract.functions.anchor(batch.root, batch.count, to_bytes32(batch.type_code))
 
     def _anchored_elsewhere(self, session: Session, batch: Batch) -> None:
@@ -503,7 +523,9 @@ class AnchoringWorker:
                 if not self.outstanding(job_ids):
                     return
                 deadline.wait(poll_s)
-            raise ChainError(f"Certificates still unconfirmed after {timeout_s:.0f} s", code="ANCHOR_TIMEOUT")
+            raise ChainError(
+                f"Certificates still unconfirmed after {timeout_s:.0f} s", code=ErrorCode.ANCHOR_TIMEOUT
+            )
         finally:
             timer.cancel()
 

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.models import Agency, ApiKey
+from registry.error_codes import ErrorCode
 from registry.errors import EcertError, NotAuthorised
 
 __all__ = [
@@ -48,15 +49,15 @@ TOKEN_PREFIX = "ek_"  # noqa: S105 - a public prefix that marks our keys in logs
 
 
 class AuthRequired(NotAuthorised):
-    code = "AUTH_REQUIRED"
+    code = ErrorCode.AUTH_REQUIRED
 
 
 class AuthInvalid(NotAuthorised):
-    code = "AUTH_INVALID"
+    code = ErrorCode.AUTH_INVALID
 
 
 class ScopeMissing(NotAuthorised):
-    code = "SCOPE_MISSING"
+    code = ErrorCode.SCOPE_MISSING
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def parse_scopes(scopes: str | Iterable[str]) -> tuple[str, ...]:
     if unknown or not wanted:
         raise EcertError(
             f"Unknown scope(s) {unknown}: use a comma list of {', '.join(SCOPES)}" if unknown else "Give at least one scope",
-            code="SCOPE_INVALID", field="scopes",
+            code=ErrorCode.SCOPE_INVALID, field="scopes",
         )  # fmt: skip
     return wanted
 
@@ -113,7 +114,9 @@ def create_api_key(
     with sessions.begin() as session:
         if session.get(Agency, agency_code) is None:
             raise EcertError(
-                f"Agency {agency_code} is not served by this issuer", code="AGENCY_UNKNOWN", field="agency"
+                f"Agency {agency_code} is not served by this issuer",
+                code=ErrorCode.AGENCY_UNKNOWN,
+                field="agency",
             )
         session.add(
             ApiKey(agency_code=agency_code, key_hash=_digest(token), scopes=",".join(wanted), label=label)
@@ -141,7 +144,9 @@ def revoke_api_key(sessions: sessionmaker[Session], key_id: int) -> ApiKeyInfo:
         key = session.get(ApiKey, key_id)
         if key is None:
             raise EcertError(
-                f"No API key {key_id}: see `ecert issuer api-key list`", code="API_KEY_NOT_FOUND", field="id"
+                f"No API key {key_id}: see `ecert issuer api-key list`",
+                code=ErrorCode.API_KEY_NOT_FOUND,
+                field="id",
             )
         if key.revoked_at is None:
             key.revoked_at = dt.datetime.now(dt.UTC)

@@ -18,6 +18,7 @@ from registry.certificate.merkle import batch_tree, field_digest
 from registry.certificate.model import Issuer, build_fields
 from registry.certificate.presentation import Presentation, batch_presentations
 from registry.certificate.seal import sign_seal
+from registry.error_codes import ErrorCode
 from registry.errors import EcertError
 
 
@@ -26,7 +27,7 @@ class RejectedRecord:
     """A record that could not become a certificate, and why."""
 
     position: int
-    code: str
+    code: ErrorCode
     message: str
     field: str | None = None
 

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
+from eth_typing import HexStr
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.anchoring import AnchoringWorker, WorkerSettings
 from issuer.db import make_engine, migrate, sessions
@@ -24,6 +26,7 @@ from issuer.models import Batch
 from issuer.service import IssuerService
 from registry.chain.client import ChainClient
 from registry.chain.runner import AnvilNode, free_port
+from registry.contracts.certificate_registry import CertificateRegistry
 from registry.deploy import deploy
 from registry.machine_speed import baseline
 
@@ -53,7 +56,11 @@ def make_records(count: int, seed: int = 1) -> list[dict[str, Any]]:
     ]
 
 
-def _setup(tmp: Path):
+def _setup(
+    tmp: Path,
+) -> tuple[
+    AnvilNode, ChainClient, CertificateRegistry, sessionmaker[Session], IssuerService, AnchoringWorker
+]:
     node = AnvilNode(tmp / "chain", free_port())
     node.start()
     client = ChainClient.connect(node.url)
@@ -93,7 +100,8 @@ def run_once(count: int, profile: Path | None = None) -> dict[str, Any]:
             stop = threading.Event()
             anchoring = threading.Thread(target=worker.run_forever, args=(stop,), kwargs={"poll_s": 0.25})
             started = time.perf_counter()
-            profiler and profiler.enable()
+            if profiler:
+                profiler.enable()
             anchoring.start()  # as in the service: the worker anchors while later jobs are stored
             for start in range(0, count, JOB):
                 service.submit(AGENCY, TYPE_CODE, records[start : start + JOB], type_name="营业执照")
@@ -103,17 +111,19 @@ def run_once(count: int, profile: Path | None = None) -> dict[str, Any]:
             done = time.perf_counter()
             stop.set()
             anchoring.join()
-            profiler and profiler.disable()
-            service.close()
             if profiler:
+                profiler.disable()
+            service.close()
+            if profiler and profile:
                 pstats.Stats(profiler).sort_stats("cumulative").dump_stats(profile)
             with factory() as session:
                 batches = session.execute(
                     select(func.count(), func.sum(Batch.count)).select_from(Batch)
                 ).one()
             gas = sum(
-                client.w3.eth.get_transaction_receipt(tx)["gasUsed"]
+                client.w3.eth.get_transaction_receipt(HexStr(tx))["gasUsed"]
                 for (tx,) in factory().execute(select(Batch.tx_hash).order_by(Batch.id).offset(1))
+                if tx is not None  # every batch is anchored by now
             )
         finally:
             node.stop()

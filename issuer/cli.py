@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from registry.cli import command_group
+from registry.error_codes import ErrorCode
 from registry.errors import EcertError
 
 if TYPE_CHECKING:
@@ -85,7 +86,10 @@ def issue(
         str, typer.Option("--name", help="The certificate's name when records give none.")
     ] = "电子证照",
     qr: Annotated[
-        bool, typer.Option("--qr", help="Also write a QR PNG of each package's EC1: code.")
+        bool,
+        typer.Option(
+            "--qr", help="Also write a QR PNG of each package: a link <ECERT_ISSUER_VERIFIER_URL>/v#EC1:…."
+        ),
     ] = False,
 ) -> None:
     """Store, seal, batch and anchor certificates, then write one holder package per certificate.
@@ -105,7 +109,7 @@ def issue(
         ):  # as the API: refused before intake, not at anchoring
             raise EcertError(
                 f"Agency {agency} is not granted type {type_code}: ask the regional authority to grant it",
-                code="TYPE_NOT_GRANTED", field="type",
+                code=ErrorCode.TYPE_NOT_GRANTED, field="type",
             )  # fmt: skip
         _out_folder(out)
         jobs: list[JobView] = []
@@ -156,6 +160,7 @@ def _write_packages(
     runtime: IssuerRuntime, agency: str, jobs: list[JobView], out: Path, *, qr: bool
 ) -> tuple[int, int]:
     """One holder package per certificate (and its QR code with `qr`), each 0600: personal data."""
+    from registry.certificate.links import verify_link
     from registry.qr import qr_png
     from registry.secrets_files import write_private
 
@@ -166,7 +171,8 @@ def _write_packages(
                 out / f"{identifier}.json", json.dumps(presentation.to_json(), ensure_ascii=False, indent=1)
             )
             if qr:
-                write_private(out / f"{identifier}.png", qr_png(presentation.to_ec1()))
+                link = verify_link(runtime.settings.verifier_url, presentation.to_ec1())
+                write_private(out / f"{identifier}.png", qr_png(link))
             issued += 1
         rejected += _report_rejected(runtime.service.job(agency, job.id), out)
     return issued, rejected
@@ -208,7 +214,7 @@ def status_set(
     """Change one certificate's status on chain (signed with its agency's key)."""
     if status.lower() not in STATUS_NAMES:
         raise EcertError(
-            f"Unknown status {status!r}: use active, suspended or revoked", code="STATUS_INVALID"
+            f"Unknown status {status!r}: use active, suspended or revoked", code=ErrorCode.STATUS_INVALID
         )
     from issuer.runtime import IssuerRuntime
     from registry.certificate.identifiers import parse_licence_id
@@ -272,7 +278,7 @@ def demo(
         if given.rstrip("/") not in (local, f"http://localhost:{chain_port}"):
             raise EcertError(
                 f"ECERT_RPC_URL={given} is not the demo's chain on port {chain_port}: unset it, or make them agree",
-                code="CONFIG_INVALID",
+                code=ErrorCode.CONFIG_INVALID,
             )
     from issuer.demo import run_demo
     from registry.workspace import Workspace
@@ -317,7 +323,7 @@ def api_key_create(
         if code not in served_agencies(runtime):
             raise EcertError(
                 f"Agency {code} has no key in this keystore: run `ecert agency add` first",
-                code="AGENCY_UNKNOWN",
+                code=ErrorCode.AGENCY_UNKNOWN,
             )
         runtime.register_agency(code)
         token = create_api_key(runtime.sessions, code, scopes, label)

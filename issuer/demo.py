@@ -186,7 +186,9 @@ def _wait_listening(demo: Demo, name: str, timeout_s: float = 60) -> None:
 
 def start_services(demo: Demo, clock: StepClock) -> None:
     """Keys first (each is one `ecert` command), then the three services started together."""
-    env = {**os.environ, "ECERT_HOME": str(demo.home), "ECERT_VERIFIER_PUBLIC_URL": demo.url("verifier")}
+    # share links (the verifier's) and the issuer's QR codes point at this demo's verifier node
+    env = {**os.environ, "ECERT_HOME": str(demo.home), "ECERT_VERIFIER_PUBLIC_URL": demo.url("verifier"),
+           "ECERT_ISSUER_VERIFIER_URL": demo.url("verifier")}  # fmt: skip
     with clock.step("API keys: the wallet's and a bank's at the verifier node, an agency's at the issuer"):
         # each command prints the key alone on its last line
         wallet_key = _ecert(

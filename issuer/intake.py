@@ -64,7 +64,7 @@ def decode_leaves(raw: bytes) -> tuple[FieldLeaf, ...]:
     return tuple(FieldLeaf(salt, path, value) for salt, path, value in cbor2.loads(raw))
 
 
-def _prepare_chunk(spec: IntakeSpec, start: int, records: Sequence[Mapping[str, Any]]):
+def _prepare_chunk(spec: IntakeSpec, start: int, records: Sequence[Mapping[str, Any]]) -> Prepared:
     cipher = DataCipher(spec.data_key)
     prepared: list[PreparedCertificate] = []
     rejected: list[RejectedRecord] = []

@@ -5,9 +5,11 @@ to hide) is built from the disclosed fields and drawn either by the Jinja2 templ
 `templates/licence.html` or by reportlab. Personal ID numbers are never printed in full: only
 a USCC (codeType 001) holder code is shown as is; any other holder code is shown masked.
 
-The QR code carries `presentation.to_ec1()` unless a payload is given. Note that the EC1 string
-of a full holder package contains every field, the full `holder.code` included: to print a
-masked ID on paper *and* in the QR code, pass a disclosure without `holder.code`.
+The QR code is a verification link `<verifier node>/v#EC1:…` (`registry.certificate.links`) of a
+small disclosure (`qr_disclosure`: what the licence is, who holds it, until when), not of the
+whole package: a phone opens it, `ecert verify` reads it offline, and its density stays low
+enough for a 100 dpi copy of the page to scan (the PDF draws it with modules of `QR_MODULE_MM`).
+It never holds a full ID number. The PDF embeds its fonts (a subset of Noto CJK, `issuer.fonts`).
 """
 
 from __future__ import annotations
@@ -18,14 +20,25 @@ import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from issuer.fonts import embedded_fonts, font_name
+from registry.certificate.links import verify_link
 from registry.certificate.model import CODE_TYPE_ID_NUMBER, CODE_TYPE_USCC, mask_code
 from registry.certificate.presentation import Presentation
-from registry.qr import qr_png
+from registry.qr import qr_modules, qr_png
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 TEMPLATES = Path(__file__).parent / "templates"
-CID_FONT = "STSong-Light"
+TEXT_FONT, TITLE_FONT, MONO_FONT = font_name("text"), font_name("title"), font_name("mono")
+# What the printed QR code discloses, besides `BOUND_PATHS` (identifier, type, agency): the holder,
+# so that a genuine code pasted on a forged page shows someone else, and the validity period the
+# verifier checks. The rest is read from the paper. The whole package would double the code's size.
+QR_PATHS = ("holder.name", "validFrom", "validUntil")
+QR_MODULE_MM = 0.762  # 3 pixels at 100 dpi: a scan or fax of the page at 100 dpi still decodes
+QR_MAX_MM = 105.0  # with the quiet zone; a code this wide (very large batches) gets smaller modules
 
 # key: (中文, English)
 LABELS = {
@@ -146,9 +159,7 @@ def licence_face(presentation: Presentation, lang: str = "zh") -> LicenceFace:
     if lang not in ("zh", "en"):
         raise ValueError(f"lang must be 'zh' or 'en', got {lang!r}")
     fields = presentation.fields()
-    holder = fields.get("holder") if isinstance(fields.get("holder"), dict) else {}
-    issuer = fields.get("issuer") if isinstance(fields.get("issuer"), dict) else {}
-    ext = fields.get("ext") if isinstance(fields.get("ext"), dict) else {}
+    holder, issuer, ext = _section(fields, "holder"), _section(fields, "issuer"), _section(fields, "ext")
     partial = presentation.is_partial
 
     header = [row for row in (_holder_code(holder, lang), _row("number", fields.get("number"), lang)) if row]
@@ -181,24 +192,50 @@ def licence_face(presentation: Presentation, lang: str = "zh") -> LicenceFace:
     )
 
 
+def _section(fields: dict[str, Any], name: str) -> dict[str, Any]:
+    value = fields.get(name)
+    return value if isinstance(value, dict) else {}
+
+
 # ─── HTML ─────────────────────────────────────────────────────────────────────────────────
 
 
 @functools.lru_cache(maxsize=1)
-def _environment():
+def _environment() -> Environment:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined)
 
 
+def qr_disclosure(presentation: Presentation) -> Presentation:
+    """What the printed QR code carries: `QR_PATHS` (and `BOUND_PATHS`) of a holder package; a
+    presentation that is a disclosure already, as it is."""
+    if presentation.is_partial:
+        return presentation
+    present = set(presentation.paths())
+    return presentation.disclose(path for path in QR_PATHS if path in present)
+
+
+def licence_link(presentation: Presentation, verifier_url: str) -> str:
+    """The printed QR code's content: `<verifier_url>/v#EC1:…` of `qr_disclosure(presentation)`."""
+    return verify_link(verifier_url, qr_disclosure(presentation).to_ec1())
+
+
+def qr_size_mm(modules: int) -> float:
+    """The printed width of a code of `modules` (quiet zone included)."""
+    return min(modules * QR_MODULE_MM, QR_MAX_MM)
+
+
 def render_licence_html(
-    presentation: Presentation, *, qr_payload: str | None = None, lang: str = "zh"
+    presentation: Presentation, *, verifier_url: str, qr_payload: str | None = None, lang: str = "zh"
 ) -> str:
-    """A self-contained HTML page (inline CSS, QR as a data: PNG) for screen and A4 print."""
+    """A self-contained HTML page (inline CSS, QR as a data: PNG) for screen and A4 print; the QR
+    code links to `verifier_url` unless `qr_payload` says what it holds."""
     face = licence_face(presentation, lang)
-    payload = presentation.to_ec1() if qr_payload is None else qr_payload
+    payload = licence_link(presentation, verifier_url) if qr_payload is None else qr_payload
     qr_uri = "data:image/png;base64," + base64.b64encode(qr_png(payload)).decode("ascii")
-    return _environment().get_template("licence.html").render(face=face, qr_uri=qr_uri)
+    qr_mm = round(qr_size_mm(len(qr_modules(payload))), 1)
+    return _environment().get_template("licence.html").render(face=face, qr_uri=qr_uri, qr_mm=qr_mm)
 
 
 # ─── PDF ──────────────────────────────────────────────────────────────────────────────────
@@ -206,52 +243,33 @@ def render_licence_html(
 _NO_LINE_START = set("，。、；：？！）》」』】,.;:?!)%")
 
 
-def _runs(text: str) -> list[str]:
-    """Split into ASCII / non-ASCII runs: ASCII is drawn in Helvetica, since viewers that
-    substitute the non-embedded STSong-Light (Ghostscript, some printers) may lack Latin glyphs."""
-    runs: list[str] = []
-    for ch in text:
-        if runs and runs[-1][-1].isascii() == ch.isascii():
-            runs[-1] += ch
-        else:
-            runs.append(ch)
-    return runs
-
-
-def _font(run: str, mono: bool = False) -> str:
-    return ("Courier" if mono else "Helvetica") if run[:1].isascii() else CID_FONT
+def _font(mono: bool = False) -> str:
+    return MONO_FONT if mono else TEXT_FONT
 
 
 def _width(text: str, size: float, mono: bool = False) -> float:
     from reportlab.pdfbase.pdfmetrics import stringWidth
 
-    return sum(stringWidth(run, _font(run, mono), size) for run in _runs(text))
+    return stringWidth(text, _font(mono), size)
 
 
 def _draw(
     pdf: Any, x: float, y: float, text: str, size: float, *, align: str = "left", mono: bool = False
 ) -> None:
     x -= {"left": 0, "centre": _width(text, size, mono) / 2, "right": _width(text, size, mono)}[align]
-    obj = pdf.beginText(x, y)  # one text object, so that text extraction keeps the line whole
-    for run in _runs(text):
-        obj.setFont(_font(run, mono), size)
-        obj.textOut(run)
-    pdf.drawText(obj)
+    pdf.setFont(_font(mono), size)
+    pdf.drawString(x, y, text)
 
 
 def _spaced(
     pdf: Any, x: float, y: float, text: str, size: float, spacing: float, *, bold: bool = False
 ) -> None:
-    """Chinese text with extra space between characters (and faux bold: STSong-Light has no bold)."""
+    """Chinese text with extra space between characters; `bold` in the title's face."""
     obj = pdf.beginText(x, y)
-    obj.setFont(CID_FONT, size)
+    obj.setFont(TITLE_FONT if bold else TEXT_FONT, size)
     obj.setCharSpace(spacing)
-    if bold:
-        pdf.setLineWidth(size / 60)
-        obj.setTextRenderMode(2)
     obj.textOut(text)
-    obj.setCharSpace(0)  # Tc and Tr outlive the text object: reset them
-    obj.setTextRenderMode(0)
+    obj.setCharSpace(0)  # Tc outlives the text object: reset it
     pdf.drawText(obj)
 
 
@@ -274,24 +292,53 @@ def _wrap(text: str, size: float, width: float) -> list[str]:
     return [*lines, line] if line else lines or [""]
 
 
+def _draw_qr(pdf: Any, modules: list[list[bool]], x: float, y: float, module: float) -> None:
+    """Dark modules as filled squares (a row's runs merged into one): sharp at any resolution."""
+    path = pdf.beginPath()
+    for r, row in enumerate(modules):
+        bottom, start = y + (len(modules) - 1 - r) * module, None
+        for c, dark in enumerate([*row, False]):
+            if dark and start is None:
+                start = c
+            elif not dark and start is not None:
+                path.rect(x + start * module, bottom, (c - start) * module, module)
+                start = None
+    pdf.drawPath(path, stroke=0, fill=1)
+
+
+def _face_text(face: LicenceFace) -> str:
+    """Every character the page prints in the text face (its font is a subset of these)."""
+    rows = (*face.header, *face.rows, face.issuer, face.issued, face.identifier, face.previous)
+    parts = [face.subtitle, face.partial_note or "", face.note, face.caption, "……"]
+    return "".join(parts) + "".join(f"{row.label}{row.value}" for row in rows if row is not None)
+
+
 def render_licence_pdf(
-    presentation: Presentation, *, qr_payload: str | None = None, lang: str = "zh"
+    presentation: Presentation, *, verifier_url: str, qr_payload: str | None = None, lang: str = "zh"
 ) -> bytes:
-    """The same face as one A4 page, in the built-in CID font STSong-Light (nothing embedded)."""
+    """The same face as one A4 page, with its fonts embedded (a Noto CJK subset) and the QR code
+    (`licence_link` unless `qr_payload` is given) drawn as vector squares."""
+    face = licence_face(presentation, lang)
+    payload = licence_link(presentation, verifier_url) if qr_payload is None else qr_payload
+    identifiers = "".join(row.value for row in (face.identifier, face.previous) if row)
+    with embedded_fonts({"text": _face_text(face), "title": face.title, "mono": identifiers}):
+        return _licence_pdf(face, qr_modules(payload), lang)
+
+
+def _licence_pdf(face: LicenceFace, modules: list[list[bool]], lang: str) -> bytes:
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
-    from reportlab.lib.utils import ImageReader
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
     from reportlab.pdfgen.canvas import Canvas
 
-    if CID_FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(CID_FONT))
-    face = licence_face(presentation, lang)
-    payload = presentation.to_ec1() if qr_payload is None else qr_payload
     width, height = A4
     buffer = io.BytesIO()
-    pdf = Canvas(buffer, pagesize=A4, invariant=1, pageCompression=1)  # invariant: same input, same bytes
+    pdf = Canvas(
+        buffer,
+        pagesize=A4,
+        invariant=1,
+        pageCompression=1,
+        initialFontName=TEXT_FONT,  # type: ignore[arg-type]  # types-reportlab 5.0 says float: it is a name
+    )  # invariant: same input, same bytes; the initial font: no unembedded Helvetica
     pdf.setTitle(f"{face.title} - {face.rows[0].value}")
     pdf.setAuthor(face.issuer.value)
 
@@ -316,8 +363,15 @@ def render_licence_pdf(
     if face.partial_note:
         _draw(pdf, width / 2, height - 65 * mm, face.partial_note, 9.5, align="centre")
 
+    # The QR code bottom left, its quiet zone included, the symbol aligned with the text's left edge.
+    qr_side = qr_size_mm(len(modules)) * mm
+    module = qr_side / len(modules)
+    qr_x, qr_y = left - 4 * module, 30 * mm
+    _draw_qr(pdf, modules, qr_x, qr_y, module)
+    _draw(pdf, qr_x + qr_side / 2, qr_y - 3.5 * mm, face.caption, 9, align="centre")
+
     # Fields: labels spread over a fixed column, values wrapped; long values shrink until all fit.
-    top, bottom, base, gap = height - 76 * mm, 92 * mm, 12.5, 11.0
+    top, bottom, base, gap = height - 76 * mm, max(92 * mm, qr_y + qr_side + 4 * mm), 12.5, 11.0
     label_w = (46 if lang == "en" else 30) * mm
     value_x, value_w = left + label_w + 4 * mm, right - left - label_w - 4 * mm
     for small in (base, 11.5, 10.5, 9.5, 8.5, 7.5, 6.5):
@@ -330,7 +384,7 @@ def render_licence_pdf(
             break
     y = top
     for row, size, lines in blocks:
-        if y - base * 1.55 < bottom:  # too long even at the smallest size: cut (the QR code holds it all)
+        if y - base * 1.55 < bottom:  # too long even at the smallest size: cut
             break
         natural = _width(row.label, base)
         if lang == "en" or len(row.label) < 2 or row.label.isascii() or natural >= label_w * 0.9:
@@ -345,12 +399,21 @@ def render_licence_pdf(
                 break
         y -= gap
 
-    qr_size = 50 * mm  # QR code bottom left, authority and date bottom right
-    pdf.drawImage(ImageReader(io.BytesIO(qr_png(payload))), left - 2 * mm, 32 * mm, qr_size, qr_size)
-    _draw(pdf, left - 2 * mm + qr_size / 2, 28.5 * mm, face.caption, 9, align="centre")
-    _draw(pdf, right, 70 * mm, f"{face.issuer.label}  {face.issuer.value}", 12, align="right")
-    _draw(pdf, right, 62 * mm, f"{face.issued.label}  {face.issued.value}", 12, align="right")
-    _draw(pdf, right, 40 * mm, face.note, 8.5, align="right")
+    # Authority, date and note right of the QR code, right-aligned; a label and its value that do
+    # not fit on one line there go on two, a long value or note wrapped.
+    column_w, y = right - (qr_x + qr_side + 4 * mm), qr_y + min(qr_side, 44 * mm)
+    for label, value, size, after in (
+        (face.issuer.label, face.issuer.value, 12.0, 8 * mm),
+        (face.issued.label, face.issued.value, 12.0, 16 * mm),
+        ("", face.note, 8.5, 0.0),
+    ):
+        joined = f"{label}  {value}" if label else value
+        lines = [joined] if _width(joined, size) <= column_w else [label] if label else []
+        lines += [] if lines == [joined] else _wrap(value, size, column_w)
+        for line in lines:
+            _draw(pdf, right, y, line, size, align="right")
+            y -= size * 1.5
+        y -= after
 
     for i, row in enumerate(r for r in (face.identifier, face.previous) if r):  # identifiers, small monospace
         _draw(pdf, left, (22 - 4 * i) * mm, row.label, 8)

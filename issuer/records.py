@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from registry.error_codes import ErrorCode
 from registry.errors import CertificateError
 
 
@@ -25,14 +26,16 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise CertificateError(
-                        f"{path}:{number}: not JSON ({exc.msg})", code="RECORD_MALFORMED", line=number
+                        f"{path}:{number}: not JSON ({exc.msg})", code=ErrorCode.RECORD_MALFORMED, line=number
                     ) from exc
                 if not isinstance(record, dict):
                     raise CertificateError(
                         f"{path}:{number}: a record must be a JSON object",
-                        code="RECORD_MALFORMED",
+                        code=ErrorCode.RECORD_MALFORMED,
                         line=number,
                     )
                 yield record
         else:
-            raise CertificateError(f"Unsupported input {path.name}: use .jsonl or .csv", code="INPUT_FORMAT")
+            raise CertificateError(
+                f"Unsupported input {path.name}: use .jsonl or .csv", code=ErrorCode.INPUT_FORMAT
+            )

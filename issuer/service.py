@@ -14,6 +14,7 @@ import secrets
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,8 @@ from registry.certificate.model import Issuer
 from registry.certificate.presentation import Presentation
 from registry.certificate.types import name_contradiction
 from registry.crypto import DataCipher
+from registry.database import core_table
+from registry.error_codes import ErrorCode
 from registry.errors import CertificateError, Conflict, EcertError, IdentifierError, NotAuthorised, NotFound
 
 JOB_STATES = ("pending", "sealed", "anchored", "confirmed", "refused")
@@ -82,10 +85,10 @@ class IssuerService:
         self._clock = clock
         self._claim_ttl = claim_ttl
         self._processes = processes
-        self._pool = None
+        self._pool: Executor | None = None
         self._pool_lock = threading.Lock()
 
-    def _intake_pool(self):  # -> Executor | None
+    def _intake_pool(self) -> Executor | None:
         """The intake process pool, made on first use (by one thread: API requests race here)."""
         if self._processes == 1:
             return None
@@ -110,7 +113,7 @@ class IssuerService:
     def _agency(self, session: Session, code: str) -> Agency:
         agency = session.get(Agency, code)
         if agency is None:
-            raise NotFound(f"Agency {code} is not served by this issuer", code="AGENCY_UNKNOWN")
+            raise NotFound(f"Agency {code} is not served by this issuer", code=ErrorCode.AGENCY_UNKNOWN)
         return agency
 
     # ─── issuance ────────────────────────────────────────────────────────────────────────
@@ -133,7 +136,9 @@ class IssuerService:
             contradiction := name_contradiction(type_code, type_name)
         ) is not None:  # every record would carry it
             raise CertificateError(
-                f"typeName contradicts typeCode: {contradiction}", code="FIELD_INVALID", field="typeName"
+                f"typeName contradicts typeCode: {contradiction}",
+                code=ErrorCode.FIELD_INVALID,
+                field="typeName",
             )
         request_hash = _hash(
             json.dumps([type_code, type_name, list(records)], sort_keys=True, ensure_ascii=False, default=str)
@@ -143,7 +148,8 @@ class IssuerService:
             if idempotency_key and (job := self._find_job(session, agency_code, idempotency_key)):
                 if job.request_hash != request_hash:
                     raise Conflict(
-                        "This Idempotency-Key was used for a different request", code="IDEMPOTENCY_CONFLICT"
+                        "This Idempotency-Key was used for a different request",
+                        code=ErrorCode.IDEMPOTENCY_CONFLICT,
                     )
                 return self._view(session, job)
             issuer = Issuer(agency.name, agency.code, agency.region)
@@ -169,12 +175,12 @@ class IssuerService:
 
     def _store(
         self,
-        agency_code,
-        type_code,
-        job_id,
-        idempotency_key,
-        request_hash,
-        total,
+        agency_code: str,
+        type_code: str,
+        job_id: str,
+        idempotency_key: str | None,
+        request_hash: str,
+        total: int,
         chunks: Iterable[Prepared],
         sealed_by: str,
     ) -> JobView:
@@ -190,7 +196,7 @@ class IssuerService:
                 for prepared, rejected in chunks:
                     if prepared:
                         session.execute(
-                            Certificate.__table__.insert(),
+                            core_table(Certificate).insert(),
                             [
                                 {"identifier": p.identifier, "agency_code": agency_code, "type_code": type_code,
                                  "job_id": job_id, "position": p.position, "version": p.version,
@@ -212,7 +218,7 @@ class IssuerService:
                 if idempotency_key and (job := self._find_job(session, agency_code, idempotency_key)):
                     return self._view(session, job)  # a concurrent twin won the race
                 raise
-            return self._view(session, session.get(Job, job_id))
+            return self._view(session, session.get_one(Job, job_id))
 
     def _find_job(self, session: Session, agency_code: str, key: str) -> Job | None:
         return session.scalar(select(Job).where(Job.agency_code == agency_code, Job.idempotency_key == key))
@@ -221,7 +227,7 @@ class IssuerService:
         with self._sessions() as session:
             job = session.get(Job, job_id)
             if job is None or job.agency_code != agency_code:
-                raise NotFound(f"No job {job_id}", code="JOB_NOT_FOUND")
+                raise NotFound(f"No job {job_id}", code=ErrorCode.JOB_NOT_FOUND)
             return self._view(session, job)
 
     def _view(self, session: Session, job: Job) -> JobView:
@@ -264,7 +270,7 @@ class IssuerService:
     def certificate(self, session: Session, agency_code: str, identifier: str) -> Certificate:
         cert = session.scalar(select(Certificate).where(Certificate.identifier == identifier))
         if cert is None or cert.agency_code != agency_code:
-            raise NotFound(f"No certificate {identifier} of this agency", code="CERT_NOT_FOUND")
+            raise NotFound(f"No certificate {identifier} of this agency", code=ErrorCode.CERT_NOT_FOUND)
         return cert
 
     def describe(self, agency_code: str, identifier: str) -> dict[str, Any]:
@@ -281,11 +287,12 @@ class IssuerService:
             }  # fmt: skip
 
     def presentation(self, session: Session, cert: Certificate) -> Presentation:
-        if cert.batch_id is None or cert.seal is None:
+        if cert.batch_id is None or cert.batch_index is None or cert.seal is None:
             raise Conflict(
-                f"{cert.identifier} is not sealed into a batch yet: try again shortly", code="CERT_NOT_READY"
+                f"{cert.identifier} is not sealed into a batch yet: try again shortly",
+                code=ErrorCode.CERT_NOT_READY,
             )
-        batch = session.get(Batch, cert.batch_id)
+        batch = session.get_one(Batch, cert.batch_id)
         return Presentation(
             self.chain_id, self.registry_address, decode_leaves(self._cipher.decrypt(cert.sealed_fields, cert.identifier)),
             cert.digest, cert.seal, batch.root, cert.batch_index, tuple(self._batch_tree(session, batch).proof(cert.batch_index)),
@@ -303,7 +310,9 @@ class IssuerService:
             ).all()
             tree = batch_tree(digests)
             if tree.root != batch.root:
-                raise EcertError(f"Batch {batch.id} does not rebuild to its root", code="BATCH_CORRUPT")
+                raise EcertError(
+                    f"Batch {batch.id} does not rebuild to its root", code=ErrorCode.BATCH_CORRUPT
+                )
             if len(self._trees) >= 64:
                 self._trees.pop(next(iter(self._trees)))
             self._trees[batch.id] = tree
@@ -368,7 +377,7 @@ class IssuerService:
                     if job.request_hash != request_hash:
                         raise Conflict(
                             "This Idempotency-Key was used for a different request",
-                            code="IDEMPOTENCY_CONFLICT",
+                            code=ErrorCode.IDEMPOTENCY_CONFLICT,
                         )
                     return self._view(session, job)
         with self._sessions() as session:
@@ -376,7 +385,8 @@ class IssuerService:
             cert = self.certificate(session, agency_code, identifier)
             if cert.superseded_by:
                 raise Conflict(
-                    f"{identifier} was already superseded by {cert.superseded_by}", code="CERT_SUPERSEDED"
+                    f"{identifier} was already superseded by {cert.superseded_by}",
+                    code=ErrorCode.CERT_SUPERSEDED,
                 )
             issuer = Issuer(agency.name, agency.code, agency.region)
             type_code = cert.type_code
@@ -427,10 +437,10 @@ class IssuerService:
         with self._sessions.begin() as session:
             cert = session.scalar(select(Certificate).where(Certificate.claim_code_hash == _hash(normalised)))
             if cert is None or cert.claimed_at is not None:
-                raise NotFound("Unknown or already used claim code", code="CLAIM_INVALID")
+                raise NotFound("Unknown or already used claim code", code=ErrorCode.CLAIM_INVALID)
             if _aware(cert.claim_expires_at) < self._clock():
                 raise NotFound(
-                    "This claim code has expired: ask the agency for a new one", code="CLAIM_EXPIRED"
+                    "This claim code has expired: ask the agency for a new one", code=ErrorCode.CLAIM_EXPIRED
                 )
             presentation = self.presentation(session, cert)
             if (
@@ -438,7 +448,8 @@ class IssuerService:
                 and (presentation.fields().get("holder") or {}).get("code") != holder_code.upper()
             ):
                 raise NotAuthorised(
-                    "This certificate belongs to someone else: the code was not used", code="CLAIM_NOT_YOURS"
+                    "This certificate belongs to someone else: the code was not used",
+                    code=ErrorCode.CLAIM_NOT_YOURS,
                 )
             cert.claimed_at = self._clock()
             return presentation

@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from registry.error_codes import ErrorCode
 from registry.errors import ConfigError
 from registry.secrets_files import private_folder, private_sqlite
 from registry.settings import Settings
@@ -40,6 +41,8 @@ class IssuerSettings(BaseSettings):
     """Failed claim attempts (wrong code, another holder's) each client address may make per minute (bursts of a sixth, at least 10); redemptions are not counted."""
     retry_max_s: float = 30.0
     """Longest back-off between anchoring attempts while the chain is away or after a transaction failed."""
+    verifier_url: str = Field("http://127.0.0.1:8002", pattern=r"^https?://[^\s?#]+$")
+    """Public URL (https in production) of the verifier node that QR codes of printouts and packages link to (`<url>/v#EC1:…`)."""
 
     def url(self, core: Settings) -> str:
         if self.database_url:
@@ -56,7 +59,7 @@ class IssuerSettings(BaseSettings):
             if not path.exists():
                 if not create:
                     raise ConfigError(
-                        f"No data key at {path}: set ECERT_ISSUER_DATA_KEY", code="DATA_KEY_MISSING"
+                        f"No data key at {path}: set ECERT_ISSUER_DATA_KEY", code=ErrorCode.DATA_KEY_MISSING
                     )
                 private_folder(path.parent, tighten=False)
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -64,7 +67,9 @@ class IssuerSettings(BaseSettings):
                     handle.write(base64.b64encode(os.urandom(32)).decode())
             raw = base64.b64decode(path.read_text().strip())
         if len(raw) != 32:
-            raise ConfigError("The issuer data key must be 32 bytes (base64)", code="DATA_KEY_INVALID")
+            raise ConfigError(
+                "The issuer data key must be 32 bytes (base64)", code=ErrorCode.DATA_KEY_INVALID
+            )
         return raw
 
 

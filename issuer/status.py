@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.models import Batch, Certificate
-from issuer.service import Conflict, IssuerService
+from issuer.service import IssuerService
 from registry.contracts.certificate_registry import CertificateRegistry, Status
-from registry.errors import EcertError
+from registry.error_codes import ErrorCode
+from registry.errors import Conflict, EcertError
 
 # GB status codes: 01 有效, 02 暂扣, 03 撤销, 04 注销, 07 吊销, 99 其他.
 REASONS: dict[Status, frozenset[int]] = {
@@ -27,7 +29,7 @@ def check_reason(status: Status, reason: int) -> None:
         allowed = ", ".join(f"{r:02d}" for r in sorted(REASONS[status]))
         raise EcertError(
             f"Reason {reason:02d} does not fit status {status.name.lower()}: use one of {allowed}",
-            code="REASON_INVALID", field="reason",
+            code=ErrorCode.REASON_INVALID, field="reason",
         )  # fmt: skip
 
 
@@ -46,19 +48,19 @@ class StatusService:
 
     def change(
         self, agency_code: str, identifier: str, status: Status, reason: int, note: str | None = None
-    ) -> dict:
+    ) -> dict[str, Any]:
         """Change one certificate's status on chain, then record it; a revoked one stays revoked."""
         check_reason(status, reason)
         with self._sessions() as session:
             cert = self._issuer.certificate(session, agency_code, identifier)
             batch = session.get(Batch, cert.batch_id) if cert.batch_id else None
-            if batch is None or batch.state not in ("mined", "confirmed"):
+            if batch is None or cert.batch_index is None or batch.state not in ("mined", "confirmed"):
                 raise Conflict(
                     f"{identifier} is not anchored yet: try again when its job is confirmed",
-                    code="CERT_NOT_ANCHORED",
+                    code=ErrorCode.CERT_NOT_ANCHORED,
                 )
             if cert.status == "revoked":
-                raise Conflict(f"{identifier} is revoked; revocation is final", code="CERT_REVOKED")
+                raise Conflict(f"{identifier} is revoked; revocation is final", code=ErrorCode.CERT_REVOKED)
             receipt = self._registry.set_status(
                 self._signer_for(agency_code), batch.root, cert.batch_index, status, reason
             )
@@ -88,6 +90,7 @@ class StatusService:
                     old is None
                     or old.status == "revoked"
                     or old_batch is None
+                    or old.batch_index is None
                     or old_batch.state not in ("mined", "confirmed")
                 ):
                     continue

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from registry.error_codes import ErrorCode
 from registry.errors import EcertError, IdentifierError, KeystoreError
 from registry.workspace import ROOT_KEY, Workspace, agency_key_name, authority_key_name
 
@@ -101,6 +102,7 @@ def deploy_command(
     ] = False,
 ) -> None:
     """Deploy the registry; the root key is created in the keystore if missing."""
+    from registry.chain.client import checksum_address
     from registry.deploy import deploy
 
     ws = Workspace()
@@ -108,7 +110,8 @@ def deploy_command(
     if path.exists() and not force:
         try:
             existing = ws.deployment
-            if ws.client.guard(lambda: ws.client.w3.eth.get_code(existing.certificate_registry)):
+            registry = checksum_address(existing.certificate_registry)
+            if ws.client.guard(lambda: ws.client.w3.eth.get_code(registry)):
                 console.print(
                     f"already deployed: {existing.certificate_registry} (use --force to deploy again)"
                 )
@@ -157,7 +160,7 @@ def _authority_for(ws: Workspace, region: str) -> str:
             return authority_key_name(candidate)
     raise KeystoreError(
         f"No authority key for region {region} in this keystore: run `ecert authority add --region {region[:2]}0000`",
-        code="KEY_NOT_FOUND",
+        code=ErrorCode.KEY_NOT_FOUND,
     )
 
 
@@ -194,7 +197,7 @@ def _type_code(text: str) -> str:
     text = text.strip().upper()
     if len(text) != 21 or not text[18:].isdigit():
         raise IdentifierError(
-            f"Type code {text!r} must be 21 characters: a USCC + 3 digits", code="ID_FORMAT"
+            f"Type code {text!r} must be 21 characters: a USCC + 3 digits", code=ErrorCode.ID_FORMAT
         )
     parse_uscc(text[:18])
     return text
@@ -244,7 +247,7 @@ def _utc(text: str) -> dt.datetime:
     except ValueError:
         raise EcertError(
             f"--since {text!r} is not a time: give ISO 8601 (2026-12-01T08:00) or unix seconds",
-            code="TIME_INVALID",
+            code=ErrorCode.TIME_INVALID,
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 

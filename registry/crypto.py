@@ -8,6 +8,7 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from registry.error_codes import ErrorCode
 from registry.errors import EcertError
 
 _NONCE = 12
@@ -26,5 +27,5 @@ class DataCipher:
             return self._aead.decrypt(blob[:_NONCE], blob[_NONCE:], context.encode())
         except InvalidTag as exc:
             raise EcertError(
-                "Stored personal data does not decrypt: wrong data key?", code="DATA_KEY_MISMATCH"
+                "Stored personal data does not decrypt: wrong data key?", code=ErrorCode.DATA_KEY_MISMATCH
             ) from exc

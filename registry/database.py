@@ -4,11 +4,16 @@ migrations run in process from a room's own migrations folder."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, MetaData, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, MetaData, Table, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine.interfaces import DBAPIConnection
+    from sqlalchemy.pool import ConnectionPoolEntry
 
 LOCK_TIMEOUT_MS = 60_000
 IDLE_IN_TRANSACTION_MS = 300_000
@@ -20,7 +25,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]
+        def _pragmas(connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
             cursor = connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -63,3 +68,9 @@ def run_migrations(metadata: MetaData) -> None:
 
 def sessions(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def core_table(model: type[DeclarativeBase]) -> Table:
+    """The Core `Table` of a mapped class, for bulk statements. SQLAlchemy types `__table__` as
+    any `FromClause`; a declarative class with a `__tablename__` always has a `Table`."""
+    return cast(Table, model.__table__)

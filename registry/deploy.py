@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 
 from registry.chain.client import ChainClient
 from registry.contracts.artifacts import artifact
@@ -49,7 +50,7 @@ def deploy(client: ChainClient, deployer: LocalAccount, root: str | None = None)
     factory = client.w3.eth.contract(abi=built.abi, bytecode=built.bytecode)
     root = root or deployer.address
     receipt = client.transact(deployer, factory.constructor(root), gas=5_000_000)
-    tx = client.guard(lambda: client.w3.eth.get_transaction_receipt(receipt.tx_hash))
+    tx = client.guard(lambda: client.w3.eth.get_transaction_receipt(HexStr(receipt.tx_hash)))
     address = tx["contractAddress"]
     if not address:
         raise ChainError("Deployment mined without a contract address")

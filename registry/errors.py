@@ -1,4 +1,5 @@
-"""The one exception tree of ecert. Every leaf has a stable code from a list that only grows.
+"""The one exception tree of ecert. Every leaf has a stable code from the list that only grows,
+`registry.error_codes.ErrorCode`, which also gives each code its HTTP status and title.
 
 EcertError
 ├── ConfigError            CONFIG_INVALID        settings or files missing or wrong
@@ -20,16 +21,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from registry.error_codes import ErrorCode
+
 
 class EcertError(Exception):
-    """Root of every error ecert raises on purpose."""
+    """Root of every error ecert raises on purpose; its `code` (an `ErrorCode`) gives the HTTP
+    status and title of the problem it answers, the class only a default code."""
 
-    code = "ECERT_ERROR"
+    code: ErrorCode = ErrorCode.ECERT_ERROR
 
-    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.code = ErrorCode[cls.code]  # a class with a code not in the registry fails at import
+
+    def __init__(self, message: str, *, code: ErrorCode | None = None, **details: Any) -> None:
         super().__init__(message)
         if code is not None:
-            self.code = code
+            self.code = ErrorCode[code]  # a code not in the registry fails here, at the raise site
         self.details = details
 
     @property
@@ -38,45 +46,45 @@ class EcertError(Exception):
 
 
 class ConfigError(EcertError):
-    code = "CONFIG_INVALID"
+    code = ErrorCode.CONFIG_INVALID
 
 
 class DeploymentMissing(ConfigError):
-    code = "DEPLOYMENT_MISSING"
+    code = ErrorCode.DEPLOYMENT_MISSING
 
 
 class CompilerError(EcertError):
-    code = "COMPILER_FAILED"
+    code = ErrorCode.COMPILER_FAILED
 
 
 class IdentifierError(EcertError):
-    code = "IDENTIFIER_INVALID"
+    code = ErrorCode.IDENTIFIER_INVALID
 
 
 class CertificateError(EcertError):
-    code = "CERT_INVALID"
+    code = ErrorCode.CERT_INVALID
 
 
 class TamperedError(CertificateError):
-    code = "CERT_TAMPERED"
+    code = ErrorCode.CERT_TAMPERED
 
 
 class KeystoreError(EcertError):
-    code = "KEYSTORE_ERROR"
+    code = ErrorCode.KEYSTORE_ERROR
 
 
 class ChainError(EcertError):
-    code = "CHAIN_ERROR"
+    code = ErrorCode.CHAIN_ERROR
 
 
 class ChainUnavailable(ChainError):
-    code = "CHAIN_UNAVAILABLE"
+    code = ErrorCode.CHAIN_UNAVAILABLE
 
 
 class ContractRevert(ChainError):
     """A contract reverted; `name` and `args` are the decoded Solidity custom error."""
 
-    code = "CONTRACT_REVERTED"
+    code = ErrorCode.CONTRACT_REVERTED
 
     def __init__(self, name: str, args: dict[str, Any], message: str | None = None) -> None:
         super().__init__(message or f"{name}({', '.join(f'{k}={v}' for k, v in args.items())})")
@@ -85,12 +93,12 @@ class ContractRevert(ChainError):
 
 
 class NotAuthorised(EcertError):
-    code = "NOT_AUTHORISED"
+    code = ErrorCode.NOT_AUTHORISED
 
 
 class NotFound(EcertError):
-    code = "NOT_FOUND"
+    code = ErrorCode.NOT_FOUND
 
 
 class Conflict(EcertError):
-    code = "CONFLICT"
+    code = ErrorCode.CONFLICT

@@ -12,10 +12,12 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from registry.error_codes import ErrorCode
 from registry.errors import KeystoreError
 from registry.secrets_files import private_folder
 
@@ -39,14 +41,14 @@ class Keystore:
         """Create a new random key under `name` and return its address."""
         path = self._path(name)
         if path.exists():
-            raise KeystoreError(f"Key {name!r} already exists in {self._dir}", code="KEY_EXISTS")
-        account = Account.create()
+            raise KeystoreError(f"Key {name!r} already exists in {self._dir}", code=ErrorCode.KEY_EXISTS)
+        account: LocalAccount = Account.create()
         self._write(
             path, Account.encrypt(account.key, self._password, kdf="scrypt", iterations=self._scrypt_n)
         )
         return account.address
 
-    def _write(self, path: Path, keyfile: dict) -> None:
+    def _write(self, path: Path, keyfile: dict[str, Any]) -> None:
         private_folder(self._dir)  # 0700 (and any parent it makes), whatever the umask
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -58,7 +60,7 @@ class Keystore:
     def rename(self, name: str, new_name: str) -> None:
         target = self._path(new_name)
         if target.exists():
-            raise KeystoreError(f"Key {new_name!r} already exists in {self._dir}", code="KEY_EXISTS")
+            raise KeystoreError(f"Key {new_name!r} already exists in {self._dir}", code=ErrorCode.KEY_EXISTS)
         self._path(name).replace(target)
 
     def has(self, name: str) -> bool:
@@ -71,11 +73,12 @@ class Keystore:
     def names(self) -> list[str]:
         return sorted(p.stem for p in self._dir.glob("*.json")) if self._dir.exists() else []
 
-    def _read(self, name: str) -> dict:
+    def _read(self, name: str) -> dict[str, Any]:
         path = self._path(name)
         if not path.exists():
-            raise KeystoreError(f"No key {name!r} in {self._dir}", code="KEY_NOT_FOUND")
-        return json.loads(path.read_text())
+            raise KeystoreError(f"No key {name!r} in {self._dir}", code=ErrorCode.KEY_NOT_FOUND)
+        keyfile: dict[str, Any] = json.loads(path.read_text())
+        return keyfile
 
     @contextmanager
     def unlocked(self, name: str) -> Iterator[LocalAccount]:
@@ -85,7 +88,8 @@ class Keystore:
             private_key = Account.decrypt(keyfile, self._password)
         except ValueError as exc:
             raise KeystoreError(
-                f"Cannot decrypt key {name!r}: wrong ECERT_KEYSTORE_PASSWORD?", code="KEY_DECRYPT_FAILED"
+                f"Cannot decrypt key {name!r}: wrong ECERT_KEYSTORE_PASSWORD?",
+                code=ErrorCode.KEY_DECRYPT_FAILED,
             ) from exc
         account = Account.from_key(private_key)
         try:

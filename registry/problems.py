@@ -1,17 +1,21 @@
 """Every error the API answers is RFC 9457 problem+json with a stable `code`:
 
-    {"type": "urn:ecert:problem:ID_CHECK_CHAR", "title": "Unprocessable Content", "status": 422,
-     "detail": "holder.code: …", "code": "ID_CHECK_CHAR", "field": "holder.code", "instance": "/v1/…"}
+    {"type": "urn:ecert:problem:ID_CHECK_CHAR", "title": "The identifier's check character is wrong",
+     "status": 422, "detail": "holder.code: …", "code": "ID_CHECK_CHAR", "field": "holder.code",
+     "instance": "/v1/…"}
 
 One renderer (`render`) for the one error root (`EcertError`); FastAPI's request validation and
 Starlette's HTTP errors are translated into it, and anything else is a bare 500 `INTERNAL`.
-The status comes from the code when it has its own, else from the error's class.
+The status and title come from the code (`registry.error_codes.ErrorCode`); only Starlette's HTTP
+errors keep their own status. `document` writes the same shape, and every code, into the OpenAPI.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
-from http import HTTPStatus
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,84 +23,36 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from registry.errors import (
-    CertificateError,
-    ChainError,
-    ChainUnavailable,
-    ConfigError,
-    Conflict,
-    ContractRevert,
-    EcertError,
-    IdentifierError,
-    KeystoreError,
-    NotAuthorised,
-    NotFound,
-)
+from registry.error_codes import ErrorCode
+from registry.errors import ChainError, ContractRevert, EcertError
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
-STATUS_BY_CODE: dict[str, int] = {
-    "AUTH_REQUIRED": 401,
-    "RATE_LIMITED": 429,
-    "CERT_MALFORMED": 400,
-    "QR_UNREADABLE": 400,
-    "AUTH_INVALID": 401,
-    "JSON_INVALID": 400,
-    "UPLOAD_MALFORMED": 400,
-    "IDEMPOTENCY_KEY_INVALID": 400,
-    "CLAIM_EXPIRED": 410,
-    "UPLOAD_TOO_LARGE": 413,
-    "BATCH_TOO_LARGE": 413,
-    "MEDIA_TYPE_UNSUPPORTED": 415,
-    "BATCH_CORRUPT": 500,
-    "METHOD_NOT_ALLOWED": 405,
-}
-
 
 class RateLimited(EcertError):
-    code = "RATE_LIMITED"
+    code = ErrorCode.RATE_LIMITED
 
 
-# First match wins: subclasses before their parents.
-STATUS_BY_CLASS: tuple[tuple[type[EcertError], int], ...] = (
-    (NotFound, 404),
-    (Conflict, 409),
-    (NotAuthorised, 403),
-    (RateLimited, 429),
-    (ChainUnavailable, 503),
-    (ContractRevert, 409),
-    (ChainError, 502),
-    (ConfigError, 500),
-    (KeystoreError, 500),
-    (CertificateError, 422),
-    (IdentifierError, 422),
-    (EcertError, 422),
-)
 # Details safe to echo (never values: they may be personal data).
 SAFE_DETAILS = ("field", "line", "position", "jobId", "scope", "reason", "errors")
 
 
-def status_for(exc: EcertError) -> int:
-    """The HTTP status of an error: by its code when it has its own, else by its class."""
-    if exc.code in STATUS_BY_CODE:
-        return STATUS_BY_CODE[exc.code]
-    return next(status for cls, status in STATUS_BY_CLASS if isinstance(exc, cls))
-
-
 def problem(
     request: Request,
-    status: int,
-    code: str,
+    code: ErrorCode,
     detail: str,
     *,
+    status: int | None = None,
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
+    """The problem+json answer for `code`, with the code's status unless `status` is given."""
+    status = code.status if status is None else status
     body = {
         "type": f"urn:ecert:problem:{code}",
-        "title": HTTPStatus(status).phrase,
+        "title": code.title,
         "status": status,
         "detail": detail,
         "code": code,
@@ -110,7 +66,7 @@ def problem(
 
 def render(request: Request, exc: EcertError) -> JSONResponse:
     """The one renderer of the one error root."""
-    status = status_for(exc)
+    status = exc.code.status
     extra = {k: exc.details[k] for k in SAFE_DETAILS if k in exc.details}
     if isinstance(exc, ContractRevert):
         extra["error"] = exc.name
@@ -119,11 +75,11 @@ def render(request: Request, exc: EcertError) -> JSONResponse:
         log.error("%s: %s", exc.code, exc.message)
         detail = "The service cannot do this right now: its operator has been told (see the server log)"
     headers = {"Retry-After": str(exc.details.get("retryAfter", 1))} if isinstance(exc, RateLimited) else None
-    return problem(request, status, exc.code, detail, headers=headers, **extra)
+    return problem(request, exc.code, detail, headers=headers, **extra)
 
 
 class RequestInvalid(EcertError):
-    code = "REQUEST_INVALID"
+    code = ErrorCode.REQUEST_INVALID
 
 
 def field_of(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -141,7 +97,9 @@ def from_validation(exc: RequestValidationError) -> EcertError:
         return RequestInvalid("The request is invalid", field="body")
     first = errors[0]
     if first.get("type") == "json_invalid":
-        return EcertError("The body is not valid JSON: send a JSON object", code="JSON_INVALID", field="body")
+        return EcertError(
+            "The body is not valid JSON: send a JSON object", code=ErrorCode.JSON_INVALID, field="body"
+        )
     listed = [
         {"field": field_of(e.get("loc", ())), "message": e.get("msg", ""), "reason": e.get("type")}
         for e in errors[:20]
@@ -152,7 +110,12 @@ def from_validation(exc: RequestValidationError) -> EcertError:
     )
 
 
-HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 400: "REQUEST_INVALID", 413: "UPLOAD_TOO_LARGE"}
+HTTP_CODES = {
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    400: ErrorCode.REQUEST_INVALID,
+    413: ErrorCode.UPLOAD_TOO_LARGE,
+}
 
 
 def install(app: FastAPI) -> None:
@@ -166,17 +129,116 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+        code = HTTP_CODES.get(exc.status_code, ErrorCode.HTTP_ERROR)
         detail = "No such resource: see /docs" if exc.status_code == 404 else str(exc.detail)
-        return problem(request, exc.status_code, code, detail)
+        return problem(request, code, detail, status=exc.status_code)
 
     @app.exception_handler(RecursionError)
     async def too_deep(request: Request, exc: RecursionError) -> JSONResponse:
         return problem(
-            request, 400, "JSON_TOO_DEEP", "The body is nested too deeply to be a certificate or request"
+            request, ErrorCode.JSON_TOO_DEEP, "The body is nested too deeply to be a certificate or request"
         )
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(request, 500, "INTERNAL", "Something went wrong on our side: it has been logged")
+        return problem(request, ErrorCode.INTERNAL, "Something went wrong on our side: it has been logged")
+
+    document(app)
+
+
+# What `problem` writes, for the OpenAPI: every code with its status and title in one table.
+_DETAILS_SCHEMA: dict[str, Any] = {
+    "field": {"type": "string", "description": "The field at fault, as a dotted path (`records[3].holder`)"},
+    "line": {"type": "integer", "description": "The line of an uploaded file at fault"},
+    "position": {"type": "integer", "description": "The record at fault, counted from 0"},
+    "jobId": {"type": "string", "description": "The job that keeps this refusal"},
+    "scope": {"type": "string", "description": "The scope the API key lacks"},
+    "reason": {"type": "string", "description": "A finer reason (the validator's error type)"},
+    "errors": {
+        "type": "array",
+        "description": "Every invalid field, up to 20 (REQUEST_INVALID)",
+        "items": {
+            "type": "object",
+            "properties": {
+                "field": {"type": "string"},
+                "message": {"type": "string"},
+                "reason": {"type": "string"},
+            },
+        },
+    },
+    "error": {"type": "string", "description": "The contract's custom error (CONTRACT_REVERTED)"},
+}
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def problem_schema() -> dict[str, Any]:
+    """The `Problem` schema component: RFC 9457 with `code`, an enum of every `ErrorCode`."""
+    table = "\n".join(f"| `{code}` | {code.status} | {code.title} |" for code in ErrorCode)
+    return {
+        "title": "Problem",
+        "type": "object",
+        "description": "An RFC 9457 problem (`application/problem+json`) with a stable `code`.",
+        "required": ["type", "title", "status", "detail", "code", "instance"],
+        "properties": {
+            "type": {"type": "string", "description": "`urn:ecert:problem:` and the code"},
+            "title": {"type": "string", "description": "The code's title"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599, "description": "The HTTP status"},
+            "detail": {"type": "string", "description": "What went wrong here, and what to do"},
+            "code": {
+                "type": "string",
+                "enum": [str(code) for code in ErrorCode],
+                "description": f"The stable code; its usual status and title:\n\n| code | status | title |\n"
+                f"|---|---|---|\n{table}",
+            },
+            "instance": {"type": "string", "description": "The request's path"},
+            **_DETAILS_SCHEMA,
+        },
+    }
+
+
+_PROBLEM_BODY = {PROBLEM_JSON: {"schema": _PROBLEM_REF}}
+_PAGE_BODY = {"text/html": {"schema": {"type": "string", "description": "A page naming the problem's code"}}}
+
+
+def add_problems(spec: dict[str, Any], *, is_page: Callable[[str], bool] | None = None) -> dict[str, Any]:
+    """`spec` with the `Problem` schema and, on every operation, its problem responses: `4XX` and
+    `5XX`, FastAPI's 422 (a problem here, not FastAPI's validation error) and any 4xx/5xx declared
+    without a body. A response declared with its own body (a 503 report) is left as it is. The
+    paths `is_page` picks answer people, so their problems are HTML pages naming the code."""
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = problem_schema()
+    validation_ref = "#/components/schemas/HTTPValidationError"
+    for path, path_item in spec.get("paths", {}).items():
+        body = copy.deepcopy(_PAGE_BODY if is_page is not None and is_page(path) else _PROBLEM_BODY)
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            for status, response in responses.items():
+                content = response.get("content", {})
+                fastapi_422 = (
+                    content.get("application/json", {}).get("schema", {}).get("$ref") == validation_ref
+                )
+                if status[0] in "45" and (not content or fastapi_422):
+                    response["content"] = body
+            responses.setdefault(
+                "4XX", {"description": "Refused: the problem says why (`code`)", "content": body}
+            )
+            responses.setdefault(
+                "5XX", {"description": "Could not answer: the problem says why", "content": body}
+            )
+    if validation_ref not in json.dumps(spec):
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+    return spec
+
+
+def document(app: FastAPI, *, is_page: Callable[[str], bool] | None = None) -> None:
+    """Make `app.openapi()` document its problems (`add_problems`)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_problems(build(), is_page=is_page)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

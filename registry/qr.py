@@ -8,17 +8,23 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import qrcode
 import qrcode.image.svg
 from qrcode.constants import ERROR_CORRECT_M
 
+from registry.error_codes import ErrorCode
 from registry.errors import CertificateError, ConfigError
+
+if TYPE_CHECKING:
+    from qrcode.image.pil import PilImage
+    from qrcode.image.pure import PyPNGImage
 
 MAX_PIXELS = 40_000_000  # a phone photo is ~12 MP; bigger is a bomb or a mistake
 
 
-def _code(payload: str) -> qrcode.QRCode:
+def _code(payload: str) -> qrcode.QRCode[PilImage | PyPNGImage]:
     code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=4, border=4)
     code.add_data(payload)
     code.make(fit=True)
@@ -26,9 +32,17 @@ def _code(payload: str) -> qrcode.QRCode:
 
 
 def qr_png(payload: str) -> bytes:
+    from qrcode.image.pil import PilImage  # what make_image() picks when Pillow is there, as it is
+
     buffer = io.BytesIO()
-    _code(payload).make_image().save(buffer, format="PNG")
+    _code(payload).make_image(image_factory=PilImage).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def qr_modules(payload: str) -> list[list[bool]]:
+    """The code's modules, dark = True, rows top to bottom, the 4-module quiet zone included:
+    for drawing it as vector squares (a PDF), sharp at any resolution."""
+    return [list(row) for row in _code(payload).get_matrix()]
 
 
 def qr_svg(payload: str) -> bytes:
@@ -45,7 +59,7 @@ def decode_qr(image: bytes | Path) -> list[str]:
         from pyzbar import pyzbar
     except ImportError as exc:
         raise ConfigError(
-            "The zbar library is missing: install Debian's libzbar0", code="ZBAR_MISSING"
+            "The zbar library is missing: install Debian's libzbar0", code=ErrorCode.ZBAR_MISSING
         ) from exc
 
     raw = image.read_bytes() if isinstance(image, Path) else image
@@ -59,7 +73,7 @@ def decode_qr(image: bytes | Path) -> list[str]:
     # PIL raises SyntaxError for broken PNGs and DecompressionBombError for bombs: all mean "unreadable".
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise CertificateError(
-            "Not a readable image: upload a PNG or JPEG of the QR code", code="QR_UNREADABLE"
+            "Not a readable image: upload a PNG or JPEG of the QR code", code=ErrorCode.QR_UNREADABLE
         ) from exc
     found = [
         symbol.data.decode("utf-8", "replace")
@@ -67,6 +81,6 @@ def decode_qr(image: bytes | Path) -> list[str]:
     ]
     if not found:
         raise CertificateError(
-            "No QR code found in the image: retake it closer and in focus", code="QR_UNREADABLE"
+            "No QR code found in the image: retake it closer and in focus", code=ErrorCode.QR_UNREADABLE
         )
     return found

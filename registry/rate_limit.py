@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from registry.error_codes import ErrorCode
 from registry.problems import RateLimited
 
 MAX_KEYS = (
@@ -54,7 +55,7 @@ class KeyedTokenBucket:
                 wait_s = max(1, math.ceil((1 - tokens) / self._rate)) if self._rate > 0 else 60
                 raise RateLimited(
                     f"Too many {what}: slow down and retry in {wait_s} s",
-                    code="RATE_LIMITED",
+                    code=ErrorCode.RATE_LIMITED,
                     retryAfter=wait_s,
                 )
             self._buckets[key] = (tokens - 1 if spend else tokens, now)

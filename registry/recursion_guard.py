@@ -12,7 +12,10 @@ import sys
 from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
 
 LIMIT = 5_000
 RAISERS = frozenset({"py_ecc", "eth"})  # top-level packages whose import raises the limit
@@ -28,7 +31,7 @@ class _RestoringLoader:
     """The package's own loader, restoring the limit after the module ran (duck-typed rather
     than an `importlib.abc` subclass: that module costs 9 ms to import)."""
 
-    def __init__(self, wrapped: Any) -> None:
+    def __init__(self, wrapped: Loader) -> None:
         self._wrapped = wrapped
 
     def create_module(self, spec: ModuleSpec) -> ModuleType | None:
@@ -58,7 +61,8 @@ class _Finder:
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None:
-                    spec.loader = _RestoringLoader(spec.loader)
+                    # it is duck-typed, not an `importlib.abc.Loader` subclass (see the class)
+                    spec.loader = cast("Loader", _RestoringLoader(spec.loader))
                 return spec
         return None
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from registry.error_codes import ErrorCode
 from registry.errors import ConfigError
 
 
@@ -63,7 +64,7 @@ class Settings(BaseSettings):
             return password
         raise ConfigError(
             "No keystore password: set ECERT_KEYSTORE_PASSWORD or ECERT_KEYSTORE_PASSWORD_FILE (keys are encrypted with it)",
-            code="KEYSTORE_PASSWORD_MISSING",
+            code=ErrorCode.KEYSTORE_PASSWORD_MISSING,
         )
 
 

@@ -17,6 +17,7 @@ from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
 
+from registry.error_codes import ErrorCode
 from registry.problems import problem
 
 Scope = MutableMapping[str, Any]
@@ -71,7 +72,8 @@ class RefuseBrokenText:
         if kind is None:
             await self.app(scope, receive, send)
             return
-        chunks, message = [], {"more_body": True}
+        chunks: list[bytes] = []
+        message: Message = {"more_body": True}
         while message.get("more_body", False):
             message = await receive()
             if message["type"] == "http.disconnect":
@@ -80,7 +82,7 @@ class RefuseBrokenText:
         body = b"".join(chunks)
         if is_broken(body, kind):
             detail = "The body holds text that is not valid Unicode (bytes that are not UTF-8, or a lone surrogate): send UTF-8 text"
-            await problem(Request(scope), 400, "TEXT_INVALID", detail)(scope, receive, send)
+            await problem(Request(scope), ErrorCode.TEXT_INVALID, detail)(scope, receive, send)
             return
         replayed = False
 

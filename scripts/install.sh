@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # zbar: QR decoding; postgresql: the second database the tests run on; chromium + CJK fonts:
-# the wallet's browser tests and screenshots; ghostscript: the printing test renders the PDF;
-# wrk: the verification benchmark.
+# the wallet's browser tests and screenshots, and the fonts the printed licence's PDF embeds
+# (issuer/fonts.py); ghostscript: the printing tests render the PDF at 100 dpi; wrk: the
+# verification benchmark.
 APT_PACKAGES=(libzbar0 zbar-tools postgresql chromium fonts-noto-cjk ghostscript wrk)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -23,7 +23,7 @@ import socketserver
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,10 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from verifier.models import AccessEntry
+from registry.database import core_table
+from verifier.db import insert_new
+from verifier.models import AccessEntry, AccessOutbox
+from verifier.outbox import outbox_rows
 
 log = logging.getLogger(__name__)
 ANONYMOUS = "公开链接访问者 / link visitor"  # who opened a share link without an API key
@@ -73,6 +76,10 @@ class Access:
         None  # an anonymous visitor's network (IPv4 /24, IPv6 /48), never the full address
     )
     user_agent: str | None = None  # an anonymous visitor's browser, as it named itself
+    # A share fetched from another region's node: the entry is owed to that node too (`verifier.outbox`)
+    event_id: str | None = None  # the entry's id there, unique: a resent entry is stored once
+    origin: str | None = None  # that node's base URL
+    share_token_hash: str | None = None  # the share as that node knows it: its token's SHA-256
 
 
 class AccessRecorder:
@@ -146,11 +153,28 @@ class AccessRecorder:
 
 
 class AccessLog(AccessRecorder):
-    """The writer: batches go into the `access_log` table."""
+    """The writer: batches go into the `access_log` table, and the entries owed to another
+    region's node into `access_outbox` in the same transaction; `on_outbox` is called after."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        flush_s: float = 0.1,
+        on_outbox: Callable[[], None] | None = None,
+    ) -> None:
+        self._on_outbox = on_outbox
+        super().__init__(sessions, flush_s=flush_s)
 
     def _write(self, batch: list[Access]) -> None:
         with self._sessions.begin() as session:
-            session.execute(AccessEntry.__table__.insert(), [_row(a) for a in batch])
+            session.execute(core_table(AccessEntry).insert(), [_row(a) for a in batch])
+            owed = outbox_rows(batch, dt.datetime.now(dt.UTC))
+            if owed:  # a batch a worker sent twice: its entries are owed once
+                dialect = session.get_bind().dialect.name
+                session.execute(insert_new(AccessOutbox, dialect, ["event_id"]), owed)
+        if owed and self._on_outbox is not None:
+            self._on_outbox()
 
 
 _SYNC = b'{"sync":true}\n'
@@ -294,7 +318,10 @@ class _Handler(socketserver.StreamRequestHandler):
                 log.warning("skipped a malformed access-log line from a worker: %r", line[:200])
 
 
-_OPTIONAL_TEXT = frozenset({"identifier", "share_id", "reason", "claimed_purpose", "ip_prefix", "user_agent"})
+_OPTIONAL_TEXT = frozenset(
+    {"identifier", "share_id", "reason", "claimed_purpose", "ip_prefix", "user_agent", "event_id", "origin",
+     "share_token_hash"}
+)  # fmt: skip
 
 
 def _access_from_json(data: dict[str, Any]) -> Access:
@@ -335,7 +362,7 @@ def read_entries(
          "purpose": r.purpose, "digest": r.digest, "identifier": r.identifier, "shareId": r.share_id,
          "fields": orjson.loads(r.fields), "verdict": r.verdict, "reason": r.reason, "channel": r.channel,
          "anonymous": r.organisation == ANONYMOUS, "claimedPurpose": r.claimed_purpose, "ipPrefix": r.ip_prefix,
-         "userAgent": r.user_agent}
+         "userAgent": r.user_agent, "reportedBy": r.reported_by}
         for r in rows
     ]  # fmt: skip
 

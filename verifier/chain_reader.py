@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from registry.certificate.presentation import Presentation
 from registry.contracts.certificate_registry import CertificateRegistry
+from registry.error_codes import ErrorCode
 from verifier.context import ChainFacts
 
 
@@ -13,7 +14,7 @@ class RegistryReader:
     def __init__(self, registry: CertificateRegistry) -> None:
         self._registry = registry
         self.chain_id = registry.client.chain_id
-        self.registry = registry.address
+        self.registry: str = registry.address  # as `ChainReader` has it (web3 types it ChecksumAddress)
 
     def facts(self, presentation: Presentation, signer: str, at: int | None = None) -> ChainFacts:
         if at is not None:
@@ -21,7 +22,7 @@ class RegistryReader:
 
             raise ChainError(
                 "The chain answers only about now: verifying at a past time needs the index",
-                code="INDEX_REQUIRED",
+                code=ErrorCode.INDEX_REQUIRED,
             )
         inspection = self._registry.inspect(
             presentation.batch_root,

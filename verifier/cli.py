@@ -14,12 +14,17 @@ import typer
 from rich.console import Console
 
 from registry.cli import command_group
+from registry.error_codes import ErrorCode
 from registry.errors import ChainError, EcertError
 from registry.workspace import Workspace
 
 if TYPE_CHECKING:
     from registry.certificate.presentation import Presentation
+    from verifier.context import ChainReader
+    from verifier.orgs import Organisations
     from verifier.pipeline import Report
+    from verifier.runtime import VerifierRuntime
+    from verifier.settings import VerifierSettings
 
 console = Console(soft_wrap=True)
 EXIT_CODES = {"VALID": 0, "INVALID": 1, "ERROR": 2}  # by verdict
@@ -45,6 +50,13 @@ def register(app: typer.Typer) -> None:
     serve_app.command("verifier")(serve_verifier)
 
 
+def _node_settings(region: str | None) -> VerifierSettings:
+    """The node's settings, `region` (when given) over ECERT_VERIFIER_REGION."""
+    from verifier.settings import VerifierSettings
+
+    return VerifierSettings(region=region) if region else VerifierSettings()
+
+
 def serve_verifier(
     region: Annotated[
         str | None,
@@ -60,11 +72,10 @@ def serve_verifier(
     import os
 
     from verifier.serve import serve
-    from verifier.settings import VerifierSettings
 
     if "ECERT_VERIFIER_PUBLIC_URL" not in os.environ:  # share links point at this node unless told otherwise
         os.environ["ECERT_VERIFIER_PUBLIC_URL"] = f"http://{host}:{port}"
-    settings = VerifierSettings(**({"region": region} if region else {}))
+    settings = _node_settings(region)
     console.print(f"verifier node {settings.region} on http://{host}:{port} (docs: /docs)")
     serve(settings, host, port, workers)
 
@@ -80,11 +91,8 @@ def org_add(
 ) -> None:
     """Register an organisation at this node and print its API key (shown once)."""
     from verifier.runtime import VerifierRuntime
-    from verifier.settings import VerifierSettings
 
-    runtime = VerifierRuntime.open(
-        settings=VerifierSettings(**({"region": node_region} if node_region else {}))
-    )
+    runtime = VerifierRuntime.open(settings=_node_settings(node_region))
     try:
         org_id, token = runtime.organisations.add(name, region, kind)
     finally:
@@ -98,13 +106,10 @@ NodeOption = Annotated[
 ]
 
 
-def _organisations(node_region: str | None):
+def _organisations(node_region: str | None) -> tuple[VerifierRuntime, Organisations]:
     from verifier.runtime import VerifierRuntime
-    from verifier.settings import VerifierSettings
 
-    runtime = VerifierRuntime.open(
-        settings=VerifierSettings(**({"region": node_region} if node_region else {}))
-    )
+    runtime = VerifierRuntime.open(settings=_node_settings(node_region))
     return runtime, runtime.organisations
 
 
@@ -135,7 +140,7 @@ def org_revoke(
     if (org_id is None) == (key is None):
         raise EcertError(
             "Give exactly one of --id (every key of an organisation) or --key (that key)",
-            code="ORG_REVOKE_TARGET",
+            code=ErrorCode.ORG_REVOKE_TARGET,
             field="id",
         )
     runtime, organisations = _organisations(node_region)
@@ -143,7 +148,7 @@ def org_revoke(
         if key is not None:
             caller = organisations.revoke_key(key)
             console.print(f"revoked that key of organisation {caller.organisation_id} ({caller.name})")
-        else:
+        elif org_id is not None:  # exactly one of the two, as checked above
             count = organisations.revoke(org_id)
             console.print(f"revoked {count} key(s) of organisation {org_id}")
     finally:
@@ -177,7 +182,10 @@ def org_rotate_key(
 
 def verify(
     source: Annotated[
-        str, typer.Argument(help="A holder package (.json), a QR image (.png/.jpg) or an EC1:… string.")
+        str,
+        typer.Argument(
+            help="A holder package (.json), a QR image (.png/.jpg), an EC1:… string or a link <node>/v#EC1:…."
+        ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     offline: Annotated[
@@ -205,10 +213,8 @@ def verify(
         presentation = load_presentation(source)
     except EcertError as exc:
         _fail(as_json, exc.code, exc.message, 1)
-        return
     if offline is not None or trust_key is not None:
         _verify_offline(presentation, offline, trust_key, as_json)
-        return
     reader = None
     ws = Workspace()
     try:
@@ -217,18 +223,17 @@ def verify(
         console.print(f"[yellow]chain: {exc.message}[/yellow]") if not as_json else None
     except EcertError as exc:
         _fail(as_json, exc.code, exc.message, 2)
-        return
     report = _run(presentation, reader)
     _print(report, as_json)
     raise typer.Exit(EXIT_CODES[report.verdict.value])
 
 
-def _run(presentation: Presentation, reader: object) -> Report:
+def _run(presentation: Presentation, reader: ChainReader | None) -> Report:
     """Verify through the service every channel of a node uses (`VerificationService`), locally:
     the same checks, required kinds and verdict as the API, with no receipt or access log."""
     from verifier.service import VerificationService, Who
 
-    service = VerificationService.local(reader)  # type: ignore[arg-type]
+    service = VerificationService.local(reader)
     who = Who("ecert verify", "")
     return service.verify(
         presentation, who=who, purpose="ecert verify", channel="cli", request_digest=b""
@@ -248,7 +253,7 @@ def _print(report: Report, as_json: bool) -> None:
     console.print(f"[bold {colour}]verdict: {report.verdict.value}{suffix}[/bold {colour}]")
 
 
-def _fail(as_json: bool, code: str, message: str, exit_code: int) -> None:
+def _fail(as_json: bool, code: ErrorCode, message: str, exit_code: int) -> NoReturn:
     if as_json:
         print(
             json.dumps(
@@ -272,13 +277,13 @@ def _verify_offline(
     from verifier.snapshot import load_snapshot
 
     if snapshot_file is None or trust_key is None:
-        _offline_error(as_json, "TRUST_KEY_MISSING" if trust_key is None else "SNAPSHOT_MISSING",
+        _offline_error(as_json, ErrorCode.TRUST_KEY_MISSING if trust_key is None else ErrorCode.SNAPSHOT_MISSING,
                        "Offline verification needs both --offline SNAPSHOT_FILE and --trust-key PEM_FILE (the node key, `ecert trust key`)")  # fmt: skip
     try:
         pem = trust_key.read_bytes()
     except OSError as exc:
         _offline_error(
-            as_json, "TRUST_KEY_INVALID", f"Cannot read the trusted key {trust_key}: {exc.strerror}"
+            as_json, ErrorCode.TRUST_KEY_INVALID, f"Cannot read the trusted key {trust_key}: {exc.strerror}"
         )
     try:
         snapshot = load_snapshot(snapshot_file, pem)
@@ -301,7 +306,7 @@ def _verify_offline(
     raise typer.Exit(EXIT_CODES[report.verdict.value])
 
 
-def _offline_error(as_json: bool, code: str, message: str) -> NoReturn:
+def _offline_error(as_json: bool, code: ErrorCode, message: str) -> NoReturn:
     if as_json:
         print(
             json.dumps(
@@ -326,10 +331,9 @@ def trust_snapshot(
 ) -> None:
     """Sync the node's index to the head and write a signed trust snapshot for offline verification."""
     from verifier.runtime import VerifierRuntime
-    from verifier.settings import VerifierSettings
     from verifier.snapshot import write_snapshot
 
-    runtime = VerifierRuntime.open(settings=VerifierSettings(**({"region": region} if region else {})))
+    runtime = VerifierRuntime.open(settings=_node_settings(region))
     try:
         path, document = write_snapshot(runtime, out)
     finally:
@@ -349,8 +353,7 @@ def trust_key_command(
     ] = None,
 ) -> None:
     """Print the node's Ed25519 public key (PEM), which signs its receipts and snapshots, for verifiers to pin."""
-    from verifier.settings import VerifierSettings
     from verifier.snapshot import node_signer
 
-    signer = node_signer(VerifierSettings(**({"region": region} if region else {})), Workspace().settings)
+    signer = node_signer(_node_settings(region), Workspace().settings)
     print(signer.public_key_pem(), end="")

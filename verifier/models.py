@@ -40,13 +40,17 @@ class OrgKey(Base):
 
 
 class Share(Base):
-    """A holder's share: the chosen disclosure, kept until it expires or is withdrawn."""
+    """A holder's share: the chosen disclosure, kept until it expires or is withdrawn. Only the
+    wallet organisation that made it manages it, and only for the same `holder_ref`."""
 
     __tablename__ = "shares"
+    __table_args__ = (Index("ix_shares_wallet_org_holder", "wallet_org_id", "holder_ref"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    holder_ref: Mapped[str] = mapped_column(String(128), index=True)
+    # None: made before shares were bound to their wallet (migration 0003), managed by no wallet
+    wallet_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    holder_ref: Mapped[str] = mapped_column(String(128))
     digest: Mapped[str] = mapped_column(String(66), index=True)
     presentation: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM of the disclosure JSON
     fields: Mapped[str] = mapped_column(Text)  # JSON list of disclosed paths
@@ -57,6 +61,19 @@ class Share(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Holding(Base):
+    """A certificate a wallet keeps for one of its holders, shown by its full holder package
+    (which hashes to `digest`): through that wallet, and for that holder only, the log of the
+    certificate's verifications may be read. The primary key is the lookup's index."""
+
+    __tablename__ = "holdings"
+
+    wallet_org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    holder_ref: Mapped[str] = mapped_column(String(128), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(66), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class AccessEntry(Base):
@@ -86,3 +103,25 @@ class AccessEntry(Base):
     user_agent: Mapped[str | None] = mapped_column(
         String(300)
     )  # an anonymous visitor's User-Agent, cut at 300
+    # An entry another region's node reported (its outbox event id; unique: a replay is no second
+    # row) and the name of that node's organisation here, which answers for it. None: made here.
+    event_id: Mapped[str | None] = mapped_column(String(32), unique=True, index=True)
+    reported_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class AccessOutbox(Base):
+    """An access-log entry owed to another region's node: a verification here of a share that
+    node keeps, posted to it (`POST /v1/access-log/remote`) until it has it, so the holder sees it."""
+
+    __tablename__ = "access_outbox"
+    __table_args__ = (Index("ix_access_outbox_due", "state", "next_attempt_at"),)
+
+    event_id: Mapped[str] = mapped_column(String(32), primary_key=True)  # uuid4 hex, also in the payload
+    origin: Mapped[str] = mapped_column(String(300))  # the base URL of the node that keeps the share
+    payload: Mapped[str] = mapped_column(Text)  # the JSON posted (the share by its token's SHA-256 only)
+    state: Mapped[str] = mapped_column(String(10), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(300))  # why the last attempt failed

@@ -17,6 +17,7 @@ import dataclasses
 import datetime as dt
 
 from registry.certificate.presentation import Presentation
+from registry.error_codes import ErrorCode
 from registry.errors import ChainError
 from registry.indexer import History
 from verifier.checks.base import Outcome
@@ -39,7 +40,7 @@ class _SnapshotHistory(History):
     def warm(self, count: int | None = None) -> int:
         return len(self.snapshot.batches)  # type: ignore[attr-defined]
 
-    def _view(self):  # type: ignore[no-untyped-def, override]
+    def _view(self):  # type: ignore[no-untyped-def]  # a TrustSnapshot answers what `History` asks of a view
         return self.snapshot
 
 
@@ -62,7 +63,7 @@ class SnapshotReader:
             # Status is kept as bits (see verifier.snapshot): the snapshot knows "now" as of its block only.
             raise ChainError(
                 "A trust snapshot answers as of its own block only: verifying at another time needs the online index",
-                code="SNAPSHOT_NO_HISTORY",
+                code=ErrorCode.SNAPSHOT_NO_HISTORY,
             )
         p = presentation
         inspection = self._history.facts(p.batch_root, p.batch_index, p.digest, list(p.batch_proof), signer)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from registry.error_codes import ErrorCode
 from registry.errors import EcertError, NotAuthorised, NotFound
 from registry.problems import RateLimited
 from verifier.models import Organisation, OrgKey
@@ -80,7 +81,9 @@ class Organisations:
         """Register an organisation with a first key; the key is returned once."""
         if kind not in KINDS:
             raise EcertError(
-                f"Unknown kind {kind!r}: use one of {', '.join(KINDS)}", code="ORG_KIND_INVALID", field="kind"
+                f"Unknown kind {kind!r}: use one of {', '.join(KINDS)}",
+                code=ErrorCode.ORG_KIND_INVALID,
+                field="kind",
             )
         token = _new_token()
         with self._sessions.begin() as session:
@@ -93,7 +96,7 @@ class Organisations:
     def authenticate(self, token: str | None) -> Caller:
         if not token:
             raise NotAuthorised(
-                "An API key is required: send Authorization: Bearer <key>", code="AUTH_REQUIRED"
+                "An API key is required: send Authorization: Bearer <key>", code=ErrorCode.AUTH_REQUIRED
             )
         key_hash = _hash(token)
         now = self._clock()
@@ -115,7 +118,7 @@ class Organisations:
             ends_in = min(ends_in, (_utc(row.OrgKey.revoked_at) - dt.datetime.now(dt.UTC)).total_seconds())
         if row is None or ends_in <= 0:
             self._cache.pop(key_hash, None)
-            raise NotAuthorised("Unknown or revoked API key", code="AUTH_INVALID")
+            raise NotAuthorised("Unknown or revoked API key", code=ErrorCode.AUTH_INVALID)
         org = row.Organisation
         caller = Caller(org.id, org.name, org.region, org.kind, key_hash)
         self._cache[key_hash] = (caller, now + ends_in)
@@ -132,7 +135,7 @@ class Organisations:
                 wait_s = math.ceil((1 - tokens) / self._rate) if self._rate > 0 else 60
                 raise RateLimited(
                     "Too many requests for this API key: slow down and retry",
-                    code="RATE_LIMITED",
+                    code=ErrorCode.RATE_LIMITED,
                     retryAfter=wait_s,
                 )
             self._buckets[key_hash] = (tokens - 1, now)
@@ -154,7 +157,7 @@ class Organisations:
         if org is None:
             raise NotFound(
                 f"No organisation {organisation_id} at this node (`ecert verifier org list`)",
-                code="ORG_NOT_FOUND",
+                code=ErrorCode.ORG_NOT_FOUND,
                 field="id",
             )
         return org
@@ -176,7 +179,7 @@ class Organisations:
                 .where(OrgKey.key_hash == key_hash)
             ).first()
             if row is None:
-                raise NotFound("No such API key at this node", code="ORG_KEY_NOT_FOUND", field="key")
+                raise NotFound("No such API key at this node", code=ErrorCode.ORG_KEY_NOT_FOUND, field="key")
             now = dt.datetime.now(dt.UTC)
             if row.OrgKey.revoked_at is None or _utc(row.OrgKey.revoked_at) > now:
                 row.OrgKey.revoked_at = now

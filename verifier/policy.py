@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from registry.error_codes import ErrorCode
 from registry.errors import ConfigError
 
 __all__ = ["POLICY_DIR", "Policy", "Rule", "covers_path", "region_prefix"]
@@ -51,7 +52,7 @@ _RULE_KEYS = {"types", "regions", "requireFields"}
 
 
 def _invalid(message: str) -> ConfigError:
-    return ConfigError(message, code="POLICY_INVALID")
+    return ConfigError(message, code=ErrorCode.POLICY_INVALID)
 
 
 def region_prefix(pattern: str) -> str:
@@ -129,9 +130,11 @@ class Policy:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise ConfigError(f"Cannot read policy {path}: {exc.strerror}", code="POLICY_INVALID") from exc
+            raise ConfigError(
+                f"Cannot read policy {path}: {exc.strerror}", code=ErrorCode.POLICY_INVALID
+            ) from exc
         except ValueError as exc:
-            raise ConfigError(f"Policy {path} is not JSON: {exc}", code="POLICY_INVALID") from exc
+            raise ConfigError(f"Policy {path} is not JSON: {exc}", code=ErrorCode.POLICY_INVALID) from exc
         try:
             return cls.from_json(data)
         except ConfigError as exc:

@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from registry import jsonbytes
+from registry.error_codes import ErrorCode
 from registry.errors import KeystoreError
 
 if TYPE_CHECKING:
@@ -142,17 +143,19 @@ class ReceiptSigner:
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise KeystoreError(
                 f"Receipt key {path} is readable by others (mode {stat.S_IMODE(mode):o}): run `chmod 600 {path}`",
-                code="RECEIPT_KEY_EXPOSED",
+                code=ErrorCode.RECEIPT_KEY_EXPOSED,
             )
         try:
             key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         except (ValueError, TypeError) as exc:
             raise KeystoreError(
                 f"Receipt key {path} is not an unencrypted PEM key: delete it to make a new one",
-                code="RECEIPT_KEY_INVALID",
+                code=ErrorCode.RECEIPT_KEY_INVALID,
             ) from exc
         if not isinstance(key, Ed25519PrivateKey):
-            raise KeystoreError(f"Receipt key {path} is not an Ed25519 key", code="RECEIPT_KEY_INVALID")
+            raise KeystoreError(
+                f"Receipt key {path} is not an Ed25519 key", code=ErrorCode.RECEIPT_KEY_INVALID
+            )
         signer = cls(key)
         log.info("receipt key %s loaded from %s", signer.key_id, path)
         return signer

@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,7 +24,9 @@ from verifier.chain_reader import RegistryReader
 from verifier.checks.policy import PolicyCheck
 from verifier.checks.share import ShareCheck
 from verifier.db import make_engine, migrate, sessions
+from verifier.holdings import Holdings
 from verifier.orgs import Organisations
+from verifier.outbox import OutboxSender
 from verifier.pipeline import DEFAULT_CHECKS
 from verifier.policy import Policy
 from verifier.readers import HeadTracker, IndexReader
@@ -44,6 +47,7 @@ class VerifierRuntime:
     sessions: sessionmaker[Session]
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
+    _outbox_written: threading.Event = field(default_factory=threading.Event)  # wakes the outbox sender
     indexer_role: str = "another process"  # who indexes this node's database, as far as this process knows
     _seen_indexed: int = -1
     _progress_at: float = field(default_factory=time.monotonic)
@@ -60,7 +64,7 @@ class VerifierRuntime:
         return cls(workspace, settings, engine, sessions(engine))
 
     @property
-    def folder(self):  # -> Path
+    def folder(self) -> Path:
         return self.settings.folder(self.workspace.settings)
 
     @cached_property
@@ -84,11 +88,15 @@ class VerifierRuntime:
         )
 
     @cached_property
+    def holdings(self) -> Holdings:
+        return Holdings(self.sessions)
+
+    @cached_property
     def access_log(self) -> AccessRecorder:
         """The database writer, or in a worker process of a node the sender to its node process."""
         if self.settings.access_log_socket:
             return ForwardedAccessLog(self.settings.access_log_socket, self.sessions)
-        return AccessLog(self.sessions)
+        return AccessLog(self.sessions, on_outbox=self._outbox_written.set)
 
     @cached_property
     def history(self) -> History:
@@ -114,6 +122,23 @@ class VerifierRuntime:
             self.reader, checks=checks, receipts=self.receipts, access_log=self.access_log,
             region=self.settings.region, chain_id=self.workspace.deployment.chain_id,
         )  # fmt: skip
+
+    def start_outbox(self, poll_s: float = 1.0) -> None:
+        """Send the access-log entries owed to other regions' nodes (`verifier.outbox`) in a
+        background thread: each new one at once, retries when due, until `close`."""
+        s = self.settings
+        sender = OutboxSender(
+            self.sessions, s.node_key, retry_base_s=s.outbox_retry_base_s, retry_max_s=s.outbox_retry_max_s,
+            give_up_s=s.outbox_give_up_s,
+        )  # fmt: skip
+        thread = threading.Thread(
+            target=sender.run,
+            args=(self._stop, self._outbox_written, poll_s),
+            name="access-outbox",
+            daemon=True,
+        )
+        thread.start()
+        self._threads.append(thread)
 
     def start_indexer(self, poll_s: float = 0.5) -> None:
         """Follow the chain in a background thread while this process holds the database's indexer
@@ -170,6 +195,7 @@ class VerifierRuntime:
 
     def close(self) -> None:
         self._stop.set()
+        self._outbox_written.set()  # the outbox sender waits on this, not on `_stop`
         for thread in self._threads:
             thread.join(timeout=5)
         if "access_log" in self.__dict__:

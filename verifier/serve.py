@@ -1,6 +1,7 @@
 """Run a verifier node: the indexer follows the chain in this process; uvicorn serves the API
 with one or more worker processes, each reading the index (one writer, many readers). With
-several workers this process also writes their access logs (`AccessLogServer`)."""
+several workers this process also writes their access logs (`AccessLogServer`); it sends the
+entries owed to other regions' nodes (`verifier.outbox`)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def serve(settings: VerifierSettings, host: str, port: int, workers: int = 1) ->
     )  # this process is the writer, whatever the environment says
     runtime = VerifierRuntime.open(settings=settings)
     runtime.start_indexer()
+    runtime.start_outbox()  # the node process sends what its access log owes other regions' nodes
     try:
         if workers == 1:
             uvicorn.run(

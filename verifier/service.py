@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from verifier.checks.base import Check, Outcome
 from verifier.context import ChainReader
 from verifier.pipeline import DEFAULT_CHECKS, Report, verify_presentation
 from verifier.receipts import ReceiptSigner, make_receipt
+from verifier.remote import RemoteShare
 
 __all__ = ["ANONYMOUS", "Verification", "VerificationService", "Visitor", "Who", "digest_of", "ip_prefix"]
 USER_AGENT_MAX = 300
@@ -122,7 +124,10 @@ class VerificationService:
         share: Any = None,
         at: dt.datetime | None = None,
         visitor: Visitor | None = None,
+        remote: RemoteShare | None = None,
     ) -> Verification:
+        """Verify `presentation`, sign a receipt and log the access; a share fetched from another
+        region's node (`remote`) is logged here and owed to that node's log (`verifier.outbox`)."""
         report = verify_presentation(
             presentation, self.reader, clock=self._clock, checks=self._checks, at=at, share=share
         )
@@ -155,9 +160,12 @@ class VerificationService:
                 verdict=report.verdict.value,
                 reason=report.reason,
                 channel=channel,
-                claimed_purpose=visitor and visitor.claimed_purpose,
-                ip_prefix=visitor and visitor.ip_prefix,
-                user_agent=visitor and visitor.user_agent,
+                claimed_purpose=visitor.claimed_purpose if visitor else None,
+                ip_prefix=visitor.ip_prefix if visitor else None,
+                user_agent=visitor.user_agent if visitor else None,
+                event_id=uuid.uuid4().hex if remote else None,
+                origin=remote.origin if remote else None,
+                share_token_hash=remote.token_hash if remote else None,
             )
         )
         return Verification(report, receipt, source, block)

@@ -31,6 +31,12 @@ class VerifierSettings(BaseSettings):
     """Base URLs (JSON list) of other regions' nodes whose shares this node fetches."""
     node_key: str | None = None
     """This node's API key at those nodes (an organisation of kind `node` there)."""
+    outbox_retry_base_s: float = 1.0
+    """First wait before resending an access-log entry owed to another region's node (doubled per failure, with jitter)."""
+    outbox_retry_max_s: float = 300.0
+    """Longest wait between two sends of an access-log entry owed to another region's node."""
+    outbox_give_up_s: float = 7 * 24 * 3600.0
+    """An access-log entry another region's node has not taken in this long is marked failed."""
     index_max_lag_blocks: int = 2
     """Answer from the index only while it is at most this many blocks behind the chain."""
     index_confirmations: int = 0

@@ -1,5 +1,7 @@
 """Shares: a holder's chosen disclosure behind a ≥128-bit random link that expires, can be
 single-use, can be withdrawn, and (dynamic) only opens with a code that changes every 30 s.
+A share belongs to the wallet organisation that made it and to the holder it named: no other
+wallet, and not that wallet for another holder, can see, list, withdraw or get codes of it.
 
 Only the token's SHA-256 is stored, and the disclosure is encrypted at rest. A share that has
 expired or was withdrawn no longer serves its fields: `open` returns its state, not its data.
@@ -13,14 +15,16 @@ import hmac
 import json
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.certificate.presentation import Presentation
 from registry.crypto import DataCipher
+from registry.error_codes import ErrorCode
 from registry.errors import CertificateError, NotFound
 from verifier.models import Share
 
@@ -47,14 +51,14 @@ class ShareState:
     presentation: Presentation | None
 
     @property
-    def problem(self) -> str | None:
+    def problem(self) -> ErrorCode | None:
         """Why the share cannot be shown, as a stable code, or None."""
         if self.withdrawn:
-            return "SHARE_WITHDRAWN"
+            return ErrorCode.SHARE_WITHDRAWN
         if self.expired:
-            return "SHARE_EXPIRED"
+            return ErrorCode.SHARE_EXPIRED
         if self.used:
-            return "SHARE_USED"
+            return ErrorCode.SHARE_USED
         return None
 
     def to_json(self) -> dict[str, Any]:
@@ -69,31 +73,41 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _aware(moment: dt.datetime | None) -> dt.datetime | None:
-    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 class Shares:
-    def __init__(self, sessions: sessionmaker[Session], data_key: bytes, hmac_key: bytes, clock=None) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        data_key: bytes,
+        hmac_key: bytes,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
         self._sessions = sessions
         self._cipher = DataCipher(data_key)
         self._hmac_key = hmac_key
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
     def create(
-        self, holder_ref: str, presentation: Presentation, *, purpose: str, lifetime: dt.timedelta,
-        single_use: bool = False, dynamic: bool = False,
+        self, wallet_org_id: int, holder_ref: str, presentation: Presentation, *, purpose: str,
+        lifetime: dt.timedelta, single_use: bool = False, dynamic: bool = False,
     ) -> tuple[ShareState, str]:  # fmt: skip
-        """Store a share and return it with its token (shown once: only its hash is kept)."""
+        """Store a share of the wallet `wallet_org_id` for its holder `holder_ref` and return it
+        with its token (shown once: only its hash is kept)."""
         if not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
             raise CertificateError(
-                "A share lasts from 5 minutes to 30 days", code="SHARE_LIFETIME_INVALID", field="expiresIn"
+                "A share lasts from 5 minutes to 30 days",
+                code=ErrorCode.SHARE_LIFETIME_INVALID,
+                field="expiresIn",
             )
         token = secrets.token_urlsafe(24)  # 192 bits
         share_id = uuid.uuid4().hex
         now = self._clock()
         row = Share(
-            id=share_id, token_hash=_hash(token), holder_ref=holder_ref, digest="0x" + presentation.digest.hex(),
+            id=share_id, token_hash=_hash(token), wallet_org_id=wallet_org_id, holder_ref=holder_ref,
+            digest="0x" + presentation.digest.hex(),
             presentation=self._cipher.encrypt(json.dumps(presentation.to_json()).encode(), share_id),
             fields=json.dumps(presentation.paths(), ensure_ascii=False), purpose=purpose, single_use=single_use,
             dynamic=dynamic, created_at=now, expires_at=now + lifetime,
@@ -124,10 +138,13 @@ class Shares:
         with self._sessions() as session:
             row = session.scalar(select(Share).where(Share.token_hash == _hash(token)))
         if row is None:
-            raise NotFound("No such share: the link is wrong or was never issued", code="SHARE_NOT_FOUND")
+            raise NotFound(
+                "No such share: the link is wrong or was never issued", code=ErrorCode.SHARE_NOT_FOUND
+            )
         if row.dynamic and not (code and hmac.compare_digest(code, self.dynamic_code(row.id))):
             raise NotFound(
-                "This QR code has expired: ask the holder to show the current one", code="SHARE_CODE_EXPIRED"
+                "This QR code has expired: ask the holder to show the current one",
+                code=ErrorCode.SHARE_CODE_EXPIRED,
             )
         state = self._state(row)
         if not (consume and row.single_use and state.problem is None):
@@ -135,41 +152,45 @@ class Shares:
         with (
             self._sessions.begin() as session
         ):  # its first statement writes: SQLite waits for the lock, never a stale read
-            taken = session.execute(
+            taken = cast("CursorResult[Any]", session.execute(  # an UPDATE's result is a CursorResult
                 update(Share).where(Share.id == row.id, Share.used_at.is_(None), Share.withdrawn_at.is_(None)).values(used_at=self._clock())
-            ).rowcount  # fmt: skip
+            )).rowcount  # fmt: skip
         if taken == 1:
             return self._state(row, reveal=True)
         with (
             self._sessions() as session
         ):  # another opening was first (or the holder withdrew it): its state, not its data
-            return self._state(session.get(Share, row.id))
+            return self._state(session.get_one(Share, row.id))
 
     def dynamic_code(self, share_id: str, at: dt.datetime | None = None) -> str:
         """The code of a dynamic share for the 30-second window containing `at` (default now)."""
         window = int((at or self._clock()).timestamp()) // DYNAMIC_WINDOW_S
         return hmac.new(self._hmac_key, f"{share_id}:{window}".encode(), hashlib.sha256).hexdigest()[:16]
 
-    def _owned(self, session: Session, holder_ref: str, share_id: str) -> Share:
+    def _owned(self, session: Session, wallet_org_id: int, holder_ref: str, share_id: str) -> Share:
+        """The share if it is this wallet's for this holder; any other is as unknown (never 403:
+        that would tell another wallet the share exists)."""
         row = session.get(Share, share_id)
-        if row is None or row.holder_ref != holder_ref:
-            raise NotFound("No such share of this holder", code="SHARE_NOT_FOUND")
+        if row is None or row.wallet_org_id != wallet_org_id or row.holder_ref != holder_ref:
+            raise NotFound("No such share of this holder", code=ErrorCode.SHARE_NOT_FOUND)
         return row
 
-    def withdraw(self, holder_ref: str, share_id: str) -> ShareState:
+    def withdraw(self, wallet_org_id: int, holder_ref: str, share_id: str) -> ShareState:
         with self._sessions.begin() as session:
-            row = self._owned(session, holder_ref, share_id)
+            row = self._owned(session, wallet_org_id, holder_ref, share_id)
             row.withdrawn_at = row.withdrawn_at or self._clock()
             return self._state(row)
 
-    def get(self, holder_ref: str, share_id: str) -> ShareState:
+    def get(self, wallet_org_id: int, holder_ref: str, share_id: str) -> ShareState:
         with self._sessions() as session:
-            return self._state(self._owned(session, holder_ref, share_id))
+            return self._state(self._owned(session, wallet_org_id, holder_ref, share_id))
 
-    def list(self, holder_ref: str) -> list[ShareState]:
+    def list(self, wallet_org_id: int, holder_ref: str) -> list[ShareState]:
         with self._sessions() as session:
             rows = session.scalars(
-                select(Share).where(Share.holder_ref == holder_ref).order_by(Share.created_at.desc())
+                select(Share)
+                .where(Share.wallet_org_id == wallet_org_id, Share.holder_ref == holder_ref)
+                .order_by(Share.created_at.desc())
             ).all()
             return [self._state(row) for row in rows]
 

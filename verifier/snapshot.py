@@ -58,6 +58,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine, func, select
 
+from registry.error_codes import ErrorCode
 from registry.errors import EcertError
 from registry.indexer import Indexer, IndexInconsistent
 from registry.indexer.records import AgencyHistory, BatchRecord, KeyHistory, TrustView
@@ -103,7 +104,7 @@ _BRACKET = re.compile(r"[\[\]{}]")
 class SnapshotInvalid(EcertError):
     """The snapshot is not signed by the trusted key, or not a snapshot at all: verify nothing with it."""
 
-    code = "SNAPSHOT_INVALID"
+    code = ErrorCode.SNAPSHOT_INVALID
 
 
 # ─── the loaded snapshot ─────────────────────────────────────────────────────────────────
@@ -175,7 +176,9 @@ def snapshot_body(
     with engine.connect() as conn:
         row = conn.execute(select(state.c.block_number, state.c.block_hash)).first()
         if row is None or row.block_number < 0:
-            raise EcertError("The index is empty: sync it before taking a snapshot", code="INDEX_EMPTY")
+            raise EcertError(
+                "The index is empty: sync it before taking a snapshot", code=ErrorCode.INDEX_EMPTY
+            )
         number, block_hash = row.block_number, row.block_hash
         recorded = conn.execute(select(blocks.c.timestamp).where(blocks.c.number == number)).scalar()
         trust = load_trust(conn, number)
@@ -185,7 +188,9 @@ def snapshot_body(
         batches = load_batches(conn, number, limit=total) if total else {}
     if recorded is None:
         if block_time is None:
-            raise EcertError(f"The index does not know the time of block {number}", code="INDEX_ERROR")
+            raise EcertError(
+                f"The index does not know the time of block {number}", code=ErrorCode.INDEX_ERROR
+            )
         recorded = block_time(number)
     created = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     return {
@@ -293,7 +298,7 @@ def parse_snapshot(
         key = _public_key(trusted_public_key)
     except (ValueError, TypeError, binascii.Error, UnicodeError) as exc:
         raise EcertError(
-            "The trusted key is not an Ed25519 public key (PEM or raw)", code="TRUST_KEY_INVALID"
+            "The trusted key is not an Ed25519 public key (PEM or raw)", code=ErrorCode.TRUST_KEY_INVALID
         ) from exc
     document = _decode(data, name)
     if not isinstance(document, dict) or set(document) != {"snapshot", "signature"}:
@@ -502,7 +507,8 @@ def _bool(value: Any) -> bool:
 def _kind(value: Any) -> str:
     if value not in ("retired", "compromised"):
         raise ValueError(f"unknown key change {value!r}")
-    return value
+    kind: str = value
+    return kind
 
 
 def _bytes(value: Any, length: int | None = None) -> bytes:

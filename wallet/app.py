@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -13,8 +14,9 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from registry.error_codes import ErrorCode
 from registry.errors import EcertError
-from registry.problems import RateLimited, from_validation, problem
+from registry.problems import RateLimited, document, from_validation, problem
 from registry.text_guard import RefuseBrokenText
 from wallet.holders import LANGS
 from wallet.i18n import problem_text
@@ -57,13 +59,14 @@ def create_app(runtime: WalletRuntime) -> FastAPI:
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
     for module in (accounts, certificates, shares, access, preferences, api):
         app.include_router(module.router)
+    document(app, is_page=lambda path: not path.startswith("/api/"))  # pages answer problems as pages
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.middleware("http")
-    async def guard(request: Request, call_next) -> Response:
+    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         pre = request.cookies.get(PRE_COOKIE)
         fresh_pre = None if pre and 20 <= len(pre) <= 64 else secrets.token_urlsafe(24)
         request.state.pre = pre if fresh_pre is None else fresh_pre
@@ -86,10 +89,14 @@ def create_app(runtime: WalletRuntime) -> FastAPI:
         return response
 
     def error_page(
-        request: Request, status: int, code: str, message: str = "", headers: dict[str, str] | None = None
+        request: Request,
+        status: int,
+        code: ErrorCode,
+        message: str = "",
+        headers: dict[str, str] | None = None,
     ) -> Response:
         if _is_api(request):
-            response = problem(request, status, code, message or code)
+            response = problem(request, code, message or code, status=status)
             response.headers.update(headers or {})
             return response
         try:
@@ -110,7 +117,7 @@ def create_app(runtime: WalletRuntime) -> FastAPI:
     async def ecert_error(request: Request, exc: EcertError) -> Response:
         if isinstance(exc, LoginRequired):
             if _is_api(request):
-                return problem(request, 401, "AUTH_REQUIRED", "Sign in first")
+                return problem(request, ErrorCode.AUTH_REQUIRED, "Sign in first")
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return redirect(f"/login?next={target}" if request.method == "GET" else "/login")
         headers = (
@@ -121,18 +128,20 @@ def create_app(runtime: WalletRuntime) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         error = from_validation(exc)
-        if _is_api(request):
-            return problem(request, 422, error.code, error.message, field=error.details.get("field"))
+        if _is_api(request):  # 422 for any invalid request, JSON_INVALID too (400 on the issuer and verifier)
+            return problem(request, error.code, error.message, status=422, field=error.details.get("field"))
         return error_page(request, 422, error.code, error.message)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+        code = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}.get(
+            exc.status_code, ErrorCode.HTTP_ERROR
+        )
         return error_page(request, exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_page(request, 500, "INTERNAL")
+        return error_page(request, 500, ErrorCode.INTERNAL)
 
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -38,7 +38,9 @@ def serve_wallet(
     from wallet.runtime import WalletRuntime
     from wallet.settings import WalletSettings
 
-    overrides = {k: v for k, v in {"issuer_url": issuer_url, "verifier_url": verifier_url}.items() if v}
+    overrides: dict[str, Any] = {
+        k: v for k, v in {"issuer_url": issuer_url, "verifier_url": verifier_url}.items() if v
+    }
     settings = WalletSettings(**overrides)
     runtime = WalletRuntime.open(settings)
     if not runtime.verifier.configured:

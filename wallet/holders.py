@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from registry.certificate.identifiers import parse_id_number
 from registry.crypto import DataCipher
+from registry.error_codes import ErrorCode
 from registry.errors import Conflict, EcertError, IdentifierError, NotAuthorised, NotFound
 from wallet.models import Holder, LoginSession
 from wallet.passwords import check_password_rules, dummy_hash, hash_password, needs_rehash, verify_password
@@ -76,7 +77,7 @@ class Holders:
         if not name or len(name) > MAX_NAME:
             raise EcertError(
                 f"Give your name as on your ID card (1 to {MAX_NAME} characters)",
-                code="NAME_INVALID",
+                code=ErrorCode.NAME_INVALID,
                 field="name",
             )
         try:
@@ -96,7 +97,9 @@ class Holders:
                 session.add(row)
         except IntegrityError:
             raise Conflict(
-                "This ID number already has a wallet: sign in instead", code="HOLDER_EXISTS", field="idNumber"
+                "This ID number already has a wallet: sign in instead",
+                code=ErrorCode.HOLDER_EXISTS,
+                field="idNumber",
             ) from None
         return self._view(row)
 
@@ -127,12 +130,12 @@ class Holders:
             )
             or row is None
         ):
-            raise NotAuthorised("The ID number or the password is wrong", code="LOGIN_FAILED")
+            raise NotAuthorised("The ID number or the password is wrong", code=ErrorCode.LOGIN_FAILED)
         self._throttle.refund(attempt)
         self._throttle.clear([pair])
         if needs_rehash(row.password_hash, n=settings.password_scrypt_n):
             with self._sessions.begin() as session:
-                session.get(Holder, row.id).password_hash = hash_password(
+                session.get_one(Holder, row.id).password_hash = hash_password(
                     password, n=settings.password_scrypt_n
                 )
         return self._view(row)
@@ -144,7 +147,7 @@ class Holders:
         with self._sessions.begin() as session:
             row = session.scalar(select(Holder).where(Holder.id_lookup == self.lookup(code)))
             if row is None:
-                raise NotFound("No holder with this ID number", code="HOLDER_NOT_FOUND")
+                raise NotFound("No holder with this ID number", code=ErrorCode.HOLDER_NOT_FOUND)
             row.password_hash = hash_password(password, n=self._settings.password_scrypt_n)
             session.execute(delete(LoginSession).where(LoginSession.holder_id == row.id))
         return self._view(row)
@@ -153,14 +156,14 @@ class Holders:
         with self._sessions() as session:
             row = session.get(Holder, holder_id)
         if row is None:
-            raise NotFound("No such holder", code="HOLDER_NOT_FOUND")
+            raise NotFound("No such holder", code=ErrorCode.HOLDER_NOT_FOUND)
         return self._view(row)
 
     def set_preferences(self, holder_id: int, *, lang: str | None = None, elder: bool | None = None) -> None:
         with self._sessions.begin() as session:
             row = session.get(Holder, holder_id)
             if row is None:
-                raise NotFound("No such holder", code="HOLDER_NOT_FOUND")
+                raise NotFound("No such holder", code=ErrorCode.HOLDER_NOT_FOUND)
             if lang in LANGS:
                 row.lang = lang
             if elder is not None:

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import os
 
+from registry.error_codes import ErrorCode
 from registry.errors import EcertError
 
 R, P, SALT_BYTES, HASH_BYTES = 8, 1, 16, 32
@@ -21,7 +22,7 @@ RULE = {  # what `check_password_rules` enforces, in the holder's words (the dem
 
 
 class PasswordRejected(EcertError):
-    code = "PASSWORD_WEAK"
+    code = ErrorCode.PASSWORD_WEAK
 
 
 def _b64(raw: bytes) -> str:
@@ -64,7 +65,7 @@ def common_passwords() -> frozenset[str]:
     zxcvbn ships (no download; loaded on first use)."""
     from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
-    ranked = FREQUENCY_LISTS["passwords"]
+    ranked: list[str] | str = FREQUENCY_LISTS["passwords"]  # a list, or one comma-separated string
     ranked = ranked.split(",") if isinstance(ranked, str) else ranked
     return frozenset(p.lower() for p in ranked[:COMMON_COUNT])
 
@@ -78,13 +79,13 @@ def check_password_rules(password: str, *, id_number: str) -> None:
     if len(password) < MIN_LENGTH:
         raise PasswordRejected(
             f"The password needs at least {MIN_LENGTH} characters",
-            code="PASSWORD_TOO_SHORT",
+            code=ErrorCode.PASSWORD_TOO_SHORT,
             field="password",
         )
     if len(password) > MAX_LENGTH:
         raise PasswordRejected(
             f"The password may have at most {MAX_LENGTH} characters",
-            code="PASSWORD_TOO_LONG",
+            code=ErrorCode.PASSWORD_TOO_LONG,
             field="password",
         )
     if (id_number and id_number.lower() in password.lower()) or len(set(password)) < 3:
@@ -95,7 +96,7 @@ def check_password_rules(password: str, *, id_number: str) -> None:
     if is_common(password):
         raise PasswordRejected(
             "This is one of the most common passwords: choose another",
-            code="PASSWORD_COMMON",
+            code=ErrorCode.PASSWORD_COMMON,
             field="password",
         )
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from registry.error_codes import ErrorCode
 from registry.errors import EcertError
 from registry.problems import RateLimited
 
@@ -23,19 +24,19 @@ HOLDER_VIEW_PURPOSE = "持证人查看 / holder view"
 
 
 class ServiceUnavailable(EcertError):
-    code = "SERVICE_UNAVAILABLE"
+    code = ErrorCode.SERVICE_UNAVAILABLE
 
 
 class ServiceRefused(EcertError):
-    code = "SERVICE_REFUSED"
+    code = ErrorCode.SERVICE_REFUSED
 
-    def __init__(self, message: str, *, code: str, status: int) -> None:
+    def __init__(self, message: str, *, code: ErrorCode, status: int) -> None:
         super().__init__(message, code=code)
         self.status = status
 
 
 class _Client:
-    unavailable_code = "SERVICE_UNAVAILABLE"
+    unavailable_code = ErrorCode.SERVICE_UNAVAILABLE
 
     def __init__(self, base_url: str, *, timeout_s: float, headers: dict[str, str] | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:  # fmt: skip
@@ -79,25 +80,40 @@ class _Client:
             )
         try:
             problem = response.json()
-            code, detail = str(problem.get("code") or "REQUEST_REFUSED"), str(problem.get("detail") or "")
+            code = ErrorCode.of(
+                problem.get("code"), ErrorCode.REQUEST_REFUSED
+            )  # a code we do not know: refused
+            detail = str(problem.get("detail") or "")
         except ValueError:
-            code, detail = "REQUEST_REFUSED", response.text[:200]
+            code, detail = ErrorCode.REQUEST_REFUSED, response.text[:200]
         raise ServiceRefused(detail or code, code=code, status=response.status_code)
 
 
+def _object(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object a neighbour answered (its shape is that neighbour's API's)."""
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _objects(response: httpx.Response) -> list[dict[str, Any]]:
+    """The JSON list of objects a neighbour answered."""
+    body: list[dict[str, Any]] = response.json()
+    return body
+
+
 class IssuerClient(_Client):
-    unavailable_code = "ISSUER_UNAVAILABLE"
+    unavailable_code = ErrorCode.ISSUER_UNAVAILABLE
 
     def redeem_claim(self, code: str, holder_code: str) -> dict[str, Any]:
         """The holder package for a one-time claim code, if it is `holder_code`'s: only then is the
         code used up (another holder's certificate answers 403 CLAIM_NOT_YOURS)."""
-        return self._send(
-            "POST", "/v1/claims", json={"code": code, "holderCode": holder_code}, refusals=(403,)
-        ).json()
+        return _object(
+            self._send("POST", "/v1/claims", json={"code": code, "holderCode": holder_code}, refusals=(403,))
+        )
 
 
 class VerifierClient(_Client):
-    unavailable_code = "VERIFIER_UNAVAILABLE"
+    unavailable_code = ErrorCode.VERIFIER_UNAVAILABLE
 
     def __init__(self, base_url: str, api_key: str | None, **kwargs: Any) -> None:
         super().__init__(
@@ -108,35 +124,48 @@ class VerifierClient(_Client):
     def _wallet(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         if not self.configured:
             raise ServiceUnavailable(
-                "No verifier API key: set ECERT_WALLET_VERIFIER_KEY", code="VERIFIER_NOT_CONFIGURED"
+                "No verifier API key: set ECERT_WALLET_VERIFIER_KEY", code=ErrorCode.VERIFIER_NOT_CONFIGURED
             )
         return self._send(method, path, **kwargs)
 
     def verify(self, presentation: dict[str, Any], purpose: str = HOLDER_VIEW_PURPOSE) -> dict[str, Any]:
         """The report (verdict, reason, checks); a 503 "could not verify" is a report too (verdict ERROR)."""
-        return self._wallet(
-            "POST", "/v1/verifications", json={"package": presentation, "purpose": purpose}, ok=(200, 503)
-        ).json()
+        return _object(
+            self._wallet(
+                "POST", "/v1/verifications", json={"package": presentation, "purpose": purpose}, ok=(200, 503)
+            )
+        )
 
     def create_share(self, holder_ref: str, presentation: dict[str, Any], *, purpose: str, minutes: int,
                      single_use: bool, dynamic: bool) -> dict[str, Any]:  # fmt: skip
         body = {"holderRef": holder_ref, "presentation": presentation, "purpose": purpose, "expiresInMinutes": minutes,
                 "singleUse": single_use, "dynamic": dynamic}  # fmt: skip
-        return self._wallet("POST", "/v1/shares", json=body).json()
+        return _object(self._wallet("POST", "/v1/shares", json=body))
 
     def list_shares(self, holder_ref: str) -> list[dict[str, Any]]:
-        return self._wallet("GET", "/v1/shares", params={"holderRef": holder_ref}).json()
+        return _objects(self._wallet("GET", "/v1/shares", params={"holderRef": holder_ref}))
 
     def withdraw_share(self, holder_ref: str, share_id: str) -> dict[str, Any]:
-        return self._wallet("DELETE", f"/v1/shares/{share_id}", params={"holderRef": holder_ref}).json()
+        return _object(self._wallet("DELETE", f"/v1/shares/{share_id}", params={"holderRef": holder_ref}))
 
     def dynamic_code(self, holder_ref: str, share_id: str) -> dict[str, Any]:
-        return self._wallet(
-            "GET", f"/v1/shares/{share_id}/dynamic-code", params={"holderRef": holder_ref}
-        ).json()
+        return _object(
+            self._wallet("GET", f"/v1/shares/{share_id}/dynamic-code", params={"holderRef": holder_ref})
+        )
 
-    def access_log(self, digests: list[str], share_ids: list[str]) -> list[dict[str, Any]]:
-        if not digests and not share_ids:
-            return []
-        params = [("digest", d) for d in digests] + [("shareId", s) for s in share_ids]
-        return self._wallet("GET", "/v1/access-log", params=params).json()
+    def hold(self, holder_ref: str, package: dict[str, Any]) -> dict[str, Any]:
+        """Tell the node this wallet keeps the certificate of this full holder package for the
+        holder: only then may it read that certificate's access log for them (idempotent)."""
+        return _object(
+            self._wallet("POST", "/v1/holdings", json={"holderRef": holder_ref, "presentation": package})
+        )
+
+    def holdings(self, holder_ref: str) -> list[str]:
+        """The digests the node knows this wallet keeps for the holder."""
+        return [
+            h["digest"] for h in self._wallet("GET", "/v1/holdings", params={"holderRef": holder_ref}).json()
+        ]
+
+    def access_log(self, holder_ref: str) -> list[dict[str, Any]]:
+        """The verifications of the certificates held for the holder and of their shares, newest first."""
+        return _objects(self._wallet("GET", "/v1/access-log", params={"holderRef": holder_ref}))

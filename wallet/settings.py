@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from registry.error_codes import ErrorCode
 from registry.errors import ConfigError
 from registry.secrets_files import load_or_create_secret, private_folder, private_sqlite
 from registry.settings import Settings
@@ -87,7 +88,7 @@ class WalletSettings(BaseSettings):
         raw = load_or_create_secret(given or self.folder(core) / f"{name}.key")
         if len(raw) < 32:
             raise ConfigError(
-                f"The wallet's {name} key must be at least 32 bytes (base64)", code="DATA_KEY_INVALID"
+                f"The wallet's {name} key must be at least 32 bytes (base64)", code=ErrorCode.DATA_KEY_INVALID
             )
         return raw
 

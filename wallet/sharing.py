@@ -1,7 +1,8 @@
 """Shares: the holder picks fields (sensitive ones default to their masked twin), a purpose, an
 expiry (5 minutes to 30 days) and single-use; the verifier node keeps the disclosure behind a
 random link. A dynamic share opens only with the code of the current 30-second window. The
-offline `EC1:` QR of the same disclosure needs no network (and cannot be withdrawn)."""
+offline QR, a verification link `<node>/v#EC1:…` with the same disclosure in its fragment, needs
+no network (and cannot be withdrawn)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.certificate.canonical import leaf_value
+from registry.certificate.links import share_link_node, verify_link
 from registry.certificate.presentation import BOUND_PATHS, Presentation
 from registry.crypto import DataCipher
+from registry.error_codes import ErrorCode
 from registry.errors import CertificateError, NotFound
 from wallet.holders import HolderView
 from wallet.models import StoredShare
@@ -79,9 +82,11 @@ def disclosed_paths(presentation: Presentation, chosen: list[str]) -> list[str]:
     wanted = {c for c in chosen if c} | {p for p in ALWAYS if p in known}
     unknown = sorted(wanted - known)
     if unknown:
-        raise CertificateError(f"No such field: {unknown[0]}", code="FIELD_UNKNOWN", field="fields")
+        raise CertificateError(f"No such field: {unknown[0]}", code=ErrorCode.FIELD_UNKNOWN, field="fields")
     if not wanted - set(ALWAYS):
-        raise CertificateError("Choose at least one field to share", code="FIELDS_EMPTY", field="fields")
+        raise CertificateError(
+            "Choose at least one field to share", code=ErrorCode.FIELDS_EMPTY, field="fields"
+        )
     return [p for p in presentation.paths() if base_path(p) in wanted]
 
 
@@ -129,7 +134,7 @@ class Sharing:
         if minutes not in EXPIRY_MINUTES:
             raise CertificateError(
                 "A share lasts 5 minutes, 1 hour, 1 day, 7 days or 30 days",
-                code="SHARE_LIFETIME_INVALID",
+                code=ErrorCode.SHARE_LIFETIME_INVALID,
                 field="expiry",
             )
         purpose = " ".join(purpose.split())[:MAX_PURPOSE]
@@ -156,7 +161,7 @@ class Sharing:
         with self._sessions() as session:
             row = session.get(StoredShare, share_id) if len(share_id) <= 32 else None
         if row is None or row.holder_id != holder.id:
-            raise NotFound("No such share of yours", code="SHARE_NOT_FOUND")
+            raise NotFound("No such share of yours", code=ErrorCode.SHARE_NOT_FOUND)
         return row
 
     def _remote(self, holder: HolderView) -> dict[str, dict[str, Any]] | None:
@@ -184,22 +189,26 @@ class Sharing:
         row = self._row(holder, share_id)  # ownership first: another holder's share is NOT_FOUND
         self._verifier.withdraw_share(holder.holder_ref, row.id)
         with self._sessions.begin() as session:
-            session.get(StoredShare, row.id).withdrawn_at = dt.datetime.now(dt.UTC)
+            session.get_one(StoredShare, row.id).withdrawn_at = dt.datetime.now(dt.UTC)
 
     def dynamic_link(self, holder: HolderView, share_id: str) -> tuple[str, dt.datetime]:
         """The link of the current 30-second window (`<url>?c=<code>`) and when it stops working."""
         row = self._row(holder, share_id)
         if not row.dynamic:
-            raise NotFound("Not a dynamic share", code="SHARE_NOT_DYNAMIC")
+            raise NotFound("Not a dynamic share", code=ErrorCode.SHARE_NOT_DYNAMIC)
         answer = self._verifier.dynamic_code(holder.holder_ref, row.id)
         url = self._cipher.decrypt(row.url_enc, f"wallet-share:{row.id}").decode()
         return f"{url}?c={answer['code']}", dt.datetime.fromisoformat(answer["validUntil"])
 
     def offline_code(self, holder: HolderView, share_id: str) -> str:
-        """The `EC1:` payload of the share's disclosure, for places with no network."""
+        """The offline QR code's content: the verification link `<node>/v#EC1:…` of the share's
+        disclosure, at the node that keeps the share. A phone opens it at that node; a verifier
+        with no network reads the `EC1:` payload from it (`ecert verify`)."""
         row = self._row(holder, share_id)
         card = self._vault.get(holder.id, row.certificate_id)
-        return card.presentation.disclose(json.loads(row.fields)).to_ec1()
+        ec1 = card.presentation.disclose(json.loads(row.fields)).to_ec1()
+        node = share_link_node(self._cipher.decrypt(row.url_enc, f"wallet-share:{row.id}").decode())
+        return verify_link(node, ec1)
 
 
 @dataclass(frozen=True)
@@ -219,17 +228,20 @@ class AccessView:
     claimed_purpose: str | None = None  # what that visitor typed: unverified, never shown as a purpose
     ip_prefix: str | None = None
     user_agent: str | None = None
+    reported_by: str | None = None  # the other region's node where it was verified, which reported it
 
 
 def access_log(
-    holder: HolderView, vault: Vault, sharing: Sharing, verifier: VerifierClient, *, org_name: str
+    holder: HolderView, vault: Vault, verifier: VerifierClient, *, org_name: str
 ) -> tuple[list[AccessView], int]:
-    """Every verification of the holder's certificates, newest first, and how many status checks
-    made by this wallet for the holder were left out (they are the holder looking, not others)."""
+    """Every verification of the holder's certificates and shares, newest first, and how many
+    status checks made by this wallet for the holder were left out (they are the holder looking,
+    not others). The node answers only for the certificates it knows this wallet keeps for the
+    holder, so any it does not know yet are bound first."""
     cards = vault.list(holder.id)
     by_digest = {c.digest: c for c in cards}
-    shares, _ = sharing.list(holder)
-    entries = verifier.access_log(list(by_digest), [s.id for s in shares])
+    vault.bind(holder, cards)
+    entries = verifier.access_log(holder.holder_ref)
     out: list[AccessView] = []
     own = 0
     for e in entries:
@@ -245,7 +257,7 @@ def access_log(
             dt.datetime.fromisoformat(e["at"]), e.get("organisation", ""), e.get("region", ""), e.get("purpose", ""),
             card.id if card else None, str(card.fields.get("name", "")) if card else "", tuple(e.get("fields") or ()),
             e.get("verdict", ""), e.get("reason"), e.get("channel", ""), e.get("shareId"), bool(e.get("anonymous")),
-            e.get("claimedPurpose"), e.get("ipPrefix"), e.get("userAgent"),
+            e.get("claimedPurpose"), e.get("ipPrefix"), e.get("userAgent"), e.get("reportedBy"),
         ))  # fmt: skip
     out.sort(key=lambda a: a.at, reverse=True)
     return out, own

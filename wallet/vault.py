@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,12 +21,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from registry.certificate.model import CODE_TYPE_ID_NUMBER
 from registry.certificate.presentation import Presentation
 from registry.crypto import DataCipher
+from registry.error_codes import ErrorCode
 from registry.errors import CertificateError, EcertError, NotAuthorised, NotFound
 from wallet.holders import HolderView
 from wallet.models import StoredCertificate
 from wallet.services import IssuerClient, ServiceRefused, ServiceUnavailable, VerifierClient
 from wallet.throttle import Throttle
 
+log = logging.getLogger(__name__)
 CLAIM_CODE = re.compile(r"[A-HJ-NP-Z2-9]{4}-?[A-HJ-NP-Z2-9]{4}-?[A-HJ-NP-Z2-9]{4}")
 STATUS_PATHS = ("identifier", "validFrom", "validUntil")
 
@@ -63,7 +67,7 @@ def claim_code_from(text: str) -> str:
     if not found:
         raise CertificateError(
             "A claim code has 12 letters and digits, e.g. ABCD-EFGH-JKLM",
-            code="CLAIM_CODE_MALFORMED",
+            code=ErrorCode.CLAIM_CODE_MALFORMED,
             field="code",
         )
     bare = found.group(0).replace("-", "")
@@ -99,38 +103,46 @@ class Vault:
                 package = self._issuer.redeem_claim(code, holder.id_number)
             except ServiceRefused as exc:
                 counts = True
-                if exc.code == "CLAIM_NOT_YOURS":
+                if exc.code == ErrorCode.CLAIM_NOT_YOURS:
                     raise NotAuthorised(
-                        "This certificate belongs to someone else: it was not added", code="CLAIM_NOT_YOURS"
+                        "This certificate belongs to someone else: it was not added",
+                        code=ErrorCode.CLAIM_NOT_YOURS,
                     ) from exc
-                raise EcertError(exc.message, code=exc.code if exc.code in ("CLAIM_INVALID", "CLAIM_EXPIRED") else "CLAIM_INVALID",
+                raise EcertError(exc.message, code=exc.code if exc.code in (ErrorCode.CLAIM_INVALID, ErrorCode.CLAIM_EXPIRED) else ErrorCode.CLAIM_INVALID,
                                  field="code") from exc  # fmt: skip
             try:
                 presentation = Presentation.from_json(package)
             except CertificateError as exc:
                 raise CertificateError(
-                    "The issuer sent a package this wallet cannot read", code="CLAIM_PACKAGE_INVALID"
+                    "The issuer sent a package this wallet cannot read", code=ErrorCode.CLAIM_PACKAGE_INVALID
                 ) from exc
             try:
-                return self.add(holder, presentation)
+                card = self.add(holder, presentation)
             except NotAuthorised:
                 counts = True
                 raise
         finally:
             if not counts:
                 self._throttle.refund(attempt)
+        try:
+            self._verifier.hold(holder.holder_ref, card.presentation.to_json())
+        except EcertError as exc:  # the certificate is kept all the same: `bind` tells the node later
+            log.warning("claimed certificate not yet bound at the verifier node: %s", exc.code)
+        return card
 
     def add(self, holder: HolderView, presentation: Presentation) -> Card:
         """Keep a full holder package that hashes to its digest and names this holder."""
         if presentation.is_partial or presentation.computed_digest() != presentation.digest:
-            raise CertificateError("The package does not hash to its digest: not kept", code="CERT_TAMPERED")
+            raise CertificateError(
+                "The package does not hash to its digest: not kept", code=ErrorCode.CERT_TAMPERED
+            )
         holder_fields = presentation.fields().get("holder") or {}
         if (
             holder_fields.get("codeType", CODE_TYPE_ID_NUMBER) != CODE_TYPE_ID_NUMBER
             or holder_fields.get("code") != holder.id_number
         ):
             raise NotAuthorised(
-                "This certificate belongs to someone else: it was not added", code="CLAIM_NOT_YOURS"
+                "This certificate belongs to someone else: it was not added", code=ErrorCode.CLAIM_NOT_YOURS
             )
         digest = "0x" + presentation.digest.hex()
         fields = presentation.fields()
@@ -168,8 +180,21 @@ class Vault:
         with self._sessions() as session:
             row = session.get(StoredCertificate, card_id) if len(card_id) <= 32 else None
         if row is None or row.holder_id != holder_id:
-            raise NotFound("No such certificate in your wallet", code="CERT_NOT_FOUND")
+            raise NotFound("No such certificate in your wallet", code=ErrorCode.CERT_NOT_FOUND)
         return self._card(row)
+
+    def bind(self, holder: HolderView, cards: Sequence[Card]) -> None:
+        """Make sure the verifier node knows this wallet keeps these certificates for the holder
+        (claimed while it was unreachable, or before it asked): it shows a holder's access log
+        only for those. One refused (which the node would only do to a package it cannot read)
+        leaves the others' log readable."""
+        held = set(self._verifier.holdings(holder.holder_ref))
+        for card in cards:
+            if card.digest not in held:
+                try:
+                    self._verifier.hold(holder.holder_ref, card.presentation.to_json())
+                except ServiceRefused as exc:
+                    log.warning("certificate %s not bound at the verifier node: %s", card.id, exc.code)
 
     # ─── status ──────────────────────────────────────────────────────────────────────────
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,12 +18,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.datastructures import FormData
 
+from registry.error_codes import ErrorCode
 from registry.errors import EcertError
-from registry.problems import status_for
 from wallet.holders import LANGS, HolderView
 from wallet.i18n import field_label, reason_text, translator
 from wallet.runtime import WalletRuntime
-from wallet.services import ServiceRefused, ServiceUnavailable
+from wallet.services import ServiceRefused
 from wallet.sessions import SignedIn
 
 SESSION_COOKIE = "wallet_session"
@@ -36,28 +37,23 @@ templates = Environment(
 
 
 class LoginRequired(EcertError):
-    code = "LOGIN_REQUIRED"
+    code = ErrorCode.LOGIN_REQUIRED
 
 
 class CsrfRejected(EcertError):
-    code = "CSRF_INVALID"
+    code = ErrorCode.CSRF_INVALID
 
 
 def http_status(exc: EcertError) -> int:
-    """A neighbour that is down is 503; a refusal keeps the neighbour's status; the rest by code/class."""
-    if isinstance(exc, ServiceUnavailable):
-        return 503
+    """A neighbour's refusal keeps the neighbour's status (a 5xx is our 502); the rest is the code's."""
     if isinstance(exc, ServiceRefused):
         return exc.status if 400 <= exc.status < 500 else 502
-    if isinstance(exc, CsrfRejected):
-        return 403
-    if isinstance(exc, LoginRequired) or exc.code == "LOGIN_FAILED":
-        return 401
-    return status_for(exc)
+    return exc.code.status
 
 
 def runtime(request: Request) -> WalletRuntime:
-    return request.app.state.runtime
+    rt: WalletRuntime = request.app.state.runtime
+    return rt
 
 
 def anonymous_prefs(request: Request) -> tuple[str, bool]:
@@ -76,7 +72,7 @@ class Page:
     elder: bool
 
     @property
-    def t(self):
+    def t(self) -> Callable[..., str]:
         return translator(self.lang)
 
     @property
@@ -102,6 +98,13 @@ class Page:
             reason=lambda code: reason_text(self.lang, code), **values,
         )  # fmt: skip
         return HTMLResponse(html, status_code=status_code, headers=headers)
+
+
+@dataclass
+class SignedInPage(Page):
+    """The page of a signed-in holder (`HolderDep`): its `holder` is set."""
+
+    holder: HolderView
 
 
 def client_address(request: Request, trusted_proxies: list[str]) -> str:
@@ -147,13 +150,13 @@ def page(request: Request) -> Page:
 PageDep = Annotated[Page, Depends(page)]
 
 
-def signed_in_page(p: PageDep) -> Page:
+def signed_in_page(p: PageDep) -> SignedInPage:
     if p.holder is None:
         raise LoginRequired("Sign in first")
-    return p
+    return SignedInPage(p.request, p.rt, p.holder, p.signed_in, p.lang, p.elder)
 
 
-HolderDep = Annotated[Page, Depends(signed_in_page)]
+HolderDep = Annotated[SignedInPage, Depends(signed_in_page)]
 
 
 def same_origin(request: Request) -> bool:
@@ -162,7 +165,7 @@ def same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if not origin or origin == "null":
         return origin is None
-    public = request.app.state.runtime.settings.public_url
+    public: str | None = request.app.state.runtime.settings.public_url
     if public:
         return origin.rstrip("/") == public.rstrip("/")
     return urlsplit(origin).netloc == request.headers.get("host", "")

@@ -4,6 +4,8 @@ OpenAPI at /openapi.json, interactive docs at /docs and /redoc (served offline).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import FastAPI, Request, Response
 
 from issuer.api import batches, certificates, claims, jobs
@@ -39,7 +41,7 @@ def create_app(runtime: IssuerRuntime) -> FastAPI:
         app.include_router(module.router)
 
     @app.middleware("http")
-    async def no_store(request: Request, call_next) -> Response:
+    async def no_store(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
         if request.url.path.startswith("/v1/"):  # packages and printouts carry personal data
             response.headers.setdefault("Cache-Control", "no-store")

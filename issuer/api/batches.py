@@ -16,6 +16,7 @@ from issuer.api.deps import Grants, IdempotencyKey, Issuing, Runtime
 from issuer.api.jobs import accepted, submit_records
 from issuer.api.schemas import TYPE_CODE, BatchRequest, JobResponse
 from issuer.api.uploads import FORMATS, MAX_UPLOAD_BYTES, parse_upload
+from registry.error_codes import ErrorCode
 from registry.errors import EcertError
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
@@ -63,22 +64,26 @@ async def _upload(request: Request) -> tuple[str, str | None, list[dict[str, Any
         form = await request.form(max_files=1, max_fields=10)
     except HTTPException as exc:
         raise EcertError(
-            f"Unreadable multipart body: {exc.detail}", code="UPLOAD_MALFORMED", field="file"
+            f"Unreadable multipart body: {exc.detail}", code=ErrorCode.UPLOAD_MALFORMED, field="file"
         ) from None
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise EcertError(
-            "Attach the records as the multipart file field `file`", code="FIELD_MISSING", field="file"
+            "Attach the records as the multipart file field `file`",
+            code=ErrorCode.FIELD_MISSING,
+            field="file",
         )
     type_code = form.get("typeCode")
     if not isinstance(type_code, str) or not type_code.strip():
         raise EcertError(
-            "Give the certificate type as the form field `typeCode`", code="FIELD_MISSING", field="typeCode"
+            "Give the certificate type as the form field `typeCode`",
+            code=ErrorCode.FIELD_MISSING,
+            field="typeCode",
         )
     if (upload.size or 0) > MAX_UPLOAD_BYTES:
         raise EcertError(
             f"Uploads are limited to {MAX_UPLOAD_BYTES >> 20} MiB: split the file",
-            code="UPLOAD_TOO_LARGE",
+            code=ErrorCode.UPLOAD_TOO_LARGE,
             field="file",
         )
     raw = await upload.read()
@@ -114,7 +119,7 @@ async def submit_batch(
     else:
         raise EcertError(
             "Send application/json ({typeCode, records}) or multipart/form-data (file, typeCode)",
-            code="MEDIA_TYPE_UNSUPPORTED", field="Content-Type",
+            code=ErrorCode.MEDIA_TYPE_UNSUPPORTED, field="Content-Type",
         )  # fmt: skip
     job = await run_in_threadpool(
         submit_records, runtime, grants, caller, type_code, type_name, records, key, field=field

@@ -4,6 +4,8 @@ certificates only (another agency's → 403 AGENCY_FORBIDDEN)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
@@ -23,8 +25,10 @@ from issuer.api.schemas import (
     StatusResponse,
 )
 from issuer.runtime import IssuerRuntime
+from registry.certificate.links import verify_link
 from registry.certificate.presentation import Presentation
 from registry.contracts.certificate_registry import Status
+from registry.error_codes import ErrorCode
 from registry.errors import CertificateError
 from registry.qr import qr_png, qr_svg
 
@@ -57,7 +61,9 @@ def issue_certificate(
     )
     if job.errors:
         error = job.errors[0]
-        raise CertificateError(error["message"], code=error["code"], field=error["field"], jobId=job.id)
+        raise CertificateError(
+            error["message"], code=ErrorCode[error["code"]], field=error["field"], jobId=job.id
+        )
     return accepted(response, job)
 
 
@@ -82,39 +88,48 @@ def package(identifier: OwnedCertificate, caller: Caller, runtime: Runtime) -> d
     return runtime.service.package(caller.agency_code, identifier).to_json()
 
 
-def _qr(render, payload: str) -> bytes:
+@contextmanager
+def _one_qr_code() -> Iterator[None]:
     try:
-        return render(payload)
+        yield
     except DataOverflowError:
         raise CertificateError(
-            "Too many fields for one QR code: choose fewer with `fields`", code="QR_TOO_LARGE", field="fields"
+            "Too many fields for one QR code: choose fewer with `fields`",
+            code=ErrorCode.QR_TOO_LARGE,
+            field="fields",
         ) from None
+
+
+def _qr(render: Callable[[str], bytes], runtime: IssuerRuntime, presentation: Presentation) -> bytes:
+    """The QR code of a verification link `<verifier node>/v#EC1:…` of `presentation`."""
+    with _one_qr_code():
+        return render(verify_link(runtime.settings.verifier_url, presentation.to_ec1()))
 
 
 @router.get(
     "/{identifier}/qr.png",
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
-    summary="Offline QR (EC1) as PNG",
+    summary="QR code as PNG: a verification link, <verifier node>/v#EC1:…",
 )
 def qr_code_png(
     identifier: OwnedCertificate, caller: Caller, runtime: Runtime, fields: Fields = None
 ) -> Response:
-    payload = _presentation(runtime, caller.agency_code, identifier, fields).to_ec1()
-    return Response(_qr(qr_png, payload), media_type="image/png")
+    presentation = _presentation(runtime, caller.agency_code, identifier, fields)
+    return Response(_qr(qr_png, runtime, presentation), media_type="image/png")
 
 
 @router.get(
     "/{identifier}/qr.svg",
     response_class=Response,
     responses={200: {"content": {"image/svg+xml": {}}}},
-    summary="Offline QR (EC1) as SVG",
+    summary="QR code as SVG: a verification link, <verifier node>/v#EC1:…",
 )
 def qr_code_svg(
     identifier: OwnedCertificate, caller: Caller, runtime: Runtime, fields: Fields = None
 ) -> Response:
-    payload = _presentation(runtime, caller.agency_code, identifier, fields).to_ec1()
-    return Response(_qr(qr_svg, payload), media_type="image/svg+xml")
+    presentation = _presentation(runtime, caller.agency_code, identifier, fields)
+    return Response(_qr(qr_svg, runtime, presentation), media_type="image/svg+xml")
 
 
 @router.get("/{identifier}/print", response_class=HTMLResponse, summary="Printable face (HTML)")
@@ -128,7 +143,10 @@ def print_html(
     from issuer.printing import render_licence_html
 
     presentation = _presentation(runtime, caller.agency_code, identifier, fields)
-    return HTMLResponse(render_licence_html(presentation, lang=lang))
+    with _one_qr_code():
+        return HTMLResponse(
+            render_licence_html(presentation, verifier_url=runtime.settings.verifier_url, lang=lang)
+        )
 
 
 @router.get(
@@ -147,7 +165,8 @@ def print_pdf(
     from issuer.printing import render_licence_pdf
 
     presentation = _presentation(runtime, caller.agency_code, identifier, fields)
-    pdf = render_licence_pdf(presentation, lang=lang)
+    with _one_qr_code():
+        pdf = render_licence_pdf(presentation, verifier_url=runtime.settings.verifier_url, lang=lang)
     return Response(
         pdf,
         media_type="application/pdf",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request, Security
@@ -14,17 +15,19 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from issuer.auth import Principal, authenticate
 from issuer.runtime import IssuerRuntime
 from registry.certificate.identifiers import parse_licence_id, parse_uscc
+from registry.error_codes import ErrorCode
 from registry.errors import ChainUnavailable, EcertError, IdentifierError, NotAuthorised, NotFound
 
 log = logging.getLogger(__name__)
 
 
 class AgencyForbidden(NotAuthorised):
-    code = "AGENCY_FORBIDDEN"
+    code = ErrorCode.AGENCY_FORBIDDEN
 
 
 def get_runtime(request: Request) -> IssuerRuntime:
-    return request.app.state.runtime
+    runtime: IssuerRuntime = request.app.state.runtime
+    return runtime
 
 
 Runtime = Annotated[IssuerRuntime, Depends(get_runtime)]
@@ -44,7 +47,7 @@ def get_caller(
 Caller = Annotated[Principal, Depends(get_caller)]
 
 
-def _scoped(scope: str):  # -> a dependency
+def _scoped(scope: str) -> Callable[[Principal], Principal]:  # a dependency
     def dependency(caller: Caller) -> Principal:
         caller.require(scope)
         return caller
@@ -73,7 +76,7 @@ def owned_certificate(
             parse_licence_id(identifier)
         except IdentifierError as exc:
             raise IdentifierError(exc.message, code=exc.code, field="identifier") from None
-        raise NotFound(f"No certificate {identifier} on this issuer", code="CERT_NOT_FOUND")
+        raise NotFound(f"No certificate {identifier} on this issuer", code=ErrorCode.CERT_NOT_FOUND)
     if owner != caller.agency_code:
         raise _forbidden(f"Certificate {identifier}")
     return identifier
@@ -82,7 +85,7 @@ def owned_certificate(
 def owned_job(job_id: Annotated[str, Path(max_length=64)], caller: Caller, runtime: Runtime) -> str:
     owner = runtime.service.job_owner(job_id)
     if owner is None:
-        raise NotFound(f"No job {job_id}", code="JOB_NOT_FOUND")
+        raise NotFound(f"No job {job_id}", code=ErrorCode.JOB_NOT_FOUND)
     if owner != caller.agency_code:
         raise _forbidden(f"Job {job_id}")
     return job_id
@@ -104,7 +107,7 @@ def idempotency_key(
     if key is not None and not (1 <= len(key) <= 200 and key.isprintable()):
         raise EcertError(
             "Idempotency-Key must be 1–200 printable characters",
-            code="IDEMPOTENCY_KEY_INVALID",
+            code=ErrorCode.IDEMPOTENCY_KEY_INVALID,
             field="Idempotency-Key",
         )
     return key
@@ -136,7 +139,7 @@ class TypeGrants:
         if not granted:
             raise EcertError(
                 f"Agency {agency_code} is not granted type {type_code}: ask the regional authority to grant it",
-                code="TYPE_NOT_GRANTED", field="typeCode",
+                code=ErrorCode.TYPE_NOT_GRANTED, field="typeCode",
             )  # fmt: skip
         with self._lock:
             self._known[key] = time.monotonic() + self._ttl_s
@@ -147,19 +150,20 @@ def _type_code(text: str) -> str:
     if len(text) != 21 or not text[18:].isdigit():
         raise EcertError(
             f"typeCode {text[:40]!r} must be 21 characters: the defining authority's USCC + 3 digits",
-            code="TYPE_CODE_INVALID", field="typeCode",
+            code=ErrorCode.TYPE_CODE_INVALID, field="typeCode",
         )  # fmt: skip
     try:
         parse_uscc(text[:18], strict=True)
     except IdentifierError as exc:
         raise EcertError(
-            f"typeCode: {exc.message}", code="TYPE_CODE_INVALID", field="typeCode", reason=exc.code
+            f"typeCode: {exc.message}", code=ErrorCode.TYPE_CODE_INVALID, field="typeCode", reason=exc.code
         ) from None
     return text
 
 
 def get_grants(request: Request) -> TypeGrants:
-    return request.app.state.grants
+    grants: TypeGrants = request.app.state.grants
+    return grants
 
 
 Grants = Annotated[TypeGrants, Depends(get_grants)]

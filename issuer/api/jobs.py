@@ -14,6 +14,7 @@ from issuer.api.schemas import JobResponse
 from issuer.auth import Principal
 from issuer.runtime import IssuerRuntime
 from issuer.service import JobView
+from registry.error_codes import ErrorCode
 from registry.errors import EcertError
 
 MAX_RECORDS = 100_000  # per request; split bigger files
@@ -43,11 +44,11 @@ def submit_records(
 ) -> JobView:
     type_code = grants.check(runtime, caller.agency_code, type_code)
     if not records:
-        raise EcertError("No records to issue", code="BATCH_EMPTY", field=field)
+        raise EcertError("No records to issue", code=ErrorCode.BATCH_EMPTY, field=field)
     if len(records) > MAX_RECORDS:
         raise EcertError(
             f"At most {MAX_RECORDS:,} records per request: split the file",
-            code="BATCH_TOO_LARGE",
+            code=ErrorCode.BATCH_TOO_LARGE,
             field=field,
         )
     extra = {"type_name": type_name} if type_name else {}

@@ -9,13 +9,14 @@ import io
 import json
 from typing import Any
 
+from registry.error_codes import ErrorCode
 from registry.errors import EcertError
 
 FORMATS = ("jsonl", "json", "csv")
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 
 
-def _malformed(message: str, code: str, line: int | None = None) -> EcertError:
+def _malformed(message: str, code: ErrorCode, line: int | None = None) -> EcertError:
     return EcertError(message, code=code, field="file", **({"line": line} if line else {}))
 
 
@@ -46,10 +47,12 @@ def parse_upload(
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise _malformed(
-            f"The file is not UTF-8 (byte {exc.start}): save it as UTF-8", "UPLOAD_ENCODING"
+            f"The file is not UTF-8 (byte {exc.start}): save it as UTF-8", ErrorCode.UPLOAD_ENCODING
         ) from None
     if fmt is not None and fmt not in FORMATS:
-        raise EcertError(f"format must be one of {', '.join(FORMATS)}", code="UPLOAD_FORMAT", field="format")
+        raise EcertError(
+            f"format must be one of {', '.join(FORMATS)}", code=ErrorCode.UPLOAD_FORMAT, field="format"
+        )
     fmt = fmt or detect_format(filename, content_type, text)
     return {"jsonl": _jsonl, "json": _json_array, "csv": _csv}[fmt](text)
 
@@ -58,9 +61,9 @@ def _record(text: str, line: int) -> dict[str, Any]:
     try:
         record = json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
-        raise _malformed(f"Line {line} is not JSON ({exc})", "RECORD_MALFORMED", line) from None
+        raise _malformed(f"Line {line} is not JSON ({exc})", ErrorCode.RECORD_MALFORMED, line) from None
     if not isinstance(record, dict):
-        raise _malformed(f"Line {line}: a record must be a JSON object", "RECORD_MALFORMED", line)
+        raise _malformed(f"Line {line}: a record must be a JSON object", ErrorCode.RECORD_MALFORMED, line)
     return record
 
 
@@ -72,10 +75,11 @@ def _json_array(text: str) -> list[dict[str, Any]]:
     try:
         data = json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
-        raise _malformed(f"The file is not JSON ({exc})", "RECORD_MALFORMED") from None
+        raise _malformed(f"The file is not JSON ({exc})", ErrorCode.RECORD_MALFORMED) from None
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise _malformed(
-            "A .json upload must be an array of record objects (or use JSON Lines)", "RECORD_MALFORMED"
+            "A .json upload must be an array of record objects (or use JSON Lines)",
+            ErrorCode.RECORD_MALFORMED,
         )
     return data
 
@@ -93,18 +97,18 @@ def _csv(text: str) -> list[dict[str, Any]]:
                 if not all(header) or len(set(header)) != len(header):
                     raise _malformed(
                         "The CSV header needs one distinct, non-empty name per column",
-                        "CSV_MALFORMED",
+                        ErrorCode.CSV_MALFORMED,
                         reader.line_num,
                     )
                 continue
             if len(row) > len(header):
                 raise _malformed(
                     f"Line {reader.line_num} has {len(row)} values for {len(header)} columns: quote values that hold commas",
-                    "CSV_MALFORMED", reader.line_num,
+                    ErrorCode.CSV_MALFORMED, reader.line_num,
                 )  # fmt: skip
             records.append(dict(zip(header, row, strict=False)))
     except csv.Error as exc:
         raise _malformed(
-            f"Line {reader.line_num} is not valid CSV ({exc})", "CSV_MALFORMED", reader.line_num
+            f"Line {reader.line_num} is not valid CSV ({exc})", ErrorCode.CSV_MALFORMED, reader.line_num
         ) from None
     return records

@@ -17,13 +17,14 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from json.encoder import encode_basestring  # type: ignore[attr-defined]  # C escaper, = RFC 8785 rules
+from json.encoder import encode_basestring  # C escaper, = RFC 8785 rules
 from operator import itemgetter
 
 import orjson
 import rfc8785
 
 from registry.certificate.merkle import encode_field_leaf, standard_leaf_hash
+from registry.error_codes import ErrorCode
 from registry.errors import CertificateError
 
 SALT_BYTES = 16
@@ -35,7 +36,7 @@ _UNPARSED = object()
 
 
 def _malformed(message: str, **details: object) -> CertificateError:
-    return CertificateError(message, code="CERT_MALFORMED", **details)
+    return CertificateError(message, code=ErrorCode.CERT_MALFORMED, **details)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +88,13 @@ class FieldLeaf:
 def canonical_json(value: object) -> str:
     """RFC 8785 text of `value`; exact types str/int/bool/None take a fast path identical to `rfc8785`."""
     t = type(value)
-    if t is str:
-        if not value.isascii():  # type: ignore[union-attr]
+    if t is str:  # `t is str` does not narrow `value`, `isinstance` would take str subclasses too
+        if not value.isascii():  # type: ignore[attr-defined]
             try:
-                value.encode("utf-8")  # type: ignore[union-attr]  # lone surrogates: rfc8785 rejects them too
+                value.encode("utf-8")  # type: ignore[attr-defined]  # lone surrogates: rfc8785 rejects them too
             except UnicodeEncodeError as e:
                 raise _malformed("string is not valid Unicode") from e
-        return encode_basestring(value)  # type: ignore[no-any-return]
+        return encode_basestring(value)  # type: ignore[arg-type]
     if t is bool:
         return "true" if value else "false"
     if value is None:
@@ -196,7 +197,7 @@ def _finish(node: object, lists: set[int]) -> object:
         return node
     items = {k: _finish(v, lists) for k, v in node.items()}
     if id(node) in lists:
-        keys = sorted(items)  # type: ignore[type-var]
+        keys = sorted(items)
         if keys == list(range(len(keys))):
             return [items[k] for k in keys]
         return {k: items[k] for k in keys}

@@ -16,15 +16,11 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+from registry.error_codes import ErrorCode
 from registry.errors import IdentifierError
 
 OID_ROOT = "1.2.156.3005.2"
 NATIONAL_REGION = "100000"  # region code carried by USCCs of central-government bodies
-
-ID_CHECK_CHAR = "ID_CHECK_CHAR"
-ID_FORMAT = "ID_FORMAT"
-ID_REGION = "ID_REGION"
-ID_DATE = "ID_DATE"
 
 _MOD37_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _MOD37_VALUES = {c: i for i, c in enumerate(_MOD37_ALPHABET)}
@@ -49,7 +45,7 @@ _PROVINCES = frozenset(
 _SERIAL_RE = re.compile(r"[0-9A-Z]+")
 
 
-def _fail(message: str, code: str, **details: object) -> IdentifierError:
+def _fail(message: str, code: ErrorCode, **details: object) -> IdentifierError:
     return IdentifierError(message, code=code, **details)
 
 
@@ -58,7 +54,7 @@ def _check_mismatch(what: str, actual: str, expected: str, text: str) -> Identif
     return _fail(
         f"{what} {text!r}: check character is {actual!r}, expected {expected!r}; "
         "re-check the identifier against its source document",
-        ID_CHECK_CHAR,
+        ErrorCode.ID_CHECK_CHAR,
         expected=expected,
         actual=actual,
         value=text,
@@ -68,7 +64,7 @@ def _check_mismatch(what: str, actual: str, expected: str, text: str) -> Identif
 def _normalise(text: object, what: str, strict: bool) -> tuple[str, list[str]]:
     """Repair what other systems commonly get wrong; in strict mode any repair is an error."""
     if not isinstance(text, str):
-        raise _fail(f"{what} must be a string, got {type(text).__name__}", ID_FORMAT)
+        raise _fail(f"{what} must be a string, got {type(text).__name__}", ErrorCode.ID_FORMAT)
     warnings: list[str] = []
     out = text.strip()
     if out != text:
@@ -82,7 +78,7 @@ def _normalise(text: object, what: str, strict: bool) -> tuple[str, list[str]]:
     if strict and warnings:
         raise _fail(
             f"{what} {text!r} is not canonical ({'; '.join(warnings)}); send {upper!r} instead",
-            ID_FORMAT,
+            ErrorCode.ID_FORMAT,
             value=text,
             canonical=upper,
         )
@@ -94,9 +90,9 @@ def _normalise(text: object, what: str, strict: bool) -> tuple[str, list[str]]:
 
 def mod37_36_check_char(payload: str) -> str:
     """ISO/IEC 7064 MOD 37,36 (hybrid) check character over 0-9A-Z, as GB/T 36904 requires."""
-    values = [_MOD37_VALUES.get(c) for c in payload]
-    if not values or None in values:
-        raise _fail(f"MOD 37,36 payload {payload!r} must be non-empty 0-9A-Z", ID_FORMAT)
+    values = [_MOD37_VALUES[c] for c in payload if c in _MOD37_VALUES]
+    if not values or len(values) != len(payload):
+        raise _fail(f"MOD 37,36 payload {payload!r} must be non-empty 0-9A-Z", ErrorCode.ID_FORMAT)
     p = 36
     for value in values:
         s = (p + value) % 36 or 36
@@ -107,7 +103,7 @@ def mod37_36_check_char(payload: str) -> str:
 def uscc_check_char(first17: str) -> str:
     """GB 32100 check character: weights 3^(i-1) mod 31 over the 31-character alphabet."""
     if len(first17) != 17 or any(c not in _USCC_ALPHABET for c in first17):
-        raise _fail(f"USCC body {first17!r} must be 17 chars of {_USCC_ALPHABET}", ID_FORMAT)
+        raise _fail(f"USCC body {first17!r} must be 17 chars of {_USCC_ALPHABET}", ErrorCode.ID_FORMAT)
     total = sum(_USCC_ALPHABET.index(c) * w for c, w in zip(first17, _USCC_WEIGHTS, strict=False))
     return _USCC_ALPHABET[(31 - total % 31) % 31]
 
@@ -115,7 +111,7 @@ def uscc_check_char(first17: str) -> str:
 def id_number_check_char(first17: str) -> str:
     """GB 11643 check character (MOD 11-2)."""
     if len(first17) != 17 or not first17.isascii() or not first17.isdigit():
-        raise _fail(f"ID number body {first17!r} must be 17 digits", ID_FORMAT)
+        raise _fail(f"ID number body {first17!r} must be 17 digits", ErrorCode.ID_FORMAT)
     return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=False)) % 11]
 
 
@@ -157,19 +153,21 @@ def parse_region(code: str | int) -> Region:
     """Parse a 6-digit region code; 100000 is accepted as the national (central) level."""
     text = str(code) if isinstance(code, int) and not isinstance(code, bool) else code
     if not isinstance(text, str) or len(text) != 6 or not text.isascii() or not text.isdigit():
-        raise _fail(f"region code {code!r} must be 6 digits (GB/T 2260)", ID_FORMAT, value=code)
+        raise _fail(f"region code {code!r} must be 6 digits (GB/T 2260)", ErrorCode.ID_FORMAT, value=code)
     region = Region(text, text[:2], text[2:4], text[4:])
     if text == NATIONAL_REGION:
         return region
     if region.province not in _PROVINCES:
         raise _fail(
             f"region {text}: unknown province {region.province!r}; use a GB/T 2260 code",
-            ID_REGION,
+            ErrorCode.ID_REGION,
             value=text,
         )
     if region.prefecture == "00" and region.county != "00":
         raise _fail(
-            f"region {text}: a county code needs a prefecture part; check the code", ID_REGION, value=text
+            f"region {text}: a county code needs a prefecture part; check the code",
+            ErrorCode.ID_REGION,
+            value=text,
         )
     return region
 
@@ -193,18 +191,20 @@ class USCC:
 @lru_cache(maxsize=4096)  # issuing checks the same agency and type codes for every record
 def _parse_uscc_canonical(text: str, what: str = "USCC") -> USCC:
     if len(text) != 18:
-        raise _fail(f"{what} {text!r} must be 18 characters, got {len(text)}", ID_FORMAT, value=text)
+        raise _fail(
+            f"{what} {text!r} must be 18 characters, got {len(text)}", ErrorCode.ID_FORMAT, value=text
+        )
     bad = sorted({c for c in text if c not in _USCC_ALPHABET})
     if bad:
         raise _fail(
             f"{what} {text!r} contains {''.join(bad)!r}; only {_USCC_ALPHABET} are allowed "
             "(I, O, Z, S, V never occur)",
-            ID_FORMAT,
+            ErrorCode.ID_FORMAT,
             value=text,
         )
     region = text[2:8]
     if not region.isdigit():
-        raise _fail(f"{what} {text!r}: characters 3-8 must be a region code", ID_FORMAT, value=text)
+        raise _fail(f"{what} {text!r}: characters 3-8 must be a region code", ErrorCode.ID_FORMAT, value=text)
     parse_region(region)
     expected = uscc_check_char(text[:17])
     if text[17] != expected:
@@ -250,21 +250,21 @@ def _parse_id_number(text: str, strict: bool, today: datetime.date | None) -> tu
     code, warnings = _normalise(text, "ID number", strict)
     shown = code[:4] + "…" if len(code) > 4 else code  # never echo a full ID number in errors
     if len(code) != 18 or not code[:17].isdigit() or code[17] not in "0123456789X":
-        raise _fail(f"ID number {shown!r} must be 17 digits then a digit or X", ID_FORMAT)
+        raise _fail(f"ID number {shown!r} must be 17 digits then a digit or X", ErrorCode.ID_FORMAT)
     region = parse_region(code[:6])
     if region.level == "national":
-        raise _fail(f"ID number {shown!r}: {code[:6]} is not a place of registration", ID_REGION)
+        raise _fail(f"ID number {shown!r}: {code[:6]} is not a place of registration", ErrorCode.ID_REGION)
     birth = _birth_date(code)
     if birth is None:
         raise _fail(
             f"ID number {shown!r}: birth date {code[6:14]} does not exist; check characters 7-14",
-            ID_DATE,
+            ErrorCode.ID_DATE,
             birth_date=code[6:14],
         )
     if birth > (today or datetime.date.today()):
         raise _fail(
             f"ID number {shown!r}: birth date {birth.isoformat()} is in the future",
-            ID_DATE,
+            ErrorCode.ID_DATE,
             birth_date=code[6:14],
         )
     expected = id_number_check_char(code[:17])
@@ -307,15 +307,17 @@ def _validate_parts(type_code: str, issuer: str, serial: str, version: int) -> N
     if len(type_code) != 21 or not type_code[18:].isdigit():
         raise _fail(
             f"licence type {type_code!r} must be the authority's USCC plus 3 digits",
-            ID_FORMAT,
+            ErrorCode.ID_FORMAT,
             value=type_code,
         )
     _parse_uscc_canonical(type_code[:18], "licence type authority USCC")
     _parse_uscc_canonical(issuer, "issuer USCC")
     if not _SERIAL_RE.fullmatch(serial):
-        raise _fail(f"serial {serial!r} must be digits and upper-case letters", ID_FORMAT, value=serial)
+        raise _fail(
+            f"serial {serial!r} must be digits and upper-case letters", ErrorCode.ID_FORMAT, value=serial
+        )
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= 999:
-        raise _fail(f"version {version!r} must be 1..999", ID_FORMAT, value=version)
+        raise _fail(f"version {version!r} must be 1..999", ErrorCode.ID_FORMAT, value=version)
 
 
 def build_licence_id(type_code: str, issuer: str, serial: str, version: int = 1) -> LicenceId:
@@ -333,20 +335,24 @@ def _parse_licence_id(text: str, strict: bool) -> tuple[LicenceId, list[str]]:
         rest = value
         warnings.append(f"OID root {OID_ROOT} added")
     else:
-        raise _fail(f"licence identifier {value!r} must start with {OID_ROOT}.", ID_FORMAT, value=value)
+        raise _fail(
+            f"licence identifier {value!r} must start with {OID_ROOT}.", ErrorCode.ID_FORMAT, value=value
+        )
     parts = rest.split(".")
     if len(parts) != 5:
         raise _fail(
             f"licence identifier {value!r} must be {OID_ROOT}.<type>.<issuer>.<serial>.<version>.<check>",
-            ID_FORMAT,
+            ErrorCode.ID_FORMAT,
             value=value,
         )
     type_code, issuer, serial, version, check = parts
     if len(version) != 3 or not version.isdigit():
-        raise _fail(f"licence version {version!r} must be 3 digits, e.g. 001", ID_FORMAT, value=value)
+        raise _fail(
+            f"licence version {version!r} must be 3 digits, e.g. 001", ErrorCode.ID_FORMAT, value=value
+        )
     _validate_parts(type_code, issuer, serial, int(version))
     if len(check) != 1 or check not in _MOD37_ALPHABET:
-        raise _fail(f"licence check {check!r} must be one character 0-9A-Z", ID_FORMAT, value=value)
+        raise _fail(f"licence check {check!r} must be one character 0-9A-Z", ErrorCode.ID_FORMAT, value=value)
     built = build_licence_id(type_code, issuer, serial, int(version))
     if check != built.check:
         raise _check_mismatch("licence identifier", check, built.check, value)
@@ -396,5 +402,7 @@ def check_identifier(text: str, *, strict: bool = False) -> Checked:
     if len(code) == 6 and code.isdigit():
         return Checked("region", parse_region(code), tuple(warnings))
     raise _fail(
-        f"{code!r} is not a licence identifier, USCC, ID number or region code", ID_FORMAT, value=code
+        f"{code!r} is not a licence identifier, USCC, ID number or region code",
+        ErrorCode.ID_FORMAT,
+        value=code,
     )

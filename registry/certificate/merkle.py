@@ -177,7 +177,7 @@ class MerkleTree:
             proof.append(tree[0])
         return MultiProof([tree[i] for i in indices], proof, flags, [by_tree[i] for i in indices])
 
-    def dump(self, values: list, leaf_encoding: Sequence[str]) -> dict:  # type: ignore[type-arg]
+    def dump(self, values: list[Any], leaf_encoding: Sequence[str]) -> dict[str, Any]:
         """OZ "standard-v1" dump for `StandardMerkleTree.load`; `values` are the unhashed leaves in
         value order. bytes become 0x-hex and ints decimal strings (OZ rejects JS numbers)."""
         if len(values) != len(self.tree_indices):

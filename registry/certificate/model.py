@@ -14,6 +14,7 @@ from typing import Any
 
 from registry.certificate import identifiers
 from registry.certificate.types import name_contradiction
+from registry.error_codes import ErrorCode
 from registry.errors import CertificateError, IdentifierError
 
 FORMAT_VERSION = "ecert/1"
@@ -42,13 +43,13 @@ def _date(value: Any, field: str) -> str:
         return value.isoformat()
     if not isinstance(value, str):
         raise CertificateError(
-            f"{field} must be a date as YYYY-MM-DD text", code="FIELD_INVALID", field=field
+            f"{field} must be a date as YYYY-MM-DD text", code=ErrorCode.FIELD_INVALID, field=field
         )
     try:
         return dt.date.fromisoformat(str(value).strip()).isoformat()
     except ValueError:
         raise CertificateError(
-            f"{field} must be a date as YYYY-MM-DD, got {value!r}", code="FIELD_INVALID", field=field
+            f"{field} must be a date as YYYY-MM-DD, got {value!r}", code=ErrorCode.FIELD_INVALID, field=field
         ) from None
 
 
@@ -64,7 +65,7 @@ def nest(record: Mapping[str, Any]) -> dict[str, Any]:
             target = target.setdefault(part, {})
             if not isinstance(target, dict):
                 raise CertificateError(
-                    f"Field {key!r} clashes with a scalar", code="FIELD_INVALID", field=key
+                    f"Field {key!r} clashes with a scalar", code=ErrorCode.FIELD_INVALID, field=key
                 )
         target[leaf] = value
     return nested
@@ -91,17 +92,19 @@ def build_fields(
     holder = data.pop("holder", None)
     if not isinstance(holder, dict) or not holder.get("name") or not holder.get("code"):
         raise CertificateError(
-            "holder.name and holder.code are required", code="FIELD_MISSING", field="holder"
+            "holder.name and holder.code are required", code=ErrorCode.FIELD_MISSING, field="holder"
         )
     for key in ("name", "code", "codeType"):
         if key in holder and not isinstance(holder[key], (str, int)):
-            raise CertificateError(f"holder.{key} must be text", code="FIELD_INVALID", field=f"holder.{key}")
+            raise CertificateError(
+                f"holder.{key} must be text", code=ErrorCode.FIELD_INVALID, field=f"holder.{key}"
+            )
     holder_code = str(holder["code"]).strip().upper()
     code_type = str(holder.get("codeType") or _guess_code_type(holder_code))
     if code_type not in CODE_TYPES:
         raise CertificateError(
             f"holder.codeType {code_type!r} is not supported: use 111 (ID number) or 001 (USCC)",
-            code="FIELD_INVALID", field="holder.codeType",
+            code=ErrorCode.FIELD_INVALID, field="holder.codeType",
         )  # fmt: skip
     try:
         if code_type == CODE_TYPE_ID_NUMBER:
@@ -113,7 +116,9 @@ def build_fields(
     name = data.pop("name", type_name)
     if (contradiction := name_contradiction(type_code, name)) is not None:
         raise CertificateError(
-            f"name contradicts the certificate's type: {contradiction}", code="FIELD_INVALID", field="name"
+            f"name contradicts the certificate's type: {contradiction}",
+            code=ErrorCode.FIELD_INVALID,
+            field="name",
         )
     identifier = identifiers.build_licence_id(type_code, issuer.code, serial, version)
     issued = _date(data.pop("issuedDate", today or dt.date.today()), "issuedDate")
@@ -135,14 +140,16 @@ def build_fields(
     # Always a leaf, null for 长期: a holder who hides it cannot pass a dated certificate off as permanent.
     fields["validUntil"] = _date(data.pop("validUntil"), "validUntil") if "validUntil" in data else None
     if fields["validUntil"] is not None and fields["validUntil"] < fields["validFrom"]:
-        raise CertificateError("validUntil is before validFrom", code="FIELD_INVALID", field="validUntil")
+        raise CertificateError(
+            "validUntil is before validFrom", code=ErrorCode.FIELD_INVALID, field="validUntil"
+        )
     if previous_identifier:
         fields["previousIdentifier"] = previous_identifier
     ext = data.pop("ext", {})
     if data:
         raise CertificateError(
             f"Unknown fields {sorted(data)}: put type-specific fields under ext.*",
-            code="FIELD_UNKNOWN",
+            code=ErrorCode.FIELD_UNKNOWN,
             field=sorted(data)[0],
         )
     if ext:

@@ -20,6 +20,7 @@ import cbor2
 from registry.certificate.canonical import FieldLeaf, leaf_value, unflatten
 from registry.certificate.merkle import MerkleTree, field_digest, process_multiproof
 from registry.certificate.model import FORMAT_VERSION
+from registry.error_codes import ErrorCode
 from registry.errors import CertificateError
 
 EC1_PREFIX = "EC1:"
@@ -54,7 +55,7 @@ class Presentation:
     def computed_digest(self) -> bytes:
         """The digest these leaves actually hash to (raises if the multiproof is inconsistent)."""
         if not self.leaves:
-            raise CertificateError("A presentation discloses no field", code="CERT_MALFORMED")
+            raise CertificateError("A presentation discloses no field", code=ErrorCode.CERT_MALFORMED)
         if self.proof is None:
             return field_digest(self.leaves)
         try:
@@ -62,7 +63,7 @@ class Presentation:
                 [leaf.hash() for leaf in self.leaves], self.proof, self.proof_flags or ()
             )
         except (ValueError, IndexError) as exc:
-            raise CertificateError(f"Inconsistent multiproof: {exc}", code="CERT_TAMPERED") from exc
+            raise CertificateError(f"Inconsistent multiproof: {exc}", code=ErrorCode.CERT_TAMPERED) from exc
 
     def fields(self) -> dict[str, Any]:
         """The disclosed fields as a nested dict."""
@@ -79,13 +80,13 @@ class Presentation:
         """A presentation of `paths` (which must all be present) and the `BOUND_PATHS`, with a multiproof."""
         if self.is_partial:
             raise CertificateError(
-                "Disclose from the full holder package, not from a disclosure", code="CERT_PARTIAL"
+                "Disclose from the full holder package, not from a disclosure", code=ErrorCode.CERT_PARTIAL
             )
         wanted = set(paths)
         missing = wanted - set(self.paths())
         if missing:
             raise CertificateError(
-                f"No such fields: {sorted(missing)}", code="FIELD_UNKNOWN", field=sorted(missing)[0]
+                f"No such fields: {sorted(missing)}", code=ErrorCode.FIELD_UNKNOWN, field=sorted(missing)[0]
             )
         wanted.update(p for p in BOUND_PATHS if p in self.paths())
         tree = MerkleTree([leaf.hash() for leaf in self.leaves])
@@ -128,7 +129,8 @@ class Presentation:
         try:
             if data.get("format") != FORMAT_VERSION:
                 raise CertificateError(
-                    f"Unknown format {data.get('format')!r}: expected {FORMAT_VERSION}", code="CERT_FORMAT"
+                    f"Unknown format {data.get('format')!r}: expected {FORMAT_VERSION}",
+                    code=ErrorCode.CERT_FORMAT,
                 )
             multiproof = data.get("multiproof")
             presentation = cls(
@@ -147,7 +149,9 @@ class Presentation:
         except CertificateError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise CertificateError(f"Malformed certificate package: {exc!r}", code="CERT_MALFORMED") from exc
+            raise CertificateError(
+                f"Malformed certificate package: {exc!r}", code=ErrorCode.CERT_MALFORMED
+            ) from exc
         return presentation
 
     # ─── EC1 (offline QR) ─────────────────────────────────────────────────────────────────
@@ -166,16 +170,19 @@ class Presentation:
         if self.proof is not None:
             compact[8] = list(self.proof)
             compact[9] = list(self.proof_flags or ())
-        return EC1_PREFIX + base45.b45encode(zlib.compress(cbor2.dumps(compact), 9)).decode("ascii")
+        encoded: bytes = base45.b45encode(zlib.compress(cbor2.dumps(compact), 9))
+        return EC1_PREFIX + encoded.decode("ascii")
 
     @classmethod
     def from_ec1(cls, text: str) -> Presentation:
         """Parse an `EC1:` string; anything malformed is `CERT_MALFORMED`, never a crash."""
         text = text.strip()
         if not text.startswith(EC1_PREFIX):
-            raise CertificateError("Not an ecert QR code: it must start with EC1:", code="CERT_MALFORMED")
+            raise CertificateError(
+                "Not an ecert QR code: it must start with EC1:", code=ErrorCode.CERT_MALFORMED
+            )
         if len(text) > MAX_EC1_LENGTH:
-            raise CertificateError("EC1 string too long", code="CERT_MALFORMED")
+            raise CertificateError("EC1 string too long", code=ErrorCode.CERT_MALFORMED)
         try:
             inflater = zlib.decompressobj()
             raw = inflater.decompress(base45.b45decode(text[len(EC1_PREFIX) :]), 256 * 1024)
@@ -208,7 +215,7 @@ class Presentation:
             raise
         except Exception as exc:
             raise CertificateError(
-                f"Malformed EC1 code ({exc.__class__.__name__})", code="CERT_MALFORMED"
+                f"Malformed EC1 code ({exc.__class__.__name__})", code=ErrorCode.CERT_MALFORMED
             ) from exc
 
 

@@ -14,6 +14,7 @@ from functools import lru_cache
 from coincurve import PrivateKey, PublicKey
 
 from registry.certificate.merkle import keccak
+from registry.error_codes import ErrorCode
 from registry.errors import CertificateError, TamperedError
 
 EIP712_DOMAIN_TYPEHASH = keccak(
@@ -31,9 +32,9 @@ _ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
 def domain_separator(chain_id: int, verifying_contract: str) -> bytes:
     """EIP-712 domain separator, cached: it is the same for every certificate of a registry."""
     if isinstance(chain_id, bool) or not isinstance(chain_id, int) or not 0 <= chain_id < 2**256:
-        raise CertificateError("chainId must be a uint256", code="CERT_MALFORMED", chain_id=chain_id)
+        raise CertificateError("chainId must be a uint256", code=ErrorCode.CERT_MALFORMED, chain_id=chain_id)
     if not isinstance(verifying_contract, str) or not _ADDRESS_RE.fullmatch(verifying_contract):
-        raise CertificateError("verifyingContract must be a 0x address", code="CERT_MALFORMED")
+        raise CertificateError("verifyingContract must be a 0x address", code=ErrorCode.CERT_MALFORMED)
     return keccak(
         EIP712_DOMAIN_TYPEHASH
         + _NAME_HASH
@@ -47,7 +48,7 @@ def domain_separator(chain_id: int, verifying_contract: str) -> bytes:
 def seal_hash(chain_id: int, verifying_contract: str, digest: bytes) -> bytes:
     """`keccak256("\\x19\\x01" ‖ domainSeparator ‖ hashStruct(Certificate{digest}))`."""
     if not isinstance(digest, (bytes, bytearray)) or len(digest) != 32:
-        raise CertificateError("digest must be 32 bytes", code="CERT_MALFORMED")
+        raise CertificateError("digest must be 32 bytes", code=ErrorCode.CERT_MALFORMED)
     struct_hash = keccak(CERTIFICATE_TYPEHASH + bytes(digest))
     return keccak(b"\x19\x01" + domain_separator(chain_id, verifying_contract) + struct_hash)
 
@@ -74,20 +75,20 @@ def recover_sealer(chain_id: int, verifying_contract: str, digest: bytes, signat
     """
     h = seal_hash(chain_id, verifying_contract, digest)
     if not isinstance(signature, (bytes, bytearray)) or len(signature) != 65:
-        raise TamperedError("seal must be 65 bytes r‖s‖v", code="SEAL_INVALID")
+        raise TamperedError("seal must be 65 bytes r‖s‖v", code=ErrorCode.SEAL_INVALID)
     r = int.from_bytes(signature[:32], "big")
     s = int.from_bytes(signature[32:64], "big")
     v = signature[64]
     if v not in (27, 28):
-        raise TamperedError("seal v must be 27 or 28", code="SEAL_INVALID")
+        raise TamperedError("seal v must be 27 or 28", code=ErrorCode.SEAL_INVALID)
     if not (0 < r < _SECP256K1_N and 0 < s <= _HALF_N):
-        raise TamperedError("seal r or s out of range (high-s is refused)", code="SEAL_INVALID")
+        raise TamperedError("seal r or s out of range (high-s is refused)", code=ErrorCode.SEAL_INVALID)
     try:
         public = PublicKey.from_signature_and_message(
             bytes(signature[:64]) + bytes((v - 27,)), h, hasher=None
         )
     except ValueError as e:  # coincurve: "failed to recover ECDSA public key" (r is no curve point)
-        raise TamperedError("seal does not recover to a public key", code="SEAL_INVALID") from e
+        raise TamperedError("seal does not recover to a public key", code=ErrorCode.SEAL_INVALID) from e
     return _address(public)
 
 

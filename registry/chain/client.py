@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, TypeVar, cast
 
 import requests
 from eth_account.signers.local import LocalAccount
+from eth_account.types import TransactionDictType
+from eth_typing import ChecksumAddress
 from web3 import Web3
-from web3.contract.contract import ContractFunction
+from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3RPCError
-from web3.types import TxReceipt
+from web3.types import BlockIdentifier, Nonce, TxParams, TxReceipt, Wei
 
 from registry.chain.head import RawBlockNumber
 from registry.chain.reverts import decode_revert
+from registry.error_codes import ErrorCode
 from registry.errors import ChainError, ChainUnavailable, ContractRevert
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,24 @@ _CONNECTION_ERRORS = (
     OSError,
 )
 RECEIPT_TIMEOUT_S = 120
+T = TypeVar("T")
+
+
+def checksum_address(address: str) -> ChecksumAddress:
+    """`address` as web3's types name it; web3 itself checks the checksum when it uses one."""
+    return cast(ChecksumAddress, address)
+
+
+def revert_data(exc: ContractLogicError) -> str | None:
+    """The hex revert data of `exc` (web3 types it as a dict too, which a revert never is)."""
+    return exc.data if isinstance(exc.data, str) else None
+
+
+class Fees(TypedDict):
+    """EIP-1559 prices of one transaction, spread into its `TxParams`."""
+
+    maxFeePerGas: Wei
+    maxPriorityFeePerGas: Wei
 
 
 @dataclass
@@ -71,7 +92,7 @@ class ChainClient:
             self._chain_id = self.guard(lambda: self.w3.eth.chain_id)
         return self._chain_id
 
-    def guard(self, action):  # -> Any
+    def guard(self, action: Callable[[], T]) -> T:
         """Run a node call, translating connection failures into `ChainUnavailable`."""
         try:
             return action()
@@ -95,10 +116,10 @@ class ChainClient:
         status changes share an agency key, and a chain that lost blocks gets its gap filled.
         Release it with `release_nonce` if the transaction is not sent."""
         with self._nonce_lock:
-            base = self.guard(lambda: self.w3.eth.get_transaction_count(address, "pending"))
+            base = self.guard(lambda: self.w3.eth.get_transaction_count(checksum_address(address), "pending"))
             held = self._held_nonces.setdefault(address, set())
             held.difference_update([n for n in held if n < base])  # the node has them now
-            nonce = base
+            nonce: int = base
             while nonce in held or nonce in taken:
                 nonce += 1
             held.add(nonce)
@@ -111,7 +132,7 @@ class ChainClient:
     def transact(
         self,
         account: LocalAccount,
-        call: ContractFunction,
+        call: ContractFunction | ContractConstructor,
         *,
         gas: int | None = None,
         contract: str = "CertificateRegistry",
@@ -121,16 +142,18 @@ class ChainClient:
             gas = self._estimate(account.address, call, contract)
         nonce = self.allocate_nonce(account.address)
         try:
-            tx = call.build_transaction(
-                {
-                    "from": account.address,
-                    "nonce": nonce,
-                    "gas": gas,
-                    "chainId": self.chain_id,
-                    **self._fees(),
-                }
-            )
-            signed = account.sign_transaction(tx)
+            chain_id, fees = self.chain_id, self._fees()
+            params: TxParams = {
+                "from": account.address,
+                "nonce": Nonce(nonce),
+                "gas": gas,
+                "chainId": chain_id,
+                "maxFeePerGas": fees["maxFeePerGas"],
+                "maxPriorityFeePerGas": fees["maxPriorityFeePerGas"],
+            }
+            tx = call.build_transaction(params)
+            # eth-account types the dict it signs as a plain dict, web3 builds a TypedDict
+            signed = account.sign_transaction(cast(TransactionDictType, tx))
             tx_hash = self.guard(lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction))
             receipt: TxReceipt = self.guard(
                 lambda: self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
@@ -139,13 +162,13 @@ class ChainClient:
             raise ChainError(
                 f"Transaction 0x{signed.hash.hex().removeprefix('0x')} not mined within {RECEIPT_TIMEOUT_S} s: "
                 "check the node (`ecert chain status`), then try again",
-                code="TX_NOT_MINED",
+                code=ErrorCode.TX_NOT_MINED,
             ) from exc
         finally:
             self.release_nonce(account.address, nonce)
         if receipt["status"] != 1:
             self._estimate(account.address, call, contract, block=receipt["blockNumber"] - 1)
-            raise ChainError(f"Transaction {tx_hash.hex()} failed (out of gas?)", code="TX_FAILED")
+            raise ChainError(f"Transaction {tx_hash.hex()} failed (out of gas?)", code=ErrorCode.TX_FAILED)
         return Receipt(
             "0x" + bytes(receipt["transactionHash"]).hex(),
             receipt["blockNumber"],
@@ -153,52 +176,58 @@ class ChainClient:
             list(receipt["logs"]),
         )
 
-    def _estimate(self, sender: str, call: ContractFunction, contract: str, block: Any = "latest") -> int:
+    def _estimate(
+        self,
+        sender: str,
+        call: ContractFunction | ContractConstructor,
+        contract: str,
+        block: BlockIdentifier = "latest",
+    ) -> int:
         try:
             return self.guard(lambda: call.estimate_gas({"from": sender}, block))
         except ContractCustomError as exc:
-            raise decode_revert(exc.data, contract) from exc
+            raise decode_revert(revert_data(exc), contract) from exc
         except ContractLogicError as exc:
-            raise decode_revert(exc.data if isinstance(exc.data, str) else None, contract) from exc
+            raise decode_revert(revert_data(exc), contract) from exc
 
     def revert_of(
         self,
         sender: str,
         call: ContractFunction,
         contract: str = "CertificateRegistry",
-        block: Any = "latest",
+        block: BlockIdentifier = "latest",
     ) -> ContractRevert | None:
         """Run `call` from `sender` as an `eth_call` at `block`: the decoded revert it meets, or
         None if it would go through (node trouble raises as `guard` says)."""
         try:
             self.guard(lambda: call.call({"from": sender}, block_identifier=block))
         except ContractCustomError as exc:
-            return decode_revert(exc.data, contract)
+            return decode_revert(revert_data(exc), contract)
         except ContractLogicError as exc:
-            return decode_revert(exc.data if isinstance(exc.data, str) else None, contract)
+            return decode_revert(revert_data(exc), contract)
         return None
 
-    def _fees(self) -> dict[str, int]:
+    def _fees(self) -> Fees:
         base = self.guard(lambda: self.w3.eth.get_block("latest"))["baseFeePerGas"]
         tip = 1_000_000_000
-        return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+        return {"maxFeePerGas": Wei(2 * base + tip), "maxPriorityFeePerGas": Wei(tip)}
 
     def call(self, call: ContractFunction, contract: str = "CertificateRegistry") -> Any:
         """Run a view; reverts raise by name."""
         try:
             return self.guard(call.call)
         except ContractCustomError as exc:
-            raise decode_revert(exc.data, contract) from exc
+            raise decode_revert(revert_data(exc), contract) from exc
 
     def fund(self, address: str, wei: int) -> None:
         """Send `wei` from the node's first unlocked account (development chains only)."""
 
         def send() -> None:
             faucet = self.w3.eth.accounts[0]
-            tx_hash = self.w3.eth.send_transaction({"from": faucet, "to": address, "value": wei})
+            tx_hash = self.w3.eth.send_transaction({"from": faucet, "to": address, "value": Wei(wei)})
             self.w3.eth.wait_for_transaction_receipt(tx_hash)
 
         self.guard(send)
 
     def balance(self, address: str) -> int:
-        return self.guard(lambda: self.w3.eth.get_balance(address))
+        return self.guard(lambda: self.w3.eth.get_balance(checksum_address(address)))

@@ -20,9 +20,10 @@ def _signature(item: dict[str, Any]) -> str:
 
 
 def _type(param: dict[str, Any]) -> str:
-    if param["type"].startswith("tuple"):
-        return f"({','.join(_type(c) for c in param['components'])}){param['type'][5:]}"
-    return param["type"]
+    kind: str = param["type"]
+    if kind.startswith("tuple"):
+        return f"({','.join(_type(c) for c in param['components'])}){kind[5:]}"
+    return kind
 
 
 @cache

@@ -14,8 +14,12 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from registry.errors import ChainUnavailable, ConfigError
+
+if TYPE_CHECKING:
+    from web3 import Web3
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHAIN_ID = 31337
@@ -140,10 +144,11 @@ def free_port() -> int:
     """A TCP port free on loopback right now (for tests and throwaway nodes)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
-def in_process_web3():  # -> Web3
+def in_process_web3() -> Web3:
     """A Web3 on an eth-tester chain in this process: fast tests that need no real node."""
     from web3 import EthereumTesterProvider, Web3
 

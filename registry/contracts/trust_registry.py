@@ -110,7 +110,8 @@ class TrustRegistry:
 
     # views
     def authority_region(self, account: str) -> int:
-        return self._view("authorityRegion", account)
+        region: int = self._view("authorityRegion", account)
+        return region
 
     def agency(self, code: str) -> AgencyInfo:
         raw = self._view("agency", to_bytes32(code))
@@ -124,4 +125,5 @@ class TrustRegistry:
         return KeyInfo(key, from_bytes32(code), record[1], record[2], record[3])
 
     def is_granted(self, code: str, type_code: str) -> bool:
-        return self._view("isGranted", to_bytes32(code), to_bytes32(type_code))
+        granted: bool = self._view("isGranted", to_bytes32(code), to_bytes32(type_code))
+        return granted

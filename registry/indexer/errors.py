@@ -10,26 +10,27 @@ EcertError
 
 from __future__ import annotations
 
+from registry.error_codes import ErrorCode
 from registry.errors import EcertError
 
 
 class IndexerError(EcertError):
     """The index cannot answer; a verifier treats this as ERROR, never INVALID."""
 
-    code = "INDEX_ERROR"
+    code = ErrorCode.INDEX_ERROR
 
 
 class IndexStale(IndexerError):
-    code = "INDEX_STALE"
+    code = ErrorCode.INDEX_STALE
 
 
 class IndexMismatch(IndexerError):
-    code = "INDEX_MISMATCH"
+    code = ErrorCode.INDEX_MISMATCH
 
 
 class IndexInconsistent(IndexerError):
-    code = "INDEX_INCONSISTENT"
+    code = ErrorCode.INDEX_INCONSISTENT
 
 
 class CertificateIndexOutOfRange(EcertError):
-    code = "CERT_INDEX_OUT_OF_RANGE"
+    code = ErrorCode.CERT_INDEX_OUT_OF_RANGE

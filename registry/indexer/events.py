@@ -54,7 +54,8 @@ class EventDecoder:
 
     def __init__(self, contract: Contract) -> None:
         self._address = contract.address.lower()
-        events = list(contract.events)
+        # web3 annotates `ContractEvents.__iter__` as returning an Iterable, not an Iterator
+        events = list(contract.events.__iter__())
         self._by_topic = {
             bytes(HexBytes(event.topic)): event for event in events if not event.abi.get("anonymous")
         }

@@ -114,8 +114,10 @@ class History:
         """If `key` is, by what is known now, not good at `at`: its record and the block time
         from which the registry has said so. None if it is good then (or unknown)."""
         history = self._view().trust.keys.get(key.lower()) if isinstance(key, str) else None
-        known_at = history.known_bad_at(at) if history is not None else None
-        return None if known_at is None else (history.current, known_at)  # type: ignore[union-attr]
+        if history is None:
+            return None
+        known_at = history.known_bad_at(at)
+        return None if known_at is None else (history.current, known_at)
 
     def facts(
         self,

@@ -18,17 +18,19 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import OperationalError
 from web3.exceptions import BlockNotFound
+from web3.types import FilterParams
 
 from registry.chain.client import ChainClient
 from registry.contracts.certificate_registry import CertificateRegistry
 from registry.errors import ChainError, ChainUnavailable, EcertError
 from registry.indexer.errors import IndexInconsistent, IndexMismatch, IndexStale
-from registry.indexer.events import EventDecoder, group_rows, rows_for
+from registry.indexer.events import EventDecoder, Row, group_rows, rows_for
 from registry.indexer.store import EVENT_MODELS, Agency, Block, IndexerState, create_schema, table
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,7 @@ class Freshness:
         if self.lag_blocks > max_lag_blocks:
             raise IndexStale(
                 f"Index at block {self.indexed_block} is {self.lag_blocks} blocks behind the head {self.head_block} "
-                f"(at most {max_lag_blocks} allowed): is `ecert indexer` running?",
+                f"(at most {max_lag_blocks} allowed): is a verifier node (`ecert serve verifier`) indexing? Its /healthz says",
                 indexed_block=self.indexed_block, head_block=self.head_block,
             )  # fmt: skip
         return self
@@ -252,7 +254,7 @@ class Indexer:
             raise IndexInconsistent(f"Block {start} does not descend from the indexed block: retry the sync")
         with self.engine.begin() as conn:
             codes = self._agency_codes(conn)
-            rows = []
+            rows: list[Row] = []
             for event in events:
                 made = rows_for(
                     event,
@@ -264,8 +266,8 @@ class Indexer:
                         codes[values["agency_index"]] = values["code"]
                 rows += made
             conn.execute(insert(table(Block)), [vars(header) for header in headers.values()])
-            for model, values in group_rows(rows).items():
-                conn.execute(insert(table(model)), values)
+            for model, grouped in group_rows(rows).items():
+                conn.execute(insert(table(model)), grouped)
             moved = self._save_state(conn, end, headers[end].hash)
         self._state = moved
         return len(events)
@@ -273,9 +275,9 @@ class Indexer:
     def _logs(self, start: int, end: int) -> tuple[list[Any], int]:
         """The contract's logs of `start..end`, halving the range while the node refuses it."""
         while True:
-            query = {"address": self.registry.address, "fromBlock": start, "toBlock": end}
+            query: FilterParams = {"address": self.registry.address, "fromBlock": start, "toBlock": end}
             try:
-                return list(self.client.guard(lambda q=query: self.client.w3.eth.get_logs(q))), end  # type: ignore[arg-type]
+                return list(self.client.guard(partial(self.client.w3.eth.get_logs, query))), end
             except ChainUnavailable:
                 raise
             except ChainError:
@@ -308,7 +310,8 @@ class Indexer:
 
     def _agency_codes(self, conn: Connection) -> dict[int, str]:
         agencies = table(Agency)
-        return dict(conn.execute(select(agencies.c.agency_index, agencies.c.code)))
+        # `.all()`: a Result has `keys()`, so `dict(result)` would take it for a mapping and fail
+        return dict(conn.execute(select(agencies.c.agency_index, agencies.c.code)).all())
 
     def _code_of(self, codes: dict[int, str], agency_index: int, key: str) -> str:
         """An agency's code by its index; asks the chain only if the index began after its registration."""

@@ -9,9 +9,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +25,7 @@ from service_process import wait_for
 from sqlalchemy import create_engine, text
 
 from registry.certificate.identifiers import build_licence_id
+from registry.certificate.links import read_scanned
 from registry.certificate.presentation import Presentation
 from registry.qr import decode_qr
 from verifier.chain_reader import RegistryReader
@@ -546,16 +550,20 @@ def test_claim_codes_never_travel_in_a_url_nor_reach_a_log_and_guesses_are_rate_
 # ─── renderings and docs ─────────────────────────────────────────────────────────────────
 
 
-def test_qr_codes_carry_the_packages_ec1(api: httpx.Client, certificate: str, reader: RegistryReader) -> None:
+def test_qr_codes_are_verification_links_carrying_the_packages_ec1(
+    api: httpx.Client, certificate: str, reader: RegistryReader
+) -> None:
     presentation = Presentation.from_json(package(api, certificate))
     png = api.get(f"/v1/certificates/{certificate}/qr.png")
     assert png.headers["content-type"] == "image/png" and png.headers["cache-control"] == "no-store"
-    assert decode_qr(png.content) == [presentation.to_ec1()]
+    [link] = decode_qr(png.content)
+    assert link.startswith(("http://", "https://")) and "/v#EC1:" in link  # at ECERT_ISSUER_VERIFIER_URL
+    assert read_scanned(link).ec1 == presentation.to_ec1()
     svg = api.get(f"/v1/certificates/{certificate}/qr.svg")
     assert svg.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg.content
     shown = "name,identifier,holder.name,holder.codeMasked,validFrom,validUntil,issuer.name"
-    [ec1] = decode_qr(api.get(f"/v1/certificates/{certificate}/qr.png", params={"fields": shown}).content)
-    disclosed = Presentation.from_ec1(ec1)
+    [link] = decode_qr(api.get(f"/v1/certificates/{certificate}/qr.png", params={"fields": shown}).content)
+    disclosed = Presentation.from_ec1(read_scanned(link).ec1 or "")
     assert "holder.code" not in disclosed.paths() and verdict(reader, disclosed.to_json()) == (
         Outcome.VALID,
         None,
@@ -576,6 +584,26 @@ def test_print_html_and_pdf(api: httpx.Client, certificate: str) -> None:
     assert "Holder" in api.get(f"/v1/certificates/{certificate}/print", params={"lang": "en"}).text
     pdf = api.get(f"/v1/certificates/{certificate}/print.pdf")
     assert pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+
+
+@pytest.mark.skipif(not HAS_PRINTING, reason="issuer/printing.py is not there yet")
+def test_the_printed_licence_s_qr_code_scans_at_100_dpi_and_verifies(
+    api: httpx.Client, certificate: str, reader: RegistryReader, tmp_path: Path
+) -> None:
+    """The A4 PDF rendered at 100 dpi by Ghostscript (a cheap scan or fax), read by zbar: the link
+    it holds carries a disclosure the verifier's pipeline finds VALID on the chain."""
+    gs = shutil.which("gs")
+    assert gs, "Ghostscript is not installed: run scripts/install.sh"
+    (tmp_path / "licence.pdf").write_bytes(api.get(f"/v1/certificates/{certificate}/print.pdf").content)
+    subprocess.run(
+        [gs, "-q", "-dSAFER", "-dNOPAUSE", "-dBATCH", "-sDEVICE=pnggray", "-r100",
+         f"-sOutputFile={tmp_path / 'licence.png'}", str(tmp_path / "licence.pdf")],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    [link] = decode_qr(tmp_path / "licence.png")
+    printed = Presentation.from_ec1(read_scanned(link).ec1 or "")
+    assert "holder.code" not in printed.paths() and printed.fields()["holder"]["name"] == "钱七"
+    assert verdict(reader, printed.to_json()) == (Outcome.VALID, None)
 
 
 def test_docs_and_openapi(server: IssuerServer) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from verifier_stack import (
     wait_for,
 )
 
+from registry.certificate.links import verify_link
 from registry.certificate.presentation import Presentation
 from verifier.receipts import digest_request, verify_receipt
 
@@ -51,6 +53,7 @@ class Stack:
     bank: str
     wallet: str
     limited_keys: list[str]
+    other_wallet: str  # another wallet organisation at the same node
 
     def client(self, key: str | None = None) -> httpx.Client:
         return self.node.client(key or self.bank)
@@ -66,14 +69,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     limited_keys = limited.register(("甲银行", "330100", "bank"), ("乙银行", "330100", "bank"))
     try:
         with ThreadPoolExecutor(2) as pool:  # organisations need no chain: register them while it is set up
-            keys = pool.submit(add_orgs, node, [(BANK, "330100", "bank"), ("浙里办", "330000", "wallet")])
+            keys = pool.submit(add_orgs, node, [(BANK, "330100", "bank"), ("浙里办", "330000", "wallet"),
+                                                ("粤省事", "440000", "wallet")])  # fmt: skip
             home.deploy()
             started = pool.submit(start_all, [node, limited])  # they index what follows as it happens
             home.add_parties(authorities=AUTHORITIES[:1])
             issued = home.issue(AGENCY_ZJ, BUSINESS_LICENCE, records(3), "zj", qr=True)
             started.result()
-            bank, wallet = keys.result()
-            made = Stack(home, node, limited, issued, bank, wallet, limited_keys)
+            bank, wallet, other_wallet = keys.result()
+            made = Stack(home, node, limited, issued, bank, wallet, limited_keys, other_wallet)
         node.wait_indexed()
         yield made
     finally:
@@ -369,6 +373,7 @@ def test_suspension_and_reinstatement_show_at_once_and_stay_in_the_history(stack
     # … and before the batch existed, it was not anchored yet
     response = verify(stack, package=package, at=_at(anchored_at - 1))
     assert (response.status_code, response.json()["reason"]) == (200, "NOT_ANCHORED")
+    assert response.json()["source"] == "index"  # the index was asked: not an "offline" answer
 
     position = {"root": package["batch"]["root"], "index": package["batch"]["index"]}
     with stack.client() as client:
@@ -393,8 +398,19 @@ def test_the_holder_sees_who_verified_newest_first(stack: Stack) -> None:
     assert_valid(verify(stack, purpose="开立对公账户", package=package))
     assert_valid(verify(stack, purpose="贷款审批", ec1=Presentation.from_json(package).to_ec1()))
     with stack.client(stack.wallet) as wallet:
-        entries = wallet.get("/v1/access-log", params={"digest": package["digest"]}).json()
-        assert wallet.get("/v1/access-log").json() == []  # no digest, no share: nothing
+        assert wallet.get("/v1/access-log", params={"holderRef": "h-newest"}).json() == []  # holds nothing
+        assert (
+            wallet.post("/v1/holdings", json={"holderRef": "h-newest", "presentation": package}).status_code
+            == 201
+        )
+        entries = wallet.get("/v1/access-log", params={"holderRef": "h-newest"}).json()
+        assert (
+            entries
+            == wallet.get(
+                "/v1/access-log", params={"holderRef": "h-newest", "digest": package["digest"]}
+            ).json()
+        )
+        assert_problem(wallet.get("/v1/access-log"), 422, "REQUEST_INVALID")  # whose log: the holder is named
     assert [(e["purpose"], e["channel"]) for e in entries[:2]] == [
         ("贷款审批", "api"),
         ("开立对公账户", "api"),
@@ -420,6 +436,7 @@ def test_a_node_with_two_workers_logs_every_verification_through_its_node_proces
     )
     bank, wallet = node.register(("丙银行", "330100", "bank"), ("浙里办", "330000", "wallet"))
     package = stack.issued.package(SPARE_PKG)
+    log_of = {"holderRef": "h-workers", "digest": package["digest"]}
     node.start()
     try:
         node.wait_indexed()
@@ -434,8 +451,14 @@ def test_a_node_with_two_workers_logs_every_verification_through_its_node_proces
             )
         assert all(a.status_code == 200 and a.json()["verdict"] == "VALID" for a in answers)
         with node.client(wallet) as client:
+            assert (
+                client.post(
+                    "/v1/holdings", json={"holderRef": "h-workers", "presentation": package}
+                ).status_code
+                == 201
+            )
             logged = wait_for(
-                lambda: len(entries := client.get("/v1/access-log", params={"digest": package["digest"]}).json()) == 40 and entries,
+                lambda: len(entries := client.get("/v1/access-log", params=log_of).json()) == 40 and entries,
                 10, what="for 40 access-log entries",
             )  # fmt: skip
         assert sorted(e["purpose"] for e in logged) == sorted(f"核验{n}" for n in range(40))
@@ -457,10 +480,7 @@ def test_a_node_with_two_workers_logs_every_verification_through_its_node_proces
                 == 200
             )
         with reopened.client(wallet) as client:
-            purposes = [
-                e["purpose"]
-                for e in client.get("/v1/access-log", params={"digest": package["digest"]}).json()
-            ]
+            purposes = [e["purpose"] for e in client.get("/v1/access-log", params=log_of).json()]
     finally:
         reopened.stop()
     assert len(purposes) == 42 and purposes[:2] == ["单进程", "停机前"]
@@ -483,12 +503,83 @@ def test_a_share_link_visit_is_listed_by_share_id(stack: Stack) -> None:
         opened = httpx.get(share["url"], params={"purpose": "公安调查"}, headers={"Accept": "application/json", "User-Agent": "Visitor/2"},
                            timeout=30)  # fmt: skip
         assert opened.status_code == 200 and opened.json()["verdict"] == "VALID", opened.text
-        entries = wallet.get("/v1/access-log", params={"shareId": share["id"]}).json()
+        entries = wallet.get("/v1/access-log", params={"holderRef": "h-1", "shareId": share["id"]}).json()
     assert [(e["channel"], e["shareId"]) for e in entries] == [("link", share["id"])]
     # no API key: the visitor's typed purpose is their claim, kept apart, with their network and browser
     [entry] = entries
     assert (entry["anonymous"], entry["purpose"], entry["claimedPurpose"]) == (True, "租房", "公安调查")
     assert (entry["ipPrefix"], entry["userAgent"]) == ("127.0.0.0/24", "Visitor/2")
+
+
+# ─── whose log and shares a wallet reaches (issue 10, point 1) ───────────────────────────
+
+
+def test_a_share_is_managed_only_by_its_wallet_for_its_holder(stack: Stack) -> None:
+    """Another wallet, or the same wallet for another holder: as unknown (404), never 403."""
+    disclosure = Presentation.from_json(stack.issued.package(SPARE_PKG)).disclose(["holder.name"])
+    with stack.client(stack.wallet) as wallet, stack.client(stack.other_wallet) as other:
+        made = wallet.post("/v1/shares", json={"holderRef": "h-scope", "presentation": disclosure.to_json(),
+                                                "expiresInMinutes": 60, "dynamic": True})  # fmt: skip
+        assert made.status_code == 201, made.text
+        share = made.json()
+        for client, holder in ((other, "h-scope"), (wallet, "h-other")):
+            assert client.get("/v1/shares", params={"holderRef": holder}).json() == []
+            for method, path in (
+                ("GET", f"/v1/shares/{share['id']}/dynamic-code"),
+                ("DELETE", f"/v1/shares/{share['id']}"),
+            ):
+                assert_problem(
+                    client.request(method, path, params={"holderRef": holder}), 404, "SHARE_NOT_FOUND"
+                )
+            assert_problem(client.get("/v1/access-log", params={"holderRef": holder, "shareId": share["id"]}), 404,
+                           "ACCESS_LOG_NOT_FOUND")  # fmt: skip
+        assert [s["id"] for s in wallet.get("/v1/shares", params={"holderRef": "h-scope"}).json()] == [
+            share["id"]
+        ]
+        assert (
+            wallet.get(f"/v1/shares/{share['id']}/dynamic-code", params={"holderRef": "h-scope"}).status_code
+            == 200
+        )
+        assert (
+            wallet.delete(f"/v1/shares/{share['id']}", params={"holderRef": "h-scope"}).json()["withdrawn"]
+            is True
+        )
+
+
+def test_a_claimed_never_shared_certificate_s_log_is_read_only_through_its_wallet_for_its_holder(
+    stack: Stack,
+) -> None:
+    package = stack.issued.package(VALID_PKG)
+    log_of = {"holderRef": "h-claimed", "digest": package["digest"]}
+    with stack.client(stack.wallet) as wallet, stack.client(stack.other_wallet) as other:
+        held = wallet.post("/v1/holdings", json={"holderRef": "h-claimed", "presentation": package})
+        assert held.status_code == 201 and held.json()["digest"] == package["digest"]
+        again = wallet.post("/v1/holdings", json={"holderRef": "h-claimed", "presentation": package})
+        assert again.status_code == 200 and again.json() == held.json()  # bound once
+        # what banks and link visitors are given, a disclosure, binds nothing
+        disclosure = Presentation.from_json(package).disclose(["holder.name"]).to_json()
+        assert_problem(other.post("/v1/holdings", json={"holderRef": "h-claimed", "presentation": disclosure}), 422,
+                       "CERT_PARTIAL")  # fmt: skip
+        forged = {**package, "leaves": package["leaves"][1:]}
+        assert_problem(other.post("/v1/holdings", json={"holderRef": "h-claimed", "presentation": forged}), 422,
+                       "CERT_TAMPERED")  # fmt: skip
+        assert_valid(verify(stack, purpose="授信审查-h-claimed", package=package))
+        seen = wait_for(lambda: [e for e in wallet.get("/v1/access-log", params=log_of).json()
+                                 if e["purpose"] == "授信审查-h-claimed"], 10, what="the bank's verification")  # fmt: skip
+        assert [(e["organisation"], e["digest"]) for e in seen] == [(BANK, package["digest"])]
+        assert any(
+            e["purpose"] == "授信审查-h-claimed"
+            for e in wallet.get("/v1/access-log", params={"holderRef": "h-claimed"}).json()
+        )
+        assert wallet.get("/v1/holdings", params={"holderRef": "h-claimed"}).json() == [held.json()]
+        for client, holder in ((other, "h-claimed"), (wallet, "h-someone-else")):
+            assert_problem(
+                client.get("/v1/access-log", params={**log_of, "holderRef": holder}),
+                404,
+                "ACCESS_LOG_NOT_FOUND",
+            )
+            assert client.get("/v1/access-log", params={"holderRef": holder}).json() == []
+            assert client.get("/v1/holdings", params={"holderRef": holder}).json() == []
 
 
 # ─── API keys retired while the node runs (issue 10, point 9) ─────────────────────────────
@@ -574,7 +665,7 @@ def test_answers_with_personal_data_are_not_cached_framed_or_referred_and_the_do
         )
         private(created)
         private(wallet.get("/v1/shares", params={"holderRef": "h-headers"}))
-        private(wallet.get("/v1/access-log", params={"digest": package["digest"]}))
+        private(wallet.get("/v1/access-log", params={"holderRef": "h-headers"}))
     page = httpx.get(created.json()["url"], timeout=30)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     private(page, page=True)
@@ -585,6 +676,59 @@ def test_answers_with_personal_data_are_not_cached_framed_or_referred_and_the_do
             assert html.status_code == 200 and not re.search(r"(?:https?:)?//[A-Za-z0-9.-]+", html.text), docs
             assets = re.findall(r"""(?:src|href)=["'](/docs-assets/[^"']+)["']""", html.text)
             assert assets and all(client.get(a).status_code == 200 for a in assets), assets
+
+
+# ─── verification links <node>/v#EC1:… (issue 11, point 6) ──────────────────────────────
+
+
+def test_a_verification_link_verifies_as_its_ec1_in_the_api_and_with_ecert_verify(stack: Stack) -> None:
+    package = stack.issued.package(VALID_PKG)
+    ec1 = Presentation.from_json(package).to_ec1()
+    link = verify_link("https://verify.elsewhere.example", ec1)  # any node's link: its payload is what counts
+    assert "#EC1:" in link and " " not in link
+    from_link, from_ec1 = assert_valid(verify(stack, ec1=link)), assert_valid(verify(stack, ec1=ec1))
+    assert from_link["receipt"]["receipt"]["requestDigest"] == from_ec1["receipt"]["receipt"]["requestDigest"]
+    with stack.client() as client:
+        for not_a_certificate in (f"{stack.node.url}/s/some-share-token", "https://verify.example/v#nothing"):
+            answer = client.post("/v1/verifications", json={"purpose": "开户", "ec1": not_a_certificate})
+            assert_problem(answer, 422, "LINK_INVALID")
+    done = stack.home.ecert("verify", link, "--json")  # offline-readable: no node is asked for the payload
+    assert json.loads(done.stdout)["verdict"] == "VALID", done.stdout + done.stderr
+    refused = stack.home.ecert("verify", f"{stack.node.url}/s/some-share-token", "--json", check=False)
+    assert refused.returncode == 1 and json.loads(refused.stdout)["reason"] == "LINK_INVALID"
+
+
+def test_the_page_at_a_verification_link_verifies_what_it_is_posted_as_an_anonymous_qr_visit(
+    stack: Stack,
+) -> None:
+    """What the page's script posts (the browser test runs the script itself): the verdict page with
+    the disclosed fields, private headers, and an anonymous access-log entry on channel `qr`."""
+    package = stack.issued.package(SPARE_PKG)
+    disclosure = Presentation.from_json(package).disclose(["holder.name", "validFrom", "validUntil"])
+    link = verify_link(stack.node.url, disclosure.to_ec1())
+    page = httpx.get(link, timeout=30)  # httpx, like a browser, never sends the fragment
+    assert page.status_code == 200 and 'id="scan-form"' in page.text and "<h1" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
+    script = httpx.get(f"{stack.node.url}/static/verify.js", timeout=30)
+    assert script.status_code == 200 and "location.hash" in script.text
+    answer = httpx.post(f"{stack.node.url}/v", data={"code": link, "purpose": "前台核验", "lang": "en"},
+                        headers={"User-Agent": "Scanner/1"}, timeout=30)  # fmt: skip
+    assert answer.status_code == 200 and 'data-verdict="VALID"' in answer.text, answer.text[-2000:]
+    assert set(re.findall(r'<dd data-path="([^"]+)"', answer.text)) == set(disclosure.paths())
+    assert answer.headers["cache-control"] == "no-store" and '<html lang="en">' in answer.text
+    broken = httpx.post(
+        f"{stack.node.url}/v", data={"code": "https://x.example/v#EC1:NOT-A-CODE"}, timeout=30
+    )
+    assert broken.status_code == 400 and 'data-problem="CERT_MALFORMED"' in broken.text
+    with stack.client(stack.wallet) as wallet:
+        held = wallet.post("/v1/holdings", json={"holderRef": "h-scan", "presentation": package})
+        assert held.status_code == 201, held.text
+        entries = wallet.get("/v1/access-log", params={"holderRef": "h-scan"}).json()
+    [entry] = [e for e in entries if e["channel"] == "qr"]
+    assert (entry["anonymous"], entry["verdict"], entry["claimedPurpose"]) == (True, "VALID", "前台核验")
+    assert (entry["ipPrefix"], entry["userAgent"]) == ("127.0.0.0/24", "Scanner/1")
+    assert set(entry["fields"]) == set(disclosure.paths())
 
 
 # ─── the chain stops: could not verify (503), never valid ────────────────────────────────

@@ -54,6 +54,7 @@ class Stack:
     issued: Issued
     bank: str
     wallet: str
+    peer: str  # a trusted node of another region's key (it reports accesses to this node)
     http: httpx.Client  # the bank's
 
     def alive(self) -> bool:
@@ -68,7 +69,11 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = StackHome(tmp_path_factory.mktemp("verifier-fuzz"))
     node = VerifierNode(home, "330000", rate_limit_per_min="10000000")
-    bank, wallet = node.register(("模糊测试银行", "330100", "bank"), ("浙里办", "330000", "wallet"))
+    bank, wallet, peer = node.register(
+        ("模糊测试银行", "330100", "bank"),
+        ("浙里办", "330000", "wallet"),
+        ("广东省验证节点", "440000", "node"),
+    )
     try:
         with ThreadPoolExecutor(1) as pool:
             home.deploy()
@@ -78,7 +83,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             started.result()
         node.wait_indexed()
         with node.client(bank) as http:
-            yield Stack(home, node, issued, bank, wallet, http)
+            yield Stack(home, node, issued, bank, wallet, peer, http)
         assert node.process is not None and node.process.poll() is None, (
             f"the node died:\n{node.log()[-3000:]}"
         )
@@ -112,8 +117,10 @@ def assert_not_valid(response: httpx.Response, what: object) -> None:
 OPERATIONS = [
     ("POST", "/v1/verifications"), ("POST", "/v1/verifications/image"), ("POST", "/v1/shares"), ("GET", "/v1/shares"),
     ("DELETE", "/v1/shares/{share_id}"), ("GET", "/v1/shares/{share_id}/dynamic-code"), ("GET", "/v1/access-log"),
-    ("GET", "/v1/shares/{token}/presentation"), ("GET", "/v1/receipt-key"), ("POST", "/v1/receipts/verify"),
-    ("GET", "/v1/status"), ("GET", "/s/{token}"), ("GET", "/healthz"),
+    ("GET", "/v1/shares/{token}/presentation"), ("POST", "/v1/holdings"), ("GET", "/v1/holdings"),
+    ("GET", "/v1/receipt-key"), ("POST", "/v1/receipts/verify"),
+    ("GET", "/v1/status"), ("GET", "/s/{token}"), ("GET", "/healthz"), ("GET", "/v"), ("POST", "/v"),
+    ("POST", "/v1/access-log/remote"),
 ]  # fmt: skip
 
 
@@ -132,7 +139,12 @@ def test_the_fuzzed_operations_are_all_the_node_has(api_schema: Any) -> None:
 def test_no_operation_answers_a_server_error(stack: Stack, api_schema: Any, method: str, path: str) -> None:
     """Schemathesis cases from the node's own OpenAPI document, sent with a key that may call the operation."""
     operation = api_schema[path][method]
-    key = stack.wallet if path.startswith(("/v1/shares", "/v1/access-log")) else stack.bank
+    if path == "/v1/access-log/remote":
+        key = stack.peer
+    elif path.startswith(("/v1/shares", "/v1/access-log", "/v1/holdings")):
+        key = stack.wallet
+    else:
+        key = stack.bank
 
     @settings(
         max_examples=EXAMPLES or 25,

@@ -187,8 +187,10 @@ class Stack:
                 verifier_port,
             )
             self._register_agency(workspace)
+            # the issuer's QR codes link to this verifier node
+            issuer_env = {**self.env, "ECERT_ISSUER_VERIFIER_URL": f"http://127.0.0.1:{verifier_port}"}
             self.issuer = self._serve(
-                "issuer", ["serve", "issuer", "--port", str(issuer_port)], self.env, issuer_port
+                "issuer", ["serve", "issuer", "--port", str(issuer_port)], issuer_env, issuer_port
             )
             self.issuer_key = (
                 self.ecert("issuer", "api-key", "create", "--agency", AGENCY, "--scopes", "issue,status")

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from stack import Stack, csrf_of, http_holder, stack_for
+from stack import BANK_ORG, Stack, csrf_of, http_holder, stack_for
 
 pytestmark = [pytest.mark.chain, pytest.mark.xdist_group("wallet-e2e")]
 TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -108,6 +108,38 @@ def test_another_holder_cannot_see_share_or_withdraw(
     with bank(stack) as other:
         assert other.get(f"{stack.verifier.url}/v1/shares", params={"holderRef": "x"}).status_code == 403
         assert other.get(link).json()["verdict"] == "VALID"  # Alice's share is untouched
+
+
+def test_a_bank_s_check_of_a_claimed_certificate_is_in_its_holder_s_log_alone(
+    stack: Stack, alice: httpx.Client, bob: httpx.Client
+) -> None:
+    """Claiming bound the certificate to Alice at the verifier node: through her wallet she sees
+    who checked it, shared or not; with the same wallet's key, no other holder reads its log."""
+    about = alice.get(f"/api/v1/certificates/{alice.card_id}").json()  # type: ignore[attr-defined]
+    db = stack.verifier_db()
+    try:
+        assert db.execute(
+            "SELECT count(*) FROM holdings WHERE digest = ?", (about["digest"],)
+        ).fetchone() == (1,)
+    finally:
+        db.close()
+    with stack.issuer_client() as issuer:
+        package = issuer.get(f"/v1/certificates/{about['identifier']}/package").json()
+    with bank(stack) as other:
+        checked = other.post(
+            f"{stack.verifier.url}/v1/verifications", json={"package": package, "purpose": "授信审查"}
+        )
+        assert checked.json()["verdict"] == "VALID", checked.text
+    assert [(e["organisation"], e["shareId"]) for e in alice.get("/api/v1/access-log").json()
+            if e["purpose"] == "授信审查"] == [(BANK_ORG, None)]  # fmt: skip
+    assert all(e["purpose"] != "授信审查" for e in bob.get("/api/v1/access-log").json())
+    with httpx.Client(
+        base_url=stack.verifier.url, headers={"Authorization": f"Bearer {stack.wallet_key}"}, timeout=30
+    ) as node:
+        refused = node.get(
+            "/v1/access-log", params={"holderRef": secrets.token_hex(16), "digest": about["digest"]}
+        )
+        assert refused.status_code == 404 and refused.json()["code"] == "ACCESS_LOG_NOT_FOUND"
 
 
 def test_someone_elses_claim_code_is_refused(stack: Stack, alice: httpx.Client, bob: httpx.Client) -> None:

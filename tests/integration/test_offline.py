@@ -27,6 +27,7 @@ from eth_account import Account
 from service_process import ECERT, ecert_home_env
 from typer.testing import CliRunner
 
+from registry.certificate.links import verify_link
 from registry.certificate.merkle import MerkleTree, batch_tree
 from registry.certificate.presentation import Presentation
 from registry.contracts.certificate_registry import CertificateRegistry, Status
@@ -377,6 +378,14 @@ def test_an_ec1_code_verifies_offline_with_the_chain_stopped(env: dict[str, str]
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"offline: trust snapshot of block {offline.block}, " in done.stdout and " old" in done.stdout
     assert "verdict: VALID" in done.stdout
+
+
+def test_a_verification_link_verifies_offline_from_its_fragment(verify_here, offline: Offline) -> None:
+    """`ecert verify '<node>/v#EC1:…'` reads the certificate from the link: no node is asked."""
+    link = verify_link("https://verify.unreachable.example", ec1(offline.valid))
+    done = verify_here(link, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (json.loads(done.stdout)["verdict"], json.loads(done.stdout)["mode"]) == ("VALID", "offline")
 
 
 def test_a_qr_image_verifies_offline_and_the_json_says_so(verify_here, offline: Offline) -> None:

@@ -32,6 +32,7 @@ from registry.problems import RateLimited
 from verifier.access_log import AccessLog
 from verifier.api import pages
 from verifier.db import migrate as migrate_verifier
+from verifier.orgs import Organisations
 from verifier.receipts import ReceiptSigner
 from verifier.service import VerificationService
 from verifier.shares import Shares
@@ -43,6 +44,7 @@ from wallet.throttle import Throttle
 from wallet.vault import Vault
 
 POSTGRES_URL = os.environ.get("ECERT_TEST_POSTGRES_URL")
+WALLET = 1  # the id of the one organisation `node_shares` registers
 PASSWORD = "correct horse 42"
 
 
@@ -86,26 +88,28 @@ def slow_clock() -> dt.datetime:
 def node_shares(database_url: str) -> Iterator[Shares]:
     engine = make_engine(database_url)
     migrate_verifier(engine)
+    made, _ = Organisations(sessions(engine), rate_per_min=60).add("浙里办", "330000", "wallet")
+    assert made == WALLET  # the wallet that makes the shares
     yield Shares(sessions(engine), secrets.token_bytes(32), secrets.token_bytes(32), clock=slow_clock)
     engine.dispose()
 
 
 def test_50_parallel_opens_of_a_single_use_share_serve_its_fields_exactly_once(node_shares: Shares) -> None:
     [package] = packages(("王小丽", ALICE))
-    share, token = node_shares.create("h-1", package.disclose(["holder.name"]), purpose="租房", lifetime=dt.timedelta(hours=1),
+    share, token = node_shares.create(WALLET, "h-1", package.disclose(["holder.name"]), purpose="租房", lifetime=dt.timedelta(hours=1),
                                       single_use=True)  # fmt: skip
     opened = at_once(50, lambda _: node_shares.open(token))
     errors = [o for o in opened if isinstance(o, Exception)]
     assert not errors, errors[:3]  # every opening is answered: the fields, or "used"
     assert sum(o.presentation is not None for o in opened) == 1
     assert {o.problem for o in opened if o.presentation is None} == {"SHARE_USED"}
-    assert node_shares.get("h-1", share.id).used and node_shares.open(token).presentation is None
+    assert node_shares.get(WALLET, "h-1", share.id).used and node_shares.open(token).presentation is None
 
 
 def test_a_reusable_share_serves_every_parallel_open(node_shares: Shares) -> None:
     [package] = packages(("王小丽", ALICE))
     _, token = node_shares.create(
-        "h-1", package.disclose(["holder.name"]), purpose="", lifetime=dt.timedelta(hours=1)
+        WALLET, "h-1", package.disclose(["holder.name"]), purpose="", lifetime=dt.timedelta(hours=1)
     )
     assert all(o.presentation is not None for o in at_once(10, lambda _: node_shares.open(token)))
 
@@ -120,6 +124,7 @@ def test_an_anonymous_visitor_s_purpose_is_logged_as_their_claim_with_network_an
     made = sessions(engine)
     log = AccessLog(made, flush_s=3600)
     shares = Shares(made, secrets.token_bytes(32), secrets.token_bytes(32))
+    wallet, _ = Organisations(made, rate_per_min=60).add("浙里办", "330000", "wallet")
     service = VerificationService(None, checks=(), receipts=ReceiptSigner(Ed25519PrivateKey.generate()), access_log=log,
                                   region="330000", chain_id=31337)  # fmt: skip
     app = FastAPI()
@@ -138,7 +143,7 @@ def test_an_anonymous_visitor_s_purpose_is_logged_as_their_claim_with_network_an
             time.sleep(0.01)
         [package] = packages(("王小丽", ALICE))
         share, token = shares.create(
-            "h-1", package.disclose(["holder.name"]), purpose="租房", lifetime=dt.timedelta(hours=1)
+            wallet, "h-1", package.disclose(["holder.name"]), purpose="租房", lifetime=dt.timedelta(hours=1)
         )
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             client.get(

@@ -110,14 +110,17 @@ def test_holder_packages_written_by_ecert_issue_are_0600_in_a_0700_folder(tmp_pa
     )
     out = tmp_path / "issued" / "zj"
     _out_folder(out)
-    assert _write_packages(SimpleNamespace(service=service), "AGENCY", [job], out, qr=True) == (1, 1)
+    runtime = SimpleNamespace(
+        service=service, settings=SimpleNamespace(verifier_url="https://verify.example")
+    )
+    assert _write_packages(runtime, "AGENCY", [job], out, qr=True) == (1, 1)
     written = {p.name: mode(p) for p in out.iterdir()}
     assert written == {"ID-1.json": 0o600, "ID-1.png": 0o600, "rejected.jsonl": 0o600}
     assert (mode(out), mode(out.parent)) == (0o700, 0o700)
     assert json.loads((out / "ID-1.json").read_text("utf-8")) == {"holder": {"name": "张三"}}
     # writing again over files an older version left 0644 closes them
     os.chmod(out / "ID-1.json", 0o644)
-    _write_packages(SimpleNamespace(service=service), "AGENCY", [job], out, qr=False)
+    _write_packages(runtime, "AGENCY", [job], out, qr=False)
     assert mode(out / "ID-1.json") == 0o600
 
 

@@ -94,10 +94,12 @@ class FakeIssuer:
 
 
 class FakeVerifier:
-    """The verifier node's wallet endpoints, as `verifier/api/shares.py` answers them."""
+    """The verifier node's wallet endpoints, as `verifier/api/shares.py` and `holdings.py` answer
+    them to one wallet: the access log of a holder is that of their held digests and their shares."""
 
     def __init__(self) -> None:
         self.shares: dict[str, dict[str, Any]] = {}
+        self.holdings: dict[str, set[str]] = {}  # holderRef → digests held for them
         self.log: list[dict[str, Any]] = []
         self.verified: list[dict[str, Any]] = []
         self.down = False
@@ -140,8 +142,26 @@ class FakeVerifier:
                 return httpx.Response(200, json={"code": "c0ffee", "validUntil": until.isoformat()})
             share["withdrawn"] = True
             return httpx.Response(200, json=share)
+        if request.method == "POST" and path == "/v1/holdings":
+            body = json.loads(request.content)
+            presentation = Presentation.from_json(body["presentation"])
+            if presentation.is_partial or presentation.computed_digest() != presentation.digest:
+                return httpx.Response(422, json={"code": "CERT_PARTIAL", "detail": "Not a full package"})
+            digest = "0x" + presentation.digest.hex()
+            self.holdings.setdefault(body["holderRef"], set()).add(digest)
+            return httpx.Response(201, json={"digest": digest, "since": dt.datetime.now(dt.UTC).isoformat()})
+        if request.method == "GET" and path == "/v1/holdings":
+            held = self.holdings.get(params["holderRef"], set())
+            return httpx.Response(
+                200, json=[{"digest": d, "since": "2030-01-01T00:00:00+00:00"} for d in sorted(held)]
+            )
         if path == "/v1/access-log":
-            digests, ids = set(params.get_list("digest")), set(params.get_list("shareId"))
+            if not params.get("holderRef"):
+                return httpx.Response(
+                    422, json={"code": "REQUEST_INVALID", "detail": "holderRef is required"}
+                )
+            digests = self.holdings.get(params["holderRef"], set())
+            ids = {i for i, s in self.shares.items() if s["holderRef"] == params["holderRef"]}
             return httpx.Response(
                 200, json=[e for e in self.log if e["digest"] in digests or e["shareId"] in ids]
             )
@@ -332,7 +352,7 @@ def test_claim_shows_the_face_and_live_status_and_a_code_works_once(
         "validUntil",
     }  # not the person
     again = claim(client, "ABCD-EFGH-JKLM")
-    assert again.status_code == 422 and 'data-code="CLAIM_INVALID"' in again.text
+    assert again.status_code == 404 and 'data-code="CLAIM_INVALID"' in again.text  # as the issuer answers it
     listing = client.get("/certificates")
     assert listing.text.count('data-certificate="') == 1
 
@@ -475,6 +495,53 @@ def test_access_log_lists_others_newest_first_and_hides_the_wallets_own_checks(
     page = client.get("/access-log")
     assert 'data-organisation="某某银行杭州分行"' in page.text and "浙里办钱包" not in page.text
     assert "2030-01-02 11:04:05" in page.text  # Beijing time
+
+
+def test_a_verification_at_another_region_s_node_shows_the_bank_its_region_and_that_node(
+    wallet: Wallet, alice: tuple[httpx.Client, str]
+) -> None:
+    client, card = alice
+    share_id = share(client, card, "holder.name")
+    digest = next(iter(wallet.verifier.shares.values()))["digest"]
+    wallet.verifier.log = [{
+        "at": "2030-01-02T03:04:05+00:00", "organisation": "广州银行", "region": "440100", "purpose": "跨省开户",
+        "digest": digest, "identifier": None, "shareId": share_id, "fields": ["holder.name"], "verdict": "VALID",
+        "reason": None, "channel": "api", "reportedBy": "广东省验证节点",
+    }]  # fmt: skip
+    page = client.get("/access-log").text
+    assert 'data-organisation="广州银行"' in page and '<span class="region">(440100)</span>' in page
+    assert '<dd class="reported-by">广东省验证节点</dd>' in page
+    [entry] = client.get("/api/v1/access-log").json()
+    assert (entry["region"], entry["reportedBy"]) == ("440100", "广东省验证节点")
+
+
+def test_a_claimed_certificate_is_bound_at_the_verifier_to_its_holder(
+    wallet: Wallet, alice: tuple[httpx.Client, str]
+) -> None:
+    """The node shows a holder's access log only for certificates this wallet holds for them."""
+    client, card = alice
+    digest = client.get(f"/api/v1/certificates/{card}").json()["digest"]
+    [holder_ref] = wallet.verifier.holdings
+    assert wallet.verifier.holdings == {holder_ref: {digest}}
+
+
+def test_the_access_log_binds_certificates_the_verifier_does_not_know_yet(
+    wallet: Wallet, alice: tuple[httpx.Client, str]
+) -> None:
+    """Claimed while the node was unreachable, or before it bound holdings: bound when the
+    holder opens their access log, which then shows who verified the certificate."""
+    client, card = alice
+    digest = client.get(f"/api/v1/certificates/{card}").json()["digest"]
+    wallet.verifier.holdings.clear()
+    wallet.verifier.log = [{
+        "at": "2030-01-02T03:04:05+00:00", "organisation": "某某银行杭州分行", "region": "330100", "purpose": "开户",
+        "digest": digest, "identifier": None, "shareId": None, "fields": ["holder.name"], "verdict": "VALID",
+        "reason": None, "channel": "api",
+    }]  # fmt: skip
+    page = client.get("/access-log")
+    assert page.status_code == 200 and 'data-organisation="某某银行杭州分行"' in page.text
+    assert [e["organisation"] for e in client.get("/api/v1/access-log").json()] == ["某某银行杭州分行"]
+    assert list(wallet.verifier.holdings.values()) == [{digest}]
 
 
 # ─── language, elder mode, headers ───────────────────────────────────────────────────────

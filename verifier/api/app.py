@@ -5,14 +5,16 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.telemetry import TelemetryConfig
 
 from registry.docs import install_docs
 from registry.problems import install as install_problems
 from registry.text_guard import RefuseBrokenText
-from verifier.api import pages, receipts, shares, status, verifications
+from verifier.api import holdings, pages, receipts, remote_access, scan, shares, status, verifications
 from verifier.api.privacy import PrivateHeaders
 from verifier.runtime import VerifierRuntime
 
@@ -22,7 +24,7 @@ from verifier.runtime import VerifierRuntime
 MAX_RECURSION = 5_000
 # FastAPI's native OpenTelemetry asks the global providers on every request whether to trace it;
 # the node configures none, and that question cost more than routing the request.
-NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False}
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def create_app(runtime: VerifierRuntime, *, owns_runtime: bool = False) -> FastAPI:
@@ -53,7 +55,7 @@ def create_app(runtime: VerifierRuntime, *, owns_runtime: bool = False) -> FastA
     )  # the hot route's orjson is strict already
     app.state.runtime = runtime
     install_problems(app)
-    for module in (verifications, shares, receipts, status, pages):
+    for module in (verifications, shares, holdings, remote_access, receipts, status, pages, scan):
         app.include_router(module.router)
     app.router.middleware_stack = verifications.DirectRoute(
         PrivateHeaders(app.router.middleware_stack)
@@ -61,9 +63,10 @@ def create_app(runtime: VerifierRuntime, *, owns_runtime: bool = False) -> FastA
 
     @app.get(
         "/healthz", tags=["node"], summary="Health: chain reachable, index fresh",
-        responses={503: {"description": "Unhealthy: the chain is unreachable or the index stalled (`problems` says which)"}},
+        responses={503: {"description": "Unhealthy: the chain is unreachable or the index stalled (`problems` says which)",
+                         "content": {"application/json": {}}}},
     )  # fmt: skip
-    def health(response: Response) -> dict:
+    def health(response: Response) -> dict[str, Any]:
         healthy, facts = runtime.health()
         response.status_code = 200 if healthy else 503
         response.headers["Cache-Control"] = "no-store"

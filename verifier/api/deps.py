@@ -6,13 +6,15 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from registry.error_codes import ErrorCode
 from registry.errors import NotAuthorised
 from verifier.orgs import Caller
 from verifier.runtime import VerifierRuntime
 
 
 async def runtime(request: Request) -> VerifierRuntime:
-    return request.app.state.runtime
+    rt: VerifierRuntime = request.app.state.runtime
+    return rt
 
 
 Runtime = Annotated[VerifierRuntime, Depends(runtime)]
@@ -44,15 +46,22 @@ async def optional_caller(
 
 async def wallet(who: Annotated[Caller, Depends(caller)]) -> Caller:
     if who.kind != "wallet":
-        raise NotAuthorised("Only a wallet service may manage shares", code="SCOPE_MISSING")
+        raise NotAuthorised("Only a wallet service may manage shares", code=ErrorCode.SCOPE_MISSING)
     return who
 
 
 async def node(who: Annotated[Caller, Depends(caller)]) -> Caller:
     if who.kind not in ("node", "wallet"):
         raise NotAuthorised(
-            "Only a trusted verifier node may fetch shared presentations", code="SCOPE_MISSING"
+            "Only a trusted verifier node may fetch shared presentations", code=ErrorCode.SCOPE_MISSING
         )
+    return who
+
+
+async def trusted_node(who: Annotated[Caller, Depends(caller)]) -> Caller:
+    """A verifier node of another region this node trusts: one it gave a key of kind `node`."""
+    if who.kind != "node":
+        raise NotAuthorised("Only a trusted verifier node may report accesses", code=ErrorCode.SCOPE_MISSING)
     return who
 
 
@@ -60,3 +69,4 @@ CallerDep = Annotated[Caller, Depends(caller)]
 OptionalCaller = Annotated[Caller | None, Depends(optional_caller)]
 WalletDep = Annotated[Caller, Depends(wallet)]
 NodeDep = Annotated[Caller, Depends(node)]
+TrustedNodeDep = Annotated[Caller, Depends(trusted_node)]

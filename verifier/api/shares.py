@@ -1,5 +1,6 @@
-"""Shares, for wallets: create, list, withdraw, dynamic codes, and the holder's access log;
-for trusted nodes of other regions: the shared disclosure itself."""
+"""Shares, for wallets: create, list, withdraw, dynamic codes, and the holder's access log, each
+only for the calling wallet and the holder it names (another wallet's or holder's share or log
+is 404, as an unknown one); for trusted nodes of other regions: the shared disclosure itself."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from registry.certificate.presentation import Presentation
+from registry.error_codes import ErrorCode
 from registry.errors import NotFound
 from verifier.api.deps import NodeDep, Runtime, WalletDep
 from verifier.api.verifications import request_digest
+from verifier.runtime import VerifierRuntime
 
 router = APIRouter(prefix="/v1", tags=["shares"])
 
@@ -28,18 +31,18 @@ class ShareRequest(BaseModel):
     dynamic: bool = False
 
 
-def _link(rt, share_id_token: str) -> str:
+def _link(rt: VerifierRuntime, share_id_token: str) -> str:
     return f"{rt.settings.public_url.rstrip('/')}/s/{share_id_token}"
 
 
 @router.post("/shares", status_code=201, summary="Create a share (wallets)")
-def create_share(body: ShareRequest, rt: Runtime, _wallet: WalletDep) -> dict[str, Any]:
+def create_share(body: ShareRequest, rt: Runtime, wallet: WalletDep) -> dict[str, Any]:
     presentation = Presentation.from_json(body.presentation)
     request_digest(
         presentation
     )  # refuse now what no node could verify later (integers beyond 2**53, lone surrogates)
     state, token = rt.shares.create(
-        body.holderRef, presentation, purpose=body.purpose, lifetime=dt.timedelta(minutes=body.expiresInMinutes),
+        wallet.organisation_id, body.holderRef, presentation, purpose=body.purpose, lifetime=dt.timedelta(minutes=body.expiresInMinutes),
         single_use=body.singleUse, dynamic=body.dynamic,
     )  # fmt: skip
     return {**state.to_json(), "token": token, "url": _link(rt, token)}
@@ -47,25 +50,25 @@ def create_share(body: ShareRequest, rt: Runtime, _wallet: WalletDep) -> dict[st
 
 @router.get("/shares", summary="A holder's shares (wallets)")
 def list_shares(
-    rt: Runtime, _wallet: WalletDep, holderRef: str = Query(..., max_length=128)
+    rt: Runtime, wallet: WalletDep, holderRef: str = Query(..., max_length=128)
 ) -> list[dict[str, Any]]:
-    return [s.to_json() for s in rt.shares.list(holderRef)]
+    return [s.to_json() for s in rt.shares.list(wallet.organisation_id, holderRef)]
 
 
 @router.delete("/shares/{share_id}", summary="Withdraw a share (wallets)")
 def withdraw_share(
-    share_id: str, rt: Runtime, _wallet: WalletDep, holderRef: str = Query(..., max_length=128)
+    share_id: str, rt: Runtime, wallet: WalletDep, holderRef: str = Query(..., max_length=128)
 ) -> dict[str, Any]:
-    return rt.shares.withdraw(holderRef, share_id).to_json()
+    return rt.shares.withdraw(wallet.organisation_id, holderRef, share_id).to_json()
 
 
 @router.get("/shares/{share_id}/dynamic-code", summary="The current code of a dynamic share (wallets)")
 def dynamic_code(
-    share_id: str, rt: Runtime, _wallet: WalletDep, holderRef: str = Query(..., max_length=128)
+    share_id: str, rt: Runtime, wallet: WalletDep, holderRef: str = Query(..., max_length=128)
 ) -> dict[str, Any]:
-    state = rt.shares.get(holderRef, share_id)
+    state = rt.shares.get(wallet.organisation_id, holderRef, share_id)
     if not state.dynamic or state.problem:
-        raise NotFound("Not an active dynamic share", code=state.problem or "SHARE_NOT_DYNAMIC")
+        raise NotFound("Not an active dynamic share", code=state.problem or ErrorCode.SHARE_NOT_DYNAMIC)
     now = dt.datetime.now(dt.UTC)
     window_end = (int(now.timestamp()) // 30 + 1) * 30
     return {
@@ -77,11 +80,18 @@ def dynamic_code(
 @router.get("/access-log", summary="Who verified a holder's certificates (wallets)")
 def access_log(
     rt: Runtime,
-    _wallet: WalletDep,
-    digest: list[str] = Query(default=[]),
-    shareId: list[str] = Query(default=[]),
+    wallet: WalletDep,
+    holderRef: str = Query(..., min_length=1, max_length=128, description="The signed-in holder"),
+    digest: list[str] = Query(default=[], description="Only these certificates (held for the holder)"),
+    shareId: list[str] = Query(default=[], description="Only these shares (made for the holder)"),
 ) -> list[dict[str, Any]]:
-    return rt.access_log.entries(digests=digest, share_ids=shareId)
+    """Newest first: the verifications of the certificates this wallet holds for the holder
+    (`POST /v1/holdings`) and of the shares it made for them; a named digest or share that is
+    not theirs at this wallet is 404 `ACCESS_LOG_NOT_FOUND`."""
+    digests, share_ids = rt.holdings.log_scope(
+        wallet.organisation_id, holderRef, digests=digest, share_ids=shareId
+    )
+    return rt.access_log.entries(digests=digests, share_ids=share_ids)
 
 
 @router.get(
@@ -95,5 +105,7 @@ def shared_presentation(
 ) -> dict[str, Any]:
     state = rt.shares.presentation_for_node(token, c)
     if state.presentation is None:
-        raise NotFound("This share has expired or was withdrawn", code=state.problem or "SHARE_NOT_FOUND")
+        raise NotFound(
+            "This share has expired or was withdrawn", code=state.problem or ErrorCode.SHARE_NOT_FOUND
+        )
     return state.presentation.to_json()

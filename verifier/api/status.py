@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from registry.error_codes import ErrorCode
 from registry.errors import CertificateError, ChainUnavailable
 from registry.indexer import IndexStale
 from verifier.api.deps import CallerDep, Runtime
@@ -28,12 +29,14 @@ def status_at(
     try:
         rt.reader.freshness()
     except IndexStale as exc:
-        raise ChainUnavailable(exc.message, code="INDEX_STALE") from exc
+        raise ChainUnavailable(exc.message, code=ErrorCode.INDEX_STALE) from exc
     moment = at or dt.datetime.now(dt.UTC)
     moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
     found = rt.history.certificate_status_at(bytes.fromhex(root[2:]), index, int(moment.timestamp()))
-    if not found.anchored:
-        raise CertificateError("No such anchored batch in the index", code="NOT_ANCHORED", field="root")
+    if not found.anchored or found.status is None:  # an anchored batch always has a status
+        raise CertificateError(
+            "No such anchored batch in the index", code=ErrorCode.NOT_ANCHORED, field="root"
+        )
     return {
         "root": root, "index": index, "at": moment.isoformat(), "status": found.status.name.lower(),
         "reason": found.reason, "since": found.since, "indexedBlock": rt.history.indexed_block,

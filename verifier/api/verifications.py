@@ -1,5 +1,5 @@
-"""POST /v1/verifications: a holder package, an `EC1:` string, a share link of another node,
-or a QR photo. Valid and invalid answer 200 with the report and a signed receipt; a check that
+"""POST /v1/verifications: a holder package, an `EC1:` string (or its link `<node>/v#EC1:…`), a
+share link of another node, or a QR photo. Valid and invalid answer 200 with the report and a signed receipt; a check that
 could not run answers 503 with the partial report; malformed input is a 4xx problem."""
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from registry.certificate.links import read_scanned
 from registry.certificate.presentation import Presentation
+from registry.error_codes import ErrorCode
 from registry.errors import CertificateError
 from registry.jsonbytes import JSONBytesResponse
 from registry.qr import decode_qr
@@ -37,7 +39,9 @@ class VerificationRequest(BaseModel):
     """Exactly one of `package`, `ec1`, `shareUrl`."""
 
     package: dict[str, Any] | None = Field(None, description="A holder package or disclosure (JSON)")
-    ec1: str | None = Field(None, description="An offline QR payload, EC1:…", max_length=16_384)
+    ec1: str | None = Field(
+        None, description="An offline QR payload, EC1:…, or its link <node>/v#EC1:…", max_length=16_384
+    )
     shareUrl: str | None = Field(None, description="A share link of a trusted node of another region")
     purpose: str = Field(
         ..., min_length=1, max_length=200, description="Why you verify (shown to the holder)"
@@ -51,7 +55,7 @@ def request_digest(presentation: Presentation) -> bytes:
     try:
         return digest_request(presentation)
     except (rfc8785.CanonicalizationError, UnicodeEncodeError) as exc:
-        raise CertificateError(f"Not a canonical JSON package: {exc}", code="CERT_MALFORMED") from exc
+        raise CertificateError(f"Not a canonical JSON package: {exc}", code=ErrorCode.CERT_MALFORMED) from exc
 
 
 def _answer(result: Verification) -> JSONResponse:
@@ -128,31 +132,43 @@ async def verify(request: Request) -> JSONResponse:
     given = [name for name in ("package", "ec1", "shareUrl") if getattr(body, name)]
     if len(given) != 1:
         raise CertificateError(
-            "Send exactly one of package, ec1, shareUrl", code="REQUEST_INVALID", field="body"
+            "Send exactly one of package, ec1, shareUrl", code=ErrorCode.REQUEST_INVALID, field="body"
         )
+    remote = None
     if body.package is not None:
         presentation = Presentation.from_json(body.package)
     elif body.ec1 is not None:
         presentation = presentation_from_text(body.ec1)
     else:
-        presentation = await run_in_threadpool(
+        assert body.shareUrl is not None  # the one of the three that was given
+        remote = await run_in_threadpool(
             fetch_shared_presentation, body.shareUrl, rt.settings.trusted_nodes, rt.settings.node_key
         )
+        presentation = remote.presentation
     at = body.at if body.at is None or body.at.tzinfo else body.at.replace(tzinfo=dt.UTC)
     run = partial(
         rt.service.verify, presentation, who=Who(who.name, who.region), purpose=body.purpose, channel="api",
-        request_digest=request_digest(presentation), at=at,
+        request_digest=request_digest(presentation), at=at, remote=remote,
     )  # fmt: skip
     if rt.history.batch(presentation.batch_root) is not None:
         return _answer(run())  # the index knows the batch: no I/O, stay on the event loop
     return _answer(await run_in_threadpool(run))  # may ask the chain: never block the loop with it
 
 
+INDETERMINATE = {"description": "Could not verify (a check could not run): the partial report, never valid",
+                 "content": {"application/json": {}}}  # fmt: skip
 # Documented here; `DirectRoute` answers it (the router only would if it were not installed).
-router.add_api_route("", verify, methods=["POST"], summary="Verify a certificate", openapi_extra=_OPENAPI)
+router.add_api_route(
+    "",
+    verify,
+    methods=["POST"],
+    summary="Verify a certificate",
+    openapi_extra=_OPENAPI,
+    responses={503: INDETERMINATE},
+)
 
 
-@router.post("/image", summary="Verify the QR code in a photo")
+@router.post("/image", summary="Verify the QR code in a photo", responses={503: INDETERMINATE})
 def verify_image(
     rt: Runtime,
     who: CallerDep,
@@ -161,11 +177,14 @@ def verify_image(
 ) -> JSONResponse:
     raw = file.file.read(MAX_IMAGE_BYTES + 1)
     if len(raw) > MAX_IMAGE_BYTES:
-        raise CertificateError("The image is larger than 5 MB", code="UPLOAD_TOO_LARGE", field="file")
+        raise CertificateError("The image is larger than 5 MB", code=ErrorCode.UPLOAD_TOO_LARGE, field="file")
     payload = decode_qr(raw)[0]
-    if payload.startswith(("http://", "https://")):
-        presentation = fetch_shared_presentation(payload, rt.settings.trusted_nodes, rt.settings.node_key)
-    else:
+    remote = None
+    scanned = read_scanned(payload) if payload.startswith(("http://", "https://")) else None
+    if scanned is not None and scanned.share_url is not None:  # a share link: its node has the disclosure
+        remote = fetch_shared_presentation(scanned.share_url, rt.settings.trusted_nodes, rt.settings.node_key)
+        presentation = remote.presentation
+    else:  # an EC1: code, bare or in a verification link's fragment, or a package's JSON
         presentation = presentation_from_text(payload)
     result = rt.service.verify(
         presentation,
@@ -173,5 +192,6 @@ def verify_image(
         purpose=purpose,
         channel="qr",
         request_digest=request_digest(presentation),
+        remote=remote,
     )
     return _answer(result)

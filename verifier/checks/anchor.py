@@ -23,10 +23,11 @@ class AnchorCheck:
         facts = ctx.chain
         found = facts.inspection
         root = "0x" + ctx.presentation.batch_root.hex()
-        if not found.anchored:
+        if not found.anchored:  # the chain's answer: where it came from goes into the receipt
             return invalid(
-                self.kind, "NOT_ANCHORED", f"Batch {root} is not anchored on this registry", root=root
-            )
+                self.kind, "NOT_ANCHORED", f"Batch {root} is not anchored on this registry",
+                root=root, block=facts.block_number, source=facts.source,
+            )  # fmt: skip
         evidence = {
             "root": root, "index": ctx.presentation.batch_index, "anchoredAt": found.anchored_at,
             "block": facts.block_number, "source": facts.source,

@@ -67,10 +67,10 @@ def run_guarded(check: Check, ctx: Any) -> CheckResult:
         if not check.applies(ctx):
             return CheckResult(check.kind, Outcome.SKIPPED, NOT_APPLICABLE, "Nothing to check")
         return check.run(ctx)
-    except ChainError as exc:
-        return CheckResult(check.kind, Outcome.ERROR, exc.code, exc.message)
+    except ChainError as exc:  # a report's reason is plain text: the error's code by its value
+        return CheckResult(check.kind, Outcome.ERROR, str(exc.code), exc.message)
     except EcertError as exc:
-        return CheckResult(check.kind, Outcome.ERROR, exc.code, exc.message)
+        return CheckResult(check.kind, Outcome.ERROR, str(exc.code), exc.message)
     except Exception as exc:
         log.exception("check %s failed unexpectedly", check.kind)
         return CheckResult(

@@ -38,5 +38,5 @@ class FormatCheck:
             try:
                 _ = ctx.licence_id  # parsing raises on a malformed identifier
             except IdentifierError as exc:
-                return invalid(self.kind, exc.code, f"identifier: {exc.message}")
+                return invalid(self.kind, str(exc.code), f"identifier: {exc.message}")
         return valid(self.kind, "FORMAT_OK", "Well-formed", fields=sorted(paths))

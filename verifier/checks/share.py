@@ -40,7 +40,7 @@ class ShareCheck:
         return getattr(ctx, "share", None) is not None
 
     def run(self, ctx: VerificationContext) -> CheckResult:
-        share: ShareTerms = ctx.share  # type: ignore[attr-defined]
+        share: ShareTerms = ctx.share
         evidence = {
             "expiresAt": share.expires_at.isoformat(),
             "singleUse": share.single_use,

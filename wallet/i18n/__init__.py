@@ -14,7 +14,10 @@ _HERE = Path(__file__).parent
 
 @cache
 def messages(lang: str) -> dict[str, str]:
-    return json.loads((_HERE / f"{lang if lang in LANGS else 'zh'}.json").read_text(encoding="utf-8"))
+    words: dict[str, str] = json.loads(
+        (_HERE / f"{lang if lang in LANGS else 'zh'}.json").read_text(encoding="utf-8")
+    )
+    return words
 
 
 @cache

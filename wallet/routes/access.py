@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from registry.errors import EcertError
 from wallet.i18n import problem_text
@@ -13,11 +13,9 @@ router = APIRouter(tags=["access log"])
 
 
 @router.get("/access-log", summary="Who verified the holder's certificates")
-def access(p: HolderDep):
+def access(p: HolderDep) -> Response:
     try:
-        entries, own = access_log(
-            p.holder, p.rt.vault, p.rt.sharing, p.rt.verifier, org_name=p.rt.settings.org_name
-        )
+        entries, own = access_log(p.holder, p.rt.vault, p.rt.verifier, org_name=p.rt.settings.org_name)
     except EcertError as exc:
         return p.render("access_log.html", status_code=http_status(exc), entries=[], own=0,
                         error=problem_text(p.lang, exc.code, exc.message))  # fmt: skip

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+from starlette.datastructures import FormData
 
+from registry.error_codes import ErrorCode
 from registry.errors import EcertError
 from registry.problems import RateLimited
 from wallet.i18n import problem_text
@@ -12,13 +14,13 @@ from wallet.web import FormDep, PageDep, http_status, redirect, safe_next, set_s
 router = APIRouter(tags=["accounts"])
 
 
-def _text(form, name: str) -> str:
+def _text(form: FormData, name: str) -> str:
     value = form.get(name)
     return value if isinstance(value, str) else ""
 
 
 @router.get("/", summary="Home")
-def home(p: PageDep):
+def home(p: PageDep) -> Response:
     if p.holder is None:
         return p.render("welcome.html")
     if p.elder:
@@ -27,19 +29,21 @@ def home(p: PageDep):
 
 
 @router.get("/register", summary="Registration form")
-def register_form(p: PageDep):
+def register_form(p: PageDep) -> Response:
     if p.holder:
         return redirect("/")
     return p.render("register.html", values={}, error=None)
 
 
 @router.post("/register", summary="Register a holder")
-def register(p: PageDep, form: FormDep):
+def register(p: PageDep, form: FormDep) -> Response:
     values = {"name": _text(form, "name"), "id_number": _text(form, "id_number")}
     password, confirm = _text(form, "password"), _text(form, "password_confirm")
     try:
         if password != confirm:
-            raise EcertError("The two passwords differ", code="PASSWORD_MISMATCH", field="password_confirm")
+            raise EcertError(
+                "The two passwords differ", code=ErrorCode.PASSWORD_MISMATCH, field="password_confirm"
+            )
         holder = p.rt.holders.register(
             values["name"], values["id_number"], password, ip=p.client_ip, lang=p.lang, elder=p.elder
         )
@@ -61,14 +65,14 @@ def register(p: PageDep, form: FormDep):
 
 
 @router.get("/login", summary="Sign-in form")
-def login_form(p: PageDep, next: str | None = Query(None, max_length=300)):
+def login_form(p: PageDep, next: str | None = Query(None, max_length=300)) -> Response:
     if p.holder:
         return redirect(safe_next(next))
     return p.render("login.html", next=safe_next(next), error=None, id_number="")
 
 
 @router.post("/login", summary="Sign in")
-def login(p: PageDep, form: FormDep):
+def login(p: PageDep, form: FormDep) -> Response:
     target, id_number = safe_next(_text(form, "next")), _text(form, "id_number")
     try:
         holder = p.rt.holders.authenticate(id_number, _text(form, "password"), ip=p.client_ip)
@@ -93,7 +97,7 @@ def login(p: PageDep, form: FormDep):
 
 
 @router.post("/logout", summary="Sign out")
-def logout(p: PageDep, form: FormDep):
+def logout(p: PageDep, form: FormDep) -> Response:
     p.rt.logins.end(p.request.cookies.get("wallet_session"))
     response = redirect("/")
     set_session_cookie(p.request, response, None)

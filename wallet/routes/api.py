@@ -10,18 +10,18 @@ from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, Field
 
 from wallet.sharing import ShareView, access_log
-from wallet.web import CsrfRejected, HolderDep, Page, same_origin, signed_in_page
+from wallet.web import CsrfRejected, HolderDep, SignedInPage, same_origin
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
 
-def csrf_header(p: HolderDep, x_csrf_token: Annotated[str | None, Header()] = None) -> Page:
+def csrf_header(p: HolderDep, x_csrf_token: Annotated[str | None, Header()] = None) -> SignedInPage:
     if not same_origin(p.request) or not p.rt.csrf.check(p.csrf_binding, x_csrf_token):
         raise CsrfRejected("Send the page's CSRF token in X-CSRF-Token")
     return p
 
 
-Checked = Annotated[Page, Depends(csrf_header)]
+Checked = Annotated[SignedInPage, Depends(csrf_header)]
 
 
 class ShareBody(BaseModel):
@@ -84,11 +84,10 @@ def dynamic_code(share_id: str, p: HolderDep) -> dict[str, Any]:
 
 
 @router.get("/access-log", summary="Who verified the holder's certificates")
-def access(p: Annotated[Page, Depends(signed_in_page)]) -> list[dict[str, Any]]:
-    entries, _ = access_log(
-        p.holder, p.rt.vault, p.rt.sharing, p.rt.verifier, org_name=p.rt.settings.org_name
-    )
+def access(p: HolderDep) -> list[dict[str, Any]]:
+    entries, _ = access_log(p.holder, p.rt.vault, p.rt.verifier, org_name=p.rt.settings.org_name)
     return [{"at": e.at.isoformat(), "organisation": e.organisation, "region": e.region, "purpose": e.purpose,
              "certificateId": e.certificate_id, "fields": list(e.fields), "verdict": e.verdict, "reason": e.reason,
              "channel": e.channel, "shareId": e.share_id, "anonymous": e.anonymous,
-             "claimedPurpose": e.claimed_purpose, "ipPrefix": e.ip_prefix, "userAgent": e.user_agent} for e in entries]  # fmt: skip
+             "claimedPurpose": e.claimed_purpose, "ipPrefix": e.ip_prefix, "userAgent": e.user_agent,
+             "reportedBy": e.reported_by} for e in entries]  # fmt: skip

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from registry.error_codes import ErrorCode
 from registry.errors import EcertError
 from registry.problems import RateLimited
 from registry.qr import decode_qr
 from wallet.faces import face_rows
 from wallet.i18n import problem_text
+from wallet.vault import Card, StatusView
 from wallet.web import FormDep, HolderDep, http_status, redirect
 
 router = APIRouter(tags=["certificates"])
@@ -18,8 +20,8 @@ MAX_PHOTO_BYTES = 5 * 1024 * 1024
 
 
 @router.get("/certificates", summary="The holder's certificates")
-def certificates(p: HolderDep):
-    items = []
+def certificates(p: HolderDep) -> Response:
+    items: list[tuple[Card, StatusView]] = []
     for card in p.rt.vault.list(p.holder.id):
         # Once the verifier did not answer, do not make the holder wait for it once per certificate.
         down = items and items[-1][1].verdict == "UNAVAILABLE"
@@ -28,7 +30,7 @@ def certificates(p: HolderDep):
 
 
 @router.get("/certificates/{card_id}", summary="A certificate's face and verification state")
-def certificate(card_id: str, p: HolderDep):
+def certificate(card_id: str, p: HolderDep) -> Response:
     card = p.rt.vault.get(p.holder.id, card_id)
     status = p.rt.vault.status(card, fresh=True)
     return p.render("certificate.html", card=card, face=face_rows(card.presentation, p.lang), status=status,
@@ -36,20 +38,23 @@ def certificate(card_id: str, p: HolderDep):
 
 
 @router.get("/claim", summary="Claim form")
-def claim_form(p: HolderDep):
+def claim_form(p: HolderDep) -> Response:
     return p.render("claim.html", error=None, code="", welcome=p.request.query_params.get("welcome") == "1")
 
 
 @router.post("/claim", summary="Claim a certificate with a one-time code")
-async def claim(p: HolderDep, form: FormDep):
-    typed = form.get("code") if isinstance(form.get("code"), str) else ""
+async def claim(p: HolderDep, form: FormDep) -> Response:
+    code = form.get("code")
+    typed = code if isinstance(code, str) else ""
     photo = form.get("photo")
     try:
         text = typed
         if isinstance(photo, UploadFile) and photo.filename:
             raw = await photo.read(MAX_PHOTO_BYTES + 1)
             if len(raw) > MAX_PHOTO_BYTES:
-                raise EcertError("The photo is larger than 5 MB", code="UPLOAD_TOO_LARGE", field="photo")
+                raise EcertError(
+                    "The photo is larger than 5 MB", code=ErrorCode.UPLOAD_TOO_LARGE, field="photo"
+                )
             text = decode_qr(raw)[0]
         card = await run_in_threadpool(p.rt.vault.claim, p.holder, text)
     except EcertError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from wallet.holders import LANGS
 from wallet.web import PREFS_COOKIE, FormDep, HolderDep, PageDep, redirect, safe_next
@@ -11,13 +11,14 @@ router = APIRouter(tags=["preferences"])
 
 
 @router.get("/settings", summary="Settings")
-def settings_page(p: HolderDep):
+def settings_page(p: HolderDep) -> Response:
     return p.render("settings.html", saved=p.request.query_params.get("saved") == "1")
 
 
 @router.post("/settings", summary="Save language and elder mode")
-def save(p: PageDep, form: FormDep):
-    lang = form.get("lang") if form.get("lang") in LANGS else None
+def save(p: PageDep, form: FormDep) -> Response:
+    asked = form.get("lang")
+    lang = asked if isinstance(asked, str) and asked in LANGS else None
     elder = {"1": True, "0": False}.get(str(form.get("elder") or ""))
     back = safe_next(str(form.get("next") or "")) if form.get("next") else "/settings?saved=1"
     response = redirect(back)

@@ -6,13 +6,16 @@ from __future__ import annotations
 import base64
 
 from fastapi import APIRouter, Response
+from fastapi.responses import HTMLResponse
 from qrcode.exceptions import DataOverflowError
 
+from registry.error_codes import ErrorCode
 from registry.errors import EcertError
 from registry.qr import qr_png
 from wallet.i18n import problem_text
 from wallet.sharing import EXPIRY_MINUTES, field_choices
-from wallet.web import FormDep, HolderDep, http_status, redirect
+from wallet.vault import Card
+from wallet.web import FormDep, HolderDep, SignedInPage, http_status, redirect
 
 router = APIRouter(tags=["shares"])
 
@@ -21,7 +24,15 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def _form_page(p, card, *, error=None, chosen=None, values=None, status_code=200):
+def _form_page(
+    p: SignedInPage,
+    card: Card,
+    *,
+    error: dict[str, str] | None = None,
+    chosen: list[str] | None = None,
+    values: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
     choices = field_choices(card.presentation)
     picked = set(chosen) if chosen is not None else {c.path for c in choices if c.default}
     return p.render("share_form.html", status_code=status_code, card=card, choices=choices, picked=picked, expiries=EXPIRY_MINUTES,
@@ -29,12 +40,12 @@ def _form_page(p, card, *, error=None, chosen=None, values=None, status_code=200
 
 
 @router.get("/certificates/{card_id}/share", summary="Share form")
-def share_form(card_id: str, p: HolderDep):
+def share_form(card_id: str, p: HolderDep) -> Response:
     return _form_page(p, p.rt.vault.get(p.holder.id, card_id))
 
 
 @router.post("/certificates/{card_id}/share", summary="Create a share")
-def create_share(card_id: str, p: HolderDep, form: FormDep):
+def create_share(card_id: str, p: HolderDep, form: FormDep) -> Response:
     card = p.rt.vault.get(p.holder.id, card_id)  # ownership before anything else
     chosen = [v for v in form.getlist("fields") if isinstance(v, str)]
     values = {k: str(form.get(k) or "") for k in ("expiry", "purpose", "mode")}
@@ -43,7 +54,7 @@ def create_share(card_id: str, p: HolderDep, form: FormDep):
             minutes = int(values["expiry"])
         except ValueError:
             raise EcertError(
-                "Choose how long the share lasts", code="SHARE_LIFETIME_INVALID", field="expiry"
+                "Choose how long the share lasts", code=ErrorCode.SHARE_LIFETIME_INVALID, field="expiry"
             ) from None
         share = p.rt.sharing.create(
             p.holder, card, chosen, purpose=values["purpose"], minutes=minutes,
@@ -56,14 +67,14 @@ def create_share(card_id: str, p: HolderDep, form: FormDep):
 
 
 @router.get("/shares", summary="The holder's shares")
-def shares(p: HolderDep):
+def shares(p: HolderDep) -> Response:
     items, live = p.rt.sharing.list(p.holder)
     names = {c.id: str(c.fields.get("name", "")) for c in p.rt.vault.list(p.holder.id)}
     return p.render("shares.html", items=items, live=live, names=names)
 
 
 @router.get("/shares/{share_id}", summary="A share: its link, QR codes and state")
-def share(share_id: str, p: HolderDep):
+def share(share_id: str, p: HolderDep) -> Response:
     item = p.rt.sharing.get(p.holder, share_id)
     card = p.rt.vault.get(p.holder.id, item.certificate_id)
     link_qr = data_uri(qr_png(item.url)) if item.active and not item.dynamic else None
@@ -72,13 +83,13 @@ def share(share_id: str, p: HolderDep):
         try:
             offline_qr = data_uri(qr_png(p.rt.sharing.offline_code(p.holder, share_id)))
         except DataOverflowError:
-            offline_error = problem_text(p.lang, "QR_TOO_LARGE")
+            offline_error = problem_text(p.lang, ErrorCode.QR_TOO_LARGE)
     return p.render("share.html", item=item, card=card, link_qr=link_qr, offline_qr=offline_qr, offline_error=offline_error,
                     withdrawn_now=p.request.query_params.get("withdrawn") == "1")  # fmt: skip
 
 
 @router.get("/shares/{share_id}/dynamic", summary="The dynamic QR for in-person checks")
-def dynamic_page(share_id: str, p: HolderDep):
+def dynamic_page(share_id: str, p: HolderDep) -> Response:
     item = p.rt.sharing.get(p.holder, share_id)
     if not item.dynamic:
         return redirect(f"/shares/{share_id}")
@@ -94,7 +105,7 @@ def dynamic_png(share_id: str, p: HolderDep) -> Response:
 
 
 @router.post("/shares/{share_id}/withdraw", summary="Withdraw a share")
-def withdraw(share_id: str, p: HolderDep, form: FormDep):
+def withdraw(share_id: str, p: HolderDep, form: FormDep) -> Response:
     p.rt.sharing.withdraw(p.holder, share_id)
     back = form.get("back")
     return redirect("/shares" if back == "list" else f"/shares/{share_id}?withdrawn=1")

@@ -1,0 +1,71 @@
+"""Access-log entries reported by other regions' nodes: a verification there of a share kept
+here (跨省通办), so the holder's log at this node has it, with the verifying organisation and
+its region, and the node that reports it.
+
+`RemoteAccess` is the wire format both ends use: the verifying node's outbox posts it
+(`verifier.outbox`), this node stores it (`store_remote_access`) once per event id however often
+it arrives, and only for a share it keeps, named by its token's SHA-256 (all this node has).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry.error_codes import ErrorCode
+from registry.errors import Conflict, NotFound
+from verifier.db import insert_new
+from verifier.models import AccessEntry, Share
+
+HEX_64 = r"^[0-9a-f]{64}$"
+
+
+class RemoteAccess(BaseModel):
+    """One verification at another region's node of a share kept here."""
+
+    eventId: str = Field(..., pattern=r"^[0-9a-f]{32}$", description="The reporting node's id of this event")
+    at: dt.datetime = Field(..., description="When it was verified")
+    organisation: str = Field(..., min_length=1, max_length=200, description="Who verified")
+    organisationRegion: str = Field(..., max_length=6, description="Their region (GB/T 2260)")
+    purpose: str = Field(..., max_length=200)
+    fields: list[str] = Field(..., max_length=1_000, description="The disclosed paths")
+    verdict: Literal["VALID", "INVALID", "ERROR"]
+    reason: str | None = Field(None, max_length=64)
+    channel: str = Field(..., min_length=1, max_length=10, description="api or qr, at the reporting node")
+    shareTokenHash: str = Field(..., pattern=HEX_64, description="SHA-256 (hex) of the share's token")
+    digest: str = Field(..., pattern=r"^0x[0-9a-f]{64}$", description="The certificate's digest")
+    identifier: str | None = Field(None, max_length=120)
+
+
+def store_remote_access(sessions: sessionmaker[Session], event: RemoteAccess, *, reported_by: str) -> bool:
+    """Store `event` in the access log under its share; False if it was stored before. A share not
+    kept here is NOT_FOUND, one of another certificate a conflict: neither is worth resending."""
+    with sessions.begin() as session:
+        share = session.execute(
+            select(Share.id, Share.digest).where(Share.token_hash == event.shareTokenHash)
+        ).first()
+        if share is None:
+            raise NotFound("No share of this node has that token", code=ErrorCode.SHARE_NOT_FOUND)
+        if share.digest != event.digest:
+            raise Conflict(
+                "The share is of another certificate than the one reported", code=ErrorCode.ACCESS_EVENT_MISMATCH,
+                field="digest",
+            )  # fmt: skip
+        statement = insert_new(AccessEntry, session.get_bind().dialect.name, ["event_id"])
+        new = session.execute(statement.returning(AccessEntry.id), _row(event, share.id, reported_by))
+        return new.first() is not None
+
+
+def _row(event: RemoteAccess, share_id: str, reported_by: str) -> dict[str, Any]:
+    at = event.at if event.at.tzinfo else event.at.replace(tzinfo=dt.UTC)
+    return {
+        "at": at.astimezone(dt.UTC), "organisation": event.organisation, "organisation_region": event.organisationRegion,
+        "purpose": event.purpose, "digest": event.digest, "identifier": event.identifier, "share_id": share_id,
+        "fields": orjson.dumps(event.fields).decode(), "verdict": event.verdict, "reason": event.reason,
+        "channel": event.channel, "event_id": event.eventId, "reported_by": reported_by,
+    }  # fmt: skip
