@@ -421,6 +421,20 @@ AUDIT_JS = """
 """
 
 
+# axe-core from node_modules (npm, pinned): run through the DevTools protocol, which a page's CSP
+# does not govern, so the audited page keeps its own script-src 'self'.
+AXE_JS = (Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js").read_text("utf-8")
+AXE_RUN = """async () => {
+  const result = await axe.run(document, {resultTypes: ['violations']});
+  return result.violations.map(v => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')}`);
+}"""
+
+
 def audit_accessibility(page: Any, ratio: float = 4.5, min_font_px: float = 0) -> None:
+    """axe-core with 0 violations, and our own stricter checks (elder mode's contrast and font size)."""
+    if not page.evaluate("() => typeof axe !== 'undefined'"):
+        page.evaluate(f"() => {{ {AXE_JS}\n; window.axe = axe; }}")
+    violations = page.evaluate(AXE_RUN)
+    assert not violations, f"{page.url}: axe-core: {violations[:8]}"
     problems = page.evaluate(AUDIT_JS, [ratio, min_font_px])
     assert not problems, f"{page.url}: {problems[:8]}"
