@@ -61,6 +61,9 @@ class Demo:
     services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     bank_key: str = ""
     issuer_key: str = ""
+    clerk: tuple[str, str, str] | None = (
+        None  # the bank's front-desk clerk: (username, password, TOTP secret)
+    )
     claim: tuple[str, str, str] | None = None  # (holder name, ID number, claim code)
     holders: list[str] = field(default_factory=list)
     password_rule: str = ""  # the wallet's own words for its password rule
@@ -146,12 +149,13 @@ def issue_samples(ws: Workspace, clock: StepClock) -> tuple[Path, Path]:
     return seeded, claimable
 
 
-def _ecert(*args: str, env: dict[str, str] | None = None) -> str:
+def _ecert(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> str:
     """Run `ecert …` as a user would (the issuer imports neither the verifier nor the wallet);
     its standard output."""
     done = subprocess.run(
-        [sys.executable, "-m", "registry", *args], capture_output=True, text=True, check=False, env=env
-    )
+        [sys.executable, "-m", "registry", *args], capture_output=True, text=True, check=False, env=env,
+        input=stdin,
+    )  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"ecert {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")
     return done.stdout.strip()
@@ -203,7 +207,7 @@ def start_services(demo: Demo, clock: StepClock) -> None:
             "wallet",
             env=env,
         ).splitlines()[-1]
-        demo.bank_key = _ecert(
+        bank = _ecert(
             "verifier",
             "org",
             "add",
@@ -214,7 +218,9 @@ def start_services(demo: Demo, clock: StepClock) -> None:
             "--kind",
             "bank",
             env=env,
-        ).splitlines()[-1]
+        ).splitlines()
+        demo.bank_key = bank[-1]
+        demo.clerk = _add_clerk(bank, env)
         demo.issuer_key = _ecert(
             "issuer",
             "api-key",
@@ -239,6 +245,20 @@ def start_services(demo: Demo, clock: StepClock) -> None:
         _spawn(demo, "wallet", ["wallet", "--port", str(demo.ports.wallet_port)], wallet_env)
         for name in ("issuer", "verifier", "wallet"):
             _wait_listening(demo, name)
+
+
+ORG_LINE = re.compile(r"^organisation (?P<id>\d+) ")
+
+
+def _add_clerk(org_add_output: list[str], env: dict[str, str]) -> tuple[str, str, str]:
+    """A front-desk clerk of the bank (a fresh name each run, as each run makes fresh keys)."""
+    found = next(m for line in org_add_output if (m := ORG_LINE.match(line)))
+    username, password = f"clerk-{secrets.token_hex(2)}", "demo-" + secrets.token_urlsafe(9)
+    out = _ecert(
+        "verifier", "staff", "add", "--org", found["id"], "--username", username, "--name", "王柜员",
+        "--password-stdin", env=env, stdin=password + "\n",
+    ).splitlines()  # fmt: skip
+    return username, password, out[-2]  # the secret, then its provisioning URI
 
 
 HOLDER_LINE = re.compile(r"holder (?P<name>\S+): ID number (?P<id>\w+), password (?P<password>\S+)")
@@ -340,6 +360,7 @@ def print_summary(demo: Demo, seeded: Path) -> None:
     say(f"  holder wallet 持证人钱包   {demo.url('wallet')}/")
     say(f"  verifier node 核验节点     {demo.url('verifier')}/docs   (region 330000)")
     say(f"  issuer API   发证接口     {demo.url('issuer')}/docs")
+    say(f"  front desk   核验前台     {demo.url('verifier')}/desk")
     say("\n  demo holders 演示持证人 (sign in to the wallet with ID number + password):")
     for line in demo.holders:
         say(f"    {line}")
@@ -351,6 +372,13 @@ def print_summary(demo: Demo, seeded: Path) -> None:
         say(f"    {code}")
         if demo.password_rule:
             say(f"  password rule 密码规则: {demo.password_rule}")
+    if demo.clerk:
+        username, password, secret = demo.clerk
+        say("\n  front-desk clerk 前台柜员 (sign in at /desk; the code is what an authenticator app shows):")
+        say(f"    username 用户名 {username}  password 密码 {password}")
+        say(f"    TOTP secret 动态口令密钥 {secret}")
+        say("  the current code 当前动态口令:")
+        say(f"    {sys.executable} -c \"import pyotp; print(pyotp.TOTP('{secret}').now())\"")
     say("\n  bank API key 银行密钥:")
     say(f"    {demo.bank_key}")
     say(f"  agency API key 发证机关密钥 ({AGENCIES[0][1]}):")

@@ -9,7 +9,7 @@ The QR code is a verification link `<verifier node>/v#EC1:…` (`registry.certif
 small disclosure (`qr_disclosure`: what the licence is, who holds it, until when), not of the
 whole package: a phone opens it, `ecert verify` reads it offline, and its density stays low
 enough for a 100 dpi copy of the page to scan (the PDF draws it with modules of `QR_MODULE_MM`).
-It never holds a full ID number. The PDF embeds its fonts (a subset of Noto CJK, `issuer.fonts`).
+It never holds a full ID number. The PDF embeds its fonts (a subset of Noto CJK, `registry.pdf_fonts`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from issuer.fonts import embedded_fonts, font_name
+from registry.certificate.labels import FACE_LABELS, TYPE_EXT_LABELS, face_label, field_label
 from registry.certificate.links import verify_link
 from registry.certificate.model import CODE_TYPE_ID_NUMBER, CODE_TYPE_USCC, mask_code
 from registry.certificate.presentation import Presentation
+from registry.pdf_fonts import embedded_fonts, font_name
 from registry.qr import qr_modules, qr_png
 
 if TYPE_CHECKING:
@@ -40,28 +41,11 @@ QR_PATHS = ("holder.name", "validFrom", "validUntil")
 QR_MODULE_MM = 0.762  # 3 pixels at 100 dpi: a scan or fax of the page at 100 dpi still decodes
 QR_MAX_MM = 105.0  # with the quiet zone; a code this wide (very large batches) gets smaller modules
 
-# key: (中文, English)
-LABELS = {
-    "number": ("证照编号", "Licence No."),
-    "uscc": ("统一社会信用代码", "Unified social credit code"),
-    "idNumber": ("身份证件号码", "ID number"),
-    "holderCode": ("证件号码", "Holder code"),
-    "holderOrg": ("名称", "Name"),
-    "holderPerson": ("持证人", "Holder"),
-    "validity": ("有效期", "Valid"),
-    "issuedDate": ("发证日期", "Date of issue"),
-    "issuer": ("发证机关", "Issuing authority"),
-    "identifier": ("电子证照标识", "E-licence identifier"),
-    "previousIdentifier": ("替代证照", "Replaces"),
-    "ext.legalRepresentative": ("法定代表人", "Legal representative"),
-    "ext.operator": ("经营者", "Operator"),
-    "ext.type": ("类型", "Type"),
-    "ext.registeredCapital": ("注册资本", "Registered capital"),
-    "ext.establishedDate": ("成立日期", "Date of establishment"),
-    "ext.address": ("住所", "Domicile"),
-    "ext.scope": ("经营范围", "Business scope"),
+# The licence's CSS names rows it knows; any other row is styled as "other".
+_STYLED = {*FACE_LABELS, "number", "validity", "issuedDate", "identifier", "previousIdentifier"} | {
+    f"ext.{key}" for labels in TYPE_EXT_LABELS.values() for key in labels
 }
-EXT_ORDER = [key.removeprefix("ext.") for key in LABELS if key.startswith("ext.")]
+_EXT_ORDER = [key for labels in TYPE_EXT_LABELS.values() for key in labels]  # a type without its own
 TEXTS = {
     "subtitle": ("电子证照打印件", "Printed copy of an electronic licence"),
     "permanent": ("长期", "long-term (长期)"),
@@ -81,7 +65,7 @@ TEXTS = {
 
 @dataclass(frozen=True)
 class Row:
-    key: str  # a field path, or a LABELS key
+    key: str  # a field path, or a FACE_LABELS key
     label: str
     value: str
     label_alt: str | None = None  # the Chinese label under an English one
@@ -89,7 +73,7 @@ class Row:
 
     @property
     def css(self) -> str:
-        return self.key.replace(".", "-") if self.key in LABELS else "other"
+        return self.key.replace(".", "-") if self.key in _STYLED else "other"
 
 
 @dataclass(frozen=True)
@@ -114,9 +98,13 @@ def _text(key: str, lang: str) -> str:
     return TEXTS[key][lang == "en"]
 
 
-def _row(key: str, value: Any, lang: str) -> Row:
-    """Unknown (ext) fields are labelled with their own key; a missing value is '（未披露）'."""
-    zh, en = LABELS.get(key, (key.removeprefix("ext."),) * 2)
+def _row(key: str, value: Any, lang: str, type_code: str = "") -> Row:
+    """Labels come from the registry's catalogue (`registry.certificate.labels`), so a field reads
+    the same on paper as in the wallet; a missing value is '（未披露）'."""
+    if key in FACE_LABELS or "." not in key:
+        zh, en = face_label(key, "zh"), face_label(key, "en")
+    else:
+        zh, en = field_label(type_code, key, "zh"), field_label(type_code, key, "en")
     hidden = value is None or value == ""
     text = _text("hidden", lang) if hidden else _format_value(value)
     return Row(key, en if lang == "en" else zh, text, zh if lang == "en" and zh != en else None, hidden)
@@ -166,8 +154,10 @@ def licence_face(presentation: Presentation, lang: str = "zh") -> LicenceFace:
 
     person = holder.get("codeType") == CODE_TYPE_ID_NUMBER
     rows = [_row("holderPerson" if person else "holderOrg", holder.get("name"), lang)]
-    ordered = sorted(ext, key=lambda k: EXT_ORDER.index(k) if k in EXT_ORDER else len(EXT_ORDER))
-    rows.extend(_row(f"ext.{key}", ext[key], lang) for key in ordered)
+    type_code = str(fields.get("typeCode") or "")
+    order = list(TYPE_EXT_LABELS.get(type_code) or _EXT_ORDER)
+    ordered = sorted(ext, key=lambda k: order.index(k) if k in order else len(order))
+    rows.extend(_row(f"ext.{key}", ext[key], lang, type_code) for key in ordered)
 
     start, end = _date(fields.get("validFrom"), lang), _date(fields.get("validUntil"), lang)
     if end is None:  # null means 长期; absent from a disclosure means the holder hid it

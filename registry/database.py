@@ -3,12 +3,16 @@ migrations run in process from a room's own migrations folder."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, MetaData, Table, create_engine, event
+from sqlalchemy import Engine, MetaData, Table, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 if TYPE_CHECKING:
@@ -42,13 +46,35 @@ def make_engine(url: str) -> Engine:
 
 
 def migrate(engine: Engine, migrations: Path) -> None:
-    """Bring the schema to the newest migration of `migrations` (an alembic script folder)."""
+    """Bring the schema to the newest migration of `migrations` (an alembic script folder), one
+    process at a time: a service starting while a CLI command opens the same database would
+    otherwise both create the version table, and one of them fail."""
+    room = migrations.parent.name
     config = Config()
     config.set_main_option("script_location", str(migrations))
-    config.set_main_option("version_table", f"alembic_version_{migrations.parent.name}")
-    with engine.begin() as connection:
+    config.set_main_option("version_table", f"alembic_version_{room}")
+    with _one_migration_at_a_time(engine), engine.begin() as connection:
+        if engine.dialect.name == "postgresql":  # held to the end of this transaction
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:room))"), {"room": f"ecert:{room}"}
+            )
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@contextlib.contextmanager
+def _one_migration_at_a_time(engine: Engine) -> Iterator[None]:
+    """An exclusive lock on a 0600 file beside a SQLite database (PostgreSQL locks in `migrate`)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    fd = os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def run_migrations(metadata: MetaData) -> None:

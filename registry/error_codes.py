@@ -74,6 +74,10 @@ class ErrorCode(enum.StrEnum):
     LOGIN_REQUIRED = "LOGIN_REQUIRED", 401, "Sign in first"
     LOGIN_FAILED = "LOGIN_FAILED", 401, "Wrong ID number or password"
     CSRF_INVALID = "CSRF_INVALID", 403, "The form's CSRF token is invalid"
+    STAFF_LOGIN_FAILED = "STAFF_LOGIN_FAILED", 401, "Wrong username, password or one-time code"
+    STAFF_EXISTS = "STAFF_EXISTS", 409, "A staff member with this username exists"
+    STAFF_NOT_FOUND = "STAFF_NOT_FOUND", 404, "No such staff member"
+    USERNAME_INVALID = "USERNAME_INVALID", 422, "Invalid username"
 
     # Configuration, keys and the operator's files (5xx hide their detail: the log has it)
     CONFIG_INVALID = "CONFIG_INVALID", 500, "The service is misconfigured"
@@ -175,6 +179,11 @@ class ErrorCode(enum.StrEnum):
     SHARE_USED = "SHARE_USED", 404, "The single-use share was used"
     SHARE_LIFETIME_INVALID = "SHARE_LIFETIME_INVALID", 422, "Invalid share lifetime"
     SHARE_URL_INVALID = "SHARE_URL_INVALID", 422, "Not a share link"
+    SHARE_IDENTIFIED_ONLY = (
+        "SHARE_IDENTIFIED_ONLY",
+        401,
+        "Only identified organisations may open this share: sign in or use an API key",
+    )
     ACCESS_LOG_NOT_FOUND = "ACCESS_LOG_NOT_FOUND", 404, "No access log of this holder's at this wallet"
     ACCESS_EVENT_MISMATCH = (
         "ACCESS_EVENT_MISMATCH",
@@ -182,6 +191,16 @@ class ErrorCode(enum.StrEnum):
         "The reported access is of another certificate than the share",
     )
     NODE_UNAVAILABLE = "NODE_UNAVAILABLE", 503, "The other verifier node cannot be reached"
+    RECEIPT_NOT_FOUND = "RECEIPT_NOT_FOUND", 404, "No such receipt of your organisation"
+    SUBSCRIPTION_NOT_FOUND = "SUBSCRIPTION_NOT_FOUND", 404, "No such subscription"
+    SUBSCRIPTION_UNVERIFIED = (
+        "SUBSCRIPTION_UNVERIFIED",
+        403,
+        "This organisation never verified the certificate here",
+    )
+    WEBHOOK_URL_INVALID = "WEBHOOK_URL_INVALID", 422, "The webhook URL is not allowed"
+    NOTIFICATION_NOT_FOUND = "NOTIFICATION_NOT_FOUND", 404, "No such dead letter"
+    CURSOR_INVALID = "CURSOR_INVALID", 422, "Invalid cursor"
 
     # The wallet: holders, passwords, its neighbours (issuer, verifier)
     HOLDER_EXISTS = "HOLDER_EXISTS", 409, "The holder already has a wallet"
@@ -198,3 +217,4 @@ class ErrorCode(enum.StrEnum):
     VERIFIER_NOT_CONFIGURED = "VERIFIER_NOT_CONFIGURED", 503, "The wallet has no verifier API key"
     SERVICE_REFUSED = "SERVICE_REFUSED", 502, "A service the wallet needs refused"
     REQUEST_REFUSED = "REQUEST_REFUSED", 502, "The issuer or verifier refused the request"
+    CERT_NOT_SHAREABLE = "CERT_NOT_SHAREABLE", 409, "A suspended or revoked certificate cannot be shared"

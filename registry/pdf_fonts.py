@@ -1,4 +1,5 @@
-"""Fonts of the printed licence: Noto CJK, embedded in the PDF so that it prints the same everywhere.
+"""Fonts of printed documents (the issuer's licence, the verifier's receipt): Noto CJK, embedded in
+the PDF so that it prints the same everywhere.
 
 Debian's fonts-noto-cjk (installed by scripts/install.sh) ships OpenType collections with CFF
 outlines, which reportlab cannot embed. So, for each document, `embedded_fonts` takes just the

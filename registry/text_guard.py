@@ -4,6 +4,12 @@ valid percent-escape, yet neither is a character). Python reads both into a `str
 later, wherever it is encoded (a database driver, a log, a JSON answer): a 500 far from the
 cause. One ASGI middleware answers 400 `TEXT_INVALID` instead, for every service.
 
+So does a NUL character (`"\\u0000"`, `%00`) in a body, the query string or the path: it is
+Unicode, but PostgreSQL stores no text holding it, so it was a 500 on every route that looks a
+text up (a holderRef, a share id), and, in an anonymous link visitor's typed purpose, an
+access-log entry whose batch the database refused on every flush: the node's whole log held
+back behind it.
+
 Cost: the body is read once more as bytes (`bytes.decode` at about 1 GB/s); JSON is parsed a
 second time only when it holds a `\\u` escape, which our own clients never send.
 """
@@ -60,6 +66,33 @@ def is_broken(body: bytes, kind: str) -> bool:
     return False
 
 
+def holds_nul(body: bytes, kind: str) -> bool:
+    """Whether `body` (JSON or a urlencoded form) holds a NUL character (which no column stores)."""
+    if kind == FORM:
+        return b"%00" in body or b"\x00" in body
+    if b"\\u0000" not in body:
+        return False
+    try:
+        return _has_nul(json.loads(body))
+    except (ValueError, RecursionError):
+        return False  # not JSON (or not UTF-8): the route, or `is_broken`, says so
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _nul_in_target(scope: Scope) -> bool:
+    """A NUL in the path (decoded) or, percent-escaped, in the query string."""
+    return "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")
+
+
 class RefuseBrokenText:
     """ASGI middleware; `skip_paths` are routes whose own parser is already strict (orjson)."""
 
@@ -68,6 +101,10 @@ class RefuseBrokenText:
         self._skip = frozenset(skip_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _nul_in_target(scope):
+            detail = "The path or query holds a NUL character: no text here may hold one"
+            await problem(Request(scope), ErrorCode.TEXT_INVALID, detail)(scope, receive, send)
+            return
         kind = _kind(scope) if scope["type"] == "http" and scope["path"] not in self._skip else None
         if kind is None:
             await self.app(scope, receive, send)
@@ -80,8 +117,8 @@ class RefuseBrokenText:
                 return
             chunks.append(message.get("body", b""))
         body = b"".join(chunks)
-        if is_broken(body, kind):
-            detail = "The body holds text that is not valid Unicode (bytes that are not UTF-8, or a lone surrogate): send UTF-8 text"
+        if is_broken(body, kind) or holds_nul(body, kind):
+            detail = "The body holds text that is not valid Unicode (bytes that are not UTF-8, or a lone surrogate) or a NUL character: send UTF-8 text without NUL"
             await problem(Request(scope), ErrorCode.TEXT_INVALID, detail)(scope, receive, send)
             return
         replayed = False

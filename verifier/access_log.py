@@ -32,9 +32,10 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from registry.crypto import DataCipher
 from registry.database import core_table
 from verifier.db import insert_new
-from verifier.models import AccessEntry, AccessOutbox
+from verifier.models import AccessEntry, AccessOutbox, StoredReceiptRow
 from verifier.outbox import outbox_rows
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,18 @@ def lower_thread_priority(tid: int | None = None, nice: int = BACKGROUND_NICE) -
 
 
 @dataclass(frozen=True)
+class StoredReceipt:
+    """The signed receipt of an organisation's verification, kept under its id for that
+    organisation (`verifier.receipt_store`): written with its access-log entry, in the same batch."""
+
+    id: str  # `receipts.receipt_id(document)`
+    organisation_id: int
+    staff_id: int | None  # the front-desk person who verified, if one did
+    document: dict[str, Any]  # {"receipt": …, "signature": …}: no personal data
+    disclosed: dict[str, Any]  # the values it covers (`receipts.disclosed_values`): encrypted at rest
+
+
+@dataclass(frozen=True)
 class Access:
     at: dt.datetime
     organisation: str
@@ -80,6 +93,14 @@ class Access:
     event_id: str | None = None  # the entry's id there, unique: a resent entry is stored once
     origin: str | None = None  # that node's base URL
     share_token_hash: str | None = None  # the share as that node knows it: its token's SHA-256
+    staff: str | None = (
+        None  # the signed-in front-desk clerk of `organisation` who verified (`verifier.staff`)
+    )
+    receipt: StoredReceipt | None = None  # an organisation's verification: its receipt, kept by id
+    # The certificate's place on chain (its batch root, 0x hex, and index): what a re-check
+    # subscription (`verifier.subscriptions`) follows. None: the verification never read a package
+    batch_root: str | None = None
+    batch_index: int | None = None
 
 
 class AccessRecorder:
@@ -113,6 +134,10 @@ class AccessRecorder:
         """Newest first: the verifications of these certificate digests or shares, this process's included."""
         self._make_readable()
         return read_entries(self._sessions, digests=digests, share_ids=share_ids, limit=limit)
+
+    def sync(self) -> None:
+        """Everything recorded so far in the database (stored receipts, history), this process's included."""
+        self._make_readable()
 
     def close(self) -> None:
         self._stop.set()
@@ -162,17 +187,26 @@ class AccessLog(AccessRecorder):
         *,
         flush_s: float = 0.1,
         on_outbox: Callable[[], None] | None = None,
+        cipher: DataCipher | None = None,
     ) -> None:
         self._on_outbox = on_outbox
+        self._cipher = cipher  # encrypts the values a stored receipt covers; None: receipts not stored
         super().__init__(sessions, flush_s=flush_s)
 
     def _write(self, batch: list[Access]) -> None:
         with self._sessions.begin() as session:
             session.execute(core_table(AccessEntry).insert(), [_row(a) for a in batch])
+            dialect = session.get_bind().dialect.name
             owed = outbox_rows(batch, dt.datetime.now(dt.UTC))
             if owed:  # a batch a worker sent twice: its entries are owed once
-                dialect = session.get_bind().dialect.name
                 session.execute(insert_new(AccessOutbox, dialect, ["event_id"]), owed)
+            receipts = (
+                [_receipt_row(a, self._cipher) for a in batch if a.receipt is not None]
+                if self._cipher
+                else []
+            )
+            if receipts:  # likewise stored once
+                session.execute(insert_new(StoredReceiptRow, dialect, ["id"]), receipts)
         if owed and self._on_outbox is not None:
             self._on_outbox()
 
@@ -320,7 +354,7 @@ class _Handler(socketserver.StreamRequestHandler):
 
 _OPTIONAL_TEXT = frozenset(
     {"identifier", "share_id", "reason", "claimed_purpose", "ip_prefix", "user_agent", "event_id", "origin",
-     "share_token_hash"}
+     "share_token_hash", "staff", "batch_root"}
 )  # fmt: skip
 
 
@@ -329,6 +363,12 @@ def _access_from_json(data: dict[str, Any]) -> Access:
     become a row the database refuses, which would hold up every entry after it."""
     values = {name: data[name] for name in _ACCESS_FIELDS}
     for name, value in values.items():
+        if name == "batch_index":
+            if value is not None and type(value) is not int:
+                raise TypeError("access-log field batch_index has the wrong type")
+            continue
+        if name == "receipt":
+            continue  # `_receipt_from_json`
         if name == "fields":
             ok = type(value) is list and all(type(f) is str for f in value)
         else:
@@ -336,7 +376,23 @@ def _access_from_json(data: dict[str, Any]) -> Access:
         if not ok:
             raise TypeError(f"access-log field {name} has the wrong type")
     values["at"] = dt.datetime.fromisoformat(values["at"])
+    values["receipt"] = _receipt_from_json(values["receipt"])
     return Access(**values)
+
+
+def _receipt_from_json(data: Any) -> StoredReceipt | None:
+    if data is None:
+        return None
+    receipt = StoredReceipt(**{f.name: data[f.name] for f in fields(StoredReceipt)})
+    if not (
+        type(receipt.id) is str
+        and type(receipt.organisation_id) is int
+        and (receipt.staff_id is None or type(receipt.staff_id) is int)
+        and type(receipt.document) is dict
+        and type(receipt.disclosed) is dict
+    ):
+        raise TypeError("access-log receipt has the wrong type")
+    return receipt
 
 
 def read_entries(
@@ -362,7 +418,7 @@ def read_entries(
          "purpose": r.purpose, "digest": r.digest, "identifier": r.identifier, "shareId": r.share_id,
          "fields": orjson.loads(r.fields), "verdict": r.verdict, "reason": r.reason, "channel": r.channel,
          "anonymous": r.organisation == ANONYMOUS, "claimedPurpose": r.claimed_purpose, "ipPrefix": r.ip_prefix,
-         "userAgent": r.user_agent, "reportedBy": r.reported_by}
+         "userAgent": r.user_agent, "reportedBy": r.reported_by, "staff": r.staff}
         for r in rows
     ]  # fmt: skip
 
@@ -372,7 +428,19 @@ def _row(a: Access) -> dict[str, Any]:
         "at": a.at, "organisation": a.organisation, "organisation_region": a.organisation_region, "purpose": a.purpose,
         "digest": a.digest, "identifier": a.identifier, "share_id": a.share_id,
         "fields": orjson.dumps(a.fields).decode(), "verdict": a.verdict, "reason": a.reason, "channel": a.channel,
-        "claimed_purpose": a.claimed_purpose, "ip_prefix": a.ip_prefix, "user_agent": a.user_agent,
+        "claimed_purpose": a.claimed_purpose, "ip_prefix": a.ip_prefix, "user_agent": a.user_agent, "staff": a.staff,
+        "batch_root": a.batch_root, "batch_index": a.batch_index,
+    }  # fmt: skip
+
+
+def _receipt_row(a: Access, cipher: DataCipher) -> dict[str, Any]:
+    r = a.receipt
+    assert r is not None
+    return {
+        "id": r.id, "organisation_id": r.organisation_id, "staff_id": r.staff_id, "created_at": a.at,
+        "identifier": a.identifier, "verdict": a.verdict, "reason": a.reason, "purpose": a.purpose,
+        "channel": a.channel, "document": orjson.dumps(r.document).decode(),
+        "disclosed": cipher.encrypt(orjson.dumps(r.disclosed), r.id),
     }  # fmt: skip
 
 

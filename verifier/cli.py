@@ -38,6 +38,10 @@ COLOURS = {"VALID": "green", "INVALID": "red", "ERROR": "yellow"}
 verifier_app = command_group("Verifier node administration: organisations and their API keys.")
 org_app = command_group("Organisations (banks, agencies, wallets, nodes) that call this node.")
 verifier_app.add_typer(org_app, name="org")
+staff_app = command_group(
+    "Front-desk staff of the organisations: sign in at /desk with a password and a TOTP code."
+)
+verifier_app.add_typer(staff_app, name="staff")
 trust_app = command_group("Trust snapshots for offline verification, and the node key that signs them.")
 
 
@@ -153,6 +157,75 @@ def org_revoke(
             console.print(f"revoked {count} key(s) of organisation {org_id}")
     finally:
         runtime.close()
+
+
+@staff_app.command("add")
+def staff_add(
+    org_id: Annotated[int, typer.Option("--org", help="The organisation (`ecert verifier org list`).")],
+    username: Annotated[str, typer.Option(help="The sign-in name: a-z 0-9 . _ -.")],
+    name: Annotated[str, typer.Option(help="The person's name as the access log shows it, e.g. 王芳.")] = "",
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the password from the first line of standard input."),
+    ] = False,
+    node_region: NodeOption = None,
+) -> None:
+    """Add a staff member and print the TOTP secret and provisioning URI (shown once: add it to
+    an authenticator app now)."""
+    import sys
+
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if password_stdin
+        else typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    )
+    runtime = _runtime(node_region)
+    try:
+        made = runtime.staff.add(org_id, username, name or username, password)
+    finally:
+        runtime.close()
+    console.print(f"staff member {made.id} ({made.username}) of organisation {org_id}")
+    console.print("TOTP secret and provisioning URI, shown once:")
+    print(made.secret)
+    print(made.uri)
+
+
+@staff_app.command("list")
+def staff_list(
+    org_id: Annotated[int | None, typer.Option("--org", help="Only this organisation's staff.")] = None,
+    node_region: NodeOption = None,
+) -> None:
+    """Staff members, with their organisation and whether they are disabled."""
+    runtime = _runtime(node_region)
+    try:
+        members = runtime.staff.members(org_id)
+    finally:
+        runtime.close()
+    for m in members:
+        state = "disabled" if m.disabled else "active"
+        console.print(
+            f"{m.id:>5}  {m.username:<20} {state:<8} {m.display_name}  ({m.organisation_id} {m.organisation})"
+        )
+
+
+@staff_app.command("disable")
+def staff_disable(
+    staff_id: Annotated[int, typer.Option("--id", help="The staff member (`ecert verifier staff list`).")],
+    node_region: NodeOption = None,
+) -> None:
+    """Refuse a staff member's sign-ins from now on and end their sessions."""
+    runtime = _runtime(node_region)
+    try:
+        member = runtime.staff.disable(staff_id)
+    finally:
+        runtime.close()
+    console.print(f"disabled staff member {member.id} ({member.username}) and ended their sessions")
+
+
+def _runtime(node_region: str | None) -> VerifierRuntime:
+    from verifier.runtime import VerifierRuntime
+
+    return VerifierRuntime.open(settings=_node_settings(node_region))
 
 
 @org_app.command("rotate-key")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from registry.certificate.labels import field_label as catalogue_label
+
 TEXT: dict[str, dict[str, str]] = {
     "zh": {
         "title": "电子证照核验",
@@ -19,6 +21,11 @@ TEXT: dict[str, dict[str, str]] = {
         "SHARE_USED": "该分享为一次性分享，已被查看过。",
         "SHARE_NOT_FOUND": "分享链接无效或不存在。",
         "SHARE_CODE_EXPIRED": "动态码已过期，请让持证人出示最新二维码。",
+        "SHARE_IDENTIFIED_ONLY": "持证人仅向已认证的机构出示该证照。",
+        "signin_title": "请以机构身份查看",
+        "signin_hint": "机构工作人员请登录本核验点的前台后重新打开此链接，或由本机构系统使用 API 密钥核验。匿名访问者看不到证照信息。",
+        "signin_action": "机构工作人员登录",
+        "more": "更多（代码与标识）",
         "other_lang": "English",
         "receipt": "核验回执",
         "source": "数据来源",
@@ -34,6 +41,7 @@ TEXT: dict[str, dict[str, str]] = {
         "scan_fields": "二维码中的证照信息",
         "scan_compare": "二维码只证明以下信息；请核对打印件或证照上的其余内容与之相符。",
         "scan_again": "核验另一张证照",
+        "desk_link": "机构工作人员请使用核验前台（扫码、上传照片或 PDF、扫码枪）",
         "LINK_INVALID": "这不是电子证照的核验链接或二维码内容。",
         "CERT_MALFORMED": "无法读取该二维码内容：它不是完整的电子证照二维码。",
         "CERT_FORMAT": "无法读取该二维码内容：证照格式不受支持。",
@@ -54,6 +62,11 @@ TEXT: dict[str, dict[str, str]] = {
         "SHARE_USED": "This single-use share was already opened.",
         "SHARE_NOT_FOUND": "This share link is wrong or does not exist.",
         "SHARE_CODE_EXPIRED": "This code has expired: ask the holder for the current QR code.",
+        "SHARE_IDENTIFIED_ONLY": "The holder shows this certificate to identified organisations only.",
+        "signin_title": "Open it as an organisation",
+        "signin_hint": "Staff of an organisation: sign in at this node's front desk and open the link again, or have your organisation's system verify it with its API key. Anonymous visitors see none of the certificate's fields.",
+        "signin_action": "Staff sign-in",
+        "more": "More (codes and identifiers)",
         "other_lang": "中文",
         "receipt": "Receipt",
         "source": "Answered from",
@@ -69,6 +82,7 @@ TEXT: dict[str, dict[str, str]] = {
         "scan_fields": "Fields in the QR code",
         "scan_compare": "The QR code proves only the fields below: check that the printout or certificate agrees with them.",
         "scan_again": "Verify another certificate",
+        "desk_link": "Organisation staff: use the front desk (camera, photo or PDF upload, USB scanner)",
         "LINK_INVALID": "This is not a verification link or QR code of an e-certificate.",
         "CERT_MALFORMED": "This QR code cannot be read: it is not a whole e-certificate code.",
         "CERT_FORMAT": "This QR code cannot be read: its certificate format is not supported.",
@@ -137,6 +151,6 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 
-def field_label(lang: str, path: str) -> str:
-    base = path.split("[", 1)[0]
-    return LABELS[lang].get(base, path)
+def field_label(lang: str, path: str, type_code: str = "") -> str:
+    """The registry's one catalogue (`registry.certificate.labels`): never a raw `ext.*` key."""
+    return catalogue_label(type_code, path, lang)

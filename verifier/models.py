@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -57,6 +57,9 @@ class Share(Base):
     purpose: Mapped[str] = mapped_column(String(200), default="")
     single_use: Mapped[bool] = mapped_column(default=False)
     dynamic: Mapped[bool] = mapped_column(default=False)
+    # Only an identified organisation (an API key, a signed-in desk) may open it: an anonymous
+    # visitor of the link gets a sign-in prompt instead of the fields (migration 0007).
+    identified_only: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -107,6 +110,11 @@ class AccessEntry(Base):
     # row) and the name of that node's organisation here, which answers for it. None: made here.
     event_id: Mapped[str | None] = mapped_column(String(32), unique=True, index=True)
     reported_by: Mapped[str | None] = mapped_column(String(200))
+    # The signed-in front-desk clerk of `organisation` who verified (`verifier.staff`); None: an API key or a visitor
+    staff: Mapped[str | None] = mapped_column(String(200))
+    # The certificate's batch root (0x hex) and index: what a re-check subscription follows (0008)
+    batch_root: Mapped[str | None] = mapped_column(String(66))
+    batch_index: Mapped[int | None] = mapped_column(Integer)
 
 
 class AccessOutbox(Base):
@@ -125,3 +133,127 @@ class AccessOutbox(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(String(300))  # why the last attempt failed
+
+
+class StaffMember(Base):
+    """A front-desk clerk of an organisation registered here (`ecert verifier staff add`): signs
+    in at `/desk` with a password (scrypt) and a TOTP code. The TOTP secret is kept sealed with
+    the node's data key; `last_totp_step` refuses a code used once already."""
+
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    totp_secret: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM of the base32 secret
+    last_totp_step: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class StaffSession(Base):
+    """A signed-in clerk's session: only the SHA-256 of the cookie's 256 random bits is kept."""
+
+    __tablename__ = "staff_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StaffAttempt(Base):
+    """A counted sign-in attempt (`verifier.staff`): the key is an HMAC of what is limited."""
+
+    __tablename__ = "staff_attempts"
+    __table_args__ = (Index("ix_staff_attempts_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StoredReceiptRow(Base):
+    """A receipt this node signed for an organisation, kept under its id (`receipts.receipt_id`)
+    for that organisation only: the signed JSON (digests, verdict, checks: no personal data), the
+    values it covers encrypted (AES-GCM, the receipt id as context), and what the organisation's
+    history searches by (`verifier.history`)."""
+
+    __tablename__ = "receipts"
+    __table_args__ = (
+        Index("ix_receipts_org_created", "organisation_id", "created_at"),
+        Index("ix_receipts_org_identifier", "organisation_id", "identifier"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    staff_id: Mapped[int | None] = mapped_column(
+        Integer
+    )  # the front-desk clerk (`staff.id`), if one verified
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    identifier: Mapped[str | None] = mapped_column(String(120))  # the certificate's, as the access log has it
+    verdict: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(10))
+    document: Mapped[str] = mapped_column(Text)  # {"receipt": …, "signature": …}
+    disclosed: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM of the `disclosed` JSON
+
+
+class Subscription(Base):
+    """A bank's or agency's re-check subscription (`verifier.subscriptions`): told of every status
+    change of one certificate it verified here, from the block it subscribed at on."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (Index("ix_subscriptions_root", "batch_root", "batch_index"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # uuid4 hex
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    digest: Mapped[str] = mapped_column(String(66))
+    batch_root: Mapped[str] = mapped_column(String(66))  # 0x hex
+    batch_index: Mapped[int] = mapped_column(Integer)
+    events: Mapped[str] = mapped_column(Text)  # JSON list: suspended | reinstated | revoked | superseded
+    url: Mapped[str | None] = mapped_column(String(500))  # None: pull only (`GET /v1/notifications`)
+    secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # AES-GCM of the webhook's HMAC secret
+    from_block: Mapped[int] = mapped_column(Integer)  # status changes after this block are notified
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Notification(Base):
+    """One status change told to one subscription: made once (its `event_id` is derived from the
+    subscription, the transaction and the change), then posted to the subscription's URL like an
+    outbox entry (`verifier.delivery`) and readable at `GET /v1/notifications` either way."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_due", "state", "next_attempt_at"),
+        Index("ix_notifications_org", "organisation_id", "id"),
+        Index("ix_notifications_subscription", "subscription_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # the pull endpoint's cursor
+    event_id: Mapped[str] = mapped_column(String(32), unique=True)
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    payload: Mapped[str] = mapped_column(Text)  # the JSON posted, byte for byte on every attempt
+    # pending | delivered | failed (a dead letter) | pull (no URL) | cancelled (unsubscribed)
+    state: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    queued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))  # made, or redelivered
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(300))
+
+
+class SubscriptionCursor(Base):
+    """The last indexed block whose status changes were turned into notifications (one row)."""
+
+    __tablename__ = "subscription_cursor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    block_number: Mapped[int] = mapped_column(Integer)

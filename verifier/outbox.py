@@ -14,6 +14,8 @@ entry sent twice (an answer lost, two node processes on one database) is still o
   node again, 429): sent again after `retry_base_s` doubled per attempt, capped at
   `retry_max_s`, times a random factor in [0.5, 1) so nodes cut off together do not return
   together; an entry still undelivered `give_up_s` after it was written is failed.
+
+The claims, back-off and outcomes are `verifier.delivery`'s, shared with the subscribers' webhooks.
 """
 
 from __future__ import annotations
@@ -23,15 +25,14 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
-from sqlalchemy import select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from verifier.delivery import DELIVERED, FAILED, PENDING, Attempt, Deliveries, run_passes
 from verifier.models import AccessOutbox
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PATH = "/v1/access-log/remote"
 RETRIED_4XX = frozenset({401, 403, 408, 425, 429})  # may change without this node changing the entry
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+__all__ = ["DELIVERED", "FAILED", "PENDING", "Attempt", "OutboxSender", "outbox_rows", "payload"]
 
 
 def outbox_rows(batch: Iterable[Access], now: dt.datetime) -> list[dict[str, Any]]:
@@ -64,15 +65,6 @@ def payload(a: Access) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """What one post of an entry came to."""
-
-    state: str  # DELIVERED | FAILED | PENDING (to be sent again)
-    error: str | None = None
-    unreachable: bool = False  # no answer at all: the origin's other entries wait for the next pass
-
-
 class OutboxSender:
     def __init__(
         self,
@@ -89,71 +81,61 @@ class OutboxSender:
     ) -> None:
         self._sessions = sessions
         self._client = httpx.Client(timeout=timeout_s, headers={"Authorization": f"Bearer {node_key or ''}"})
-        self._retry_base_s, self._retry_max_s = retry_base_s, retry_max_s
-        self._give_up = dt.timedelta(seconds=give_up_s)
-        self._claim = dt.timedelta(seconds=2 * timeout_s + 5)  # a sender that died mid-post frees its entry
+        self._deliveries = Deliveries(
+            sessions, AccessOutbox, name="access outbox", retry_base_s=retry_base_s, retry_max_s=retry_max_s,
+            give_up_s=give_up_s, hold_s=2 * timeout_s + 5, clock=clock, rng=rng,
+        )  # fmt: skip
         self._batch_size = batch_size
-        self._clock, self._rng = clock, rng
+        self._clock = clock
 
     def run(self, stop: threading.Event, wake: threading.Event, poll_s: float = 1.0) -> None:
         """Send due entries until `stop`; a new entry (`wake`) is sent at once, a retry when due."""
         try:
-            while not stop.is_set():
-                wake.clear()
-                try:
-                    if self.send_due(stop) == self._batch_size:
-                        continue  # a full batch went out: more may be due
-                except SQLAlchemyError as exc:  # the database away for a moment: the entries wait
-                    log.warning("access outbox: %s; trying again", exc.__class__.__name__)
-                except Exception:  # never lose the thread
-                    log.exception("access outbox: a pass failed")
-                wake.wait(poll_s)
+            run_passes("access outbox", self.send_due, self._batch_size, stop, wake, poll_s)
         finally:
             self._client.close()
 
     def send_due(self, stop: threading.Event | None = None) -> int:
         """One pass over the entries due now (at most `batch_size`); how many it settled (sent,
-        or failed), short of the batch when some wait for the next pass (an origin that did not
-        answer: its other entries are not sent after it in this pass)."""
+        or failed), short of the batch when some wait for the next pass: an origin that did not
+        answer, or answered "not now" (5xx, 429, 401/403), is sent nothing more in this pass, and
+        the entries due after its own are read instead. So an origin down with a backlog holds
+        back no other origin's entries (it was one entry a pass, the others behind them all),
+        and a busy origin is not sent its whole backlog at once."""
         now = self._clock()
-        with self._sessions() as session:
-            due = session.execute(
-                select(AccessOutbox.event_id, AccessOutbox.origin, AccessOutbox.payload,
-                       AccessOutbox.attempts, AccessOutbox.created_at)
-                .where(AccessOutbox.state == PENDING, AccessOutbox.next_attempt_at <= now)
-                .order_by(AccessOutbox.next_attempt_at).limit(self._batch_size)
-            ).all()  # fmt: skip
-        unreachable: set[str] = set()
+        waiting: set[str] = set()  # origins sent nothing more in this pass
         settled = 0
-        for row in due:
-            if stop is not None and stop.is_set():
-                break
-            if row.origin in unreachable:
-                continue
-            if _aware(row.created_at) + self._give_up <= now:
-                self._settle(row.event_id, Attempt(FAILED, "GAVE_UP: not delivered in time"), row.attempts)
+        while settled < self._batch_size:
+            with self._sessions() as session:
+                due = session.execute(
+                    select(AccessOutbox.event_id, AccessOutbox.origin, AccessOutbox.payload,
+                           AccessOutbox.attempts, AccessOutbox.created_at)
+                    .where(AccessOutbox.state == PENDING, AccessOutbox.next_attempt_at <= now,
+                           AccessOutbox.origin.not_in(waiting))
+                    .order_by(AccessOutbox.next_attempt_at).limit(self._batch_size - settled)
+                ).all()  # fmt: skip
+            for row in due:
+                if stop is not None and stop.is_set():
+                    return settled
+                if row.origin in waiting:
+                    continue
+                if self._deliveries.expired(row, now):
+                    self._deliveries.settle(
+                        row.event_id, Attempt(FAILED, "GAVE_UP: not delivered in time"), row.attempts
+                    )
+                    settled += 1
+                    continue
+                if not self._deliveries.take(row.event_id, row.attempts, now):
+                    continue  # another sender on this database has it
+                attempt = self._post(row.origin, row.payload)
+                if attempt.state == PENDING:
+                    waiting.add(row.origin)
+                self._deliveries.settle(row.event_id, attempt, row.attempts + 1)
                 settled += 1
-                continue
-            if not self._take(row.event_id, row.attempts, now):
-                continue  # another sender on this database has it
-            attempt = self._post(row.origin, row.payload)
-            if attempt.unreachable:
-                unreachable.add(row.origin)
-            self._settle(row.event_id, attempt, row.attempts + 1)
-            settled += 1
+            if not any(row.origin in waiting for row in due):
+                break  # nothing skipped: that read was all that is due (each read after one
+                # skips a further origin, so a pass reads at most once per origin, plus one)
         return settled
-
-    def _take(self, event_id: str, attempts: int, now: dt.datetime) -> bool:
-        """Count the attempt and hold the entry for its duration, if no one else took it first."""
-        with self._sessions.begin() as session:
-            taken = session.execute(
-                update(AccessOutbox)
-                .where(AccessOutbox.event_id == event_id, AccessOutbox.state == PENDING,
-                       AccessOutbox.attempts == attempts)
-                .values(attempts=attempts + 1, next_attempt_at=now + self._claim)
-                .returning(AccessOutbox.event_id)
-            )  # fmt: skip
-            return taken.first() is not None
 
     def _post(self, origin: str, body: str) -> Attempt:
         try:
@@ -169,26 +151,9 @@ class OutboxSender:
             return Attempt(FAILED, error)
         return Attempt(PENDING, error)
 
-    def _settle(self, event_id: str, attempt: Attempt, attempts: int) -> None:
-        now = self._clock()
-        values: dict[str, Any] = {
-            "state": attempt.state,
-            "last_error": attempt.error[:300] if attempt.error else None,
-        }
-        if attempt.state == DELIVERED:
-            values["delivered_at"] = now
-        elif attempt.state == PENDING:
-            values["next_attempt_at"] = now + dt.timedelta(seconds=self.delay_s(attempts))
-            log.info("access outbox: %s not delivered (%s), attempt %d", event_id, attempt.error, attempts)
-        else:
-            log.warning("access outbox: %s failed for good (%s)", event_id, attempt.error)
-        with self._sessions.begin() as session:
-            session.execute(update(AccessOutbox).where(AccessOutbox.event_id == event_id).values(**values))
-
     def delay_s(self, attempts: int) -> float:
         """The wait after `attempts` failed attempts: exponential, capped, with jitter."""
-        capped = min(self._retry_max_s, self._retry_base_s * 2.0 ** min(max(attempts - 1, 0), 40))
-        return capped * (0.5 + self._rng() / 2)
+        return self._deliveries.delay_s(attempts)
 
 
 def _code(answer: httpx.Response) -> str:
@@ -198,7 +163,3 @@ def _code(answer: httpx.Response) -> str:
     except ValueError:
         return ""
     return str(body.get("code", "")) if isinstance(body, dict) else ""
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

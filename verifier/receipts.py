@@ -11,6 +11,7 @@ A receipt document is
         "block": 1234 | null,           the block the chain facts were read at
         "source": "chain" | "index" | "snapshot" | "offline",
         "checkedAt": "2026-11-23T08:00:00.123Z",
+        "disclosedDigest": "0x…",       sha256 of the answer's `disclosed` object (`digest_disclosed`)
         "node": {"region": "330000", "keyId": "<16 hex>"}},
      "signature": "<base64 of the 64-byte Ed25519 signature>"}
 
@@ -24,6 +25,18 @@ presentation's holder-package JSON (`Presentation.to_json()` without the `anchor
 not part of the certificate). An `EC1:` code and the JSON package of the same presentation give
 the same digest, and the holder or bank that kept the package can recompute it.
 
+The disclosed values are not in the receipt, which may then be kept, forwarded and stored
+without personal data: the answer carries them beside it as `disclosed` =
+`{"salt": "<22 base64url>", "values": {"holder.name": "…", …}}`, and the receipt's
+`disclosedDigest` is the sha256 of that object's RFC 8785 bytes, so it covers every value (a bank
+keeps both and proves what it saw). The random salt, given only with the values, keeps the digest
+from being matched against guessed names or numbers. Receipts made before `disclosedDigest`
+existed still verify (`verify_receipt` accepts both shapes).
+
+A receipt's id (`receipt_id`) is the first 32 hex digits of the sha256 of its `signature` text:
+anyone holding the receipt can compute it, and the node that signed it serves the receipt again
+by it (`GET /v1/receipts/{id}`, to the organisation that asked).
+
 The private key lives in a PEM file (PKCS#8, mode 0600) made on first start; it is never logged
 and never leaves `ReceiptSigner`.
 """
@@ -35,8 +48,10 @@ import binascii
 import contextlib
 import datetime as dt
 import hashlib
+import hmac
 import logging
 import os
+import secrets
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,15 +72,27 @@ if TYPE_CHECKING:
     from registry.certificate.presentation import Presentation
     from verifier.pipeline import Report
 
-__all__ = ["ReceiptSigner", "canonical_bytes", "digest_request", "key_id", "make_receipt", "verify_receipt"]
+__all__ = [
+    "ReceiptSigner",
+    "canonical_bytes",
+    "covers_disclosed",
+    "digest_disclosed",
+    "digest_request",
+    "disclosed_values",
+    "key_id",
+    "make_receipt",
+    "receipt_id",
+    "verify_receipt",
+]
 
 log = logging.getLogger(__name__)
 
 _RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
 _SAFE_INT = 2**53 - 1
-_RECEIPT_KEYS = frozenset(
+_RECEIPT_KEYS_V1 = frozenset(
     {"requestDigest", "verdict", "reason", "checks", "chainId", "block", "source", "checkedAt", "node"}
-)
+)  # receipts made before they covered the disclosed values: still verify
+_RECEIPT_KEYS = _RECEIPT_KEYS_V1 | {"disclosedDigest"}
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -238,10 +265,10 @@ def verify_receipt(document: Any, public_key: Ed25519PublicKey | bytes | str) ->
 
 def _is_receipt(receipt: Any) -> bool:
     """The receipt's shape, checked flat (no recursion into untrusted nesting)."""
-    if not isinstance(receipt, dict) or set(receipt) != _RECEIPT_KEYS:
+    if not isinstance(receipt, dict) or set(receipt) not in (_RECEIPT_KEYS, _RECEIPT_KEYS_V1):
         return False
     checks, node = receipt["checks"], receipt["node"]
-    scalars = (receipt[k] for k in _RECEIPT_KEYS - {"checks", "node"})
+    scalars = (v for k, v in receipt.items() if k not in ("checks", "node"))
     return (
         all(v is None or type(v) in (str, int) for v in scalars)
         and isinstance(checks, list)
@@ -271,15 +298,17 @@ def make_receipt(
     block: int | None,
     source: str,
     region: str,
+    disclosed_digest: str | None = None,
 ) -> dict[str, Any]:
     """The receipt body for `report`; `ReceiptSigner.sign` adds `node.keyId` and signs it.
 
     `request_digest` is `digest_request(presentation)`; `chain_id`, `block` and `source` say where
-    the chain facts were read (None, None, "offline" when no chain was asked).
+    the chain facts were read (None, None, "offline" when no chain was asked); `disclosed_digest`
+    is `digest_disclosed` of the values answered with it (None: a receipt of the old shape).
     """
     if len(request_digest) != 32:
         raise ValueError("request_digest must be a 32-byte sha256")
-    return {
+    receipt = {
         "requestDigest": "0x" + request_digest.hex(),
         "verdict": report.verdict.value,
         "reason": report.reason,
@@ -290,6 +319,34 @@ def make_receipt(
         "checkedAt": _utc_text(report.checked_at),
         "node": {"region": region},
     }
+    if disclosed_digest is not None:
+        receipt["disclosedDigest"] = disclosed_digest
+    return receipt
+
+
+def disclosed_values(presentation: Presentation) -> dict[str, Any]:
+    """The answer's `disclosed` object: the presentation's values by path and a fresh 128-bit salt."""
+    return {"salt": secrets.token_urlsafe(16), "values": presentation.values()}
+
+
+def digest_disclosed(disclosed: Any) -> str:
+    """`0x` and the sha256 of the RFC 8785 bytes of a `disclosed` object: the receipt's `disclosedDigest`."""
+    return "0x" + hashlib.sha256(canonical_bytes(disclosed)).hexdigest()
+
+
+def covers_disclosed(document: Any, disclosed: Any) -> bool:
+    """True iff the receipt in `document` has a `disclosedDigest` and it is `disclosed`'s (the
+    signature is `verify_receipt`'s business); False for anything else, never an exception."""
+    try:
+        expected = document["receipt"]["disclosedDigest"]
+        return isinstance(expected, str) and hmac.compare_digest(expected, digest_disclosed(disclosed))
+    except (KeyError, TypeError, ValueError, UnicodeError, rfc8785.CanonicalizationError, RecursionError):
+        return False
+
+
+def receipt_id(document: dict[str, Any]) -> str:
+    """A signed receipt's id: the first 32 hex digits of the sha256 of its `signature` text."""
+    return hashlib.sha256(document["signature"].encode("ascii")).hexdigest()[:32]
 
 
 def _utc_text(moment: dt.datetime) -> str:

@@ -4,16 +4,18 @@ its region, and the node that reports it.
 
 `RemoteAccess` is the wire format both ends use: the verifying node's outbox posts it
 (`verifier.outbox`), this node stores it (`store_remote_access`) once per event id however often
-it arrives, and only for a share it keeps, named by its token's SHA-256 (all this node has).
+it arrives, and only for a share it keeps, named by its token's SHA-256 (all this node has). An
+event id that arrives again from another node, or with other content, is a conflict (the first
+report stands): a resend is the same report, byte for byte.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,15 +27,25 @@ from verifier.models import AccessEntry, Share
 HEX_64 = r"^[0-9a-f]{64}$"
 
 
+def _in_utc(at: dt.datetime) -> dt.datetime:
+    """The moment in UTC; one outside UTC's range (0001-01-01T00:00+14:00) is invalid, not a 500."""
+    try:
+        return (at if at.tzinfo else at.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    except OverflowError as exc:
+        raise ValueError("not a moment within UTC's range") from exc
+
+
 class RemoteAccess(BaseModel):
     """One verification at another region's node of a share kept here."""
 
     eventId: str = Field(..., pattern=r"^[0-9a-f]{32}$", description="The reporting node's id of this event")
-    at: dt.datetime = Field(..., description="When it was verified")
+    at: Annotated[dt.datetime, AfterValidator(_in_utc)] = Field(..., description="When it was verified")
     organisation: str = Field(..., min_length=1, max_length=200, description="Who verified")
     organisationRegion: str = Field(..., max_length=6, description="Their region (GB/T 2260)")
     purpose: str = Field(..., max_length=200)
-    fields: list[str] = Field(..., max_length=1_000, description="The disclosed paths")
+    fields: list[Annotated[str, Field(max_length=512)]] = Field(
+        ..., max_length=1_000, description="The disclosed paths"
+    )  # each bounded: 1,000 paths of 100 kB were one 100 MB entry in the holder's log
     verdict: Literal["VALID", "INVALID", "ERROR"]
     reason: str | None = Field(None, max_length=64)
     channel: str = Field(..., min_length=1, max_length=10, description="api or qr, at the reporting node")
@@ -56,9 +68,25 @@ def store_remote_access(sessions: sessionmaker[Session], event: RemoteAccess, *,
                 "The share is of another certificate than the one reported", code=ErrorCode.ACCESS_EVENT_MISMATCH,
                 field="digest",
             )  # fmt: skip
+        row = _row(event, share.id, reported_by)
         statement = insert_new(AccessEntry, session.get_bind().dialect.name, ["event_id"])
-        new = session.execute(statement.returning(AccessEntry.id), _row(event, share.id, reported_by))
-        return new.first() is not None
+        if session.execute(statement.returning(AccessEntry.id), row).first() is not None:
+            return True
+        stored = session.scalars(select(AccessEntry).where(AccessEntry.event_id == event.eventId)).one()
+        if (
+            any(getattr(stored, k) != v for k, v in row.items() if k != "at")
+            or _aware(stored.at) != row["at"]
+        ):
+            # not a resend: another node's event id, or this event told otherwise; the first stands
+            raise Conflict(
+                "An event with this id was reported before, by another node or otherwise",
+                code=ErrorCode.ACCESS_EVENT_MISMATCH, field="eventId",
+            )  # fmt: skip
+        return False
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
 
 
 def _row(event: RemoteAccess, share_id: str, reported_by: str) -> dict[str, Any]:

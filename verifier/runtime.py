@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from registry.crypto import DataCipher
 from registry.errors import ChainUnavailable, EcertError
 from registry.indexer import History, Indexer, create_schema
 from registry.indexer.lease import IndexerLease
@@ -24,16 +25,21 @@ from verifier.chain_reader import RegistryReader
 from verifier.checks.policy import PolicyCheck
 from verifier.checks.share import ShareCheck
 from verifier.db import make_engine, migrate, sessions
+from verifier.history import VerificationHistory
 from verifier.holdings import Holdings
 from verifier.orgs import Organisations
 from verifier.outbox import OutboxSender
 from verifier.pipeline import DEFAULT_CHECKS
 from verifier.policy import Policy
 from verifier.readers import HeadTracker, IndexReader
+from verifier.receipt_store import ReceiptStore
 from verifier.receipts import ReceiptSigner
 from verifier.service import VerificationService
 from verifier.settings import VerifierSettings
 from verifier.shares import Shares
+from verifier.staff import StaffAccounts
+from verifier.subscriptions import Notifier, Subscriptions
+from verifier.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 STALL_S = 10.0  # an index lagging this long without moving has no working indexer
@@ -48,6 +54,7 @@ class VerifierRuntime:
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _outbox_written: threading.Event = field(default_factory=threading.Event)  # wakes the outbox sender
+    _webhooks_wake: threading.Event = field(default_factory=threading.Event)  # wakes the webhook sender
     indexer_role: str = "another process"  # who indexes this node's database, as far as this process knows
     _seen_indexed: int = -1
     _progress_at: float = field(default_factory=time.monotonic)
@@ -88,6 +95,22 @@ class VerifierRuntime:
         )
 
     @cached_property
+    def staff(self) -> StaffAccounts:
+        return StaffAccounts(
+            self.sessions,
+            load_or_create_secret(self.folder / "data.key"),
+            load_or_create_secret(self.folder / "staff-hmac.key"),
+        )
+
+    @cached_property
+    def subscriptions(self) -> Subscriptions:
+        return Subscriptions(
+            self.sessions,
+            load_or_create_secret(self.folder / "data.key"),
+            allow_http=self.settings.webhook_allow_http,
+        )
+
+    @cached_property
     def holdings(self) -> Holdings:
         return Holdings(self.sessions)
 
@@ -96,7 +119,20 @@ class VerifierRuntime:
         """The database writer, or in a worker process of a node the sender to its node process."""
         if self.settings.access_log_socket:
             return ForwardedAccessLog(self.settings.access_log_socket, self.sessions)
-        return AccessLog(self.sessions, on_outbox=self._outbox_written.set)
+        return AccessLog(self.sessions, on_outbox=self._outbox_written.set, cipher=self.data_cipher)
+
+    @cached_property
+    def data_cipher(self) -> DataCipher:
+        """The node's data key (`data.key`): personal data at rest (shares, kept receipts' values)."""
+        return DataCipher(load_or_create_secret(self.folder / "data.key"))
+
+    @cached_property
+    def receipt_store(self) -> ReceiptStore:
+        return ReceiptStore(self.sessions, self.data_cipher, self.access_log)
+
+    @cached_property
+    def verification_history(self) -> VerificationHistory:
+        return VerificationHistory(self.sessions, self.access_log)
 
     @cached_property
     def history(self) -> History:
@@ -136,6 +172,23 @@ class VerifierRuntime:
             args=(self._stop, self._outbox_written, poll_s),
             name="access-outbox",
             daemon=True,
+        )
+        thread.start()
+        self._threads.append(thread)
+
+    def start_webhooks(self, poll_s: float = 0.5) -> None:
+        """Turn indexed status changes into subscribers' notifications and post those with a
+        webhook (`verifier.webhooks`) in a background thread, until `close`. Safe in several
+        processes on one database (notifications are made once, posts are claimed), but one is
+        enough: `ecert serve verifier` runs it in the node process."""
+        s = self.settings
+        sender = WebhookSender(
+            self.sessions, self.subscriptions, Notifier(self.sessions, region=s.region),
+            retry_base_s=s.webhook_retry_base_s, retry_max_s=s.webhook_retry_max_s,
+            max_attempts=s.webhook_max_attempts, give_up_s=s.webhook_give_up_s, timeout_s=s.webhook_timeout_s,
+        )  # fmt: skip
+        thread = threading.Thread(
+            target=sender.run, args=(self._stop, self._webhooks_wake, poll_s), name="webhooks", daemon=True
         )
         thread.start()
         self._threads.append(thread)
@@ -196,6 +249,7 @@ class VerifierRuntime:
     def close(self) -> None:
         self._stop.set()
         self._outbox_written.set()  # the outbox sender waits on this, not on `_stop`
+        self._webhooks_wake.set()
         for thread in self._threads:
             thread.join(timeout=5)
         if "access_log" in self.__dict__:

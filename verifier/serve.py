@@ -1,7 +1,8 @@
 """Run a verifier node: the indexer follows the chain in this process; uvicorn serves the API
 with one or more worker processes, each reading the index (one writer, many readers). With
 several workers this process also writes their access logs (`AccessLogServer`); it sends the
-entries owed to other regions' nodes (`verifier.outbox`)."""
+entries owed to other regions' nodes (`verifier.outbox`) and the notifications owed to
+subscribers (`verifier.webhooks`)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def serve(settings: VerifierSettings, host: str, port: int, workers: int = 1) ->
     runtime = VerifierRuntime.open(settings=settings)
     runtime.start_indexer()
     runtime.start_outbox()  # the node process sends what its access log owes other regions' nodes
+    runtime.start_webhooks()  # and tells subscribers of the status changes it indexes
     try:
         if workers == 1:
             uvicorn.run(

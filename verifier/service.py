@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.certificate.presentation import Presentation
-from verifier.access_log import ANONYMOUS, Access, AccessRecorder
+from verifier.access_log import ANONYMOUS, Access, AccessRecorder, StoredReceipt
 from verifier.checks.base import Check, Outcome
 from verifier.context import ChainReader
 from verifier.pipeline import DEFAULT_CHECKS, Report, verify_presentation
-from verifier.receipts import ReceiptSigner, make_receipt
+from verifier.receipts import ReceiptSigner, digest_disclosed, disclosed_values, make_receipt, receipt_id
 from verifier.remote import RemoteShare
 
 __all__ = ["ANONYMOUS", "Verification", "VerificationService", "Visitor", "Who", "digest_of", "ip_prefix"]
@@ -31,6 +31,9 @@ class Who:
 
     name: str
     region: str
+    staff: str | None = None  # the signed-in front-desk clerk of the organisation, by name and username
+    organisation_id: int | None = None  # an organisation registered here: its receipts are kept for it
+    staff_id: int | None = None  # that clerk's id (`staff.id`): whose receipts and history they are
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class Verification:
     receipt: dict[str, Any] | None  # None only from a local service (`ecert verify`), which has no node key
     source: str | None
     block: int | None
+    disclosed: dict[str, Any] | None = None  # the values the receipt covers, with their salt
+    receipt_id: str | None = None
 
     @property
     def http_status(self) -> int:
@@ -76,7 +81,10 @@ class Verification:
         return 503 if self.report.verdict is Outcome.ERROR else 200
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.report.to_json(), "source": self.source, "block": self.block, "receipt": self.receipt}
+        return {
+            **self.report.to_json(), "source": self.source, "block": self.block, "disclosed": self.disclosed,
+            "receipt": self.receipt, "receiptId": self.receipt_id,
+        }  # fmt: skip
 
 
 class VerificationService:
@@ -133,20 +141,23 @@ class VerificationService:
         )
         facts = next((c.evidence for c in report.checks if c.kind == "anchor" and "block" in c.evidence), {})
         source, block = facts.get("source"), facts.get("block")
-        receipt = None
-        if self.receipts is not None:
-            receipt = self.receipts.sign(
-                make_receipt(
-                    report,
-                    request_digest=request_digest,
-                    chain_id=self.chain_id,
-                    block=block,
-                    source=source or "offline",
-                    region=self.region,
-                )
+        if self.receipts is None:
+            return Verification(report, None, source, block)
+        disclosed = disclosed_values(presentation)
+        receipt = self.receipts.sign(
+            make_receipt(
+                report, request_digest=request_digest, chain_id=self.chain_id, block=block,
+                source=source or "offline", region=self.region, disclosed_digest=digest_disclosed(disclosed),
             )
+        )  # fmt: skip
+        answer = Verification(report, receipt, source, block, disclosed, receipt_id(receipt))
         if self._log is None:
-            return Verification(report, receipt, source, block)
+            return answer
+        kept = (
+            None
+            if who.organisation_id is None
+            else StoredReceipt(answer.receipt_id or "", who.organisation_id, who.staff_id, receipt, disclosed)
+        )
         self._log.record(
             Access(
                 at=report.checked_at,
@@ -166,9 +177,13 @@ class VerificationService:
                 event_id=uuid.uuid4().hex if remote else None,
                 origin=remote.origin if remote else None,
                 share_token_hash=remote.token_hash if remote else None,
+                staff=who.staff,
+                batch_root="0x" + presentation.batch_root.hex(),
+                batch_index=presentation.batch_index,
+                receipt=kept,
             )
         )
-        return Verification(report, receipt, source, block)
+        return answer
 
 
 def _identifier(presentation: Presentation) -> str | None:

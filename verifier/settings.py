@@ -37,10 +37,26 @@ class VerifierSettings(BaseSettings):
     """Longest wait between two sends of an access-log entry owed to another region's node."""
     outbox_give_up_s: float = 7 * 24 * 3600.0
     """An access-log entry another region's node has not taken in this long is marked failed."""
+    webhook_retry_base_s: float = 2.0
+    """First wait before posting a subscription's notification again (doubled per failure, with jitter)."""
+    webhook_retry_max_s: float = 600.0
+    """Longest wait between two posts of a subscription's notification."""
+    webhook_max_attempts: int = 15
+    """Posts of a notification before it becomes a dead letter (`GET /v1/subscriptions/{id}/dead-letters`)."""
+    webhook_give_up_s: float = 24 * 3600.0
+    """A notification not delivered this long after it was made (or redelivered) becomes a dead letter."""
+    webhook_timeout_s: float = 5.0
+    """How long a subscriber's webhook may take to answer one post."""
+    webhook_allow_http: bool = False
+    """Accept plain `http://` webhook URLs (a private network, tests); by default only `https://`."""
     index_max_lag_blocks: int = 2
     """Answer from the index only while it is at most this many blocks behind the chain."""
     index_confirmations: int = 0
     """Blocks the indexer stays behind the head (0: reorgs are rolled back, a status change shows at once)."""
+    keep_api_receipts: bool = False
+    """Also keep the receipts of API verifications (`GET /v1/receipts/{id}`, the history). The
+    front desk's are always kept; an API caller has its receipt in the answer, and keeping every
+    one costs the node about a tenth of its verification throughput."""
     rate_limit_per_min: int = 6_000
     """Requests per minute per API key and per worker process (`--workers N` allows up to N times this)."""
     share_secret_file: Path | None = None

@@ -25,12 +25,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from registry.certificate.presentation import Presentation
 from registry.crypto import DataCipher
 from registry.error_codes import ErrorCode
-from registry.errors import CertificateError, NotFound
+from registry.errors import CertificateError, EcertError, NotFound
 from verifier.models import Share
 
 MIN_LIFETIME = dt.timedelta(minutes=5)
 MAX_LIFETIME = dt.timedelta(days=30)
 DYNAMIC_WINDOW_S = 30
+
+
+class ShareNeedsIdentity(EcertError):
+    """An anonymous visitor opened a share meant for identified organisations only."""
+
+    code = ErrorCode.SHARE_IDENTIFIED_ONLY
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class ShareState:
     expired: bool
     digest: str
     presentation: Presentation | None
+    identified_only: bool = False  # an anonymous visitor gets a sign-in prompt, not the fields
 
     @property
     def problem(self) -> ErrorCode | None:
@@ -66,6 +73,7 @@ class ShareState:
             "id": self.id, "fields": list(self.fields), "purpose": self.purpose,
             "expiresAt": self.expires_at.isoformat(), "singleUse": self.single_use, "dynamic": self.dynamic,
             "used": self.used, "withdrawn": self.withdrawn, "expired": self.expired, "digest": self.digest,
+            "identifiedOnly": self.identified_only,
         }  # fmt: skip
 
 
@@ -92,7 +100,7 @@ class Shares:
 
     def create(
         self, wallet_org_id: int, holder_ref: str, presentation: Presentation, *, purpose: str,
-        lifetime: dt.timedelta, single_use: bool = False, dynamic: bool = False,
+        lifetime: dt.timedelta, single_use: bool = False, dynamic: bool = False, identified_only: bool = False,
     ) -> tuple[ShareState, str]:  # fmt: skip
         """Store a share of the wallet `wallet_org_id` for its holder `holder_ref` and return it
         with its token (shown once: only its hash is kept)."""
@@ -110,7 +118,7 @@ class Shares:
             digest="0x" + presentation.digest.hex(),
             presentation=self._cipher.encrypt(json.dumps(presentation.to_json()).encode(), share_id),
             fields=json.dumps(presentation.paths(), ensure_ascii=False), purpose=purpose, single_use=single_use,
-            dynamic=dynamic, created_at=now, expires_at=now + lifetime,
+            dynamic=dynamic, identified_only=identified_only, created_at=now, expires_at=now + lifetime,
         )  # fmt: skip
         with self._sessions.begin() as session:
             session.add(row)
@@ -127,14 +135,18 @@ class Shares:
         )
         return ShareState(
             row.id, row.holder_ref, tuple(json.loads(row.fields)), row.purpose, _aware(row.expires_at), row.single_use,
-            row.dynamic, used, withdrawn, expired, row.digest, presentation,
+            row.dynamic, used, withdrawn, expired, row.digest, presentation, bool(row.identified_only),
         )  # fmt: skip
 
-    def open(self, token: str, *, code: str | None = None, consume: bool = True) -> ShareState:
+    def open(
+        self, token: str, *, code: str | None = None, consume: bool = True, identified: bool = True
+    ) -> ShareState:
         """The share behind a link. Unknown tokens (a guessed or altered link) are NOT_FOUND; a
-        dynamic share needs the code of the current 30-second window; a single-use share is
-        consumed by its first opening: one conditional update (`used_at IS NULL`) decides which
-        opening that is, so however many arrive at once, exactly one is shown the fields."""
+        dynamic share needs the code of the current 30-second window; a share for identified
+        organisations only is, for an anonymous visitor (`identified=False`), SHARE_IDENTIFIED_ONLY
+        (nothing consumed, nothing shown); a single-use share is consumed by its first opening:
+        one conditional update (`used_at IS NULL`) decides which opening that is, so however many
+        arrive at once, exactly one is shown the fields."""
         with self._sessions() as session:
             row = session.scalar(select(Share).where(Share.token_hash == _hash(token)))
         if row is None:
@@ -145,6 +157,11 @@ class Shares:
             raise NotFound(
                 "This QR code has expired: ask the holder to show the current one",
                 code=ErrorCode.SHARE_CODE_EXPIRED,
+            )
+        if row.identified_only and not identified:
+            raise ShareNeedsIdentity(
+                "The holder shared this only with identified organisations: sign in or use an API key",
+                code=ErrorCode.SHARE_IDENTIFIED_ONLY,
             )
         state = self._state(row)
         if not (consume and row.single_use and state.problem is None):

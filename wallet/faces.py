@@ -44,13 +44,17 @@ def _text(value: Any) -> str:
 def face_rows(presentation: Presentation, lang: str) -> dict[str, Any]:
     """Title and rows of the face; `holder.code` is never on the face (its masked twin is)."""
     flat = _flat(presentation.fields())
+    type_code = str(flat.get("typeCode") or "")
     rows: list[FaceRow] = []
 
     def add(path: str, value: Any) -> None:
         key = "validity" if path == "validity" else path
         rows.append(
             FaceRow(
-                path, field_label("zh", key), field_label("en", key) if lang == "en" else None, _text(value)
+                path,
+                field_label("zh", key, type_code),
+                field_label("en", key, type_code) if lang == "en" else None,
+                _text(value),
             )
         )
 

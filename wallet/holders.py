@@ -159,6 +159,25 @@ class Holders:
             raise NotFound("No such holder", code=ErrorCode.HOLDER_NOT_FOUND)
         return self._view(row)
 
+    def access_seen_at(self, holder_id: int) -> dt.datetime | None:
+        """The newest access-log entry the holder has seen (None: never opened the log)."""
+        with self._sessions() as session:
+            row = session.get(Holder, holder_id)
+        seen = row.access_seen_at if row else None
+        return seen if seen is None or seen.tzinfo else seen.replace(tzinfo=dt.UTC)
+
+    def mark_access_seen(self, holder_id: int, newest: dt.datetime) -> None:
+        """The holder opened the access log showing entries up to `newest` (never moves back)."""
+        with self._sessions.begin() as session:
+            row = session.get(Holder, holder_id)
+            if row is None:
+                raise NotFound("No such holder", code=ErrorCode.HOLDER_NOT_FOUND)
+            seen = row.access_seen_at
+            if seen is not None and seen.tzinfo is None:
+                seen = seen.replace(tzinfo=dt.UTC)
+            if seen is None or newest > seen:
+                row.access_seen_at = newest
+
     def set_preferences(self, holder_id: int, *, lang: str | None = None, elder: bool | None = None) -> None:
         with self._sessions.begin() as session:
             row = session.get(Holder, holder_id)

@@ -43,6 +43,8 @@ class Holder(Base):
     lang: Mapped[str] = mapped_column(String(2), default="zh")
     elder: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The newest access-log entry the holder has seen: newer ones are the home screen's unread badge.
+    access_seen_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class LoginSession(Base):

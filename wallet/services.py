@@ -137,9 +137,9 @@ class VerifierClient(_Client):
         )
 
     def create_share(self, holder_ref: str, presentation: dict[str, Any], *, purpose: str, minutes: int,
-                     single_use: bool, dynamic: bool) -> dict[str, Any]:  # fmt: skip
+                     single_use: bool, dynamic: bool, identified_only: bool = False) -> dict[str, Any]:  # fmt: skip
         body = {"holderRef": holder_ref, "presentation": presentation, "purpose": purpose, "expiresInMinutes": minutes,
-                "singleUse": single_use, "dynamic": dynamic}  # fmt: skip
+                "singleUse": single_use, "dynamic": dynamic, "identifiedOnly": identified_only}  # fmt: skip
         return _object(self._wallet("POST", "/v1/shares", json=body))
 
     def list_shares(self, holder_ref: str) -> list[dict[str, Any]]:

@@ -22,8 +22,9 @@ from registry.error_codes import ErrorCode
 from registry.errors import CertificateError, NotFound
 from wallet.holders import HolderView
 from wallet.models import StoredShare
+from wallet.presets import preset_fields
 from wallet.services import HOLDER_VIEW_PURPOSE, ServiceRefused, ServiceUnavailable, VerifierClient
-from wallet.vault import Card, Vault
+from wallet.vault import Card, StatusView, Vault
 
 EXPIRY_MINUTES = (5, 60, 24 * 60, 7 * 24 * 60, 30 * 24 * 60)
 # Verifiers must see the validity period to check it, and what the certificate is and who issued
@@ -36,6 +37,8 @@ FORM_ORDER = ("name", "number", "holder.name", "holder.codeMasked", "holder.code
               "identifier", "holder.codeType", "typeCode", "issuer.code", "issuer.region", "previousIdentifier", "validFrom",
               "validUntil")  # fmt: skip
 MAX_PURPOSE = 200
+IN_PERSON_PURPOSE = "当面出示 / shown in person"
+IN_PERSON_MINUTES = 60
 
 
 def base_path(path: str) -> str:
@@ -91,6 +94,35 @@ def disclosed_paths(presentation: Presentation, chosen: list[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class ShareHold:
+    """Why a certificate may not be shared now: its status, the agency's GB reason, whom to ask."""
+
+    state: str  # suspended | revoked
+    reason_zh: str | None
+    reason_en: str | None
+    since: str | None
+    agency: str  # the issuing agency: the one to contact
+
+
+HELD = {"CERT_SUSPENDED": "suspended", "CERT_REVOKED": "revoked"}
+
+
+def share_hold(card: Card, status: StatusView) -> ShareHold | None:
+    """A hold when the verifier's status check says suspended or revoked, else None (an
+    unreachable verifier holds nothing: the verifier itself refuses what it cannot vouch for)."""
+    check = next((c for c in status.checks if c.get("kind") == "status"), None)
+    code = (check or {}).get("code") or status.reason
+    if code not in HELD:
+        return None
+    evidence = (check or {}).get("evidence") or {}
+    issuer = card.fields.get("issuer")
+    agency = str(issuer.get("name", "")) if isinstance(issuer, dict) else ""
+    return ShareHold(
+        HELD[code], evidence.get("reasonZh"), evidence.get("reasonEn"), evidence.get("since"), agency
+    )
+
+
+@dataclass(frozen=True)
 class ShareView:
     id: str
     certificate_id: str
@@ -130,7 +162,14 @@ class Sharing:
         self._verifier = verifier
 
     def create(self, holder: HolderView, card: Card, chosen: list[str], *, purpose: str, minutes: int,
-               single_use: bool, dynamic: bool) -> ShareView:  # fmt: skip
+               single_use: bool, dynamic: bool, identified_only: bool = False) -> ShareView:  # fmt: skip
+        """Refused (CERT_NOT_SHAREABLE) for a certificate the verifier says is suspended or revoked."""
+        if (hold := share_hold(card, self._vault.status(card, fresh=True))) is not None:
+            raise CertificateError(
+                f"This certificate is {hold.state}: it cannot be shared; ask {hold.agency}",
+                code=ErrorCode.CERT_NOT_SHAREABLE,
+                field="certificate",
+            )
         if minutes not in EXPIRY_MINUTES:
             raise CertificateError(
                 "A share lasts 5 minutes, 1 hour, 1 day, 7 days or 30 days",
@@ -140,7 +179,8 @@ class Sharing:
         purpose = " ".join(purpose.split())[:MAX_PURPOSE]
         disclosure = card.presentation.disclose(disclosed_paths(card.presentation, chosen))
         made = self._verifier.create_share(holder.holder_ref, disclosure.to_json(), purpose=purpose, minutes=minutes,
-                                           single_use=single_use, dynamic=dynamic)  # fmt: skip
+                                           single_use=single_use, dynamic=dynamic,
+                                           identified_only=identified_only)  # fmt: skip
         row = StoredShare(
             id=made["id"], holder_id=holder.id, certificate_id=card.id, fields=json.dumps(disclosure.paths(), ensure_ascii=False),
             url_enc=self._cipher.encrypt(made["url"].encode(), f"wallet-share:{made['id']}"), purpose=purpose,
@@ -149,6 +189,19 @@ class Sharing:
         with self._sessions.begin() as session:
             session.add(row)
         return self._view(row, made)
+
+    def in_person(self, holder: HolderView, card: Card) -> ShareView:
+        """The holder's live dynamic share of `card` for showing in person (one tap on the home
+        screen), or a new one: an hour long, with the fields the custom preset picks."""
+        soon = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+        items, _live = self.list(holder)
+        for item in items:
+            if (item.certificate_id == card.id and item.dynamic and item.active and item.purpose == IN_PERSON_PURPOSE
+                    and item.expires_at > soon):  # fmt: skip
+                return item
+        available = {base_path(p) for p in card.presentation.paths()}
+        return self.create(holder, card, sorted(preset_fields("custom", available)), purpose=IN_PERSON_PURPOSE,
+                           minutes=IN_PERSON_MINUTES, single_use=False, dynamic=True)  # fmt: skip
 
     def _view(self, row: StoredShare, remote: dict[str, Any] | None) -> ShareView:
         return ShareView(

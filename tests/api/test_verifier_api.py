@@ -771,3 +771,17 @@ def test_with_the_chain_stopped_the_answer_is_503_error_never_valid(stack: Stack
         what="for the node to recover",
     )
     assert_valid(response)
+
+
+def test_an_api_receipt_is_in_the_answer_and_is_not_kept_by_a_node_that_does_not_keep_them(
+    stack: Stack,
+) -> None:
+    """ECERT_VERIFIER_KEEP_API_RECEIPTS is off by default: the bank has its signed receipt in the
+    answer; the node keeps only the front desk's (tests/api/test_verifier_receipts.py keeps all)."""
+    answer = assert_valid(verify(stack, package=stack.issued.package(VALID_PKG)))
+    assert answer["receipt"] and len(answer["receiptId"]) == 32
+    with stack.client() as client:
+        kept = client.get(f"/v1/receipts/{answer['receiptId']}")
+        history = client.get("/v1/verifications/history")
+    assert (kept.status_code, kept.json()["code"]) == (404, "RECEIPT_NOT_FOUND")
+    assert history.status_code == 200 and answer["receiptId"] not in history.text

@@ -119,8 +119,13 @@ OPERATIONS = [
     ("DELETE", "/v1/shares/{share_id}"), ("GET", "/v1/shares/{share_id}/dynamic-code"), ("GET", "/v1/access-log"),
     ("GET", "/v1/shares/{token}/presentation"), ("POST", "/v1/holdings"), ("GET", "/v1/holdings"),
     ("GET", "/v1/receipt-key"), ("POST", "/v1/receipts/verify"),
+    ("GET", "/v1/receipts/{receipt_id}"), ("GET", "/v1/receipts/{receipt_id}.pdf"),
+    ("GET", "/v1/verifications/history"), ("GET", "/v1/verifications/history.csv"),
     ("GET", "/v1/status"), ("GET", "/s/{token}"), ("GET", "/healthz"), ("GET", "/v"), ("POST", "/v"),
     ("POST", "/v1/access-log/remote"),
+    ("POST", "/v1/subscriptions"), ("GET", "/v1/subscriptions"), ("GET", "/v1/subscriptions/{subscription_id}"),
+    ("DELETE", "/v1/subscriptions/{subscription_id}"), ("GET", "/v1/subscriptions/{subscription_id}/dead-letters"),
+    ("POST", "/v1/subscriptions/{subscription_id}/dead-letters/{event_id}/redeliver"), ("GET", "/v1/notifications"),
 ]  # fmt: skip
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -91,6 +92,22 @@ def test_demo_starts_everything_with_working_demo_data(tmp_path: Path) -> None:
             json={"package": package, "purpose": "demo check"}, headers={"Authorization": f"Bearer {bank_key}"}, timeout=20,
         )  # fmt: skip
         assert (answer.status_code, answer.json()["verdict"]) == (200, "VALID")
+
+        # the front desk: its URL, a clerk's sign-in and the printed command for the current code
+        assert f"核验前台     http://127.0.0.1:{ports['verifier']}/desk" in text
+        clerk = re.search(r"username 用户名 (\S+)  password 密码 (\S+)", text)
+        code_command = re.search(r"the current code 当前动态口令:\n    (.+)\n", text)
+        assert clerk and code_command, text
+        code = subprocess.run(shlex.split(code_command.group(1)), capture_output=True, text=True, check=True)
+        desk = f"http://127.0.0.1:{ports['verifier']}"
+        with httpx.Client(base_url=desk, timeout=20, headers={"Origin": desk}) as clerk_browser:
+            token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', clerk_browser.get("/desk").text)
+            assert token
+            signed_in = clerk_browser.post("/desk/login", data={
+                "csrf_token": token.group(1), "username": clerk.group(1), "password": clerk.group(2),
+                "code": code.stdout.strip()})  # fmt: skip
+            assert signed_in.status_code == 303, signed_in.text[-500:]
+            assert "王柜员" in clerk_browser.get("/desk").text
     finally:
         demo.send_signal(signal.SIGTERM)
         demo.send_signal(signal.SIGINT)  # an impatient second stop must not cut the first one short

@@ -105,7 +105,7 @@ def test_a_verification_answer_says_no_store_no_framing_no_referrer() -> None:
 
 
 def test_share_pages_and_json_answers_of_the_verifier_carry_the_private_headers() -> None:
-    def no_share(token: str, code: str | None = None) -> None:
+    def no_share(token: str, code: str | None = None, identified: bool = True) -> None:
         raise NotFound("No such share", code="SHARE_NOT_FOUND")
 
     def refuse(token: str | None) -> None:

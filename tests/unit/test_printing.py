@@ -117,7 +117,7 @@ def test_html_escapes_field_values(batch) -> None:
     assert "<script" not in html and "<b>" not in html
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
     assert "A&amp;B &lt;b&gt;公司&lt;/b&gt;" in html
-    assert "<dt>note</dt>" in html  # an unknown ext key is labelled with its key
+    assert "<dt>其他事项（Note）</dt>" in html  # an unknown ext key gets a humanised label
 
 
 def test_html_qr_code_scans_to_a_verification_link_of_a_small_disclosure(batch) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -27,9 +28,13 @@ from verifier.pipeline import Report
 from verifier.receipts import (
     ReceiptSigner,
     canonical_bytes,
+    covers_disclosed,
+    digest_disclosed,
     digest_request,
+    disclosed_values,
     key_id,
     make_receipt,
+    receipt_id,
     verify_receipt,
 )
 
@@ -284,3 +289,49 @@ def test_canonical_bytes_is_rfc8785(value) -> None:
             canonical_bytes(value)
         return
     assert canonical_bytes(value) == expected
+
+
+# ─── the disclosed values: covered by a digest, answered beside the receipt (issue 11, point 11) ──
+
+
+def test_a_receipt_covers_the_disclosed_values_through_their_salted_digest(
+    signer: ReceiptSigner, presentation
+) -> None:
+    disclosed = disclosed_values(presentation)
+    assert disclosed["values"] == presentation.values() and len(disclosed["salt"]) == 22
+    assert disclosed_values(presentation)["salt"] != disclosed["salt"]  # fresh per answer
+    document = signer.sign(
+        make_receipt(
+            report(), request_digest=digest_request(presentation), chain_id=31337, block=42, source="chain",
+            region="330000", disclosed_digest=digest_disclosed(disclosed),
+        )
+    )  # fmt: skip
+    assert verify_receipt(document, signer.public_key()) and covers_disclosed(document, disclosed)
+    assert (
+        document["receipt"]["disclosedDigest"] == "0x" + hashlib.sha256(rfc8785.dumps(disclosed)).hexdigest()
+    )
+    name = presentation.values()["holder.name"]
+    assert name not in json.dumps(document, ensure_ascii=False)  # no value in the receipt itself
+    for changed in (
+        {**disclosed, "values": {**disclosed["values"], "holder.name": "李四"}},
+        {**disclosed, "values": {k: v for k, v in disclosed["values"].items() if k != "validUntil"}},
+        {**disclosed, "salt": "A" * 22},
+        disclosed["values"],
+        None,
+        "x",
+    ):
+        assert not covers_disclosed(document, changed)
+    tampered = {**document, "receipt": {**document["receipt"], "disclosedDigest": "0x" + "00" * 32}}
+    assert not verify_receipt(tampered, signer.public_key())
+
+
+def test_a_receipt_of_the_old_shape_still_verifies_and_covers_nothing(
+    document: dict, signer: ReceiptSigner
+) -> None:
+    assert "disclosedDigest" not in document["receipt"]
+    assert verify_receipt(document, signer.public_key())
+    assert not covers_disclosed(document, {"salt": "", "values": {}})
+
+
+def test_a_receipt_s_id_is_computable_from_it(document: dict) -> None:
+    assert receipt_id(document) == hashlib.sha256(document["signature"].encode()).hexdigest()[:32]

@@ -205,13 +205,13 @@ def test_both_languages_have_every_word_the_templates_use() -> None:
         }
     prefixed = {f"{p}.{v}" for p, values in {
         "verdict": ("VALID", "INVALID", "ERROR", "UNAVAILABLE"), "share.state": ("active", "used", "withdrawn", "expired", "unknown"),
-        "expiry": EXPIRY_MINUTES, "purpose": ("bank", "loan", "rent", "job", "roadside"), "channel": ("link", "api", "qr"),
+        "expiry": EXPIRY_MINUTES, "purpose": ("bank", "loan", "rent", "job", "roadside", "errand", "custom"), "channel": ("link", "api", "qr"),
     }.items() for v in values}  # fmt: skip
     missing = sorted((used | prefixed) - set(zh))
     assert not missing, missing
     assert (
         field_label("en", "ext.scope[1]") == "Business scope"
-        and field_label("zh", "ext.unknownThing") == "ext.unknownThing"
+        and field_label("zh", "ext.unknownThing") == "其他事项（Unknown thing）"  # never a raw ext.* key
     )
     assert (
         reason_text("zh", "CERT_SUSPENDED") == "证照已被暂扣"

@@ -14,8 +14,22 @@ from fastapi.telemetry import TelemetryConfig
 from registry.docs import install_docs
 from registry.problems import install as install_problems
 from registry.text_guard import RefuseBrokenText
-from verifier.api import holdings, pages, receipts, remote_access, scan, shares, status, verifications
+from verifier.api import (
+    desk,
+    history,
+    holdings,
+    pages,
+    receipts,
+    remote_access,
+    scan,
+    shares,
+    status,
+    subscriptions,
+    verifications,
+)
+from verifier.api.openapi import declare_security
 from verifier.api.privacy import PrivateHeaders
+from verifier.api.schemas import HealthOut
 from verifier.runtime import VerifierRuntime
 
 # py_ecc (imported by eth_account) raises the recursion limit to 100,000, deeper than the C stack
@@ -55,16 +69,31 @@ def create_app(runtime: VerifierRuntime, *, owns_runtime: bool = False) -> FastA
     )  # the hot route's orjson is strict already
     app.state.runtime = runtime
     install_problems(app)
-    for module in (verifications, shares, holdings, remote_access, receipts, status, pages, scan):
+    for module in (
+        verifications,
+        history,
+        shares,
+        holdings,
+        remote_access,
+        receipts,
+        status,
+        pages,
+        scan,
+        desk,
+        subscriptions,
+    ):
         app.include_router(module.router)
+    declare_security(app)
     app.router.middleware_stack = verifications.DirectRoute(
         PrivateHeaders(app.router.middleware_stack)
     )  # the hot path sets its own
 
     @app.get(
-        "/healthz", tags=["node"], summary="Health: chain reachable, index fresh",
-        responses={503: {"description": "Unhealthy: the chain is unreachable or the index stalled (`problems` says which)",
-                         "content": {"application/json": {}}}},
+        "/healthz", tags=["node"], summary="Health: chain reachable, index fresh", response_model=None,
+        openapi_extra={"security": []},
+        responses={200: {"model": HealthOut, "description": "Healthy"},
+                   503: {"description": "Unhealthy: the chain is unreachable or the index stalled (`problems` says which)",
+                         "model": HealthOut}},
     )  # fmt: skip
     def health(response: Response) -> dict[str, Any]:
         healthy, facts = runtime.health()

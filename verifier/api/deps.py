@@ -51,7 +51,10 @@ async def wallet(who: Annotated[Caller, Depends(caller)]) -> Caller:
 
 
 async def node(who: Annotated[Caller, Depends(caller)]) -> Caller:
-    if who.kind not in ("node", "wallet"):
+    # Nodes only: a node logs the verification it fetches a disclosure for and reports it to the
+    # share's node (`verifier.outbox`); a wallet key would read (and use up) any share whose
+    # token it had, unlogged, and the wallet service never fetches a disclosure
+    if who.kind != "node":
         raise NotAuthorised(
             "Only a trusted verifier node may fetch shared presentations", code=ErrorCode.SCOPE_MISSING
         )
@@ -65,7 +68,17 @@ async def trusted_node(who: Annotated[Caller, Depends(caller)]) -> Caller:
     return who
 
 
+async def subscriber(who: Annotated[Caller, Depends(caller)]) -> Caller:
+    """A bank or an agency: the organisations that verify certificates and may re-check them."""
+    if who.kind not in ("bank", "agency"):
+        raise NotAuthorised(
+            "Only a bank or an agency may subscribe to certificates", code=ErrorCode.SCOPE_MISSING
+        )
+    return who
+
+
 CallerDep = Annotated[Caller, Depends(caller)]
+SubscriberDep = Annotated[Caller, Depends(subscriber)]
 OptionalCaller = Annotated[Caller | None, Depends(optional_caller)]
 WalletDep = Annotated[Caller, Depends(wallet)]
 NodeDep = Annotated[Caller, Depends(node)]

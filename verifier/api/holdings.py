@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 
 from registry.certificate.presentation import Presentation
 from verifier.api.deps import Runtime, WalletDep
+from verifier.api.openapi import API_KEY, answers
+from verifier.api.schemas import HoldingOut
 
 router = APIRouter(prefix="/v1", tags=["holdings"])
 
@@ -25,8 +27,11 @@ class HoldingRequest(BaseModel):
 
 @router.post(
     "/holdings", status_code=201, summary="Bind a claimed certificate to a holder of this wallet (wallets)",
-    responses={200: {"description": "Already bound: nothing changed"},
-               422: {"description": "A disclosure (CERT_PARTIAL) or a package that does not hash to its digest (CERT_TAMPERED)"}},
+    response_model=None, openapi_extra=API_KEY,
+    responses={201: {"model": HoldingOut, "description": "Bound"},
+               200: {"model": HoldingOut, "description": "Already bound: nothing changed"},
+               **answers(400, 401, 403, 422, 429, 503, s403="Only a wallet's key may bind holdings (`SCOPE_MISSING`)",
+                         s422="A disclosure (CERT_PARTIAL) or a package that does not hash to its digest (CERT_TAMPERED)")},
 )  # fmt: skip
 def hold(body: HoldingRequest, rt: Runtime, wallet: WalletDep, response: Response) -> dict[str, Any]:
     held, new = rt.holdings.hold(
@@ -37,7 +42,12 @@ def hold(body: HoldingRequest, rt: Runtime, wallet: WalletDep, response: Respons
     return held.to_json()
 
 
-@router.get("/holdings", summary="The certificates this wallet holds for a holder (wallets)")
+@router.get(
+    "/holdings", summary="The certificates this wallet holds for a holder (wallets)", response_model=None,
+    openapi_extra=API_KEY,
+    responses={200: {"model": list[HoldingOut], "description": "The holder's holdings at this wallet"},
+               **answers(401, 403, 422, 429, 503, s403="Only a wallet's key may read holdings (`SCOPE_MISSING`)")},
+)  # fmt: skip
 def holdings(
     rt: Runtime, wallet: WalletDep, holderRef: str = Query(..., min_length=1, max_length=128)
 ) -> list[dict[str, Any]]:

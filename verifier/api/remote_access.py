@@ -9,6 +9,8 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from verifier.api.deps import Runtime, TrustedNodeDep
+from verifier.api.openapi import API_KEY, answers
+from verifier.api.schemas import RemoteStoredOut
 from verifier.remote_log import RemoteAccess, store_remote_access
 
 router = APIRouter(prefix="/v1/access-log", tags=["shares"])
@@ -17,7 +19,11 @@ router = APIRouter(prefix="/v1/access-log", tags=["shares"])
 @router.post(
     "/remote", status_code=201,
     summary="Report a verification of one of this node's shares (trusted nodes of other regions)",
-    responses={200: {"description": "Stored before: nothing changed"}},
+    response_model=None, openapi_extra=API_KEY,
+    responses={201: {"model": RemoteStoredOut, "description": "Stored"},
+               200: {"model": RemoteStoredOut, "description": "Stored before: nothing changed"},
+               **answers(400, 401, 403, 404, 422, 429, 503, s403="Only a trusted node's key may report (`SCOPE_MISSING`)",
+                         s404="No share of this node has that token hash")},
 )  # fmt: skip
 def report_access(
     event: RemoteAccess, rt: Runtime, node: TrustedNodeDep, response: Response

@@ -21,6 +21,7 @@ from registry.certificate.canonical import leaf_value
 from registry.errors import EcertError
 from registry.rate_limit import KeyedTokenBucket
 from verifier.api.deps import Runtime
+from verifier.api.openapi import answers
 from verifier.api.verifications import request_digest
 from verifier.i18n import LABELS, TEXT, field_label
 from verifier.inputs import presentation_from_scanned
@@ -63,14 +64,20 @@ def _visits(request: Request) -> KeyedTokenBucket:
     return bucket
 
 
-@router.get("/v", response_class=HTMLResponse, summary="The page of a verification link <node>/v#EC1:…")
+@router.get(
+    "/v", response_class=HTMLResponse, summary="The page of a verification link <node>/v#EC1:…",
+    openapi_extra={"security": []}, responses={200: {"description": "The page (its script reads the link's fragment)"}, **answers(422)},
+)  # fmt: skip
 def scan_page(lang: Lang = "zh") -> HTMLResponse:
     return _page(200, lang, verdict=None, problem=None)
 
 
 @router.post(
-    "/v", response_class=HTMLResponse, summary="Verify the code the page read (or the visitor pasted)"
-)
+    "/v", response_class=HTMLResponse, summary="Verify the code the page read (or the visitor pasted)",
+    openapi_extra={"security": []},
+    responses={200: {"description": "The verdict page"}, 503: {"description": "The page: could not verify now"},
+               **answers(400, 422, 429, s429="Too many verifications from your network: wait a minute")},
+)  # fmt: skip
 def verify_scanned(
     request: Request,
     rt: Runtime,

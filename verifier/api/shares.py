@@ -14,6 +14,14 @@ from registry.certificate.presentation import Presentation
 from registry.error_codes import ErrorCode
 from registry.errors import NotFound
 from verifier.api.deps import NodeDep, Runtime, WalletDep
+from verifier.api.openapi import API_KEY, answers
+from verifier.api.schemas import (
+    AccessEntryOut,
+    DynamicCodeOut,
+    ShareCreatedOut,
+    SharedPresentationOut,
+    ShareOut,
+)
 from verifier.api.verifications import request_digest
 from verifier.runtime import VerifierRuntime
 
@@ -29,13 +37,21 @@ class ShareRequest(BaseModel):
     expiresInMinutes: int = Field(..., ge=5, le=30 * 24 * 60)
     singleUse: bool = False
     dynamic: bool = False
+    identifiedOnly: bool = Field(
+        False,
+        description="Only identified organisations may open it: anonymous visitors get a sign-in prompt",
+    )
 
 
 def _link(rt: VerifierRuntime, share_id_token: str) -> str:
     return f"{rt.settings.public_url.rstrip('/')}/s/{share_id_token}"
 
 
-@router.post("/shares", status_code=201, summary="Create a share (wallets)")
+@router.post(
+    "/shares", status_code=201, summary="Create a share (wallets)", response_model=None, openapi_extra=API_KEY,
+    responses={201: {"model": ShareCreatedOut, "description": "The share and its link (the token is shown once)"},
+               **answers(400, 401, 403, 422, 429, 503, s403="Only a wallet's key may manage shares (`SCOPE_MISSING`)")},
+)  # fmt: skip
 def create_share(body: ShareRequest, rt: Runtime, wallet: WalletDep) -> dict[str, Any]:
     presentation = Presentation.from_json(body.presentation)
     request_digest(
@@ -43,26 +59,38 @@ def create_share(body: ShareRequest, rt: Runtime, wallet: WalletDep) -> dict[str
     )  # refuse now what no node could verify later (integers beyond 2**53, lone surrogates)
     state, token = rt.shares.create(
         wallet.organisation_id, body.holderRef, presentation, purpose=body.purpose, lifetime=dt.timedelta(minutes=body.expiresInMinutes),
-        single_use=body.singleUse, dynamic=body.dynamic,
+        single_use=body.singleUse, dynamic=body.dynamic, identified_only=body.identifiedOnly,
     )  # fmt: skip
     return {**state.to_json(), "token": token, "url": _link(rt, token)}
 
 
-@router.get("/shares", summary="A holder's shares (wallets)")
+@router.get(
+    "/shares", summary="A holder's shares (wallets)", response_model=None, openapi_extra=API_KEY,
+    responses={200: {"model": list[ShareOut], "description": "Newest first"}, **answers(401, 403, 422, 429, 503, s403="Only a wallet's key may manage shares (`SCOPE_MISSING`)")},
+)  # fmt: skip
 def list_shares(
     rt: Runtime, wallet: WalletDep, holderRef: str = Query(..., max_length=128)
 ) -> list[dict[str, Any]]:
     return [s.to_json() for s in rt.shares.list(wallet.organisation_id, holderRef)]
 
 
-@router.delete("/shares/{share_id}", summary="Withdraw a share (wallets)")
+@router.delete(
+    "/shares/{share_id}", summary="Withdraw a share (wallets)", response_model=None, openapi_extra=API_KEY,
+    responses={200: {"model": ShareOut, "description": "The share, withdrawn"},
+               **answers(401, 403, 404, 422, 429, 503, s403="Only a wallet's key may manage shares (`SCOPE_MISSING`)", s404="No such share of this holder at your wallet")},
+)  # fmt: skip
 def withdraw_share(
     share_id: str, rt: Runtime, wallet: WalletDep, holderRef: str = Query(..., max_length=128)
 ) -> dict[str, Any]:
     return rt.shares.withdraw(wallet.organisation_id, holderRef, share_id).to_json()
 
 
-@router.get("/shares/{share_id}/dynamic-code", summary="The current code of a dynamic share (wallets)")
+@router.get(
+    "/shares/{share_id}/dynamic-code", summary="The current code of a dynamic share (wallets)", response_model=None,
+    openapi_extra=API_KEY,
+    responses={200: {"model": DynamicCodeOut, "description": "The code of this 30-second window"},
+               **answers(401, 403, 404, 422, 429, 503, s403="Only a wallet's key may manage shares (`SCOPE_MISSING`)", s404="No such active dynamic share of this holder")},
+)  # fmt: skip
 def dynamic_code(
     share_id: str, rt: Runtime, wallet: WalletDep, holderRef: str = Query(..., max_length=128)
 ) -> dict[str, Any]:
@@ -77,7 +105,12 @@ def dynamic_code(
     }
 
 
-@router.get("/access-log", summary="Who verified a holder's certificates (wallets)")
+@router.get(
+    "/access-log", summary="Who verified a holder's certificates (wallets)", response_model=None,
+    openapi_extra=API_KEY,
+    responses={200: {"model": list[AccessEntryOut], "description": "Newest first"},
+               **answers(401, 403, 404, 422, 429, 503, s403="Only a wallet's key may manage shares (`SCOPE_MISSING`)", s404="A digest or share not the holder's at your wallet (`ACCESS_LOG_NOT_FOUND`)")},
+)  # fmt: skip
 def access_log(
     rt: Runtime,
     wallet: WalletDep,
@@ -95,8 +128,12 @@ def access_log(
 
 
 @router.get(
-    "/shares/{token}/presentation", summary="A shared disclosure, for a trusted node of another region"
-)
+    "/shares/{token}/presentation", summary="A shared disclosure, for a trusted node of another region",
+    response_model=None, openapi_extra=API_KEY,
+    responses={200: {"model": SharedPresentationOut, "description": "The disclosure the holder shared"},
+               **answers(401, 403, 404, 410, 422, 429, 503, s403="Only a trusted node's (or a wallet's) key may fetch it",
+                         s404="No such share, or it expired, was withdrawn or used up", s410="The share is no longer shown")},
+)  # fmt: skip
 def shared_presentation(
     token: str,
     rt: Runtime,

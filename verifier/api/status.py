@@ -14,11 +14,20 @@ from registry.error_codes import ErrorCode
 from registry.errors import CertificateError, ChainUnavailable
 from registry.indexer import IndexStale
 from verifier.api.deps import CallerDep, Runtime
+from verifier.api.openapi import API_KEY, answers
+from verifier.api.schemas import StatusOut
 
 router = APIRouter(prefix="/v1", tags=["status"])
 
 
-@router.get("/status", summary="Status of the certificate at (root, index) at time T")
+@router.get(
+    "/status", summary="Status of the certificate at (root, index) at time T", response_model=None,
+    openapi_extra=API_KEY,
+    description="Active, suspended or revoked at `at` (default now), from the index history; 503 when the "
+    "index is not fresh (never an old answer).",
+    responses={200: {"model": StatusOut, "description": "The status then"},
+               **answers(401, 422, 429, 503, s422="Malformed root or index, or no such anchored batch (`NOT_ANCHORED`)")},
+)  # fmt: skip
 def status_at(
     rt: Runtime,
     _who: CallerDep,

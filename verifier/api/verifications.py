@@ -23,8 +23,11 @@ from registry.errors import CertificateError
 from registry.jsonbytes import JSONBytesResponse
 from registry.qr import decode_qr
 from verifier.api.deps import CallerDep, Runtime, token
+from verifier.api.openapi import API_KEY, answers
 from verifier.api.privacy import PRIVATE_JSON
+from verifier.api.schemas import VerificationOut
 from verifier.inputs import presentation_from_text
+from verifier.orgs import Caller
 from verifier.receipts import digest_request
 from verifier.remote import fetch_shared_presentation
 from verifier.runtime import VerifierRuntime
@@ -33,6 +36,9 @@ from verifier.service import Verification, Who
 PATH = "/v1/verifications"
 router = APIRouter(prefix=PATH, tags=["verifications"])
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
+# No NUL in a purpose: the hot route skips `RefuseBrokenText`, and the multipart route is not a
+# body it reads; PostgreSQL refuses the entry, and with it every later batch of the access log
+NO_NUL = r"^[^\x00]*$"
 
 
 class VerificationRequest(BaseModel):
@@ -44,7 +50,7 @@ class VerificationRequest(BaseModel):
     )
     shareUrl: str | None = Field(None, description="A share link of a trusted node of another region")
     purpose: str = Field(
-        ..., min_length=1, max_length=200, description="Why you verify (shown to the holder)"
+        ..., min_length=1, max_length=200, pattern=NO_NUL, description="Why you verify (shown to the holder)"
     )
     at: dt.datetime | None = Field(None, description="Verify as of this moment (from the index history)")
 
@@ -147,7 +153,7 @@ async def verify(request: Request) -> JSONResponse:
         presentation = remote.presentation
     at = body.at if body.at is None or body.at.tzinfo else body.at.replace(tzinfo=dt.UTC)
     run = partial(
-        rt.service.verify, presentation, who=Who(who.name, who.region), purpose=body.purpose, channel="api",
+        rt.service.verify, presentation, who=_who(rt, who), purpose=body.purpose, channel="api",
         request_digest=request_digest(presentation), at=at, remote=remote,
     )  # fmt: skip
     if rt.history.batch(presentation.batch_root) is not None:
@@ -155,25 +161,37 @@ async def verify(request: Request) -> JSONResponse:
     return _answer(await run_in_threadpool(run))  # may ask the chain: never block the loop with it
 
 
-INDETERMINATE = {"description": "Could not verify (a check could not run): the partial report, never valid",
-                 "content": {"application/json": {}}}  # fmt: skip
+INDETERMINATE = {"description": "Could not verify (a check could not run, e.g. the chain is unreachable): "
+                 "the partial report, verdict ERROR, never valid. Retry later.", "model": VerificationOut}  # fmt: skip
+DECIDED = {"description": "Verified: `verdict` is VALID or INVALID (an invalid certificate is an answer, "
+           "not an error). `disclosed` has the values checked; `receipt`, signed by this node, covers "
+           "them (`disclosedDigest`): keep both.", "model": VerificationOut}  # fmt: skip
+ANSWERS = {200: DECIDED, 503: INDETERMINATE, **answers(400, 401, 422, 429)}
 # Documented here; `DirectRoute` answers it (the router only would if it were not installed).
 router.add_api_route(
     "",
     verify,
     methods=["POST"],
     summary="Verify a certificate",
-    openapi_extra=_OPENAPI,
-    responses={503: INDETERMINATE},
+    description="Send exactly one of `package` (a holder package or disclosure, JSON), `ec1` (a QR "
+    "payload or its link) or `shareUrl` (a share link of a trusted node of another region), and "
+    "why you verify (`purpose`, shown to the holder).",
+    openapi_extra={**_OPENAPI, **API_KEY},
+    response_model=None,
+    responses=ANSWERS,
 )
 
 
-@router.post("/image", summary="Verify the QR code in a photo", responses={503: INDETERMINATE})
+@router.post(
+    "/image", summary="Verify the QR code in a photo", response_model=None, openapi_extra=API_KEY,
+    description="A PNG or JPEG (up to 5 MB) of a certificate's QR code: an EC1 code, its verification link, or a share link.",
+    responses={**ANSWERS, **answers(413)},
+)  # fmt: skip
 def verify_image(
     rt: Runtime,
     who: CallerDep,
     file: Annotated[UploadFile, File(description="A PNG or JPEG with the certificate's QR code")],
-    purpose: Annotated[str, Form(min_length=1, max_length=200)],
+    purpose: Annotated[str, Form(min_length=1, max_length=200, pattern=NO_NUL)],
 ) -> JSONResponse:
     raw = file.file.read(MAX_IMAGE_BYTES + 1)
     if len(raw) > MAX_IMAGE_BYTES:
@@ -188,10 +206,16 @@ def verify_image(
         presentation = presentation_from_text(payload)
     result = rt.service.verify(
         presentation,
-        who=Who(who.name, who.region),
+        who=_who(rt, who),
         purpose=purpose,
         channel="qr",
         request_digest=request_digest(presentation),
         remote=remote,
     )
     return _answer(result)
+
+
+def _who(rt: VerifierRuntime, caller: Caller) -> Who:
+    """The calling organisation; with its id (so its receipt is kept) only if the node keeps them."""
+    kept = caller.organisation_id if rt.settings.keep_api_receipts else None
+    return Who(caller.name, caller.region, organisation_id=kept)

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+from registry.certificate.labels import field_label as catalogue_label
+
 LANGS = ("zh", "en")
 _HERE = Path(__file__).parent
 
@@ -31,10 +33,10 @@ def translator(lang: str) -> Callable[..., str]:
     return t
 
 
-def field_label(lang: str, path: str) -> str:
-    """`ext.scope[1]` → 经营范围 / Business scope; unknown paths are shown as they are."""
-    base = path.split("[", 1)[0]
-    return messages(lang).get(f"field.{base}") or base
+def field_label(lang: str, path: str, type_code: str = "") -> str:
+    """`ext.scope[1]` → 经营范围 / Business scope, from the registry's one catalogue per certificate
+    type (`registry.certificate.labels`); an unknown ext key gets a humanised label, never `ext.*`."""
+    return catalogue_label(type_code, path, lang)
 
 
 def problem_text(lang: str, code: str | None, fallback: str = "") -> str:

@@ -9,7 +9,9 @@ from registry.error_codes import ErrorCode
 from registry.errors import EcertError
 from registry.problems import RateLimited
 from wallet.i18n import problem_text
-from wallet.web import FormDep, PageDep, http_status, redirect, safe_next, set_session_cookie
+from wallet.routes.access import unread_count
+from wallet.routes.certificates import cards_with_status
+from wallet.web import FormDep, PageDep, SignedInPage, http_status, redirect, safe_next, set_session_cookie
 
 router = APIRouter(tags=["accounts"])
 
@@ -24,7 +26,8 @@ def home(p: PageDep) -> Response:
     if p.holder is None:
         return p.render("welcome.html")
     if p.elder:
-        return p.render("home.html")
+        holder = SignedInPage(p.request, p.rt, p.holder, p.signed_in, p.lang, p.elder)
+        return p.render("home.html", items=cards_with_status(holder), unread=unread_count(holder))
     return redirect("/certificates")
 
 

@@ -30,6 +30,7 @@ class ShareBody(BaseModel):
     expiresInMinutes: int
     singleUse: bool = False
     dynamic: bool = False
+    identifiedOnly: bool = Field(False, description="Only identified organisations may open it")
 
 
 def _share(s: ShareView) -> dict[str, Any]:
@@ -62,7 +63,8 @@ def certificate(card_id: str, p: HolderDep) -> dict[str, Any]:
 def create_share(card_id: str, body: ShareBody, p: Checked) -> dict[str, Any]:
     card = p.rt.vault.get(p.holder.id, card_id)
     made = p.rt.sharing.create(p.holder, card, body.fields, purpose=body.purpose, minutes=body.expiresInMinutes,
-                               single_use=body.singleUse, dynamic=body.dynamic)  # fmt: skip
+                               single_use=body.singleUse, dynamic=body.dynamic,
+                               identified_only=body.identifiedOnly)  # fmt: skip
     return _share(made)
 
 

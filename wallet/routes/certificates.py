@@ -12,21 +12,29 @@ from registry.problems import RateLimited
 from registry.qr import decode_qr
 from wallet.faces import face_rows
 from wallet.i18n import problem_text
+from wallet.routes.access import unread_count
+from wallet.sharing import ShareHold, share_hold
 from wallet.vault import Card, StatusView
-from wallet.web import FormDep, HolderDep, http_status, redirect
+from wallet.web import FormDep, HolderDep, SignedInPage, http_status, redirect
 
 router = APIRouter(tags=["certificates"])
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
 
 
-@router.get("/certificates", summary="The holder's certificates")
-def certificates(p: HolderDep) -> Response:
-    items: list[tuple[Card, StatusView]] = []
+def cards_with_status(p: SignedInPage) -> list[tuple[Card, StatusView, ShareHold | None]]:
+    """The holder's certificates, each with its status and, if suspended or revoked, why."""
+    items: list[tuple[Card, StatusView, ShareHold | None]] = []
     for card in p.rt.vault.list(p.holder.id):
         # Once the verifier did not answer, do not make the holder wait for it once per certificate.
         down = items and items[-1][1].verdict == "UNAVAILABLE"
-        items.append((card, items[-1][1] if down else p.rt.vault.status(card)))
-    return p.render("certificates.html", items=items)
+        status = items[-1][1] if down else p.rt.vault.status(card)
+        items.append((card, status, share_hold(card, status)))
+    return items
+
+
+@router.get("/certificates", summary="The holder's certificates (the standard home screen)")
+def certificates(p: HolderDep) -> Response:
+    return p.render("certificates.html", items=cards_with_status(p), unread=unread_count(p))
 
 
 @router.get("/certificates/{card_id}", summary="A certificate's face and verification state")
@@ -34,7 +42,16 @@ def certificate(card_id: str, p: HolderDep) -> Response:
     card = p.rt.vault.get(p.holder.id, card_id)
     status = p.rt.vault.status(card, fresh=True)
     return p.render("certificate.html", card=card, face=face_rows(card.presentation, p.lang), status=status,
-                    claimed=p.request.query_params.get("claimed") == "1")  # fmt: skip
+                    hold=share_hold(card, status), claimed=p.request.query_params.get("claimed") == "1")  # fmt: skip
+
+
+@router.post("/certificates/{card_id}/show", summary="One tap: the full-screen dynamic code of a certificate")
+def show(card_id: str, p: HolderDep, _form: FormDep) -> Response:
+    """Reuses the holder's live in-person share of this certificate, or makes one (1 hour, the
+    purpose's default fields), and opens its dynamic code."""
+    card = p.rt.vault.get(p.holder.id, card_id)
+    share = p.rt.sharing.in_person(p.holder, card)
+    return redirect(f"/shares/{share.id}/dynamic")
 
 
 @router.get("/claim", summary="Claim form")

@@ -4,20 +4,24 @@ QR for in-person checks (a new code every 30 s); the offline EC1 QR; list and wi
 from __future__ import annotations
 
 import base64
+import datetime as dt
 
 from fastapi import APIRouter, Response
 from fastapi.responses import HTMLResponse
 from qrcode.exceptions import DataOverflowError
 
+from registry.certificate.labels import is_technical
 from registry.error_codes import ErrorCode
 from registry.errors import EcertError
 from registry.qr import qr_png
 from wallet.i18n import problem_text
-from wallet.sharing import EXPIRY_MINUTES, field_choices
+from wallet.presets import PRESET_KEYS, PRESETS, preset_fields
+from wallet.sharing import EXPIRY_MINUTES, field_choices, share_hold
 from wallet.vault import Card
 from wallet.web import FormDep, HolderDep, SignedInPage, http_status, redirect
 
 router = APIRouter(tags=["shares"])
+DYNAMIC_WINDOW_S = 30  # the verifier's window (verifier.shares.DYNAMIC_WINDOW_S)
 
 
 def data_uri(png: bytes) -> str:
@@ -31,24 +35,34 @@ def _form_page(
     error: dict[str, str] | None = None,
     chosen: list[str] | None = None,
     values: dict[str, str] | None = None,
+    preset: str = "",
     status_code: int = 200,
 ) -> HTMLResponse:
     choices = field_choices(card.presentation)
-    picked = set(chosen) if chosen is not None else {c.path for c in choices if c.default}
-    return p.render("share_form.html", status_code=status_code, card=card, choices=choices, picked=picked, expiries=EXPIRY_MINUTES,
-                    error=error, values=values or {"expiry": "60", "purpose": "", "mode": "link"})  # fmt: skip
+    if chosen is not None:
+        picked = set(chosen)
+    elif preset in PRESETS:
+        picked = preset_fields(preset, [c.path for c in choices]) | {c.path for c in choices if c.always}
+    else:
+        picked = {c.path for c in choices if c.default}
+    purpose = p.t(f"purpose.{preset}") if preset in PRESETS and preset != "custom" else ""
+    hold = share_hold(card, p.rt.vault.status(card))
+    return p.render("share_form.html", status_code=status_code, card=card, choices=choices, picked=picked,
+                    expiries=EXPIRY_MINUTES, presets=PRESET_KEYS, preset=preset, hold=hold, is_technical=is_technical,
+                    type_code=str(card.fields.get("typeCode") or ""), error=error,
+                    values=values or {"expiry": "60", "purpose": purpose, "mode": "link", "identified_only": ""})  # fmt: skip
 
 
-@router.get("/certificates/{card_id}/share", summary="Share form")
-def share_form(card_id: str, p: HolderDep) -> Response:
-    return _form_page(p, p.rt.vault.get(p.holder.id, card_id))
+@router.get("/certificates/{card_id}/share", summary="Share form (?preset=bank|rent|job|errand|custom)")
+def share_form(card_id: str, p: HolderDep, preset: str = "") -> Response:
+    return _form_page(p, p.rt.vault.get(p.holder.id, card_id), preset=preset if preset in PRESETS else "")
 
 
 @router.post("/certificates/{card_id}/share", summary="Create a share")
 def create_share(card_id: str, p: HolderDep, form: FormDep) -> Response:
     card = p.rt.vault.get(p.holder.id, card_id)  # ownership before anything else
     chosen = [v for v in form.getlist("fields") if isinstance(v, str)]
-    values = {k: str(form.get(k) or "") for k in ("expiry", "purpose", "mode")}
+    values = {k: str(form.get(k) or "") for k in ("expiry", "purpose", "mode", "identified_only")}
     try:
         try:
             minutes = int(values["expiry"])
@@ -59,6 +73,7 @@ def create_share(card_id: str, p: HolderDep, form: FormDep) -> Response:
         share = p.rt.sharing.create(
             p.holder, card, chosen, purpose=values["purpose"], minutes=minutes,
             single_use=form.get("single_use") == "1", dynamic=values["mode"] == "dynamic",
+            identified_only=values["identified_only"] == "1",
         )  # fmt: skip
     except EcertError as exc:
         error = {"code": exc.code, "text": problem_text(p.lang, exc.code, exc.message)}
@@ -94,7 +109,9 @@ def dynamic_page(share_id: str, p: HolderDep) -> Response:
     if not item.dynamic:
         return redirect(f"/shares/{share_id}")
     card = p.rt.vault.get(p.holder.id, item.certificate_id)
-    return p.render("dynamic.html", item=item, card=card)
+    now = dt.datetime.now(dt.UTC)
+    left_s = DYNAMIC_WINDOW_S - int(now.timestamp()) % DYNAMIC_WINDOW_S
+    return p.render("dynamic.html", item=item, card=card, now=now, left_s=left_s, window_s=DYNAMIC_WINDOW_S)
 
 
 @router.get("/shares/{share_id}/dynamic.png", summary="The current dynamic QR (changes every 30 s)")

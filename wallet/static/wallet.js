@@ -1,5 +1,5 @@
-// The wallet's only script: refresh the dynamic QR at each 30-second window, show a countdown,
-// and copy a share link. Everything works without it except the automatic refresh (a <noscript>
+// The wallet's only script: refresh the dynamic QR at each 30-second window, show a countdown
+// and the current time (also as a watermark), and copy a share link. Everything works without it except the automatic refresh (a <noscript>
 // meta refresh reloads the page instead).
 (function () {
   "use strict";
@@ -7,12 +7,26 @@
   if (img) {
     var windowS = parseInt(img.getAttribute("data-window"), 10) || 30;
     var base = img.getAttribute("data-src");
-    var caption = document.getElementById("dynamic-countdown");
-    var template = document.documentElement.lang === "en" ? "Changes in {s} s" : "{s} 秒后更换";
+    var counter = document.getElementById("dynamic-countdown");
+    var bar = document.getElementById("dynamic-bar");
+    var clock = document.getElementById("dynamic-clock");
+    var watermark = document.getElementById("dynamic-watermark");
+    // Beijing time as the holder reads it: 2026-01-31 09:05:07 (a screenshot shows when it was taken).
+    var beijing = function (date) {
+      return date.toLocaleString("sv-SE", { timeZone: "Asia/Shanghai", hour12: false });
+    };
     var tick = function () {
-      var now = Date.now() / 1000;
+      var nowMs = Date.now();
+      var now = nowMs / 1000;
       var left = Math.ceil(windowS - (now % windowS));
-      if (caption) { caption.textContent = template.replace("{s}", String(left)); }
+      if (counter) { counter.textContent = String(left); counter.setAttribute("data-left", String(left)); }
+      if (bar) { bar.style.width = Math.round(100 * left / windowS) + "%"; }
+      var stamp = beijing(new Date(nowMs));
+      if (clock) {
+        clock.textContent = (clock.getAttribute("data-label") || "{at}").replace("{at}", stamp);
+        clock.setAttribute("datetime", new Date(nowMs).toISOString());
+      }
+      if (watermark) { watermark.setAttribute("data-time", stamp); }
     };
     var refresh = function () {
       img.src = base + "?t=" + Date.now();
