@@ -16,11 +16,9 @@ sign-in with a password and a TOTP code, server-side sessions, CSRF tokens and s
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import hmac
-import os
 import re
 import secrets
 from collections.abc import Callable
@@ -34,11 +32,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from registry.crypto import DataCipher
 from registry.error_codes import ErrorCode
 from registry.errors import EcertError, NotAuthorised, NotFound
+from registry.password_hash import dummy_hash, hash_password, verify_password
 from registry.problems import RateLimited
 from verifier.models import Organisation, StaffAttempt, StaffMember, StaffSession
 
 Clock = Callable[[], dt.datetime]
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+SCRYPT_N = 2**14
 MIN_PASSWORD, MAX_PASSWORD = 10, 128
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 ISSUER_NAME = "ecert 核验前台"  # what an authenticator app shows above the code
@@ -48,36 +47,7 @@ WINDOW = dt.timedelta(minutes=15)
 PER_ACCOUNT, PER_NETWORK = 5, 30  # sign-in attempts per window
 
 
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode().rstrip("=")
-
-
-def _unb64(value: str) -> bytes:
-    return base64.b64decode(value + "=" * (-len(value) % 4))
-
-
-def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(
-        password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * r * n + (1 << 20), dklen=32
-    )
-
-
-def hash_password(password: str, n: int = SCRYPT_N) -> str:
-    salt = os.urandom(16)
-    return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(_scrypt(password, salt, n, SCRYPT_R, SCRYPT_P))}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, expected = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        return hmac.compare_digest(_scrypt(password, _unb64(salt), int(n), int(r), int(p)), _unb64(expected))
-    except (ValueError, TypeError):
-        return False
-
-
-_DUMMY = f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(b'0' * 16)}${_b64(b'0' * 32)}"
+_DUMMY = dummy_hash(SCRYPT_N)
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:
@@ -141,7 +111,7 @@ class StaffAccounts:
                                    code=ErrorCode.ORG_NOT_FOUND, field="org")  # fmt: skip
                 row = StaffMember(
                     organisation_id=organisation_id, username=username, display_name=display_name.strip() or username,
-                    password_hash=hash_password(password), totp_secret=self._cipher.encrypt(secret.encode(), f"staff:{username}"),
+                    password_hash=hash_password(password, n=SCRYPT_N), totp_secret=self._cipher.encrypt(secret.encode(), f"staff:{username}"),
                     last_totp_step=0, created_at=self._clock(),
                 )  # fmt: skip
                 session.add(row)

@@ -18,8 +18,9 @@ from registry.certificate.identifiers import parse_id_number
 from registry.crypto import DataCipher
 from registry.error_codes import ErrorCode
 from registry.errors import Conflict, EcertError, IdentifierError, NotAuthorised, NotFound
+from registry.password_hash import dummy_hash, hash_password, needs_rehash, verify_password
 from wallet.models import Holder, LoginSession
-from wallet.passwords import check_password_rules, dummy_hash, hash_password, needs_rehash, verify_password
+from wallet.passwords import check_password_rules
 from wallet.settings import WalletSettings
 from wallet.throttle import Throttle, address_key
 

@@ -1,18 +1,14 @@
-"""Holder passwords: scrypt (RFC 7914) from the standard library, in a self-describing string
-`scrypt$<n>$<r>$<p>$<salt>$<hash>` so the cost can be raised later (`needs_rehash`)."""
+"""Holder passwords: the wallet's rules (length, variety, not the ID number, not a common
+password) in the holder's language; the scrypt hashes are `registry.password_hash`, shared with
+the verifier's front-desk staff."""
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
-import hmac
-import os
 
 from registry.error_codes import ErrorCode
 from registry.errors import EcertError
 
-R, P, SALT_BYTES, HASH_BYTES = 8, 1, 16, 32
 MIN_LENGTH, MAX_LENGTH = 10, 128
 COMMON_COUNT = 10_000  # the most common passwords refused, from zxcvbn's ranked list (leaked password sets)
 RULE = {  # what `check_password_rules` enforces, in the holder's words (the demo and pages say this)
@@ -23,40 +19,6 @@ RULE = {  # what `check_password_rules` enforces, in the holder's words (the dem
 
 class PasswordRejected(EcertError):
     code = ErrorCode.PASSWORD_WEAK
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.b64decode(text + "=" * (-len(text) % 4))
-
-
-def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(
-        password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * r * n + (1 << 20), dklen=HASH_BYTES
-    )
-
-
-def hash_password(password: str, *, n: int) -> str:
-    salt = os.urandom(SALT_BYTES)
-    return f"scrypt${n}${R}${P}${_b64(salt)}${_b64(_scrypt(password, salt, n, R, P))}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, expected = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        return hmac.compare_digest(_scrypt(password, _unb64(salt), int(n), int(r), int(p)), _unb64(expected))
-    except (ValueError, TypeError):
-        return False
-
-
-def needs_rehash(stored: str, *, n: int) -> bool:
-    parts = stored.split("$")
-    return len(parts) != 6 or parts[0] != "scrypt" or int(parts[1]) < n
 
 
 @functools.cache
@@ -99,8 +61,3 @@ def check_password_rules(password: str, *, id_number: str) -> None:
             code=ErrorCode.PASSWORD_COMMON,
             field="password",
         )
-
-
-# A hash to compare against when no account matches, so a wrong ID number costs as long as a wrong password.
-def dummy_hash(n: int) -> str:
-    return f"scrypt${n}${R}${P}${_b64(b'0' * SALT_BYTES)}${_b64(b'0' * HASH_BYTES)}"

@@ -13,18 +13,12 @@ import pytest
 from registry.certificate.presentation import Presentation
 from registry.database import make_engine, sessions
 from registry.errors import CertificateError
+from registry.password_hash import dummy_hash, hash_password, needs_rehash, verify_password
 from registry.problems import RateLimited
 from wallet.db import migrate
 from wallet.faces import face_rows
 from wallet.i18n import field_label, messages, reason_text
-from wallet.passwords import (
-    PasswordRejected,
-    check_password_rules,
-    dummy_hash,
-    hash_password,
-    needs_rehash,
-    verify_password,
-)
+from wallet.passwords import PasswordRejected, check_password_rules
 from wallet.sessions import Csrf, LoginSessions
 from wallet.sharing import ALWAYS, EXPIRY_MINUTES, disclosed_paths, field_choices
 from wallet.throttle import Throttle
