@@ -4,6 +4,7 @@ migrations run in process from a room's own migrations folder."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import os
 from collections.abc import Iterator
@@ -21,6 +22,12 @@ if TYPE_CHECKING:
 
 LOCK_TIMEOUT_MS = 60_000
 IDLE_IN_TRANSACTION_MS = 300_000
+
+
+def as_utc(moment: dt.datetime) -> dt.datetime:
+    """A time read back from the database, in UTC: SQLite returns naive datetimes for what every
+    room stores in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def make_engine(url: str) -> Engine:

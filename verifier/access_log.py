@@ -33,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.crypto import DataCipher
-from registry.database import core_table
+from registry.database import as_utc, core_table
 from verifier.db import insert_new
 from verifier.models import AccessEntry, AccessOutbox, StoredReceiptRow
 from verifier.outbox import outbox_rows
@@ -414,7 +414,7 @@ def read_entries(
             query.order_by(AccessEntry.at.desc(), AccessEntry.id.desc()).limit(limit)
         ).all()
     return [
-        {"at": _aware(r.at).isoformat(), "organisation": r.organisation, "region": r.organisation_region,
+        {"at": as_utc(r.at).isoformat(), "organisation": r.organisation, "region": r.organisation_region,
          "purpose": r.purpose, "digest": r.digest, "identifier": r.identifier, "shareId": r.share_id,
          "fields": orjson.loads(r.fields), "verdict": r.verdict, "reason": r.reason, "channel": r.channel,
          "anonymous": r.organisation == ANONYMOUS, "claimedPurpose": r.claimed_purpose, "ipPrefix": r.ip_prefix,
@@ -442,7 +442,3 @@ def _receipt_row(a: Access, cipher: DataCipher) -> dict[str, Any]:
         "channel": a.channel, "document": orjson.dumps(r.document).decode(),
         "disclosed": cipher.encrypt(orjson.dumps(r.disclosed), r.id),
     }  # fmt: skip
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from registry.database import as_utc
 from verifier.access_log import AccessRecorder
 from verifier.models import StoredReceiptRow
 
@@ -49,13 +50,9 @@ class HistoryPage:
         return {"items": self.items, "total": self.total, "limit": self.limit, "offset": self.offset}
 
 
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 def _item(row: StoredReceiptRow) -> dict[str, Any]:
     return {
-        "receiptId": row.id, "at": _aware(row.created_at).isoformat(), "identifier": row.identifier,
+        "receiptId": row.id, "at": as_utc(row.created_at).isoformat(), "identifier": row.identifier,
         "verdict": row.verdict, "reason": row.reason, "purpose": row.purpose, "channel": row.channel,
         "staffId": row.staff_id,
     }  # fmt: skip
@@ -69,9 +66,9 @@ class VerificationHistory:
     def _where(self, organisation_id: int, query: HistoryQuery) -> list[Any]:
         where: list[Any] = [StoredReceiptRow.organisation_id == organisation_id]
         if query.since is not None:
-            where.append(StoredReceiptRow.created_at >= _aware(query.since))
+            where.append(StoredReceiptRow.created_at >= as_utc(query.since))
         if query.until is not None:
-            where.append(StoredReceiptRow.created_at < _aware(query.until))
+            where.append(StoredReceiptRow.created_at < as_utc(query.until))
         if query.identifier:
             where.append(StoredReceiptRow.identifier == query.identifier)
         if query.verdict:

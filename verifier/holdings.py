@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.certificate.presentation import Presentation
+from registry.database import as_utc
 from registry.error_codes import ErrorCode
 from registry.errors import CertificateError, NotFound, TamperedError
 from verifier.models import Holding, Share
@@ -32,10 +33,6 @@ class HoldingView:
 
     def to_json(self) -> dict[str, Any]:
         return {"digest": self.digest, "since": self.since.isoformat()}
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 class Holdings:
@@ -60,7 +57,7 @@ class Holdings:
         with self._sessions() as session:
             found = session.get(Holding, key)
         if found is not None:
-            return HoldingView(digest, _aware(found.created_at)), False
+            return HoldingView(digest, as_utc(found.created_at)), False
         row = Holding(wallet_org_id=wallet_org_id, holder_ref=holder_ref, digest=digest,
                       created_at=dt.datetime.now(dt.UTC))  # fmt: skip
         try:
@@ -71,8 +68,8 @@ class Holdings:
                 found = session.get(Holding, key)
             if found is None:
                 raise
-            return HoldingView(digest, _aware(found.created_at)), False
-        return HoldingView(digest, _aware(row.created_at)), True
+            return HoldingView(digest, as_utc(found.created_at)), False
+        return HoldingView(digest, as_utc(row.created_at)), True
 
     def held(self, wallet_org_id: int, holder_ref: str) -> list[HoldingView]:
         with self._sessions() as session:
@@ -81,7 +78,7 @@ class Holdings:
                 .where(Holding.wallet_org_id == wallet_org_id, Holding.holder_ref == holder_ref)
                 .order_by(Holding.created_at, Holding.digest)
             ).all()
-        return [HoldingView(r.digest, _aware(r.created_at)) for r in rows]
+        return [HoldingView(r.digest, as_utc(r.created_at)) for r in rows]
 
     def log_scope(
         self,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from registry.database import as_utc
 from registry.error_codes import ErrorCode
 from registry.errors import EcertError, NotAuthorised, NotFound
 from registry.problems import RateLimited
@@ -43,11 +44,6 @@ def _hash(token: str) -> str:
 
 def _new_token() -> str:
     return "vk_" + secrets.token_urlsafe(32)
-
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    """SQLite gives back naive datetimes for what was stored in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -115,7 +111,7 @@ class Organisations:
             ).first()
         ends_in = KEY_CACHE_S
         if row is not None and row.OrgKey.revoked_at is not None:
-            ends_in = min(ends_in, (_utc(row.OrgKey.revoked_at) - dt.datetime.now(dt.UTC)).total_seconds())
+            ends_in = min(ends_in, (as_utc(row.OrgKey.revoked_at) - dt.datetime.now(dt.UTC)).total_seconds())
         if row is None or ends_in <= 0:
             self._cache.pop(key_hash, None)
             raise NotAuthorised("Unknown or revoked API key", code=ErrorCode.AUTH_INVALID)
@@ -148,7 +144,7 @@ class Organisations:
             keys = session.scalars(select(OrgKey)).all()
             active: dict[int, int] = {}
             for key in keys:
-                if key.revoked_at is None or _utc(key.revoked_at) > now:
+                if key.revoked_at is None or as_utc(key.revoked_at) > now:
                     active[key.organisation_id] = active.get(key.organisation_id, 0) + 1
             return [OrgView(o.id, o.name, o.region, o.kind, active.get(o.id, 0)) for o in orgs]
 
@@ -181,7 +177,7 @@ class Organisations:
             if row is None:
                 raise NotFound("No such API key at this node", code=ErrorCode.ORG_KEY_NOT_FOUND, field="key")
             now = dt.datetime.now(dt.UTC)
-            if row.OrgKey.revoked_at is None or _utc(row.OrgKey.revoked_at) > now:
+            if row.OrgKey.revoked_at is None or as_utc(row.OrgKey.revoked_at) > now:
                 row.OrgKey.revoked_at = now
             org = row.Organisation
             self._cache.pop(key_hash, None)
@@ -204,7 +200,7 @@ class Organisations:
         now = dt.datetime.now(dt.UTC)
         count = 0
         for key in session.scalars(select(OrgKey).where(OrgKey.organisation_id == organisation_id)):
-            if key.revoked_at is None or _utc(key.revoked_at) > max(at, now):
+            if key.revoked_at is None or as_utc(key.revoked_at) > max(at, now):
                 count += 1
                 key.revoked_at = at
             self._cache.pop(key.key_hash, None)

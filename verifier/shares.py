@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from registry.certificate.presentation import Presentation
 from registry.crypto import DataCipher
+from registry.database import as_utc
 from registry.error_codes import ErrorCode
 from registry.errors import CertificateError, EcertError, NotFound
 from verifier.models import Share
@@ -81,10 +82,6 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 class Shares:
     def __init__(
         self,
@@ -125,7 +122,7 @@ class Shares:
         return self._state(row), token
 
     def _state(self, row: Share, *, reveal: bool = False) -> ShareState:
-        expired = _aware(row.expires_at) <= self._clock()
+        expired = as_utc(row.expires_at) <= self._clock()
         withdrawn, used = row.withdrawn_at is not None, row.single_use and row.used_at is not None
         shown = reveal and not (expired or withdrawn or used)
         presentation = (
@@ -134,7 +131,7 @@ class Shares:
             else None
         )
         return ShareState(
-            row.id, row.holder_ref, tuple(json.loads(row.fields)), row.purpose, _aware(row.expires_at), row.single_use,
+            row.id, row.holder_ref, tuple(json.loads(row.fields)), row.purpose, as_utc(row.expires_at), row.single_use,
             row.dynamic, used, withdrawn, expired, row.digest, presentation, bool(row.identified_only),
         )  # fmt: skip
 

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.crypto import DataCipher
+from registry.database import as_utc
 from registry.error_codes import ErrorCode
 from registry.errors import EcertError, NotAuthorised, NotFound
 from registry.password_hash import dummy_hash, hash_password, verify_password
@@ -48,10 +49,6 @@ PER_ACCOUNT, PER_NETWORK = 5, 30  # sign-in attempts per window
 
 
 _DUMMY = dummy_hash(SCRYPT_N)
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def token_hash(token: str) -> str:
@@ -189,7 +186,7 @@ class StaffAccounts:
             row = session.get(StaffSession, token_hash(token))
             if row is None:
                 return None
-            if _aware(row.expires_at) <= now or _aware(row.last_seen_at) + IDLE <= now:
+            if as_utc(row.expires_at) <= now or as_utc(row.last_seen_at) + IDLE <= now:
                 session.delete(row)
                 return None
             member = session.get(StaffMember, row.staff_id)
@@ -197,7 +194,7 @@ class StaffAccounts:
             if member is None or org is None or member.disabled_at is not None:
                 session.delete(row)
                 return None
-            if now - _aware(row.last_seen_at) > dt.timedelta(seconds=30):  # write at most twice a minute
+            if now - as_utc(row.last_seen_at) > dt.timedelta(seconds=30):  # write at most twice a minute
                 row.last_seen_at = now
             return SignedInStaff(row.token_hash, _view(member, org))
 
@@ -241,7 +238,7 @@ class StaffAccounts:
                     )
                 ).one()
                 if count > limit:
-                    retry = max(int((_aware(oldest) + WINDOW - now).total_seconds()) + 1, 1)
+                    retry = max(int((as_utc(oldest) + WINDOW - now).total_seconds()) + 1, 1)
                     raise RateLimited(
                         "Too many sign-in attempts: wait a few minutes and try again", retryAfter=retry
                     )

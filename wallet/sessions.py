@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from registry.database import as_utc
 from wallet.models import LoginSession
 
 Clock = Callable[[], dt.datetime]
@@ -27,10 +28,6 @@ Clock = Callable[[], dt.datetime]
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -70,10 +67,10 @@ class LoginSessions:
             row = session.get(LoginSession, token_hash(token))
             if row is None:
                 return None
-            if _aware(row.expires_at) <= now or _aware(row.last_seen_at) + self._idle <= now:
+            if as_utc(row.expires_at) <= now or as_utc(row.last_seen_at) + self._idle <= now:
                 session.delete(row)
                 return None
-            if now - _aware(row.last_seen_at) > dt.timedelta(seconds=30):  # write at most twice a minute
+            if now - as_utc(row.last_seen_at) > dt.timedelta(seconds=30):  # write at most twice a minute
                 row.last_seen_at = now
             return SignedIn(row.token_hash, row.holder_id)
 

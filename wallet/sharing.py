@@ -18,6 +18,7 @@ from registry.certificate.canonical import leaf_value
 from registry.certificate.links import share_link_node, verify_link
 from registry.certificate.presentation import BOUND_PATHS, Presentation
 from registry.crypto import DataCipher
+from registry.database import as_utc
 from registry.error_codes import ErrorCode
 from registry.errors import CertificateError, NotFound
 from wallet.holders import HolderView
@@ -139,10 +140,6 @@ class ShareView:
         return self.state == "active"
 
 
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 def _state(remote: dict[str, Any] | None) -> str:
     if remote is None:
         return "unknown"
@@ -206,7 +203,7 @@ class Sharing:
     def _view(self, row: StoredShare, remote: dict[str, Any] | None) -> ShareView:
         return ShareView(
             row.id, row.certificate_id, self._cipher.decrypt(row.url_enc, f"wallet-share:{row.id}").decode(),
-            tuple(json.loads(row.fields)), row.purpose, _aware(row.expires_at), row.single_use, row.dynamic,
+            tuple(json.loads(row.fields)), row.purpose, as_utc(row.expires_at), row.single_use, row.dynamic,
             "withdrawn" if row.withdrawn_at else _state(remote),
         )  # fmt: skip
 
