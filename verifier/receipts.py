@@ -125,9 +125,11 @@ def _is_plain(value: Any) -> bool:
             if not -_SAFE_INT <= v <= _SAFE_INT:
                 return False
         elif t is dict:
-            for k in v:
-                if type(k) is not str or not k.isascii():
+            try:
+                if not "".join(v).isascii():  # one C call over every key (str.join takes str only)
                     return False
+            except TypeError:
+                return False
             stack.extend(v.values())
         elif t is list:
             stack.extend(v)

@@ -189,7 +189,10 @@ class USCC:
 
 
 @lru_cache(maxsize=4096)  # issuing checks the same agency and type codes for every record
+@lru_cache(maxsize=4096)
 def _parse_uscc_canonical(text: str, what: str = "USCC") -> USCC:
+    """Cached: every certificate names its agency and its type's authority, a few hundred codes
+    in all, and the verifier parses both on every verification (an error is raised, not cached)."""
     if len(text) != 18:
         raise _fail(
             f"{what} {text!r} must be 18 characters, got {len(text)}", ErrorCode.ID_FORMAT, value=text
@@ -350,13 +353,14 @@ def _parse_licence_id(text: str, strict: bool) -> tuple[LicenceId, list[str]]:
         raise _fail(
             f"licence version {version!r} must be 3 digits, e.g. 001", ErrorCode.ID_FORMAT, value=value
         )
-    _validate_parts(type_code, issuer, serial, int(version))
+    number = int(version)
+    _validate_parts(type_code, issuer, serial, number)
     if len(check) != 1 or check not in _MOD37_ALPHABET:
         raise _fail(f"licence check {check!r} must be one character 0-9A-Z", ErrorCode.ID_FORMAT, value=value)
-    built = build_licence_id(type_code, issuer, serial, int(version))
-    if check != built.check:
-        raise _check_mismatch("licence identifier", check, built.check, value)
-    return built, warnings
+    expected = mod37_36_check_char(f"{type_code}{issuer}{serial}{version}")  # parts validated above
+    if check != expected:
+        raise _check_mismatch("licence identifier", check, expected, value)
+    return LicenceId(type_code, issuer, serial, number, check), warnings
 
 
 def parse_licence_id(text: str, *, strict: bool = True) -> LicenceId:
