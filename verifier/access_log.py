@@ -14,6 +14,7 @@ holds the GIL would stall the event loop behind it.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 import os
@@ -34,6 +35,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from registry.crypto import DataCipher
 from registry.database import as_utc, core_table
+from registry.error_codes import ErrorCode
+from registry.errors import EcertError
 from verifier.db import insert_new
 from verifier.models import AccessEntry, AccessOutbox, StoredReceiptRow
 from verifier.outbox import outbox_rows
@@ -134,6 +137,20 @@ class AccessRecorder:
         """Newest first: the verifications of these certificate digests or shares, this process's included."""
         self._make_readable()
         return read_entries(self._sessions, digests=digests, share_ids=share_ids, limit=limit)
+
+    def page(
+        self,
+        *,
+        digests: Iterable[str] = (),
+        share_ids: Iterable[str] = (),
+        limit: int = 200,
+        before: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """`read_page`, this process's entries included: a page, newest first, and the next cursor."""
+        if before is not None:
+            decode_cursor(before)  # a bad cursor is refused before the log is synced
+        self._make_readable()
+        return read_page(self._sessions, digests=digests, share_ids=share_ids, limit=limit, before=before)
 
     def sync(self) -> None:
         """Everything recorded so far in the database (stored receipts, history), this process's included."""
@@ -403,17 +420,42 @@ def read_entries(
     limit: int = 200,
 ) -> list[dict[str, Any]]:
     """Newest first: the logged verifications of these certificate digests or shares."""
+    return read_page(sessions, digests=digests, share_ids=share_ids, limit=limit)[0]
+
+
+def read_page(
+    sessions: sessionmaker[Session],
+    *,
+    digests: Iterable[str] = (),
+    share_ids: Iterable[str] = (),
+    limit: int = 200,
+    before: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the log, newest first: at most `limit` entries older than the cursor `before`
+    (None: from the newest), and the cursor of the next, older page (None: this is the last).
+
+    Keyset paging on (at, id), the order the log is read in: a page is the same however many
+    entries arrive meanwhile (they are newer, or a report from another region written with an
+    older `at`, which sorts where it belongs), so entries pushed by a flood are still reached.
+    A cursor is opaque to clients: `encode_cursor` of the page's last entry."""
     digests, share_ids = list(digests), list(share_ids)
     if not digests and not share_ids:
-        return []
+        return [], None
     with sessions() as session:
         query = select(AccessEntry).where(
             AccessEntry.digest.in_(digests) | AccessEntry.share_id.in_(share_ids)
         )
+        if before is not None:
+            at, entry_id = decode_cursor(before)
+            query = query.where(
+                (AccessEntry.at < at) | ((AccessEntry.at == at) & (AccessEntry.id < entry_id))
+            )
         rows = session.scalars(
-            query.order_by(AccessEntry.at.desc(), AccessEntry.id.desc()).limit(limit)
+            query.order_by(AccessEntry.at.desc(), AccessEntry.id.desc()).limit(limit + 1)
         ).all()
-    return [
+    more = len(rows) > limit
+    rows = rows[:limit]
+    entries = [
         {"at": as_utc(r.at).isoformat(), "organisation": r.organisation, "region": r.organisation_region,
          "purpose": r.purpose, "digest": r.digest, "identifier": r.identifier, "shareId": r.share_id,
          "fields": orjson.loads(r.fields), "verdict": r.verdict, "reason": r.reason, "channel": r.channel,
@@ -421,6 +463,33 @@ def read_entries(
          "userAgent": r.user_agent, "reportedBy": r.reported_by, "staff": r.staff}
         for r in rows
     ]  # fmt: skip
+    return entries, encode_cursor(as_utc(rows[-1].at), rows[-1].id) if more else None
+
+
+def encode_cursor(at: dt.datetime, entry_id: int) -> str:
+    """The opaque cursor of the entries older than the entry (`at`, `entry_id`)."""
+    moment = at.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+    return base64.urlsafe_b64encode(f"{moment}|{entry_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
+    """(at, id) of a cursor `encode_cursor` made; anything else is 422 `CURSOR_INVALID`."""
+    try:
+        if not cursor.isascii():
+            raise ValueError("not ASCII")
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        moment, entry_id = text.split("|")
+        at = dt.datetime.fromisoformat(moment)
+        if not (entry_id.isdigit() and len(entry_id) <= 18 and at.tzinfo is None):
+            raise ValueError(text)
+        if encode_cursor(at.replace(tzinfo=dt.UTC), int(entry_id)) != cursor.rstrip("="):
+            raise ValueError(text)  # one spelling per position: the cursor is ours, not a client's
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EcertError(
+            "The cursor is the `before` a previous page named (its `X-Next-Before`)",
+            code=ErrorCode.CURSOR_INVALID, field="before",
+        ) from exc  # fmt: skip
+    return at.replace(tzinfo=dt.UTC), int(entry_id)
 
 
 def _row(a: Access) -> dict[str, Any]:

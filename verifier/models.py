@@ -135,6 +135,19 @@ class AccessOutbox(Base):
     last_error: Mapped[str | None] = mapped_column(String(300))  # why the last attempt failed
 
 
+class ShareFetch(Base):
+    """A trusted node of another region fetched this share's disclosure
+    (`GET /v1/shares/{token}/presentation`) with its key: the only node whose reports of looks at
+    the share (`POST /v1/access-log/remote`) this node takes (0009). A node is its organisation
+    here, the one its key is of."""
+
+    __tablename__ = "share_fetches"
+
+    share_id: Mapped[str] = mapped_column(ForeignKey("shares.id"), primary_key=True)
+    node_org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    first_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
 class StaffMember(Base):
     """A front-desk clerk of an organisation registered here (`ecert verifier staff add`): signs
     in at `/desk` with a password (scrypt) and a TOTP code. The TOTP secret is kept sealed with

@@ -2,6 +2,14 @@
 here (跨省通办), so the holder's log at this node has it, with the verifying organisation and
 its region, and the node that reports it.
 
+Only a node that fetched the share's disclosure may report looks at it: the fetch
+(`GET /v1/shares/{token}/presentation`, with that node's key) is recorded (`record_fetch`), and
+a report from any other node, trusted or not, is refused exactly as a report of a share this node
+does not keep (404 `SHARE_NOT_FOUND`). Without the binding any trusted node could write looks it
+never made into the log of a holder of another region. 404, not 403: a 403 would tell a node
+that a share with that token hash exists here; and the reporting node's outbox gives up on a 404
+at once (a 403 it would retry for a day).
+
 `RemoteAccess` is the wire format both ends use: the verifying node's outbox posts it
 (`verifier.outbox`), this node stores it (`store_remote_access`) once per event id however often
 it arrives, and only for a share it keeps, named by its token's SHA-256 (all this node has). An
@@ -12,6 +20,7 @@ report stands): a resend is the same report, byte for byte.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -22,7 +31,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from registry.error_codes import ErrorCode
 from registry.errors import Conflict, NotFound
 from verifier.db import insert_new
-from verifier.models import AccessEntry, Share
+from verifier.models import AccessEntry, Share, ShareFetch
+
+log = logging.getLogger(__name__)
 
 HEX_64 = r"^[0-9a-f]{64}$"
 
@@ -54,14 +65,33 @@ class RemoteAccess(BaseModel):
     identifier: str | None = Field(None, max_length=120)
 
 
-def store_remote_access(sessions: sessionmaker[Session], event: RemoteAccess, *, reported_by: str) -> bool:
-    """Store `event` in the access log under its share; False if it was stored before. A share not
-    kept here is NOT_FOUND, one of another certificate a conflict: neither is worth resending."""
+def record_fetch(sessions: sessionmaker[Session], share_id: str, node_org_id: int) -> None:
+    """The node of organisation `node_org_id` fetched the disclosure of share `share_id`: from now
+    on it may report looks at that share (kept once; the first fetch's time)."""
+    with sessions.begin() as session:
+        statement = insert_new(ShareFetch, session.get_bind().dialect.name, ["share_id", "node_org_id"])
+        session.execute(
+            statement, {"share_id": share_id, "node_org_id": node_org_id, "first_at": dt.datetime.now(dt.UTC)}
+        )
+
+
+def store_remote_access(
+    sessions: sessionmaker[Session], event: RemoteAccess, *, reported_by: str, reporter_id: int
+) -> bool:
+    """Store `event`, reported by the node of organisation `reporter_id` (named `reported_by`), in
+    the access log under its share; False if it was stored before. A share not kept here, or one
+    that node never fetched, is NOT_FOUND, one of another certificate a conflict: neither is
+    worth resending."""
     with sessions.begin() as session:
         share = session.execute(
-            select(Share.id, Share.digest).where(Share.token_hash == event.shareTokenHash)
+            select(Share.id, Share.digest)
+            .join(ShareFetch, ShareFetch.share_id == Share.id)
+            .where(Share.token_hash == event.shareTokenHash, ShareFetch.node_org_id == reporter_id)
         ).first()
-        if share is None:
+        if share is None:  # unknown, or not fetched by this node: the same answer (see the module's doc)
+            if session.scalar(select(Share.id).where(Share.token_hash == event.shareTokenHash)):
+                log.warning("refused %s's report of a look at share it never fetched (event %s)",
+                            reported_by, event.eventId)  # fmt: skip
             raise NotFound("No share of this node has that token", code=ErrorCode.SHARE_NOT_FOUND)
         if share.digest != event.digest:
             raise Conflict(

@@ -21,6 +21,7 @@ from registry.errors import EcertError
 from registry.problems import RateLimited
 
 HOLDER_VIEW_PURPOSE = "持证人查看 / holder view"
+ACCESS_LOG_NEXT = "X-Next-Before"  # the verifier's cursor of the next, older page of an access log
 
 
 class ServiceUnavailable(EcertError):
@@ -167,5 +168,19 @@ class VerifierClient(_Client):
         ]
 
     def access_log(self, holder_ref: str) -> list[dict[str, Any]]:
-        """The verifications of the certificates held for the holder and of their shares, newest first."""
-        return _objects(self._wallet("GET", "/v1/access-log", params={"holderRef": holder_ref}))
+        """The verifications of the certificates held for the holder and of their shares, newest
+        first (the newest page)."""
+        return self.access_log_page(holder_ref)[0]
+
+    def access_log_page(
+        self, holder_ref: str, *, before: str | None = None, limit: int | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of those verifications, newest first, older than the cursor `before` (None: the
+        newest page), and the cursor of the next, older page (None: this is the oldest)."""
+        params: dict[str, Any] = {"holderRef": holder_ref}
+        if before is not None:
+            params["before"] = before
+        if limit is not None:
+            params["limit"] = limit
+        response = self._wallet("GET", "/v1/access-log", params=params)
+        return _objects(response), response.headers.get(ACCESS_LOG_NEXT) or None

@@ -281,17 +281,38 @@ class AccessView:
     reported_by: str | None = None  # the other region's node where it was verified, which reported it
 
 
+@dataclass(frozen=True)
+class AccessPage:
+    """A page of the holder's access log, newest first: `older` is the cursor of the next, older
+    page (None: this is the oldest), `own` how many of this wallet's own status checks it left out."""
+
+    entries: list[AccessView]
+    own: int
+    older: str | None
+
+
 def access_log(
     holder: HolderView, vault: Vault, verifier: VerifierClient, *, org_name: str
 ) -> tuple[list[AccessView], int]:
-    """Every verification of the holder's certificates and shares, newest first, and how many
-    status checks made by this wallet for the holder were left out (they are the holder looking,
-    not others). The node answers only for the certificates it knows this wallet keeps for the
-    holder, so any it does not know yet are bound first."""
+    """Every verification of the holder's certificates and shares, newest first (the newest
+    page), and how many status checks made by this wallet for the holder were left out."""
+    page = access_log_page(holder, vault, verifier, org_name=org_name)
+    return page.entries, page.own
+
+
+def access_log_page(
+    holder: HolderView, vault: Vault, verifier: VerifierClient, *, org_name: str,
+    before: str | None = None, limit: int | None = None,
+) -> AccessPage:  # fmt: skip
+    """A page of the verifications of the holder's certificates and shares, newest first, older
+    than the cursor `before` (None: the newest), and how many status checks made by this wallet
+    for the holder were left out (they are the holder looking, not others). The node answers only
+    for the certificates it knows this wallet keeps for the holder, so any it does not know yet
+    are bound first."""
     cards = vault.list(holder.id)
     by_digest = {c.digest: c for c in cards}
     vault.bind(holder, cards)
-    entries = verifier.access_log(holder.holder_ref)
+    entries, older = verifier.access_log_page(holder.holder_ref, before=before, limit=limit)
     out: list[AccessView] = []
     own = 0
     for e in entries:
@@ -310,4 +331,4 @@ def access_log(
             e.get("claimedPurpose"), e.get("ipPrefix"), e.get("userAgent"), e.get("reportedBy"),
         ))  # fmt: skip
     out.sort(key=lambda a: a.at, reverse=True)
-    return out, own
+    return AccessPage(out, own, older)

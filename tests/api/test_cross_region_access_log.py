@@ -301,10 +301,36 @@ def test_only_nodes_the_origin_trusts_may_report_and_only_of_its_shares(pair: Pa
     assert_problem(pair.report(payload, pair.stranger), 401, "AUTH_INVALID")  # a node 浙江 gave no key
     assert pair.stored(payload["eventId"]) == 0 and pair.holder_log(share) == []
     other = pair.issued.package(1)["digest"]
-    assert_problem(pair.report({**payload, "digest": other}, pair.node_key), 409, "ACCESS_EVENT_MISMATCH")
     unknown = {**payload, "shareTokenHash": "0" * 64}
     assert_problem(pair.report(unknown, pair.node_key), 404, "SHARE_NOT_FOUND")
+    assert_problem(pair.report(payload, pair.node_key), 404, "SHARE_NOT_FOUND")  # 广东 never fetched it
     assert pair.stored(payload["eventId"]) == 0
+    with pair.origin.client(pair.node_key) as node:  # as 广东 does, verifying the share
+        assert node.get(f"/v1/shares/{share['token']}/presentation").status_code == 200
+    assert_problem(pair.report({**payload, "digest": other}, pair.node_key), 409, "ACCESS_EVENT_MISMATCH")
     first = pair.report(payload, pair.node_key)
     assert (first.status_code, first.json()) == (201, {"eventId": payload["eventId"], "stored": True})
     assert [e["reportedBy"] for e in pair.holder_log(share)] == ["广东省验证节点"]
+
+
+def test_a_trusted_node_cannot_write_looks_it_never_made_into_a_holder_s_log(pair: Pair) -> None:
+    """Review: 浙江 took a report of a look at any of its shares from any node it trusts. Now only
+    from the node that fetched the share: 广东 verified it (its fetch binds it); 上海, trusted by
+    浙江 too, forges a look by a bank of its own at that share and is refused, told only what it
+    would be told of a share 浙江 does not keep."""
+    [shanghai] = pair.origin.register(("上海市验证节点", "310000", "node"))
+    share = pair.share()
+    pair.verify(share)  # 广东's bank: 广东 fetched the disclosure with its key
+    [honest] = wait_for(lambda: pair.holder_log(share), 30, what="for 广东's report at 浙江")
+    forged = {
+        "eventId": uuid.uuid4().hex, "at": dt.datetime.now(dt.UTC).isoformat(), "organisation": "上海某银行",
+        "organisationRegion": "310100", "purpose": "贷款审查", "fields": SHARED_FIELDS, "verdict": "VALID",
+        "reason": None, "channel": "api", "shareTokenHash": token_hash(share), "digest": share["digest"],
+        "identifier": None,
+    }  # fmt: skip
+    refused = pair.report(forged, shanghai)
+    assert_problem(refused, 404, "SHARE_NOT_FOUND")
+    unknown = pair.report({**forged, "shareTokenHash": "0" * 64}, shanghai)
+    assert refused.json() == unknown.json()  # the same answer: nothing says the share exists
+    assert pair.stored(forged["eventId"]) == 0
+    assert [e["reportedBy"] for e in pair.holder_log(share)] == [honest["reportedBy"]] == ["广东省验证节点"]

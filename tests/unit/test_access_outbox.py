@@ -26,8 +26,9 @@ from sqlalchemy import Engine, func, select, text
 from verifier.access_log import Access, AccessLog
 from verifier.db import make_engine, migrate, sessions
 from verifier.models import AccessEntry, AccessOutbox, Share
+from verifier.orgs import Organisations
 from verifier.outbox import OutboxSender
-from verifier.remote_log import RemoteAccess, store_remote_access
+from verifier.remote_log import RemoteAccess, record_fetch, store_remote_access
 
 POSTGRES_URL = os.environ.get("ECERT_TEST_POSTGRES_URL")
 TOKEN = "a-share-token-the-holder-s-node-gave-out"
@@ -113,11 +114,14 @@ def test_an_owed_entry_the_database_refuses_holds_back_its_local_entry_too(tmp_p
 
 def test_a_reported_entry_is_stored_once_however_many_copies_arrive_at_once(engine: Engine) -> None:
     now = dt.datetime.now(dt.UTC)
+    share_id = uuid.uuid4().hex
     with sessions(engine).begin() as session:
         session.add(Share(
-            id=uuid.uuid4().hex, token_hash=hashlib.sha256(TOKEN.encode()).hexdigest(), holder_ref="holder-1",
+            id=share_id, token_hash=hashlib.sha256(TOKEN.encode()).hexdigest(), holder_ref="holder-1",
             digest=DIGEST, presentation=b"", fields="[]", purpose="", created_at=now, expires_at=now + dt.timedelta(hours=1),
         ))  # fmt: skip
+    node_id, _ = Organisations(sessions(engine), rate_per_min=60).add("广东省验证节点", "440000", "node")
+    record_fetch(sessions(engine), share_id, node_id)  # the node that reports fetched the share
     access = owed_access()
     event = RemoteAccess.model_validate(orjson.loads(orjson.dumps({
         "eventId": access.event_id, "at": access.at, "organisation": access.organisation,
@@ -128,7 +132,10 @@ def test_a_reported_entry_is_stored_once_however_many_copies_arrive_at_once(engi
     made = sessions(engine)
     with ThreadPoolExecutor(16) as pool:
         stored = list(
-            pool.map(lambda _: store_remote_access(made, event, reported_by="广东省验证节点"), range(32))
+            pool.map(
+                lambda _: store_remote_access(made, event, reported_by="广东省验证节点", reporter_id=node_id),
+                range(32),
+            )
         )
     assert stored.count(True) == 1 and count(engine, AccessEntry) == 1
     with engine.connect() as connection:

@@ -197,6 +197,9 @@ def test_an_event_id_reported_again_with_other_content_or_by_another_node_is_a_c
         "digest": share["digest"], "identifier": None,
     }  # fmt: skip
     by_node = node.as_(node.node)
+    for key in (node.node, node.other_node):  # both fetched it: each may report looks at it
+        fetched = node.http.get(f"/v1/shares/{share['token']}/presentation", headers=node.as_(key))
+        assert fetched.status_code == 200, fetched.text
     assert node.http.post("/v1/access-log/remote", headers=by_node, json=report).status_code == 201
     again = node.http.post("/v1/access-log/remote", headers=by_node, json=report)
     assert (again.status_code, again.json()["stored"]) == (200, False)  # a resend: stored once

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from registry.certificate.presentation import Presentation
@@ -23,6 +23,7 @@ from verifier.api.schemas import (
     ShareOut,
 )
 from verifier.api.verifications import request_digest
+from verifier.remote_log import record_fetch
 from verifier.runtime import VerifierRuntime
 
 router = APIRouter(prefix="/v1", tags=["shares"])
@@ -105,31 +106,68 @@ def dynamic_code(
     }
 
 
+ACCESS_LOG_PAGE_MAX = 500
+NEXT_BEFORE = "X-Next-Before"
+_PAGING = (
+    "Newest first, a page at a time: at most `limit` entries (default 200, at most 500). When older "
+    f"entries remain, the answer's `{NEXT_BEFORE}` header holds the cursor of the next page, and "
+    '`Link: <…>; rel="next"` its URL: ask again with `before=<that cursor>` (and the same '
+    "`holderRef`, `digest`, `shareId`) until the header is absent, which is the oldest page. A "
+    "cursor is opaque: pass it back as given. Pages do not shift when new entries arrive, so "
+    "every entry is reached however many were logged after it."
+)
+
+
 @router.get(
     "/access-log", summary="Who verified a holder's certificates (wallets)", response_model=None,
-    openapi_extra=API_KEY,
-    responses={200: {"model": list[AccessEntryOut], "description": "Newest first"},
-               **answers(401, 403, 404, 422, 429, 503, s403="Only a wallet's key may manage shares (`SCOPE_MISSING`)", s404="A digest or share not the holder's at your wallet (`ACCESS_LOG_NOT_FOUND`)")},
+    openapi_extra=API_KEY, description=_PAGING,
+    responses={200: {"model": list[AccessEntryOut], "description": "A page of the log, newest first",
+                     "headers": {
+                         NEXT_BEFORE: {"description": "The `before` of the next, older page; absent on the last page",
+                                       "schema": {"type": "string"}},
+                         "Link": {"description": 'The next page\'s URL, `rel="next"` (RFC 8288); absent on the last page',
+                                  "schema": {"type": "string"}}}},
+               **answers(401, 403, 404, 422, 429, 503, s403="Only a wallet's key may manage shares (`SCOPE_MISSING`)", s404="A digest or share not the holder's at your wallet (`ACCESS_LOG_NOT_FOUND`)",
+                         s422="Invalid request, `limit` out of 1…500, or a `before` no page gave (`CURSOR_INVALID`)")},
 )  # fmt: skip
 def access_log(
+    request: Request,
+    response: Response,
     rt: Runtime,
     wallet: WalletDep,
     holderRef: str = Query(..., min_length=1, max_length=128, description="The signed-in holder"),
     digest: list[str] = Query(default=[], description="Only these certificates (held for the holder)"),
     shareId: list[str] = Query(default=[], description="Only these shares (made for the holder)"),
+    limit: int = Query(200, ge=1, le=ACCESS_LOG_PAGE_MAX, description="At most this many entries"),
+    before: str | None = Query(
+        None,
+        min_length=1,
+        max_length=200,
+        description=f"The cursor of the page: a previous answer's `{NEXT_BEFORE}`",
+    ),
 ) -> list[dict[str, Any]]:
     """Newest first: the verifications of the certificates this wallet holds for the holder
     (`POST /v1/holdings`) and of the shares it made for them; a named digest or share that is
-    not theirs at this wallet is 404 `ACCESS_LOG_NOT_FOUND`."""
+    not theirs at this wallet is 404 `ACCESS_LOG_NOT_FOUND`. Paged by `before` (`_PAGING`)."""
     digests, share_ids = rt.holdings.log_scope(
         wallet.organisation_id, holderRef, digests=digest, share_ids=shareId
     )
-    return rt.access_log.entries(digests=digests, share_ids=share_ids)
+    entries, next_before = rt.access_log.page(
+        digests=digests, share_ids=share_ids, limit=limit, before=before
+    )
+    if next_before is not None:
+        response.headers[NEXT_BEFORE] = next_before
+        following = request.url.include_query_params(before=next_before)
+        response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+    return entries
 
 
 @router.get(
     "/shares/{token}/presentation", summary="A shared disclosure, for a trusted node of another region",
     response_model=None, openapi_extra=API_KEY,
+    description="The disclosure a holder shared, for the trusted node of another region that verifies it. The "
+    "fetch is recorded against your node's key: only a node that fetched a share may then report the "
+    "verification (`POST /v1/access-log/remote`); a report of any other node is answered as for an unknown share.",
     responses={200: {"model": SharedPresentationOut, "description": "The disclosure the holder shared"},
                **answers(401, 403, 404, 410, 422, 429, 503, s403="Only a trusted node's (or a wallet's) key may fetch it",
                          s404="No such share, or it expired, was withdrawn or used up", s410="The share is no longer shown")},
@@ -137,7 +175,7 @@ def access_log(
 def shared_presentation(
     token: str,
     rt: Runtime,
-    _node: NodeDep,
+    node: NodeDep,
     c: str | None = Query(None, max_length=64, description="A dynamic share's current code"),
 ) -> dict[str, Any]:
     state = rt.shares.presentation_for_node(token, c)
@@ -145,4 +183,6 @@ def shared_presentation(
         raise NotFound(
             "This share has expired or was withdrawn", code=state.problem or ErrorCode.SHARE_NOT_FOUND
         )
+    # this node may now report looks at the share (`POST /v1/access-log/remote`), and only it
+    record_fetch(rt.sessions, state.id, node.organisation_id)
     return state.presentation.to_json()

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, Field
 
-from wallet.sharing import ShareView, access_log
+from wallet.sharing import ShareView, access_log_page
 from wallet.web import CsrfRejected, HolderDep, SignedInPage, same_origin
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
@@ -85,9 +85,23 @@ def dynamic_code(share_id: str, p: HolderDep) -> dict[str, Any]:
     return {"url": url, "validUntil": valid_until.isoformat()}
 
 
-@router.get("/access-log", summary="Who verified the holder's certificates")
-def access(p: HolderDep) -> list[dict[str, Any]]:
-    entries, _ = access_log(p.holder, p.rt.vault, p.rt.verifier, org_name=p.rt.settings.org_name)
+@router.get(
+    "/access-log", summary="Who verified the holder's certificates",
+    description="A page, newest first; when older entries remain, `X-Next-Before` holds the `before` of the next page.",
+)  # fmt: skip
+def access(
+    p: HolderDep,
+    response: Response,
+    before: str | None = Query(
+        None, min_length=1, max_length=200, description="The `X-Next-Before` of the previous page"
+    ),
+) -> list[dict[str, Any]]:
+    page = access_log_page(
+        p.holder, p.rt.vault, p.rt.verifier, org_name=p.rt.settings.org_name, before=before
+    )
+    entries = page.entries
+    if page.older is not None:
+        response.headers["X-Next-Before"] = page.older
     return [{"at": e.at.isoformat(), "organisation": e.organisation, "region": e.region, "purpose": e.purpose,
              "certificateId": e.certificate_id, "fields": list(e.fields), "verdict": e.verdict, "reason": e.reason,
              "channel": e.channel, "shareId": e.share_id, "anonymous": e.anonymous,
