@@ -7,6 +7,8 @@ DESK: dict[str, dict[str, str]] = {
     "zh": {
         "title": "证照核验前台",
         "other_lang": "English",
+        "elder_mode": "长辈模式",
+        "standard_mode": "标准模式",
         "signin_title": "前台工作人员登录",
         "signin_intro": "请使用本机构在核验节点登记的工作人员账号登录。",
         "username": "用户名",
@@ -70,6 +72,8 @@ DESK: dict[str, dict[str, str]] = {
     "en": {
         "title": "Certificate front desk",
         "other_lang": "中文",
+        "elder_mode": "Large text mode",
+        "standard_mode": "Standard mode",
         "signin_title": "Front-desk staff sign-in",
         "signin_intro": "Sign in with the staff account your organisation registered at this verifier node.",
         "username": "Username",

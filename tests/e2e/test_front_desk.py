@@ -9,6 +9,7 @@ Screenshots and measurements go to test-artifacts/e2e/front-desk/."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import shutil
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlencode, urlsplit
 
 import httpx
 import pyotp
@@ -35,6 +37,7 @@ from stack import (
     stack_for,
 )
 
+from registry.chain.runner import PROJECT_ROOT
 from registry.qr import decode_qr
 
 pytestmark = [pytest.mark.chain, pytest.mark.xdist_group("wallet-e2e")]
@@ -182,16 +185,26 @@ def transferred(responses: list[Any]) -> int:
     return total
 
 
-def sign_in(page: Any, url: str, secret: str, used: list[int], lang: str = "zh") -> None:
-    page.goto(f"{url}/desk?lang={lang}")
+def sign_in(
+    page: Any,
+    url: str | None,
+    secret: str,
+    used: list[int],
+    lang: str = "zh",
+    username: str = "clerk-browser",
+) -> None:
+    """Sign in at the desk (`url`: the node's; None for the sign-in page the browser shows now)."""
+    if url is not None:
+        page.goto(f"{url}/desk?lang={lang}")
     words = ("用户名", "密码", "动态验证码（验证器应用中的 6 位数字）", "登录") if lang == "zh" else (
         "Username", "Password", "One-time code (6 digits from the authenticator app)", "Sign in")  # fmt: skip
-    page.get_by_label(words[0], exact=True).fill("clerk-browser")
+    page.get_by_label(words[0], exact=True).fill(username)
     page.get_by_label(words[1], exact=True).fill(PASSWORD)
     page.get_by_label(words[2]).fill(fresh_code(secret, used))
     page.get_by_role("button", name=words[3]).click()
     page.wait_for_load_state()
-    assert page.locator("#code-form").count() == 1, page.locator("main").inner_text()
+    if url is not None:
+        assert page.locator("#code-form").count() == 1, page.locator("main").inner_text()
 
 
 def test_front_desk_in_the_browser(stack: Stack, browser: Any, licence: dict[str, Any], shots: Path) -> None:
@@ -362,3 +375,217 @@ def test_a_revoked_licence_and_a_share_logged_with_the_clerk(stack: Stack, brows
     audit_accessibility(page)
     page.screenshot(path=str(shots / "revoked-invalid-zh-desktop.png"), full_page=True)
     desktop.close()
+
+
+def share_link(stack: Stack, **form: str) -> tuple[httpx.Client, Any, str]:
+    """A new holder (signed in to the wallet over HTTP), and the share link of their licence made
+    with the wallet's form (`form`: extra fields, e.g. identified_only)."""
+    person = stack.person()
+    client = http_holder(stack, person)
+    card = client.card_id  # type: ignore[attr-defined]
+    token = csrf_of(client.get(f"/certificates/{card}/share").text)
+    done = client.post(f"/certificates/{card}/share", data={"csrf_token": token, "fields": ["holder.name"],
+                                                             "purpose": "开户", "expiry": "60", "mode": "link", **form})  # fmt: skip
+    assert done.status_code == 303, done.text
+    found = re.search(r'id="share-url"[^>]*value="([^"]+)"', client.get(done.headers["location"]).text)
+    assert found
+    return client, person, found.group(1)
+
+
+def test_an_identified_only_share_opens_for_a_clerk_signed_in_from_its_prompt(
+    stack: Stack, browser: Any, shots: Path
+) -> None:
+    """Shared only with identified organisations: an anonymous visitor gets the sign-in prompt; a
+    clerk signs in through it, comes back to the share, sees the fields, and is logged by name."""
+    secret, used = add_staff(stack, "clerk-prompt"), list[int]()
+    holder, person, url = share_link(stack, identified_only="1")
+    share_path = urlsplit(url).path
+    anonymous = httpx.get(url, timeout=30)
+    assert anonymous.status_code == 401 and 'data-signin="1"' in anonymous.text
+    assert person.name not in anonymous.text
+
+    context = browser.new_context(**DESKTOP)
+    page = context.new_page()
+    opened = page.goto(f"{url}?lang=en")
+    assert opened is not None and opened.status == 401
+    assert page.locator("[data-signin]").count() == 1 and page.locator("dd[data-path]").count() == 0
+    link = page.locator("[data-signin-link]")
+    assert link.get_attribute("href") == "/desk?" + urlencode({"lang": "en", "next": f"{share_path}?lang=en"})
+    audit_accessibility(page)
+    page.screenshot(path=str(shots / "share-identified-only-prompt-en-desktop.png"), full_page=True)
+    link.click()
+    page.wait_for_load_state()
+    assert urlsplit(page.url).path == "/desk"
+    assert page.locator('input[name="next"]').get_attribute("value") == f"{share_path}?lang=en"
+    audit_accessibility(page)
+    sign_in(page, None, secret, used, lang="en", username="clerk-prompt")
+    page.wait_for_selector("[data-verdict]")
+    assert page.url == f"{stack.verifier.url}{share_path}?lang=en"  # back on the share
+    assert page.locator("[data-verdict]").get_attribute("data-verdict") == "VALID"
+    assert page.locator('dd[data-path="holder.name"]').inner_text() == person.name
+    audit_accessibility(page)
+    page.screenshot(path=str(shots / "share-identified-only-clerk-en-desktop.png"), full_page=True)
+    context.close()
+
+    deadline = time.monotonic() + 10
+    while True:
+        rows = stack.verifier_db().execute(
+            "SELECT organisation, staff, channel, share_id FROM access_log WHERE staff = ?", ("王芳 (clerk-prompt)",)
+        ).fetchall()  # fmt: skip
+        if rows or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [row[:3] for row in rows] == [(BANK_ORG, "王芳 (clerk-prompt)", "link")] and rows[0][3]
+    log = holder.get("/access-log")  # the holder's own access log at the wallet
+    assert log.status_code == 200 and f'data-organisation="{BANK_ORG}"' in log.text
+
+
+HOSTILE_NEXT = [
+    "https://evil.example/s/abc", "//evil.example/s/abc", "/\\evil.example/s/abc", "/s/abc\\@evil.example",
+    "\\\\evil.example", "javascript:alert(1)", "/s/abc\r\nSet-Cookie: x=1", "/s/abc%0d%0aX: 1",
+    "/s/../desk/logout", "/s/abc/../../x", "/desk", "/s/", "/s/abc#//evil", "/s/abc?c=<script>", " /s/abc",
+    "/s/%2F%2Fevil.example", "/s/abc@evil.example", "http:/s/abc", "/s/abc\t",
+]  # fmt: skip
+
+
+def test_sign_in_returns_to_a_share_page_only(stack: Stack) -> None:
+    """`next` after signing in: a share page of this node (its code and language kept), nothing else."""
+    secret = add_staff(stack, "clerk-next")
+    client = httpx.Client(base_url=stack.verifier.url, follow_redirects=False, timeout=30)
+    for hostile in HOSTILE_NEXT:
+        page = client.get("/desk", params={"next": hostile})
+        assert page.status_code == 200 and 'name="next"' not in page.text, hostile
+    page = client.get("/desk", params={"next": "/s/abc_-9?c=0123abcd&lang=en&evil=1"})
+    assert '<input type="hidden" name="next" value="/s/abc_-9?c=0123abcd&amp;lang=en">' in page.text
+    form = {"csrf_token": csrf_of(page.text), "username": "clerk-next", "password": PASSWORD,
+            "next": "//evil.example/s/abc", "code": fresh_code(secret, [])}  # fmt: skip
+    done = client.post("/desk/login", data=form)
+    assert done.status_code == 303 and done.headers["location"] == "/desk?lang=zh"
+    for hostile in HOSTILE_NEXT:  # signed in: the desk, never a redirect
+        assert client.get("/desk", params={"next": hostile}).status_code == 200, hostile
+    back = client.get("/desk", params={"next": "/s/tok?lang=en&c=ab12"})
+    assert back.status_code == 303 and back.headers["location"] == "/s/tok?c=ab12&lang=en"
+
+
+DEVICES = {"phone": PHONE, "desktop": {**DESKTOP, "viewport": {"width": 1280, "height": 800}}}
+VERIFY_WORDS = {"zh": ("二维码内容或分享链接（扫码枪扫描后自动提交）", "核验", "核验通过"),
+                "en": ("QR code content or share link (a USB scanner submits it by itself)", "Verify", "Verified")}  # fmt: skip
+LAYOUT_JS = """() => {
+  const visible = (el) => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
+  const small = [];
+  for (const el of document.querySelectorAll('a, button, input:not([type=hidden]), select, textarea')) {
+    if (!visible(el)) continue;
+    const box = el.getBoundingClientRect();
+    if (box.width < 44 || box.height < 44) small.push(`${el.tagName} ${(el.id || el.textContent.trim()).slice(0, 20)} ${Math.round(box.width)}x${Math.round(box.height)}`);
+  }
+  const verdict = document.querySelector('[data-verdict]');
+  const top = verdict ? verdict.getBoundingClientRect().top + scrollY : null;
+  const before = verdict ? Array.from(document.querySelectorAll('main section, main form')).filter(
+    (el) => visible(el) && el.getBoundingClientRect().top + scrollY < top).length : 0;
+  return {scrollWidth: document.documentElement.scrollWidth, innerWidth: innerWidth, innerHeight: innerHeight,
+          rootFont: parseFloat(getComputedStyle(document.documentElement).fontSize),
+          bodyFont: parseFloat(getComputedStyle(document.body).fontSize), small, verdictTop: top, before};
+}"""
+
+
+@pytest.mark.parametrize("device", ["phone", "desktop"])
+@pytest.mark.parametrize("mode", ["zh", "en", "elder"])
+def test_desk_modes_in_the_browser(
+    stack: Stack, browser: Any, licence: dict[str, Any], shots: Path, mode: str, device: str
+) -> None:
+    """zh, en and 长辈模式 on a phone (390×844) and a desktop: sign in, paste a licence's EC1 code,
+    the verdict first; every page audited (axe-core; elder: 7:1 and text ≥ 22 px), screenshots kept,
+    nothing wider than a phone's screen, elder targets at least 44×44 px."""
+    lang = "en" if mode == "en" else "zh"
+    elder = mode == "elder"
+    username = f"clerk-{mode}-{device}"
+    secret, used = add_staff(stack, username), list[int]()
+    context = browser.new_context(**DEVICES[device])
+    page = context.new_page()
+    url = stack.verifier.url
+    page.goto(f"{url}/desk?lang={lang}")
+    if elder:  # the desk's toggle, remembered by a cookie from then on
+        page.locator("[data-action=toggle-elder]").click()
+        page.wait_for_load_state()
+        assert page.locator("[data-action=toggle-elder]").inner_text() == "标准模式"
+    assert page.evaluate("() => document.documentElement.classList.contains('elder')") == elder
+    ratio, min_font = (7.0, 22.0) if elder else (4.5, 0.0)
+
+    def check(name: str) -> dict[str, Any]:
+        audit_accessibility(page, ratio, min_font)
+        page.screenshot(path=str(shots / f"{name}-{mode}-{device}.png"), full_page=True)
+        layout: dict[str, Any] = page.evaluate(LAYOUT_JS)
+        if device == "phone":
+            assert layout["scrollWidth"] <= layout["innerWidth"], (name, layout)
+        if elder:
+            assert layout["rootFont"] >= 20 and layout["bodyFont"] >= 20, layout
+            assert not layout["small"], (name, layout["small"])
+        return layout
+
+    check("sign-in")
+    sign_in(page, url, secret, used, lang=lang, username=username)
+    assert page.evaluate("() => document.documentElement.classList.contains('elder')") == elder
+    check("desk")
+    field, button, valid = VERIFY_WORDS[lang]
+    ec1 = unquote(urlsplit(licence["link"]).fragment)
+    assert ec1.startswith("EC1:")
+    page.get_by_label(field).fill(ec1)
+    page.get_by_role("button", name=button, exact=True).click()
+    page.wait_for_selector("[data-verdict]")
+    assert page.locator("[data-verdict]").get_attribute("data-verdict") == "VALID"
+    assert page.locator(".verdict h2").inner_text() == valid
+    layout = check("valid")
+    assert layout["before"] == 0, layout  # the verdict first: no section or form above it
+    assert layout["verdictTop"] < layout["innerHeight"] / 2, layout  # seen without scrolling
+    context.close()
+
+
+def test_scripts_are_served_gzipped(stack: Stack, shots: Path) -> None:
+    """desk.js and the camera's decoder (jsQR): gzipped when the browser takes gzip (compressed once,
+    kept in memory), as they are otherwise; `Vary: Accept-Encoding`; a year's cache by their hash."""
+    secret = add_staff(stack, "clerk-weight")
+    client = httpx.Client(base_url=stack.verifier.url, follow_redirects=False, timeout=30)
+    page = client.get("/desk")
+    form = {"csrf_token": csrf_of(page.text), "username": "clerk-weight", "password": PASSWORD,
+            "code": fresh_code(secret, [])}  # fmt: skip
+    assert client.post("/desk/login", data=form).status_code == 303
+    desk = client.get("/desk", headers={"Accept-Encoding": "gzip"})
+    assert desk.status_code == 200 and "content-encoding" not in desk.headers  # never the page (BREACH)
+    script = re.search(r'<script src="(/static/desk\.js\?v=[0-9a-f]{12})"', desk.text)
+    decoder = re.search(r'data-decoder="(/desk/jsqr\.js\?v=[0-9a-f]{12})"', desk.text)
+    assert script and decoder
+    weight = {"desk_html": len(desk.content)}
+    files = {script.group(1): PROJECT_ROOT / "verifier" / "static" / "desk.js",
+             decoder.group(1): PROJECT_ROOT / "node_modules" / "jsqr" / "dist" / "jsQR.js"}  # fmt: skip
+    for path, source in files.items():
+        expected = source.read_bytes()
+        name = "decoder" if "jsqr" in path else "desk_js"
+        with httpx.stream(
+            "GET", f"{stack.verifier.url}{path}", headers={"Accept-Encoding": "gzip, deflate, br"}
+        ) as r:
+            wire = b"".join(r.iter_raw())
+            assert r.status_code == 200 and r.headers["content-encoding"] == "gzip", r.headers
+            assert r.headers["vary"] == "Accept-Encoding"
+            assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+            etag = r.headers["etag"]
+        assert gzip.decompress(wire) == expected and len(wire) < len(expected) / 2
+        for refused in ("identity", "gzip;q=0", "br", "deflate"):
+            with httpx.stream(
+                "GET", f"{stack.verifier.url}{path}", headers={"Accept-Encoding": refused}
+            ) as r:
+                raw = b"".join(r.iter_raw())
+                assert "content-encoding" not in r.headers and r.headers["vary"] == "Accept-Encoding", refused
+            assert raw == expected, refused
+        plain = httpx.get(
+            f"{stack.verifier.url}{path.split('?')[0]}", headers={"Accept-Encoding": "identity"}
+        )
+        assert plain.content == expected and "immutable" not in plain.headers["cache-control"]
+        again = httpx.get(
+            f"{stack.verifier.url}{path}", headers={"Accept-Encoding": "gzip", "If-None-Match": etag}
+        )
+        assert again.status_code == 304
+        weight[f"{name}_raw"], weight[f"{name}_gzip"] = len(expected), len(wire)
+    weight["total_raw"] = weight["desk_html"] + weight["desk_js_raw"] + weight["decoder_raw"]
+    weight["total_gzip"] = weight["desk_html"] + weight["desk_js_gzip"] + weight["decoder_gzip"]
+    (shots / "page-weight.json").write_text(json.dumps(weight, indent=1))
+    print(f"\nfront desk page weight (bytes of bodies): {weight}")

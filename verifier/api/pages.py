@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -46,6 +47,12 @@ def _page(status: int, lang: str, **context: Any) -> HTMLResponse:
     return HTMLResponse(html, status_code=status)
 
 
+def _signin_url(token: str, code: str | None, lang: str) -> str:
+    """The front desk's sign-in, which brings the clerk back to this share (its code and language)."""
+    back = f"/s/{quote(token, safe='')}?" + urlencode({**({"c": code} if code else {}), "lang": lang})
+    return "/desk?" + urlencode({"lang": lang, "next": back})
+
+
 @router.get(
     "/s/{token}", summary="Open a share link", response_model=None, openapi_extra=OPTIONAL_API_KEY,
     description="People get a page (Chinese, or English with `?lang=en`); send `Accept: application/json` "
@@ -66,12 +73,16 @@ def open_share(
     lang: str = Query("zh", pattern="^(zh|en)$"),
     purpose: str | None = Query(None, max_length=200),
 ) -> HTMLResponse | JSONResponse:
+    # front-desk staff signed in at this node: their organisation and themselves (identified)
+    clerk = None if who else signed_in_staff(request, rt)
     try:
-        state = rt.shares.open(token, code=c, identified=who is not None)
+        state = rt.shares.open(token, code=c, identified=who is not None or clerk is not None)
     except ShareNeedsIdentity as exc:  # anonymous, and the holder chose identified organisations only
         if _wants_json(request):
             raise
-        return _page(401, lang, problem=exc.code, verdict=None, signin=True)
+        return _page(
+            401, lang, problem=exc.code, verdict=None, signin=True, signin_url=_signin_url(token, c, lang)
+        )
     except EcertError as exc:
         if _wants_json(request):
             raise
@@ -87,9 +98,6 @@ def open_share(
     terms = ShareTerms(state.id, state.fields, state.expires_at, state.single_use, False, state.withdrawn)
     # An organisation (API key) answers for the purpose it gives; an anonymous visitor's typed
     # purpose is only their claim: logged apart, with their network and browser, never as a purpose.
-    clerk = (
-        None if who else signed_in_staff(request, rt)
-    )  # front-desk staff: their organisation and themselves
     visitor = (
         None
         if who or clerk

@@ -1,5 +1,5 @@
 // The front desk (verifier/api/desk.py): camera scanning with jsQR (npm, served by this node at
-// /desk/jsqr.js and loaded only when the camera starts), and a code field that a USB scanner
+// /desk/jsqr.js?v=<hash>, gzipped, and loaded only when the camera starts), and a code field that a USB scanner
 // (keyboard wedge) fills and submits with its Enter. Photos and PDFs go up with the plain form.
 (function () {
   "use strict";
@@ -44,7 +44,7 @@
     return new Promise(function (resolve, reject) {
       if (window.jsQR) return resolve(window.jsQR);
       var script = document.createElement("script");
-      script.src = "/desk/jsqr.js";
+      script.src = button.getAttribute("data-decoder") || "/desk/jsqr.js"; // ?v=<hash>: cached for a year
       script.onload = function () { resolve(window.jsQR); };
       script.onerror = reject;
       document.head.appendChild(script);
