@@ -65,6 +65,14 @@ contract CertificateRegistry is TrustRegistry, ICertificateRegistry {
     }
 
     /// @inheritdoc ICertificateRegistry
+    function anchorAuditHead(bytes32 head, uint64 count) external {
+        if (!_isActiveKey(msg.sender)) revert TrustRegistryKeyNotActive(msg.sender);
+        if (head == bytes32(0) || count == 0) revert CertificateRegistryInvalidAuditHead(head, count);
+        bytes32 code = _agencyRecord(_agencyOfKey(msg.sender)).code;
+        emit AuditHeadAnchored(code, msg.sender, head, count, uint40(block.timestamp));
+    }
+
+    /// @inheritdoc ICertificateRegistry
     function statusOf(bytes32 root, uint256 index) public view returns (Status) {
         Batch storage batch = _batches[root];
         if (batch.anchoredAt == 0) revert CertificateRegistryUnknownBatch(root);

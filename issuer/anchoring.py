@@ -80,6 +80,9 @@ class AnchoringWorker:
         self.settings = settings or WorkerSettings()
         self._clock = clock
         self._watched_head: tuple[int, bytes] | None = None  # head when confirmed anchors were last checked
+        # A periodic job run after each pass of `run_forever` (the daily audit log anchor,
+        # `issuer.audit.AuditAnchorer`); its failures are logged, never the anchoring's back-off.
+        self.after_pass: Callable[[], object] | None = None
 
     # ─── step 1: seal pending certificates into batches ──────────────────────────────────
 
@@ -547,6 +550,7 @@ class AnchoringWorker:
         while not stop.is_set():
             try:
                 busy = self.run_once()
+                self._run_after_pass()
                 backoff = poll_s
                 stop.wait(0 if busy else poll_s)
             except ChainError as exc:
@@ -557,6 +561,14 @@ class AnchoringWorker:
                 log.exception("anchoring step failed: retrying in %.1f s", backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, self.settings.retry_max_s)
+
+    def _run_after_pass(self) -> None:
+        if self.after_pass is None:
+            return
+        try:
+            self.after_pass()
+        except Exception:
+            log.exception("periodic job after an anchoring pass failed; it runs again after the next pass")
 
 
 def _hex(value: bytes | str) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from issuer.cli_staff import staff_app
 from registry.cli import command_group
 from registry.error_codes import ErrorCode
 from registry.errors import EcertError
@@ -40,11 +41,16 @@ PAST = {
 
 
 def register(app: typer.Typer) -> None:
+    from issuer.audit_cli import register as register_audit  # typer and rich only, as this module
+
+    register_audit(app)  # `ecert audit verify|export|anchor`
     app.command("issue")(issue)
     app.add_typer(status_app, name="status")
     app.command("demo")(demo)
     group(app, "serve", "Run a service: the issuer API, the verifier…").command("issuer")(serve_issuer)
-    group(app, "issuer", "The issuer service: API keys.").add_typer(api_key_app, name="api-key")
+    issuer_group = group(app, "issuer", "The issuer service: API keys for systems, staff for the console.")
+    issuer_group.add_typer(api_key_app, name="api-key")
+    issuer_group.add_typer(staff_app, name="staff")
 
 
 def group(app: typer.Typer, name: str, help: str) -> typer.Typer:

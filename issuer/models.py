@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -156,3 +157,97 @@ class Certificate(Base):
     claim_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class StaffMember(Base):
+    """A person of an agency who signs in to the console (`/console`) with a password (scrypt)
+    and a TOTP code (`ecert issuer staff add`), in one role (`issuer.staff.Role`): clerk,
+    approver, auditor or admin. The TOTP secret is sealed with the data key; `last_totp_step`
+    refuses a code used once already."""
+
+    __tablename__ = "agency_staff"
+    __table_args__ = (
+        CheckConstraint("role IN ('clerk', 'approver', 'auditor', 'admin')", name="ck_agency_staff_role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_code: Mapped[str] = mapped_column(ForeignKey("agencies.code"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    totp_secret: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM of the base32 secret
+    last_totp_step: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class StaffSession(Base):
+    """A signed-in staff member's console session: only the SHA-256 of the cookie's 256 random bits."""
+
+    __tablename__ = "agency_staff_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("agency_staff.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StaffAttempt(Base):
+    """A counted console sign-in attempt (`registry.staff_auth`): the key is an HMAC of what is limited."""
+
+    __tablename__ = "agency_staff_attempts"
+    __table_args__ = (Index("ix_agency_staff_attempts_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditLogEntry(Base):
+    """One staff action in an agency's hash-chained audit log (`issuer.audit`): `seq` counts the
+    agency's entries from 1, `hash` = SHA-256(`prev_hash` ‖ RFC 8785 JSON of the entry).
+    `details` is canonical JSON and names certificates by identifier, never a holder."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        UniqueConstraint("agency", "seq", name="uq_audit_log_agency_seq"),
+        Index("ix_audit_log_agency_at", "agency", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency: Mapped[str] = mapped_column(String(18))
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str | None] = mapped_column(String(200))
+    details: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The newest entry of an agency's audit log: appends update it in their own transaction
+    (the row lock that keeps concurrent appends from forking the chain)."""
+
+    __tablename__ = "audit_heads"
+
+    agency: Mapped[str] = mapped_column(String(18), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditAnchor(Base):
+    """An audit log head anchored on chain (`anchorAuditHead`): the hash of entry `seq`."""
+
+    __tablename__ = "audit_anchors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency: Mapped[str] = mapped_column(String(18), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    head: Mapped[str] = mapped_column(String(64))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    block_number: Mapped[int] = mapped_column(Integer)
+    anchored_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.anchoring import AnchoringWorker, WorkerSettings
+from issuer.audit import AuditAnchorer, AuditLog
 from issuer.db import make_engine, migrate, sessions
 from issuer.service import IssuerService
 from issuer.settings import IssuerSettings
@@ -53,10 +54,16 @@ class IssuerRuntime:
     @cached_property
     def worker(self) -> AnchoringWorker:
         s = self.settings
-        return AnchoringWorker(
+        worker = AnchoringWorker(
             self.sessions, self.workspace.registry, self.signers,
             WorkerSettings(s.batch_size, s.batch_window_s, s.confirmations, s.retry_max_s, s.finality_depth),
         )  # fmt: skip
+        if s.audit_anchor_interval_h > 0:  # the daily anchor of each agency's audit log head
+            interval = dt.timedelta(hours=s.audit_anchor_interval_h)
+            worker.after_pass = AuditAnchorer(
+                AuditLog(self.sessions), self.workspace.registry, self.signers, interval
+            )
+        return worker
 
     @cached_property
     def claim_limit(self) -> KeyedTokenBucket:

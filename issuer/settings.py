@@ -41,8 +41,12 @@ class IssuerSettings(BaseSettings):
     """Failed claim attempts (wrong code, another holder's) each client address may make per minute (bursts of a sixth, at least 10); redemptions are not counted."""
     retry_max_s: float = 30.0
     """Longest back-off between anchoring attempts while the chain is away or after a transaction failed."""
+    audit_anchor_interval_h: float = Field(24.0, ge=0)
+    """Hours between the worker's anchors of each agency's staff audit log head on chain (only when the log grew since); 0 turns them off (`ecert audit anchor` still anchors on demand)."""
     verifier_url: str = Field("http://127.0.0.1:8002", pattern=r"^https?://[^\s?#]+$")
     """Public URL (https in production) of the verifier node that QR codes of printouts and packages link to (`<url>/v#EC1:…`)."""
+    public_url: str | None = Field(None, pattern=r"^https?://[^\s?#]+$")
+    """Public URL of this issuer service as staff reach it (https in production, also behind a TLS proxy): the agency console's cookies are Secure when it is https (or the request itself came over https)."""
 
     def url(self, core: Settings) -> str:
         if self.database_url:

@@ -78,6 +78,8 @@ class ErrorCode(enum.StrEnum):
     STAFF_EXISTS = "STAFF_EXISTS", 409, "A staff member with this username exists"
     STAFF_NOT_FOUND = "STAFF_NOT_FOUND", 404, "No such staff member"
     USERNAME_INVALID = "USERNAME_INVALID", 422, "Invalid username"
+    STAFF_ROLE_INVALID = "STAFF_ROLE_INVALID", 422, "Unknown staff role"
+    STAFF_ROLE_FORBIDDEN = "STAFF_ROLE_FORBIDDEN", 403, "The staff member's role may not do this"
 
     # Configuration, keys and the operator's files (5xx hide their detail: the log has it)
     CONFIG_INVALID = "CONFIG_INVALID", 500, "The service is misconfigured"
@@ -136,6 +138,10 @@ class ErrorCode(enum.StrEnum):
     BATCH_CORRUPT = "BATCH_CORRUPT", 500, "The batch does not rebuild to its root"
     JOB_NOT_FOUND = "JOB_NOT_FOUND", 404, "No such job"
     ANCHOR_TIMEOUT = "ANCHOR_TIMEOUT", 502, "Anchoring timed out"
+
+    # The issuer's staff audit log (hash-chained, its head anchored on chain)
+    AUDIT_ACTION_INVALID = "AUDIT_ACTION_INVALID", 422, "Unknown audit action"
+    AUDIT_ENTRY_INVALID = "AUDIT_ENTRY_INVALID", 422, "The audit entry is invalid"
 
     # Claim codes (a holder takes a certificate into a wallet)
     CLAIM_INVALID = "CLAIM_INVALID", 404, "Unknown or used claim code"

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     """A 0600 file holding the keystore password instead; `<home>/keystore.password` is used if present."""
     keystore_scrypt_n: int = 2**16
     """scrypt cost of the keystores (2**18 is geth's default; lower only for throwaway chains)."""
+    metrics_enabled: bool = True
+    """Serve Prometheus metrics at `/metrics` on the issuer, the verifier and the wallet (no personal data in them)."""
+    metrics_token: SecretStr | None = None
+    """If set, `/metrics` answers only `Authorization: Bearer <this token>`."""
 
     @model_validator(mode="after")
     def _rpc_follows_chain_port(self) -> Settings:

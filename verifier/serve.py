@@ -12,6 +12,7 @@ import os
 import uvicorn
 from fastapi import FastAPI
 
+from registry.metrics import MULTIPROC_ENV, multiprocess_folder
 from verifier.access_log import AccessLogServer
 from verifier.api.app import create_app
 from verifier.flush import ConsolidatedFlushProtocol
@@ -49,12 +50,15 @@ def serve(settings: VerifierSettings, host: str, port: int, workers: int = 1) ->
         try:
             os.environ["ECERT_VERIFIER_REGION"] = settings.region
             os.environ["ECERT_VERIFIER_ACCESS_LOG_SOCKET"] = str(access_log.path)
+            # the workers count in one private folder, emptied now: a scrape of any adds up all (registry.metrics)
+            os.environ[MULTIPROC_ENV] = str(multiprocess_folder(runtime.folder / "metrics"))
             uvicorn.run(
                 "verifier.serve:app_factory", factory=True, workers=workers, host=host, port=port,
                 log_level="warning", access_log=False, http=ConsolidatedFlushProtocol,
             )  # fmt: skip
         finally:
             os.environ.pop("ECERT_VERIFIER_ACCESS_LOG_SOCKET", None)
+            os.environ.pop(MULTIPROC_ENV, None)
             access_log.close()
     finally:
         runtime.close()

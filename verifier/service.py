@@ -17,6 +17,7 @@ from registry.certificate.presentation import Presentation
 from verifier.access_log import ANONYMOUS, Access, AccessRecorder, StoredReceipt
 from verifier.checks.base import Check, Outcome
 from verifier.context import ChainReader
+from verifier.metrics import count_verification
 from verifier.pipeline import DEFAULT_CHECKS, Report, verify_presentation
 from verifier.receipts import ReceiptSigner, digest_disclosed, disclosed_values, make_receipt, receipt_id
 from verifier.remote import RemoteShare
@@ -139,6 +140,7 @@ class VerificationService:
         report = verify_presentation(
             presentation, self.reader, clock=self._clock, checks=self._checks, at=at, share=share
         )
+        count_verification(report.verdict.value, channel)  # `ecert_verifier_verifications_total`
         facts = next((c.evidence for c in report.checks if c.kind == "anchor" and "block" in c.evidence), {})
         source, block = facts.get("source"), facts.get("block")
         if self.receipts is None:

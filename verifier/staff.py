@@ -1,6 +1,8 @@
 """Front-desk staff of the organisations registered at this node (issue 11, point 1): accounts,
 sign-in with a password and a TOTP code, server-side sessions, CSRF tokens and sign-in throttling.
 
+The mechanics are `registry.staff_auth` (shared with the issuer's agency console):
+
 * Passwords: scrypt (RFC 7914) in a self-describing string `scrypt$n$r$p$salt$hash`; a wrong
   username costs as long as a wrong password (a dummy hash is compared).
 * TOTP (RFC 6238, pyotp): 30-second steps, one step of drift either way; a code's step must be
@@ -17,42 +19,41 @@ sign-in with a password and a TOTP code, server-side sessions, CSRF tokens and s
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
-import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import pyotp
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry.crypto import DataCipher
-from registry.database import as_utc
 from registry.error_codes import ErrorCode
-from registry.errors import EcertError, NotAuthorised, NotFound
-from registry.password_hash import dummy_hash, hash_password, verify_password
-from registry.problems import RateLimited
+from registry.errors import EcertError, NotFound
+from registry.staff_auth import (
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    USERNAME,
+    AuthPolicy,
+    StaffAuth,
+    StaffTables,
+    token_hash,
+)
 from verifier.models import Organisation, StaffAttempt, StaffMember, StaffSession
+
+__all__ = [
+    "IDLE", "LIFETIME", "MAX_PASSWORD", "MIN_PASSWORD", "PER_ACCOUNT", "PER_NETWORK", "USERNAME", "WINDOW",
+    "NewStaff", "SignedInStaff", "StaffAccounts", "StaffView", "token_hash",
+]  # fmt: skip
 
 Clock = Callable[[], dt.datetime]
 SCRYPT_N = 2**14
-MIN_PASSWORD, MAX_PASSWORD = 10, 128
-USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 ISSUER_NAME = "ecert 核验前台"  # what an authenticator app shows above the code
 IDLE = dt.timedelta(minutes=30)
 LIFETIME = dt.timedelta(hours=10)  # one working day
 WINDOW = dt.timedelta(minutes=15)
 PER_ACCOUNT, PER_NETWORK = 5, 30  # sign-in attempts per window
-
-
-_DUMMY = dummy_hash(SCRYPT_N)
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+POLICY = AuthPolicy(ISSUER_NAME, idle=IDLE, lifetime=LIFETIME, window=WINDOW, per_account=PER_ACCOUNT,
+                    per_network=PER_NETWORK, scrypt_n=SCRYPT_N)  # fmt: skip
+TABLES = StaffTables(member=StaffMember, session=StaffSession, attempt=StaffAttempt)
 
 
 @dataclass(frozen=True)
@@ -86,40 +87,31 @@ class StaffAccounts:
     def __init__(self, sessions: sessionmaker[Session], data_key: bytes, hmac_key: bytes,
                  clock: Clock | None = None) -> None:  # fmt: skip
         self._sessions = sessions
-        self._cipher = DataCipher(data_key)
-        self._key = hmac_key
-        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._auth = StaffAuth(sessions, TABLES, data_key, hmac_key, POLICY, clock)
+        self._clock = self._auth.clock
 
     # ─── accounts (the CLI) ─────────────────────────────────────────────────────────────
 
     def add(self, organisation_id: int, username: str, display_name: str, password: str) -> NewStaff:
-        username = username.strip().lower()
-        if not USERNAME.match(username):
-            raise EcertError("A username is 2–64 of a-z 0-9 . _ -, starting with a letter or digit",
-                             code=ErrorCode.USERNAME_INVALID, field="username")  # fmt: skip
-        if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD or len(set(password)) < 3:
-            raise EcertError(f"A staff password has {MIN_PASSWORD} to {MAX_PASSWORD} characters, at least 3 different",
-                             code=ErrorCode.PASSWORD_WEAK, field="password")  # fmt: skip
-        secret = pyotp.random_base32()
+        made = self._auth.credentials(username, password)
         try:
             with self._sessions.begin() as session:
                 if session.get(Organisation, organisation_id) is None:
                     raise NotFound(f"No organisation {organisation_id} at this node (`ecert verifier org list`)",
                                    code=ErrorCode.ORG_NOT_FOUND, field="org")  # fmt: skip
                 row = StaffMember(
-                    organisation_id=organisation_id, username=username, display_name=display_name.strip() or username,
-                    password_hash=hash_password(password, n=SCRYPT_N), totp_secret=self._cipher.encrypt(secret.encode(), f"staff:{username}"),
-                    last_totp_step=0, created_at=self._clock(),
+                    organisation_id=organisation_id, username=made.username,
+                    display_name=display_name.strip() or made.username, password_hash=made.password_hash,
+                    totp_secret=made.totp_secret, last_totp_step=0, created_at=self._clock(),
                 )  # fmt: skip
                 session.add(row)
                 session.flush()
                 staff_id = row.id
         except IntegrityError as exc:
             raise EcertError(
-                f"The username {username} is taken", code=ErrorCode.STAFF_EXISTS, field="username"
+                f"The username {made.username} is taken", code=ErrorCode.STAFF_EXISTS, field="username"
             ) from exc
-        uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ISSUER_NAME)
-        return NewStaff(staff_id, username, secret, uri)
+        return NewStaff(staff_id, made.username, made.secret, made.uri)
 
     def members(self, organisation_id: int | None = None) -> list[StaffView]:
         with self._sessions() as session:
@@ -128,7 +120,7 @@ class StaffAccounts:
             )
             if organisation_id is not None:
                 query = query.where(StaffMember.organisation_id == organisation_id)
-            return [_view(m, o) for m, o in session.execute(query.order_by(StaffMember.id)).tuples()]
+            return [_view(m, o) for m, o in session.execute(query.order_by(StaffMember.id))]
 
     def disable(self, staff_id: int) -> StaffView:
         """Refuse the member's sign-ins from now on and end their sessions."""
@@ -138,7 +130,7 @@ class StaffAccounts:
                 raise NotFound(f"No staff member {staff_id} (`ecert verifier staff list`)",
                                code=ErrorCode.STAFF_NOT_FOUND, field="id")  # fmt: skip
             member.disabled_at = member.disabled_at or self._clock()
-            session.execute(delete(StaffSession).where(StaffSession.staff_id == staff_id))
+            self._auth.end_sessions(session, staff_id)
             org = session.get(Organisation, member.organisation_id)
             assert org is not None  # a foreign key
             return _view(member, org)
@@ -148,106 +140,44 @@ class StaffAccounts:
     def sign_in(self, username: str, password: str, code: str, *, network: str) -> str:
         """A new session's token for the member, if the password and the TOTP code are right;
         `STAFF_LOGIN_FAILED` otherwise (whichever was wrong), `RATE_LIMITED` after too many tries."""
-        username = username.strip().lower()[:64]
-        attempts = self._acquire([f"user:{username}", f"net:{network}"])
-        now = self._clock()
-        with self._sessions.begin() as session:
-            member = session.scalar(select(StaffMember).where(StaffMember.username == username))
-            good = verify_password(password, member.password_hash if member else _DUMMY)
-            step = self._totp_step(member, code, now) if member and good else None
-            if member is None or not good or step is None or member.disabled_at is not None:
-                raise NotAuthorised(
-                    "Wrong username, password or one-time code", code=ErrorCode.STAFF_LOGIN_FAILED
-                )
-            member.last_totp_step = step
-            token = secrets.token_urlsafe(32)
-            session.add(StaffSession(token_hash=token_hash(token), staff_id=member.id, created_at=now,
-                                     last_seen_at=now, expires_at=now + LIFETIME))  # fmt: skip
-        self._refund(attempts)
-        return token
+        return self._auth.sign_in(username, password, code, network=network).token
 
     def _totp_step(self, member: StaffMember, code: str, now: dt.datetime) -> int | None:
         """The 30-second step `code` belongs to (now, or one either side), if later than the last used."""
-        secret = self._cipher.decrypt(member.totp_secret, f"staff:{member.username}").decode()
-        totp = pyotp.TOTP(secret)
-        code = code.strip().replace(" ", "")
-        current = int(now.timestamp()) // totp.interval
-        for step in (current - 1, current, current + 1):
-            if step > member.last_totp_step and hmac.compare_digest(totp.generate_otp(step), code):
-                return step
-        return None
+        return self._auth.totp_step(member, code, now)
 
     def resolve(self, token: str | None) -> SignedInStaff | None:
         """The live session behind a cookie (its idle clock restarted), or None."""
-        if not token or len(token) > 100:
-            return None
-        now = self._clock()
-        with self._sessions.begin() as session:
-            row = session.get(StaffSession, token_hash(token))
-            if row is None:
-                return None
-            if as_utc(row.expires_at) <= now or as_utc(row.last_seen_at) + IDLE <= now:
-                session.delete(row)
-                return None
-            member = session.get(StaffMember, row.staff_id)
-            org = session.get(Organisation, member.organisation_id) if member else None
-            if member is None or org is None or member.disabled_at is not None:
-                session.delete(row)
-                return None
-            if now - as_utc(row.last_seen_at) > dt.timedelta(seconds=30):  # write at most twice a minute
-                row.last_seen_at = now
-            return SignedInStaff(row.token_hash, _view(member, org))
+        found = self._auth.resolve(token, _member_view)
+        return SignedInStaff(*found) if found else None
 
     def sign_out(self, token: str | None) -> None:
-        if token:
-            with self._sessions.begin() as session:
-                session.execute(delete(StaffSession).where(StaffSession.token_hash == token_hash(token)))
+        self._auth.sign_out(token)
 
     # ─── CSRF ────────────────────────────────────────────────────────────────────────────
 
     def csrf_token(self, binding: str) -> str:
-        return hmac.new(self._key, f"csrf:{binding}".encode(), hashlib.sha256).hexdigest()
+        return self._auth.csrf_token(binding)
 
     def csrf_ok(self, binding: str | None, given: str | None) -> bool:
-        return (
-            bool(binding) and bool(given) and hmac.compare_digest(self.csrf_token(binding or ""), given or "")
-        )
+        return self._auth.csrf_ok(binding, given)
 
     # ─── throttle ────────────────────────────────────────────────────────────────────────
 
     def _hash(self, name: str) -> str:
-        return hmac.new(self._key, f"throttle:{name}".encode(), hashlib.sha256).hexdigest()
+        return self._auth.throttle_key(name)
 
     def _acquire(self, names: list[str]) -> list[int]:
-        """Count one attempt per key, atomically with counting them (SQLite: the insert takes
-        the write lock; PostgreSQL: an advisory lock per key); over the limit, none counts and
-        `RATE_LIMITED` is raised with `retryAfter`."""
-        limits = [(self._hash(n), PER_ACCOUNT if n.startswith("user:") else PER_NETWORK) for n in names]
-        now = self._clock()
-        with self._sessions.begin() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                for key in sorted(k for k, _ in limits):
-                    session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": int(key[:15], 16)})
-            rows = [StaffAttempt(key=key, at=now) for key, _ in limits]
-            session.add_all(rows)
-            session.flush()
-            for key, limit in limits:
-                count, oldest = session.execute(
-                    select(func.count(StaffAttempt.id), func.min(StaffAttempt.at)).where(
-                        StaffAttempt.key == key, StaffAttempt.at > now - WINDOW
-                    )
-                ).one()
-                if count > limit:
-                    retry = max(int((as_utc(oldest) + WINDOW - now).total_seconds()) + 1, 1)
-                    raise RateLimited(
-                        "Too many sign-in attempts: wait a few minutes and try again", retryAfter=retry
-                    )
-            session.execute(delete(StaffAttempt).where(StaffAttempt.at < now - dt.timedelta(days=1)))
-            return [row.id for row in rows]
+        """Count one attempt per key (see `registry.staff_auth.StaffAuth.acquire`)."""
+        return self._auth.acquire(names)
 
     def _refund(self, attempts: list[int]) -> None:
-        with self._sessions.begin() as session:
-            session.execute(delete(StaffAttempt).where(StaffAttempt.id.in_(attempts)))
+        self._auth.refund(attempts)
+
+
+def _member_view(session: Session, member: StaffMember) -> StaffView | None:
+    org = session.get(Organisation, member.organisation_id)
+    return _view(member, org) if org is not None else None
 
 
 def _view(member: StaffMember, org: Organisation) -> StaffView:

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry.error_codes import ErrorCode
 from registry.errors import EcertError
+from registry.metrics import install_metrics
 from registry.problems import RateLimited, document, from_validation, problem
 from registry.text_guard import RefuseBrokenText
 from wallet.holders import LANGS
@@ -144,4 +145,5 @@ def create_app(runtime: WalletRuntime) -> FastAPI:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_page(request, 500, ErrorCode.INTERNAL)
 
+    install_metrics(app)  # requests only: no holder's data is a metric
     return app

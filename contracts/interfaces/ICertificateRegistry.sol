@@ -46,6 +46,7 @@ interface ICertificateRegistry {
     error CertificateRegistryIndexOutOfRange(bytes32 root, uint256 word, uint256 mask);
     error CertificateRegistryAlreadyRevoked(bytes32 root, uint256 word, uint256 mask);
     error CertificateRegistryNotBatchManager(address account, bytes32 root);
+    error CertificateRegistryInvalidAuditHead(bytes32 head, uint64 count);
 
     /**
      * @notice A batch root was anchored by {anchor}.
@@ -97,6 +98,23 @@ interface ICertificateRegistry {
      * the issuer uses them); not stored.
      */
     event BatchRevoked(bytes32 indexed root, uint8 reason);
+    /**
+     * @notice An agency anchored the head of its staff audit log by {anchorAuditHead}.
+     * @param agency The agency's code (统一社会信用代码), ASCII, left-aligned and zero-padded in a
+     * `bytes32`: auditors filter by it.
+     * @param key The anchoring key, the caller of {anchorAuditHead}.
+     * @param head The hash of the log's entry number `count` (the head of a hash chain: it
+     * commits to every entry before it).
+     * @param count The number of entries in the agency's log up to and including `head`.
+     * @param anchoredAt The block timestamp of the anchor.
+     */
+    event AuditHeadAnchored(
+        bytes32 indexed agency,
+        address indexed key,
+        bytes32 head,
+        uint64 count,
+        uint40 anchoredAt
+    );
 
     /**
      * @notice Anchors a batch root of `count` certificates of `typeCode`.
@@ -171,6 +189,22 @@ interface ICertificateRegistry {
      * @param reason The GB status code, only emitted in {BatchRevoked}, not stored.
      */
     function revokeBatch(bytes32 root, uint8 reason) external;
+
+    /**
+     * @notice Anchors the head of the caller's agency's staff audit log (sign-ins, issuance,
+     * unmasking, approvals, key changes…): the issuer keeps the log hash-chained, and an anchored
+     * head makes a log rewritten before it detectable, even if the whole chain was re-hashed.
+     * Only emits {AuditHeadAnchored} (the log itself, and any personal data, stay off chain); a
+     * suspended agency may still anchor, so its log stays accountable while it is investigated.
+     *
+     * Requirements:
+     * - the caller is an active key of an agency;
+     * - `head` is non-zero and `count` is non-zero.
+     *
+     * @param head The hash of the log's entry number `count`.
+     * @param count The number of entries of the agency's log up to and including `head`.
+     */
+    function anchorAuditHead(bytes32 head, uint64 count) external;
 
     /**
      * @notice The status of the certificate at `index` of batch `root` (reverts for an unknown

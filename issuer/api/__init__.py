@@ -8,10 +8,12 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 
-from issuer.api import batches, certificates, claims, jobs
+from issuer.api import batches, certificates, claims, console, jobs
 from issuer.api.deps import TypeGrants
+from issuer.metrics import issuer_gauges
 from issuer.runtime import IssuerRuntime
 from registry.docs import install_docs
+from registry.metrics import install_metrics
 from registry.problems import install as install_problems
 from registry.text_guard import RefuseBrokenText
 
@@ -39,6 +41,7 @@ def create_app(runtime: IssuerRuntime) -> FastAPI:
     install_problems(app)  # RFC 9457 problem+json, shared by every room's API
     for module in (certificates, batches, jobs, claims):
         app.include_router(module.router)
+    console.install(app)  # /console: agency staff sign in with password and TOTP (issue 12)
 
     @app.middleware("http")
     async def no_store(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -51,4 +54,6 @@ def create_app(runtime: IssuerRuntime) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    # last: its middleware is the outermost, timing the others too
+    install_metrics(app, at_scrape=[issuer_gauges(runtime)])
     return app

@@ -64,6 +64,19 @@ class Inspection:
         )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class AnchoredAuditHead:
+    """One `AuditHeadAnchored` event: an agency's audit log head, as the chain holds it."""
+
+    agency_code: str
+    key: str
+    head: bytes
+    count: int
+    anchored_at: int
+    tx_hash: str
+    block_number: int
+
+
 class CertificateRegistry(TrustRegistry):
     """The deployed registry: the trust registry's calls plus batches and status."""
 
@@ -130,6 +143,33 @@ class CertificateRegistry(TrustRegistry):
 
     def revoke_batch(self, actor: LocalAccount, root: bytes, reason: int) -> Receipt:
         return self._send(actor, "revokeBatch", root, reason)
+
+    def anchor_audit_head(self, agency_key: LocalAccount, head: bytes, count: int) -> Receipt:
+        """Anchor the head of the key's agency's staff audit log: `head` is the hash of entry
+        number `count` (emits `AuditHeadAnchored`; nothing is stored on chain)."""
+        return self._send(agency_key, "anchorAuditHead", head, count)
+
+    def audit_heads(self, agency_code: str, *, from_block: int = 0) -> list[AnchoredAuditHead]:
+        """Every audit log head `agency_code` anchored, oldest first (read from the chain's logs,
+        so a database that lost or rewrote its record of them cannot hide one)."""
+        event = self.contract.events.AuditHeadAnchored()
+        logs = self.client.guard(
+            lambda: event.get_logs(
+                from_block=from_block, argument_filters={"agency": to_bytes32(agency_code)}
+            )
+        )
+        return [
+            AnchoredAuditHead(
+                from_bytes32(log["args"]["agency"]),
+                log["args"]["key"],
+                bytes(log["args"]["head"]),
+                log["args"]["count"],
+                log["args"]["anchoredAt"],
+                "0x" + bytes(log["transactionHash"]).hex(),
+                log["blockNumber"],
+            )
+            for log in sorted(logs, key=lambda log: (log["blockNumber"], log["logIndex"]))
+        ]
 
     def status_of(self, root: bytes, index: int) -> Status:
         return Status(self._view("statusOf", root, index))

@@ -26,6 +26,8 @@ Notes on rows that are not "root only" or "authority of the region only":
   agency or an authority of its region (revokeCertificates checks the anchoring key itself on a
   cheaper path first; tests/contracts/test_revoke_certificates.py covers sibling, retired,
   compromised and not-yet-valid keys).
+- anchorAuditHead: has no agency argument either, any active key anchors its own agency's
+  audit log head (so the 440100 agency's key succeeds too); every non-key fails as an inactive key.
 - renounceRole(DEFAULT_ADMIN_ROLE, msg.sender) is allowed for everyone: OpenZeppelin only checks
   that `callerConfirmation == msg.sender`. For a non-holder it is a no-op (no RoleRevoked event);
   for the root it gives up the role for good.
@@ -83,6 +85,7 @@ EXPECTED: dict[str, dict[str, bool | str]] = {
     "setStatusBulk":      _row(BATCH,   True,      BATCH,           True,    BATCH,        BATCH),
     "revokeCertificates": _row(BATCH,   True,      BATCH,           True,    BATCH,        BATCH),
     "revokeBatch":        _row(BATCH,   True,      BATCH,           True,    BATCH,        BATCH),
+    "anchorAuditHead":    _row(NOT_KEY, NOT_KEY,   NOT_KEY,         True,    True,         NOT_KEY),
 }  # fmt: skip
 
 
@@ -340,6 +343,21 @@ def _revoke_batch(kit: Kit, caller: LocalAccount) -> Attempt:
         kit.assert_event(receipt, "BatchRevoked", root=root, reason=3)
 
     return Attempt(kit.fn.revokeBatch(root, 3), confirm, root=root)
+
+
+@attempt("anchorAuditHead")
+def _anchor_audit_head(kit: Kit, caller: LocalAccount) -> Attempt:
+    head = kit.new_root()
+
+    def confirm(receipt: Receipt) -> None:
+        anchored_at = kit.chain.w3.eth.get_block(receipt.block_number)["timestamp"]
+        code = kit.registry.key_info(caller.address).agency_code  # any agency's key: its own log
+        kit.assert_event(
+            receipt, "AuditHeadAnchored",
+            agency=to_bytes32(code), key=caller.address, head=head, count=42, anchoredAt=anchored_at,
+        )  # fmt: skip
+
+    return Attempt(kit.fn.anchorAuditHead(head, 42), confirm)
 
 
 def expected_error_args(kit: Kit, error: str, caller: LocalAccount, attempt: Attempt) -> dict:

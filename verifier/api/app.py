@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.telemetry import TelemetryConfig
 
 from registry.docs import install_docs
+from registry.metrics import install_metrics
 from registry.problems import install as install_problems
 from registry.text_guard import RefuseBrokenText
 from verifier.api import (
@@ -30,6 +31,7 @@ from verifier.api import (
 from verifier.api.openapi import declare_security
 from verifier.api.privacy import PrivateHeaders
 from verifier.api.schemas import HealthOut
+from verifier.metrics import VERIFICATIONS, node_gauges
 from verifier.runtime import VerifierRuntime
 
 # py_ecc (imported by eth_account) raises the recursion limit to 100,000, deeper than the C stack
@@ -100,4 +102,6 @@ def create_app(runtime: VerifierRuntime, *, owns_runtime: bool = False) -> FastA
         response.headers["Cache-Control"] = "no-store"
         return facts
 
+    install_metrics(app, metrics=[VERIFICATIONS], at_scrape=[node_gauges(runtime)],
+                    direct=[verifications.PATH])  # fmt: skip
     return app
