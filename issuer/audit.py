@@ -35,6 +35,7 @@ import io
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -62,7 +63,9 @@ FORMAT_VERSION = 1  # in every entry's hashed content: a change of the content's
 SYSTEM = "system"
 API_KEY_PREFIX = "api-key:"
 ACTOR = re.compile(r"^[^\s\x00-\x1f]{1,200}$")
-ID_NUMBER_LIKE = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
+ID_NUMBER_LIKE = re.compile(r"(?=(\d{17}[\dXx]))")  # overlapping: every 18-character run is tried
+# an old 15-digit number: 6 region digits, a yymmdd birth date, 3 more digits
+OLD_ID_NUMBER_LIKE = re.compile(r"(?<!\d)\d{6}\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\d{3}(?!\d)")
 MAX_DETAILS = 16_000  # characters of canonical JSON: an entry records an action, not a payload
 
 
@@ -170,6 +173,10 @@ def _recomputed(row: AuditLogEntry) -> str | None:
     """The hash `row` should have, or None when its stored content cannot even be read."""
     try:
         details = json.loads(row.details)
+        # the stored text must be the canonical text: another spelling of "the same" details
+        # (a duplicate key, which SQL's JSON functions read otherwise) is a change
+        if rfc8785.dumps(details).decode() != row.details:
+            return None
         content = content_bytes(row.seq, row.at, row.agency, row.actor, row.action, row.subject, details)
         return entry_hash(row.prev_hash, content)
     except (ValueError, TypeError, rfc8785.CanonicalizationError):
@@ -190,9 +197,14 @@ def _check_action(action: str) -> str:
 
 
 def _looks_like_id_number(text: str) -> bool:
-    for match in ID_NUMBER_LIKE.finditer(text):
+    """Any 公民身份号码 inside the text, however spelt: full-width digits, spaces or hyphens
+    between groups, letters around it (a 15-digit old-style number too)."""
+    folded = re.sub(r"[\s\-_]", "", unicodedata.normalize("NFKC", text))
+    if OLD_ID_NUMBER_LIKE.search(folded):
+        return True
+    for match in ID_NUMBER_LIKE.finditer(folded):
         try:
-            parse_id_number(match.group().upper())
+            parse_id_number(match.group(1).upper())
             return True
         except IdentifierError:
             continue

@@ -36,7 +36,18 @@ def _agencies(runtime: IssuerRuntime, agency: str | None) -> list[str]:
     from issuer.audit import AuditLog
     from registry.certificate.identifiers import parse_uscc
 
-    return [parse_uscc(agency).code] if agency else AuditLog(runtime.sessions).agencies()
+    if agency:
+        return [parse_uscc(agency).code]
+    # Every agency served here, not only those with entries left: a trail deleted whole (its
+    # rows, its head and its anchor records) is then an agency whose anchored heads, on chain,
+    # name entries the log no longer has
+    from sqlalchemy import select
+
+    from issuer.models import Agency
+
+    with runtime.sessions() as session:
+        served = set(session.scalars(select(Agency.code)))
+    return sorted(served | set(AuditLog(runtime.sessions).agencies()))
 
 
 @audit_app.command("verify")

@@ -105,7 +105,10 @@ def serve(host: str = "127.0.0.1", port: int = 8001, *, worker: bool = True, log
         served = register_agencies(runtime)
         log.warning("serving agencies %s on http://%s:%d", ", ".join(served) or "(none)", host, port)
         server = uvicorn.Server(
-            uvicorn.Config(create_app(runtime), host=host, port=port, workers=1, log_level=log_level)
+            # proxy_headers off: never believe X-Forwarded-For (throttles and the audit trail key on the address)
+            uvicorn.Config(
+                create_app(runtime), host=host, port=port, workers=1, log_level=log_level, proxy_headers=False
+            )
         )
 
         def on_signal(

@@ -165,7 +165,9 @@ class IssuerStaff:
         try:
             done = self.auth.sign_in(username, password, code, network=network)
         except EcertError as exc:
-            member = self._member_named(username)
+            # A throttled try checks nothing and costs the attacker nothing: not written (the
+            # limit's own rows count them), or anyone could grow the trail without bound
+            member = None if exc.code is ErrorCode.RATE_LIMITED else self._member_named(username)
             if member is not None:
                 self.audit.append(member.agency_code, member.username, AuditAction.SIGN_IN_FAILED, member.username,
                                   {"code": exc.code.value, "network": network})  # fmt: skip

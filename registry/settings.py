@@ -37,6 +37,15 @@ class Settings(BaseSettings):
     """If set, `/metrics` answers only `Authorization: Bearer <this token>`."""
 
     @model_validator(mode="after")
+    def _metrics_token_is_a_token(self) -> Settings:
+        """A token set but blank would open `/metrics` to anyone while the operator thinks it closed."""
+        if self.metrics_token is not None and not self.metrics_token.get_secret_value().strip():
+            raise ValueError(
+                "ECERT_METRICS_TOKEN is set but empty: give it a token, or unset it to serve /metrics openly"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _rpc_follows_chain_port(self) -> Settings:
         """Moving the local chain moves where commands reach it, unless `ECERT_RPC_URL` is given."""
         if "rpc_url" not in self.model_fields_set and "chain_port" in self.model_fields_set:

@@ -33,12 +33,13 @@ import hmac
 import ipaddress
 import re
 import secrets
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pyotp
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.crypto import DataCipher
@@ -187,7 +188,18 @@ class StaffAuth:
                 raise NotAuthorised(
                     "Wrong username, password or one-time code", code=ErrorCode.STAFF_LOGIN_FAILED
                 )
-            member.last_totp_step = step
+            # Claim the step with one conditional UPDATE: of sign-ins racing with the same code,
+            # one moves `last_totp_step` and the others find it moved (read-then-write let five in)
+            claimed = session.execute(
+                update(member_model)
+                .where(member_model.id == member.id, member_model.last_totp_step < step)
+                .values(last_totp_step=step)
+                .execution_options(synchronize_session=False)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                raise NotAuthorised(
+                    "Wrong username, password or one-time code", code=ErrorCode.STAFF_LOGIN_FAILED
+                )
             token = secrets.token_urlsafe(32)
             made = SignIn(token, token_hash(token), int(member.id))
             session.add(self.tables.session(token_hash=made.token_hash, staff_id=member.id, created_at=now,
@@ -199,10 +211,15 @@ class StaffAuth:
         """The 30-second step `code` belongs to (now, or one either side), if later than the last used."""
         secret = self._cipher.decrypt(member.totp_secret, f"staff:{member.username}").decode()
         totp = pyotp.TOTP(secret)
-        code = code.strip().replace(" ", "")
+        # full-width digits from a Chinese input method are digits; anything else is no code
+        code = unicodedata.normalize("NFKC", code).strip().replace(" ", "")
+        if not (code.isascii() and code.isdigit()):
+            return None
         current = int(now.timestamp()) // totp.interval
         for step in (current - 1, current, current + 1):
-            if step > member.last_totp_step and hmac.compare_digest(totp.generate_otp(step), code):
+            if step > member.last_totp_step and hmac.compare_digest(
+                totp.generate_otp(step).encode(), code.encode()
+            ):
                 return step
         return None
 
@@ -242,7 +259,10 @@ class StaffAuth:
 
     def csrf_ok(self, binding: str | None, given: str | None) -> bool:
         return (
-            bool(binding) and bool(given) and hmac.compare_digest(self.csrf_token(binding or ""), given or "")
+            bool(binding)
+            and bool(given)
+            # bytes: compare_digest raises on a str that is not ASCII (a hostile form field)
+            and hmac.compare_digest(self.csrf_token(binding or "").encode(), (given or "").encode())
         )
 
     # ─── throttle ────────────────────────────────────────────────────────────────────────

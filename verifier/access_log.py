@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import select
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.crypto import DataCipher
@@ -211,6 +212,20 @@ class AccessLog(AccessRecorder):
         super().__init__(sessions, flush_s=flush_s)
 
     def _write(self, batch: list[Access]) -> None:
+        """The batch in one transaction; if the database refuses it for its data (a value no
+        column holds), each entry alone, and an entry refused alone is set aside (logged without
+        its content): one hostile entry never holds back the node's whole log."""
+        try:
+            self._write_together(batch)
+        except DataError:
+            if len(batch) == 1:
+                log.error("access log: an entry the database refuses for its data is set aside (channel %s)",
+                          batch[0].channel)  # fmt: skip
+                return
+            for access in batch:
+                self._write([access])
+
+    def _write_together(self, batch: list[Access]) -> None:
         with self._sessions.begin() as session:
             session.execute(core_table(AccessEntry).insert(), [_row(a) for a in batch])
             dialect = session.get_bind().dialect.name

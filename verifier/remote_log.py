@@ -36,6 +36,7 @@ from verifier.models import AccessEntry, Share, ShareFetch
 log = logging.getLogger(__name__)
 
 HEX_64 = r"^[0-9a-f]{64}$"
+CLOCK_SKEW = dt.timedelta(minutes=5)  # between two nodes' clocks
 
 
 def _in_utc(at: dt.datetime) -> dt.datetime:
@@ -84,7 +85,7 @@ def store_remote_access(
     worth resending."""
     with sessions.begin() as session:
         share = session.execute(
-            select(Share.id, Share.digest)
+            select(Share.id, Share.digest, Share.created_at)
             .join(ShareFetch, ShareFetch.share_id == Share.id)
             .where(Share.token_hash == event.shareTokenHash, ShareFetch.node_org_id == reporter_id)
         ).first()
@@ -93,6 +94,11 @@ def store_remote_access(
                 log.warning("refused %s's report of a look at share it never fetched (event %s)",
                             reported_by, event.eventId)  # fmt: skip
             raise NotFound("No share of this node has that token", code=ErrorCode.SHARE_NOT_FOUND)
+        if not _aware(share.created_at) - CLOCK_SKEW <= event.at <= dt.datetime.now(dt.UTC) + CLOCK_SKEW:
+            raise Conflict(
+                "A look is dated within the share's life: after it was made and not in the future",
+                code=ErrorCode.ACCESS_EVENT_MISMATCH, field="at",
+            )  # fmt: skip
         if share.digest != event.digest:
             raise Conflict(
                 "The share is of another certificate than the one reported", code=ErrorCode.ACCESS_EVENT_MISMATCH,

@@ -44,6 +44,7 @@ def serve(settings: VerifierSettings, host: str, port: int, workers: int = 1) ->
                 log_level="warning",
                 access_log=False,
                 http=ConsolidatedFlushProtocol,
+                proxy_headers=False,  # never believe X-Forwarded-For: the desk's throttle keys on the address
             )
             return
         access_log = AccessLogServer(runtime.access_log)  # the workers send their entries here: one writer
@@ -54,7 +55,7 @@ def serve(settings: VerifierSettings, host: str, port: int, workers: int = 1) ->
             os.environ[MULTIPROC_ENV] = str(multiprocess_folder(runtime.folder / "metrics"))
             uvicorn.run(
                 "verifier.serve:app_factory", factory=True, workers=workers, host=host, port=port,
-                log_level="warning", access_log=False, http=ConsolidatedFlushProtocol,
+                log_level="warning", access_log=False, http=ConsolidatedFlushProtocol, proxy_headers=False,
             )  # fmt: skip
         finally:
             os.environ.pop("ECERT_VERIFIER_ACCESS_LOG_SOCKET", None)

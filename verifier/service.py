@@ -181,18 +181,31 @@ class VerificationService:
                 share_token_hash=remote.token_hash if remote else None,
                 staff=who.staff,
                 batch_root="0x" + presentation.batch_root.hex(),
-                batch_index=presentation.batch_index,
+                batch_index=_batch_index(presentation),
                 receipt=kept,
             )
         )
         return answer
 
 
+IDENTIFIER_MAX = 120  # the access log's column: a licence identifier is under 90 characters
+INDEX_MAX = 2**31 - 1  # the column's integer; a real batch holds far fewer certificates
+
+
 def _identifier(presentation: Presentation) -> str | None:
+    """The disclosed identifier as the log keeps it: one longer than any licence identifier
+    (anyone can send such a package, even in an anonymous EC1 code) is not kept."""
     for leaf in presentation.leaves:
         if leaf.path == "identifier":
-            return leaf.value.strip('"')
+            text = leaf.value.strip('"')
+            return text if len(text) <= IDENTIFIER_MAX else None
     return None
+
+
+def _batch_index(presentation: Presentation) -> int | None:
+    """The batch index as the log keeps it: one no batch could hold is not kept."""
+    index = presentation.batch_index
+    return index if 0 <= index <= INDEX_MAX else None
 
 
 def digest_of(*parts: bytes | str) -> bytes:

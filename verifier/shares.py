@@ -150,7 +150,9 @@ class Shares:
             raise NotFound(
                 "No such share: the link is wrong or was never issued", code=ErrorCode.SHARE_NOT_FOUND
             )
-        if row.dynamic and not (code and hmac.compare_digest(code, self.dynamic_code(row.id))):
+        if row.dynamic and not (
+            code and hmac.compare_digest(code.encode(), self.dynamic_code(row.id).encode())
+        ):
             raise NotFound(
                 "This QR code has expired: ask the holder to show the current one",
                 code=ErrorCode.SHARE_CODE_EXPIRED,

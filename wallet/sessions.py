@@ -102,4 +102,8 @@ class Csrf:
         return hmac.new(self._key, f"csrf:{binding}".encode(), hashlib.sha256).hexdigest()
 
     def check(self, binding: str | None, given: str | None) -> bool:
-        return bool(binding) and bool(given) and hmac.compare_digest(self.token(binding or ""), given or "")
+        return (
+            bool(binding)
+            and bool(given)
+            and hmac.compare_digest(self.token(binding or "").encode(), (given or "").encode())
+        )

@@ -3,6 +3,7 @@ reach the node process's writer over its socket."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import socket
@@ -30,6 +31,31 @@ def access(n: int) -> Access:
         at=dt.datetime(2026, 11, 24, 9, n, tzinfo=dt.UTC), organisation="某银行", organisation_region="330100", purpose="贷款审批",
         digest=f"0x{n:064x}", identifier=None, share_id=None, fields=["holder.name"], verdict="VALID", reason=None, channel="api",
     )  # fmt: skip
+
+
+def test_an_entry_the_database_refuses_is_set_aside_and_holds_back_no_other(tmp_path: Path) -> None:
+    """PostgreSQL refuses a value no column holds (an int4 past 2**31): the batch is written
+    entry by entry and that one set aside, never retried forever in front of the rest."""
+    admin = os.environ.get("ECERT_TEST_POSTGRES_URL")
+    if not admin:
+        pytest.skip("set ECERT_TEST_POSTGRES_URL to run on PostgreSQL")
+    from databases import postgres_database
+
+    with postgres_database(admin) as url:
+        engine = make_engine(url)
+        migrate(engine)
+        log = AccessLog(sessions(engine), flush_s=3600)  # flushed by hand here
+        try:
+            poisoned = dataclasses.replace(access(1), batch_root="0x" + "11" * 32, batch_index=2**40)
+            for entry in (access(0), poisoned, access(2)):
+                log.record(entry)
+            log.flush()  # no exception: the refused entry is set aside
+            log.record(access(3))
+            entries = log.entries(digests=[f"0x{n:064x}" for n in range(4)])
+            assert sorted(e["digest"] for e in entries) == [f"0x{n:064x}" for n in (0, 2, 3)]
+        finally:
+            log.close()
+            engine.dispose()
 
 
 def test_entries_survive_a_failed_write_and_land_with_the_next_flush(tmp_path: Path) -> None:

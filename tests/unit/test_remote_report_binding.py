@@ -8,16 +8,21 @@ on SQLite and on PostgreSQL (when ECERT_TEST_POSTGRES_URL is set)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import uuid
 from typing import Any
 
 from test_attack_issue10 import Node, assert_problem, database_url, node  # noqa: F401 - fixtures
 
+LOOKED_AT = dt.datetime.now(dt.UTC).replace(
+    microsecond=0
+)  # a look now: reports are dated within the share's life
+
 
 def report_of(share: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return {
-        "eventId": uuid.uuid4().hex, "at": "2030-01-02T03:04:05+00:00", "organisation": "广州银行",
+        "eventId": uuid.uuid4().hex, "at": LOOKED_AT.isoformat(), "organisation": "广州银行",
         "organisationRegion": "440100", "purpose": "跨省开户", "fields": ["holder.name"], "verdict": "VALID",
         "reason": None, "channel": "api", "shareTokenHash": hashlib.sha256(share["token"].encode()).hexdigest(),
         "digest": share["digest"], "identifier": None, **changes,

@@ -281,3 +281,13 @@ def test_demo_passwords_pass_the_rule() -> None:
 
     for _ in range(500):  # what wallet/demo.py gives demo holders
         check_password_rules("demo-" + secrets.token_urlsafe(6), id_number="11010519491231002X")
+
+
+def test_a_non_ascii_csrf_token_is_refused_not_an_error() -> None:
+    """A hostile form field of any text is a wrong token (compare_digest raises on non-ASCII str)."""
+    from wallet.sessions import Csrf
+
+    csrf = Csrf(b"k" * 32)
+    assert csrf.check("session:abc", csrf.token("session:abc"))
+    assert not csrf.check("session:abc", "令牌" * 32)
+    assert not csrf.check("session:abc", "ｆ" + csrf.token("session:abc")[1:])
