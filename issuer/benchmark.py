@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.anchoring import AnchoringWorker, WorkerSettings
+from issuer.blind_index import BlindIndex
 from issuer.db import make_engine, migrate, sessions
 from issuer.models import Batch
 from issuer.service import IssuerService
@@ -80,6 +81,7 @@ def _setup(
         chain_id=client.chain_id,
         registry_address=registry.address,
         signer_for=lambda _code: agency,
+        blind_index=BlindIndex(os.urandom(32)),  # as `IssuerRuntime.service`: intake fills the search index
     )
     service.ensure_agency(AGENCY, "杭州市市场监督管理局", "330100")
     worker = AnchoringWorker(

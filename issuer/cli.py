@@ -51,6 +51,10 @@ def register(app: typer.Typer) -> None:
     issuer_group = group(app, "issuer", "The issuer service: API keys for systems, staff for the console.")
     issuer_group.add_typer(api_key_app, name="api-key")
     issuer_group.add_typer(staff_app, name="staff")
+    issuer_group.command("reindex")(reindex)
+    from issuer.cli_dashboard import register as register_dashboard
+
+    register_dashboard(issuer_group)  # `ecert issuer dashboard`
 
 
 def group(app: typer.Typer, name: str, help: str) -> typer.Typer:
@@ -378,3 +382,32 @@ def api_key_list(
     for k in keys:
         state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
         console.print(f"{k.id:>4}  {k.agency_code}  {','.join(k.scopes):<18} {state:<24} {k.label}")
+
+
+# ─── reindex ─────────────────────────────────────────────────────────────────────────────
+
+
+def reindex(
+    agency: Annotated[str | None, typer.Option(help="Only this agency's certificates.")] = None,
+    everything: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Index every certificate again (after a new index key), not only those without."
+        ),
+    ] = False,
+) -> None:
+    """Fill the console's search index (keyed digests of numbers, holder names and holder codes)
+    for certificates stored before it existed; the service indexes new ones as it takes them in."""
+    from issuer.blind_index import blind_index_for
+    from issuer.blind_index import reindex as run_reindex
+    from issuer.runtime import IssuerRuntime
+
+    runtime = IssuerRuntime.open()
+    try:
+        data_key = runtime.settings.load_data_key(runtime.workspace.settings)
+        done = run_reindex(
+            runtime.sessions, blind_index_for(runtime), data_key, agency=agency, everything=everything
+        )
+    finally:
+        runtime.close()
+    console.print(f"indexed {done} certificate(s)")

@@ -65,6 +65,8 @@ class Demo:
         None  # the bank's front-desk clerk: (username, password, TOTP secret)
     )
     claim: tuple[str, str, str] | None = None  # (holder name, ID number, claim code)
+    # the demo agency's console staff: (role, name, username, password, TOTP secret)
+    agency_staff: list[tuple[str, str, str, str, str]] = field(default_factory=list)
     holders: list[str] = field(default_factory=list)
     password_rule: str = ""  # the wallet's own words for its password rule
     failed: bool = False  # a service stopped on its own
@@ -233,12 +235,19 @@ def start_services(demo: Demo, clock: StepClock) -> None:
             "demo",
             env=env,
         ).splitlines()[-1]
+        # the console's dashboard reads the agency's verification counts from the verifier node
+        dashboard_key = _ecert(
+            "verifier", "org", "add", "--name", AGENCIES[0][2], "--region", AGENCIES[0][0], "--kind", "agency",
+            env=env,
+        ).splitlines()[-1]  # fmt: skip
+    issuer_env = {**env, "ECERT_ISSUER_DASHBOARD_VERIFIER_URL": demo.url("verifier"),
+                  "ECERT_ISSUER_DASHBOARD_VERIFIER_KEY": dashboard_key}  # fmt: skip
     wallet_env = {**env, "ECERT_WALLET_VERIFIER_KEY": wallet_key, "ECERT_WALLET_ISSUER_URL": demo.url("issuer"),
                   "ECERT_WALLET_VERIFIER_URL": demo.url("verifier")}  # fmt: skip
     with clock.step(
         f"services: issuer API {demo.url('issuer')}, verifier node {demo.url('verifier')}, wallet {demo.url('wallet')}"
     ):
-        _spawn(demo, "issuer", ["issuer", "--port", str(demo.ports.issuer_port)], env)
+        _spawn(demo, "issuer", ["issuer", "--port", str(demo.ports.issuer_port)], issuer_env)
         _spawn(
             demo, "verifier", ["verifier", "--region", "330000", "--port", str(demo.ports.verifier_port)], env
         )
@@ -259,6 +268,28 @@ def _add_clerk(org_add_output: list[str], env: dict[str, str]) -> tuple[str, str
         "--password-stdin", env=env, stdin=password + "\n",
     ).splitlines()  # fmt: skip
     return username, password, out[-2]  # the secret, then its provisioning URI
+
+
+AGENCY_STAFF = (("clerk", "经办人", "李娜"), ("approver", "审批人", "张伟"), ("auditor", "审计员", "刘洋"))
+
+
+def add_agency_staff(ws: Workspace, demo: Demo, clock: StepClock) -> None:
+    """A clerk, an approver and an auditor of the demo agency, who sign in to the issuer's console
+    (`/console`); fresh usernames each run, as `ecert issuer staff add` would make them."""
+    from issuer.runtime import IssuerRuntime
+    from issuer.staff import staff_accounts
+
+    with clock.step(f"agency staff: a clerk, an approver and an auditor of {AGENCIES[0][2]}"):
+        runtime = IssuerRuntime.open(ws)
+        try:
+            staff = staff_accounts(runtime)
+            suffix = secrets.token_hex(2)
+            for role, word, name in AGENCY_STAFF:
+                username, password = f"{role}-{suffix}", "demo-" + secrets.token_urlsafe(9)
+                made = staff.add(AGENCIES[0][1], role, username, name, password)
+                demo.agency_staff.append((role, word, made.username, password, made.secret))
+        finally:
+            runtime.close()
 
 
 HOLDER_LINE = re.compile(r"holder (?P<name>\S+): ID number (?P<id>\w+), password (?P<password>\S+)")
@@ -325,6 +356,7 @@ def run_demo(ws: Workspace, *, wait: bool = True) -> Demo:
     make_demo_folders(demo.home)
     set_up_chain(ws, clock)
     seeded, claimable = issue_samples(ws, clock)
+    add_agency_staff(ws, demo, clock)
     if wait:
         for number in STOP_SIGNALS:  # from here a stop must also stop the services
             signal.signal(number, _interrupt)
@@ -361,6 +393,7 @@ def print_summary(demo: Demo, seeded: Path) -> None:
     say(f"  verifier node 核验节点     {demo.url('verifier')}/docs   (region 330000)")
     say(f"  issuer API   发证接口     {demo.url('issuer')}/docs")
     say(f"  front desk   核验前台     {demo.url('verifier')}/desk")
+    say(f"  agency console 机构控制台 {demo.url('issuer')}/console")
     say("\n  demo holders 演示持证人 (sign in to the wallet with ID number + password):")
     for line in demo.holders:
         say(f"    {line}")
@@ -379,6 +412,15 @@ def print_summary(demo: Demo, seeded: Path) -> None:
         say(f"    TOTP secret 动态口令密钥 {secret}")
         say("  the current code 当前动态口令:")
         say(f"    {sys.executable} -c \"import pyotp; print(pyotp.TOTP('{secret}').now())\"")
+    if demo.agency_staff:
+        say(
+            f"\n  agency console 机构控制台 {demo.url('issuer')}/console — staff of {AGENCIES[0][2]} (password + the current code):"
+        )
+        for role, word, username, password, secret in demo.agency_staff:
+            say(f"    {role} {word}  username 用户名 {username}  password 密码 {password}")
+            say(
+                f"      current code 动态口令: {sys.executable} -c \"import pyotp; print(pyotp.TOTP('{secret}').now())\""
+            )
     say("\n  bank API key 银行密钥:")
     say(f"    {demo.bank_key}")
     say(f"  agency API key 发证机关密钥 ({AGENCIES[0][1]}):")

@@ -251,3 +251,106 @@ class AuditAnchor(Base):
     tx_hash: Mapped[str] = mapped_column(String(66))
     block_number: Mapped[int] = mapped_column(Integer)
     anchored_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StatusProposal(Base):
+    """A status change — suspend, reinstate or revoke — of one or many certificates, proposed by a
+    clerk and taking effect only when a different approver approves it (issue 12, point 5;
+    `issuer.proposals`). States: proposed → approved (or rejected) → sent (every chunk broadcast)
+    → confirmed (every chunk `confirmations` deep, the certificates' status changed), or failed
+    (the chain refused a chunk for good, or nothing was left to change)."""
+
+    __tablename__ = "status_proposals"
+    __table_args__ = (
+        CheckConstraint("action IN ('suspend', 'reinstate', 'revoke')", name="ck_status_proposals_action"),
+        CheckConstraint(
+            "state IN ('proposed', 'approved', 'rejected', 'sent', 'confirmed', 'failed')",
+            name="ck_status_proposals_state",
+        ),
+        Index("ix_status_proposals_agency_state", "agency_code", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_code: Mapped[str] = mapped_column(ForeignKey("agencies.code"))
+    action: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[int] = mapped_column(Integer)  # the GB status code (`issuer.status.REASONS`)
+    note: Mapped[str | None] = mapped_column(Text)
+    count: Mapped[int] = mapped_column(Integer)  # certificates proposed (rows of status_proposal_items)
+    proposer_id: Mapped[int] = mapped_column(ForeignKey("agency_staff.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    state: Mapped[str] = mapped_column(String(16), default="proposed")
+    approver_id: Mapped[int | None] = mapped_column(ForeignKey("agency_staff.id"))  # or the rejecter
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    reject_reason: Mapped[str | None] = mapped_column(Text)
+    planned_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))  # chunks made
+    skipped: Mapped[int] = mapped_column(Integer, default=0)  # no longer changeable when planned
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))  # confirmed or failed
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class StatusProposalItem(Base):
+    """A certificate of a proposal: two integers a row, inserted in bulk (up to 100,000 a proposal)."""
+
+    __tablename__ = "status_proposal_items"
+    __table_args__ = (Index("ix_status_proposal_items_certificate", "certificate_id"),)
+
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("status_proposals.id"), primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), primary_key=True)
+
+
+class StatusProposalChunk(Base):
+    """One transaction of an approved proposal (the outbox, as `batches` is anchoring's): the
+    certificates of one 256-index word of one batch (`mask`, bit i = index word*256+i), sent by
+    `revokeCertificates` or `setStatusBulk`. States: ready → sending (signed transaction stored
+    before broadcast) → mined → confirmed, or failed (refused by the chain)."""
+
+    __tablename__ = "status_proposal_chunks"
+    __table_args__ = (
+        UniqueConstraint("proposal_id", "batch_id", "word", name="uq_status_proposal_chunks_word"),
+        Index("ix_status_proposal_chunks_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("status_proposals.id"), index=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"))
+    word: Mapped[int] = mapped_column(Integer)
+    mask: Mapped[bytes] = mapped_column(LargeBinary(32))  # big-endian uint256
+    count: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="ready")
+    signer: Mapped[str | None] = mapped_column(String(42))
+    nonce: Mapped[int | None] = mapped_column(Integer)
+    raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary)
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    block_number: Mapped[int | None] = mapped_column(Integer)
+    block_hash: Mapped[str | None] = mapped_column(String(66))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    retry_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    refusal: Mapped[str | None] = mapped_column(String(64))
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ProposalErrorReport(Base):
+    """The per-row errors of a refused proposal, kept a day for the clerk's CSV download."""
+
+    __tablename__ = "status_proposal_error_reports"
+
+    token: Mapped[str] = mapped_column(String(43), primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("agency_staff.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)  # zlib of the CSV
+
+
+class BlindIndexEntry(Base):
+    """A keyed digest of one searchable value of a certificate (`issuer.blind_index`): its
+    number, its holder's name or its holder's code, normalised, as HMAC-SHA256 with a key kept
+    out of the database (16 bytes). Staff find certificates by exact value without the value
+    ever being stored in clear."""
+
+    __tablename__ = "certificate_blind_index"
+    __table_args__ = (Index("ix_certificate_blind_index_digest", "digest"),)
+
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # number, holder_name, holder_code
+    agency_code: Mapped[str] = mapped_column(String(18))
+    digest: Mapped[bytes] = mapped_column(LargeBinary(16))

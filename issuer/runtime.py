@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.anchoring import AnchoringWorker, WorkerSettings
 from issuer.audit import AuditAnchorer, AuditLog
+from issuer.blind_index import blind_index_for
 from issuer.db import make_engine, migrate, sessions
+from issuer.proposals import ProposalSender, SenderSettings, StatusProposals, after_each
 from issuer.service import IssuerService
 from issuer.settings import IssuerSettings
 from issuer.signers import SignerPool
@@ -49,6 +51,7 @@ class IssuerRuntime:
             self.sessions, self.settings.load_data_key(self.workspace.settings),
             chain_id=deployment.chain_id, registry_address=deployment.certificate_registry, signer_for=self.signers,
             claim_ttl=dt.timedelta(days=self.settings.claim_code_ttl_days),
+            blind_index=blind_index_for(self),  # every intake (API, `ecert issue`, the demo) is searchable
         )  # fmt: skip
 
     @cached_property
@@ -63,7 +66,22 @@ class IssuerRuntime:
             worker.after_pass = AuditAnchorer(
                 AuditLog(self.sessions), self.workspace.registry, self.signers, interval
             )
+        worker.after_pass = after_each(worker.after_pass, self.proposal_sender)  # approved status changes
         return worker
+
+    @cached_property
+    def proposals(self) -> StatusProposals:
+        """Status changes proposed by a clerk, approved by another person (issue 12, point 5)."""
+        return StatusProposals(self.sessions, AuditLog(self.sessions))
+
+    @cached_property
+    def proposal_sender(self) -> ProposalSender:
+        """The outbox that sends approved status changes to the chain (run after each worker pass)."""
+        s = self.settings
+        return ProposalSender(
+            self.sessions, self.workspace.registry, self.signers, AuditLog(self.sessions),
+            SenderSettings(confirmations=s.confirmations, retry_max_s=s.retry_max_s),
+        )  # fmt: skip
 
     @cached_property
     def claim_limit(self) -> KeyedTokenBucket:

@@ -21,7 +21,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from issuer.intake import IntakeSpec, Prepared, decode_leaves, prepare_chunks, process_pool
+from issuer.blind_index import BlindIndex, record_values, store_rows
+from issuer.intake import (
+    IntakeSpec,
+    Prepared,
+    PreparedCertificate,
+    decode_leaves,
+    prepare_chunks,
+    process_pool,
+)
 from issuer.models import Agency, Batch, Certificate, Job, JobError
 from registry.certificate.canonical import leaf_value, unflatten
 from registry.certificate.identifiers import parse_licence_id
@@ -74,8 +82,10 @@ class IssuerService:
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         claim_ttl: dt.timedelta = dt.timedelta(days=30),
         processes: int | None = None,
+        blind_index: BlindIndex | None = None,
     ) -> None:
         self._sessions = sessions
+        self.blind_index = blind_index  # fills `certificate_blind_index` at intake (issuer.blind_index)
         self._key = cipher_key
         self._cipher = DataCipher(cipher_key)
         self.chain_id = chain_id
@@ -171,6 +181,7 @@ class IssuerService:
             len(records),
             chunks,
             signer.address,
+            records,
         )
 
     def _store(
@@ -183,9 +194,11 @@ class IssuerService:
         total: int,
         chunks: Iterable[Prepared],
         sealed_by: str,
+        records: Sequence[Mapping[str, Any]] = (),
     ) -> JobView:
         """Store the job and its certificates in one transaction, chunk by chunk as they come;
-        `sealed_by` is the key that sealed them (a rotation before anchoring seals them again)."""
+        `sealed_by` is the key that sealed them (a rotation before anchoring seals them again).
+        With a blind index, each chunk's index rows too, from `records` (by position, from 1)."""
         with self._sessions() as session:
             try:
                 session.add(
@@ -206,6 +219,8 @@ class IssuerService:
                                 for p in prepared
                             ],
                         )  # fmt: skip
+                        if self.blind_index is not None and records:
+                            self._index(session, agency_code, job_id, prepared, records)
                     session.add_all(
                         JobError(
                             job_id=job_id, position=r.position, code=r.code, field=r.field, message=r.message
@@ -219,6 +234,25 @@ class IssuerService:
                     return self._view(session, job)  # a concurrent twin won the race
                 raise
             return self._view(session, session.get_one(Job, job_id))
+
+    def _index(self, session: Session, agency_code: str, job_id: str, prepared: Sequence[PreparedCertificate],
+               records: Sequence[Mapping[str, Any]]) -> None:  # fmt: skip
+        """The blind index rows of a chunk just inserted: one HMAC per field, one executemany."""
+        assert self.blind_index is not None
+        first, last = prepared[0].position, prepared[-1].position
+        ids = dict(
+            session.execute(
+                select(Certificate.position, Certificate.id).where(
+                    Certificate.job_id == job_id, Certificate.position.between(first, last)
+                )
+            ).all()
+        )
+        rows_of, found = self.blind_index.rows, []
+        for p in prepared:
+            found += rows_of(
+                agency_code, ids[p.position], *record_values(records[p.position - 1], p.identifier)
+            )
+        store_rows(session, found)
 
     def _find_job(self, session: Session, agency_code: str, key: str) -> Job | None:
         return session.scalar(select(Job).where(Job.agency_code == agency_code, Job.idempotency_key == key))
@@ -410,6 +444,7 @@ class IssuerService:
             1,
             [(prepared, [])],
             signer.address,
+            [record],
         )
         with self._sessions.begin() as session:
             self.certificate(session, agency_code, identifier).superseded_by = prepared[0].identifier

@@ -47,6 +47,10 @@ class IssuerSettings(BaseSettings):
     """Public URL (https in production) of the verifier node that QR codes of printouts and packages link to (`<url>/v#EC1:…`)."""
     public_url: str | None = Field(None, pattern=r"^https?://[^\s?#]+$")
     """Public URL of this issuer service as staff reach it (https in production, also behind a TLS proxy): the agency console's cookies are Secure when it is https (or the request itself came over https)."""
+    dashboard_verifier_url: str | None = Field(None, pattern=r"^https?://[^\s?#]+$")
+    """Verifier node whose aggregated counts (`GET /v1/stats/verifications`) the console's dashboard shows as verifications per day, region and failure reason; unset: the dashboard says it has none."""
+    dashboard_verifier_key: SecretStr | None = None
+    """That node's API key for this issuer, of kind `agency` or `node` (`ecert verifier org add --kind agency`)."""
 
     def url(self, core: Settings) -> str:
         if self.database_url:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from web3.contract.contract import ContractFunction
 
 from issuer.models import Batch, Certificate
 from issuer.service import IssuerService
@@ -22,6 +23,35 @@ REASONS: dict[Status, frozenset[int]] = {
     Status.REVOKED: frozenset({3, 4, 7, 99}),
 }
 REASON_SUPERSEDED = 4
+# The database status a certificate must have for a change to `Status` to be legal (revocation is final).
+LEGAL_FROM: dict[Status, frozenset[str]] = {
+    Status.SUSPENDED: frozenset({"active"}),
+    Status.ACTIVE: frozenset({"suspended"}),
+    Status.REVOKED: frozenset({"active", "suspended"}),
+}
+
+
+def word_masks(indices: Iterable[int]) -> dict[int, int]:
+    """Batch indices as 256-index words: `{word: mask}`, bit `i` of `mask` = index `word * 256 + i`
+    (as `CertificateRegistry.set_status_many` groups them: one transaction a word)."""
+    masks: dict[int, int] = {}
+    for index in indices:
+        masks[index >> 8] = masks.get(index >> 8, 0) | (1 << (index & 0xFF))
+    return masks
+
+
+def status_call(
+    registry: CertificateRegistry, root: bytes, word: int, mask: int, status: Status, reason: int
+) -> ContractFunction:
+    """The unsent contract call that sets `status` for the certificates of `mask` in `word` of
+    batch `root`: `revokeCertificates` for a revocation (the cheaper call, as `set_status_many`
+    chooses), `setStatusBulk` otherwise. For an outbox that signs and stores before it sends."""
+    functions = registry.contract.functions
+    if status == Status.REVOKED:
+        if not 0 <= reason <= 0xFF:
+            raise ValueError(f"reason {reason} does not fit a uint8")
+        return functions.revokeCertificates(root, word << 8 | reason, mask)
+    return functions.setStatusBulk(root, word, mask, int(status), reason)
 
 
 def check_reason(status: Status, reason: int) -> None:

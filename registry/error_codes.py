@@ -133,6 +133,15 @@ class ErrorCode(enum.StrEnum):
     CERT_REVOKED = "CERT_REVOKED", 409, "The certificate is revoked"
     CERT_SUPERSEDED = "CERT_SUPERSEDED", 409, "The certificate was superseded"
     REASON_INVALID = "REASON_INVALID", 422, "Invalid reason"
+    PROPOSAL_NOT_FOUND = "PROPOSAL_NOT_FOUND", 404, "No such status change proposal"
+    PROPOSAL_NOT_PENDING = "PROPOSAL_NOT_PENDING", 409, "The proposal was decided already"
+    PROPOSAL_OWN = "PROPOSAL_OWN", 403, "A proposal is approved by someone other than its proposer"
+    PROPOSAL_ACTION_INVALID = "PROPOSAL_ACTION_INVALID", 422, "Unknown status change"
+    PROPOSAL_EMPTY = "PROPOSAL_EMPTY", 422, "No certificate to change"
+    PROPOSAL_TOO_LARGE = "PROPOSAL_TOO_LARGE", 413, "Too many certificates in one proposal"
+    PROPOSAL_INVALID_ROWS = "PROPOSAL_INVALID_ROWS", 422, "Some rows of the proposal are invalid"
+    CERT_CHANGE_PENDING = "CERT_CHANGE_PENDING", 409, "Another change of the certificate is pending"
+    STATUS_TRANSITION_INVALID = "STATUS_TRANSITION_INVALID", 409, "The status does not allow this change"
     BATCH_EMPTY = "BATCH_EMPTY", 422, "No records to issue"
     BATCH_TOO_LARGE = "BATCH_TOO_LARGE", 413, "Too many records"
     BATCH_CORRUPT = "BATCH_CORRUPT", 500, "The batch does not rebuild to its root"
@@ -142,6 +151,7 @@ class ErrorCode(enum.StrEnum):
     # The issuer's staff audit log (hash-chained, its head anchored on chain)
     AUDIT_ACTION_INVALID = "AUDIT_ACTION_INVALID", 422, "Unknown audit action"
     AUDIT_ENTRY_INVALID = "AUDIT_ENTRY_INVALID", 422, "The audit entry is invalid"
+    UNMASK_REASON_REQUIRED = "UNMASK_REASON_REQUIRED", 422, "Unmasking personal data needs a reason"
 
     # Claim codes (a holder takes a certificate into a wallet)
     CLAIM_INVALID = "CLAIM_INVALID", 404, "Unknown or used claim code"

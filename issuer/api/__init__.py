@@ -8,7 +8,16 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 
-from issuer.api import batches, certificates, claims, console, jobs
+from issuer.api import (
+    batches,
+    certificates,
+    claims,
+    console,
+    console_certificates,
+    console_dashboard,
+    console_status,
+    jobs,
+)
 from issuer.api.deps import TypeGrants
 from issuer.metrics import issuer_gauges
 from issuer.runtime import IssuerRuntime
@@ -42,6 +51,9 @@ def create_app(runtime: IssuerRuntime) -> FastAPI:
     for module in (certificates, batches, jobs, claims):
         app.include_router(module.router)
     console.install(app)  # /console: agency staff sign in with password and TOTP (issue 12)
+    console_status.install(app)  # /console/status: status changes proposed, approved, sent (issue 12.5)
+    console_certificates.install(app)  # /console: jobs, search, certificates (masked), the issue form
+    app.include_router(console_dashboard.router)  # /console/dashboard: figures, charts and CSV (issue 12)
 
     @app.middleware("http")
     async def no_store(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -44,9 +44,11 @@ from registry.chain.runner import free_port
 from verifier.db import make_engine
 from verifier.models import AccessEntry, AccessOutbox
 
-LOOKED_AT = dt.datetime.now(dt.UTC).replace(
-    microsecond=0
-)  # a look now: reports are dated within the share's life
+
+def looked_at() -> dt.datetime:
+    """A look now: a report is dated within the share's life (`verifier.remote_log`)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
 
 pytestmark = pytest.mark.chain
 
@@ -270,7 +272,7 @@ def test_an_entry_owed_while_the_origin_is_down_arrives_once_when_it_is_back(pai
 def test_an_entry_for_a_share_the_origin_does_not_keep_fails_once_and_is_not_sent_again(pair: Pair) -> None:
     event_id = uuid.uuid4().hex
     payload = {
-        "eventId": event_id, "at": LOOKED_AT.isoformat(), "organisation": "广州银行", "organisationRegion": "440100",
+        "eventId": event_id, "at": looked_at().isoformat(), "organisation": "广州银行", "organisationRegion": "440100",
         "purpose": "跨省开户", "fields": SHARED_FIELDS, "verdict": "VALID", "reason": None, "channel": "api",
         "shareTokenHash": hashlib.sha256(b"a token no share of this node has").hexdigest(),
         "digest": pair.issued.package(0)["digest"], "identifier": pair.issued.identifier(0),
@@ -294,7 +296,7 @@ def test_an_entry_for_a_share_the_origin_does_not_keep_fails_once_and_is_not_sen
 def test_only_nodes_the_origin_trusts_may_report_and_only_of_its_shares(pair: Pair) -> None:
     share = pair.share()
     payload = {
-        "eventId": uuid.uuid4().hex, "at": LOOKED_AT.isoformat(), "organisation": "广州银行",
+        "eventId": uuid.uuid4().hex, "at": looked_at().isoformat(), "organisation": "广州银行",
         "organisationRegion": "440100", "purpose": "跨省开户", "fields": SHARED_FIELDS, "verdict": "VALID",
         "reason": None, "channel": "api", "shareTokenHash": token_hash(share), "digest": share["digest"],
         "identifier": None,

@@ -108,6 +108,30 @@ def test_demo_starts_everything_with_working_demo_data(tmp_path: Path) -> None:
                 "code": code.stdout.strip()})  # fmt: skip
             assert signed_in.status_code == 303, signed_in.text[-500:]
             assert "王柜员" in clerk_browser.get("/desk").text
+
+        # the agency console: a clerk, an approver and an auditor of the demo agency, the clerk signs in
+        issuer = f"http://127.0.0.1:{ports['issuer']}"
+        assert f"agency console 机构控制台 {issuer}/console" in text
+        staff = {
+            m.group(1): (m.group(2), m.group(3), m.group(4))
+            for m in re.finditer(
+                r"^    (clerk|approver|auditor) \S+  username 用户名 (\S+)  password 密码 (\S+)\n"
+                r"      current code 动态口令: (.+)$", text, re.MULTILINE)
+        }  # fmt: skip
+        assert set(staff) == {"clerk", "approver", "auditor"}, text
+        username, password, command = staff["clerk"]
+        code = subprocess.run(shlex.split(command), capture_output=True, text=True, check=True)
+        with httpx.Client(base_url=issuer, timeout=20, headers={"Origin": issuer}) as agency_browser:
+            token = re.search(
+                r'name="csrf_token" value="([0-9a-f]+)"', agency_browser.get("/console/login").text
+            )
+            assert token
+            signed_in = agency_browser.post("/console/login", data={
+                "csrf_token": token.group(1), "username": username, "password": password,
+                "code": code.stdout.strip()})  # fmt: skip
+            assert signed_in.status_code == 303, signed_in.text[-500:]
+            home = agency_browser.get("/console").text
+            assert "李娜" in home and 'data-role="clerk"' in home
     finally:
         demo.send_signal(signal.SIGTERM)
         demo.send_signal(signal.SIGINT)  # an impatient second stop must not cut the first one short

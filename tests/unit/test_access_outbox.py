@@ -30,9 +30,11 @@ from verifier.orgs import Organisations
 from verifier.outbox import OutboxSender
 from verifier.remote_log import RemoteAccess, record_fetch, store_remote_access
 
-LOOKED_AT = dt.datetime.now(dt.UTC).replace(
-    microsecond=0
-)  # a look now: reports are dated within the share's life
+
+def looked_at() -> dt.datetime:
+    """A look now: a report is dated within the share's life (`verifier.remote_log`)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
 
 POSTGRES_URL = os.environ.get("ECERT_TEST_POSTGRES_URL")
 TOKEN = "a-share-token-the-holder-s-node-gave-out"
@@ -59,7 +61,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 def owed_access(**changes: Any) -> Access:
     """A 广东 bank's verification of a share fetched from 浙江: owed to 浙江's log."""
     access = Access(
-        at=LOOKED_AT, organisation="广州银行", organisation_region="440100",
+        at=looked_at(), organisation="广州银行", organisation_region="440100",
         purpose="跨省开户", digest=DIGEST, identifier="330100-2030-0001", share_id=None, fields=["holder.name"],
         verdict="VALID", reason=None, channel="api", event_id=uuid.uuid4().hex, origin="http://zj.example",
         share_token_hash=hashlib.sha256(TOKEN.encode()).hexdigest(),

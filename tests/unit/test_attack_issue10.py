@@ -48,9 +48,11 @@ from verifier.outbox import OutboxSender
 from verifier.runtime import VerifierRuntime
 from verifier.settings import VerifierSettings
 
-LOOKED_AT = dt.datetime.now(dt.UTC).replace(
-    microsecond=0
-)  # a look now: reports are dated within the share's life
+
+def looked_at() -> dt.datetime:
+    """A look now: a report is dated within the share's life (`verifier.remote_log`)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
 
 POSTGRES_URL = os.environ.get("ECERT_TEST_POSTGRES_URL")
 PROBLEM = "application/problem+json"
@@ -148,7 +150,7 @@ def test_a_nul_anywhere_a_text_is_looked_up_is_a_400_not_a_500(node: Node) -> No
         assert_problem(node.http.request(method, path, headers=w, **kw), 400, "TEXT_INVALID")
     share = node.share()
     report = {
-        "eventId": uuid.uuid4().hex, "at": LOOKED_AT.isoformat(), "organisation": "广州\x00银行",
+        "eventId": uuid.uuid4().hex, "at": looked_at().isoformat(), "organisation": "广州\x00银行",
         "organisationRegion": "440100", "purpose": "跨省开户", "fields": ["holder.name"], "verdict": "VALID",
         "channel": "api", "shareTokenHash": hashlib.sha256(share["token"].encode()).hexdigest(),
         "digest": share["digest"],
@@ -194,8 +196,9 @@ def test_a_wallet_key_cannot_read_or_use_up_a_share_through_the_node_fetch(node:
 
 def test_an_event_id_reported_again_with_other_content_or_by_another_node_is_a_conflict(node: Node) -> None:
     share = node.share()
+    at = looked_at()
     report = {
-        "eventId": uuid.uuid4().hex, "at": LOOKED_AT.isoformat(), "organisation": "广州银行",
+        "eventId": uuid.uuid4().hex, "at": at.isoformat(), "organisation": "广州银行",
         "organisationRegion": "440100", "purpose": "跨省开户", "fields": ["holder.name"], "verdict": "VALID",
         "reason": None, "channel": "api", "shareTokenHash": hashlib.sha256(share["token"].encode()).hexdigest(),
         "digest": share["digest"], "identifier": None,
@@ -209,7 +212,7 @@ def test_an_event_id_reported_again_with_other_content_or_by_another_node_is_a_c
     assert (again.status_code, again.json()["stored"]) == (200, False)  # a resend: stored once
     same_moment = {
         **report,
-        "at": LOOKED_AT.astimezone(dt.timezone(dt.timedelta(hours=8))).isoformat(),
+        "at": at.astimezone(dt.timezone(dt.timedelta(hours=8))).isoformat(),
     }  # the same instant, written otherwise
     assert node.http.post("/v1/access-log/remote", headers=by_node, json=same_moment).status_code == 200
     for changed in ({"organisation": "公安局"}, {"purpose": "调查"}, {"fields": ["holder.name", "holder.code"]},
@@ -232,7 +235,7 @@ def test_a_report_is_bounded_in_size_and_in_time(node: Node) -> None:
     log; a moment UTC cannot hold (year 1 at +14:00) was a 500."""
     share = node.share()
     report = {
-        "eventId": uuid.uuid4().hex, "at": LOOKED_AT.isoformat(), "organisation": "广州银行",
+        "eventId": uuid.uuid4().hex, "at": looked_at().isoformat(), "organisation": "广州银行",
         "organisationRegion": "440100", "purpose": "跨省开户", "fields": ["holder.name"], "verdict": "VALID",
         "channel": "api", "shareTokenHash": hashlib.sha256(share["token"].encode()).hexdigest(),
         "digest": share["digest"],

@@ -15,14 +15,15 @@ from typing import Any
 
 from test_attack_issue10 import Node, assert_problem, database_url, node  # noqa: F401 - fixtures
 
-LOOKED_AT = dt.datetime.now(dt.UTC).replace(
-    microsecond=0
-)  # a look now: reports are dated within the share's life
+
+def looked_at() -> dt.datetime:
+    """A look now: a report is dated within the share's life (`verifier.remote_log`)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def report_of(share: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return {
-        "eventId": uuid.uuid4().hex, "at": LOOKED_AT.isoformat(), "organisation": "广州银行",
+        "eventId": uuid.uuid4().hex, "at": looked_at().isoformat(), "organisation": "广州银行",
         "organisationRegion": "440100", "purpose": "跨省开户", "fields": ["holder.name"], "verdict": "VALID",
         "reason": None, "channel": "api", "shareTokenHash": hashlib.sha256(share["token"].encode()).hexdigest(),
         "digest": share["digest"], "identifier": None, **changes,

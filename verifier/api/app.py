@@ -24,6 +24,7 @@ from verifier.api import (
     remote_access,
     scan,
     shares,
+    stats,
     status,
     subscriptions,
     verifications,
@@ -80,6 +81,7 @@ def create_app(runtime: VerifierRuntime, *, owns_runtime: bool = False) -> FastA
         scan,
         desk,
         subscriptions,
+        stats,  # aggregated counts for agencies' dashboards (issue 12)
     ):
         app.include_router(module.router)
     declare_security(app)

@@ -87,9 +87,18 @@ def test_an_agency_s_whole_trail_deleted_is_still_verified(engine: Engine, audit
     from issuer.audit_cli import _agencies
 
     other = "114401000075021133"
-    for agency, name, region in ((ZJ, "杭州市市场监督管理局", "330100"), (other, "广州市市场监督管理局", "440100")):
+    for agency, name, region in (
+        (ZJ, "杭州市市场监督管理局", "330100"),
+        (other, "广州市市场监督管理局", "440100"),
+    ):
         # agencies served here (a trail belongs to one: its staff and certificates point at it)
-        sql(engine, "INSERT INTO agencies (code, name, region) VALUES (:c, :n, :r)", c=agency, n=name, r=region)
+        sql(
+            engine,
+            "INSERT INTO agencies (code, name, region) VALUES (:c, :n, :r)",
+            c=agency,
+            n=name,
+            r=region,
+        )
         audit.append(agency, "system", AuditAction.STAFF_CHANGE, "wangfang", {"change": "added"})
     # as `AuditLog.anchor` records an anchor (the chain would hold the same head for ZJ)
     seq, head = audit.head(ZJ)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
