@@ -81,6 +81,18 @@ class BlindIndex:
         text = normalise(kind, value)
         return self._mac(f"{kind}{_SEP}{agency}{_SEP}{text}".encode()) if text else None
 
+    def digests(
+        self, agency: str, number: object, name: object, code: object
+    ) -> tuple[tuple[str, bytes], ...]:
+        """(kind, digest) of one certificate's values; a kind whose value is empty has none. Made
+        by the intake's worker processes, beside the seal, so the storing thread only inserts."""
+        mac = self._mac
+        return tuple(
+            (kind, mac(f"{kind}{_SEP}{agency}{_SEP}{text}".encode()))
+            for kind, value in ((NUMBER, number), (HOLDER_NAME, name), (HOLDER_CODE, code))
+            if value is not None and (text := normalise(kind, value))
+        )
+
     def rows(self, agency: str, certificate_id: int, number: object, name: object, code: object) -> list[Row]:
         """The index rows of one certificate, (certificate id, kind, agency, digest); a kind
         whose value is empty has none. One HMAC per field: this runs at intake."""
@@ -131,6 +143,17 @@ def attach(runtime: IssuerRuntime) -> BlindIndex:
     if service.blind_index is None:
         service.blind_index = blind_index_for(runtime)
     return service.blind_index
+
+
+SELECT_IDS = "SELECT position, id FROM certificates WHERE job_id = ? AND position BETWEEN ? AND ?"
+
+
+def certificate_ids(session: Session, job_id: str, first: int, last: int) -> dict[int, int]:
+    """position → id of a job's certificates just inserted, straight from the driver (no ORM
+    rows: intake pays for every one)."""
+    connection = session.connection()
+    query = SELECT_IDS if connection.dialect.paramstyle == "qmark" else SELECT_IDS.replace("?", "%s")
+    return dict(connection.exec_driver_sql(query, (job_id, first, last)).all())
 
 
 def store_rows(session: Session, rows: list[Row]) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 import cbor2
 
 from issuer.batch import RejectedRecord
+from issuer.blind_index import BlindIndex, record_values
 from registry.certificate.canonical import FieldLeaf, make_leaves
 from registry.certificate.merkle import field_digest
 from registry.certificate.model import Issuer, build_fields
@@ -36,6 +37,7 @@ class PreparedCertificate:
     digest: bytes
     seal: bytes
     sealed_fields: bytes  # AES-GCM of the CBOR leaves
+    index: tuple[tuple[str, bytes], ...] = ()  # (kind, blind-index digest): made here, in the pool
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class IntakeSpec:
     version: int = 1
     previous_identifier: str | None = None
     serial: str | None = None  # a renewal keeps its serial
+    index_key: bytes | None = None  # the blind index's key: each certificate's digests are made here
+    agency_code: str = ""  # whose index (the digests name the agency)
 
 
 def encode_leaves(leaves: Sequence[FieldLeaf]) -> bytes:
@@ -66,6 +70,7 @@ def decode_leaves(raw: bytes) -> tuple[FieldLeaf, ...]:
 
 def _prepare_chunk(spec: IntakeSpec, start: int, records: Sequence[Mapping[str, Any]]) -> Prepared:
     cipher = DataCipher(spec.data_key)
+    index = BlindIndex(spec.index_key) if spec.index_key else None
     prepared: list[PreparedCertificate] = []
     rejected: list[RejectedRecord] = []
     for offset, record in enumerate(records):
@@ -97,6 +102,7 @@ def _prepare_chunk(spec: IntakeSpec, start: int, records: Sequence[Mapping[str, 
                 digest,
                 sign_seal(spec.signing_key, spec.chain_id, spec.registry, digest),
                 cipher.encrypt(encode_leaves(leaves), identifier),
+                index.digests(spec.agency_code, *record_values(record, identifier)) if index else (),
             )
         )
     return prepared, rejected

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from issuer.blind_index import BlindIndex, record_values, store_rows
+from issuer.blind_index import BlindIndex, certificate_ids, record_values, store_rows
 from issuer.intake import (
     IntakeSpec,
     Prepared,
@@ -170,6 +170,7 @@ class IssuerService:
             serial_prefix=self._clock().strftime("%Y%m%d") + job_id[:6].upper(), data_key=self._key,
             signing_key=bytes(signer.key), chain_id=self.chain_id, registry=self.registry_address,
             today=self._clock().date(),
+            index_key=self.blind_index.key if self.blind_index else None, agency_code=agency_code,
         )  # fmt: skip
         chunks = prepare_chunks(spec, records, self._intake_pool())
         return self._store(
@@ -240,18 +241,17 @@ class IssuerService:
         """The blind index rows of a chunk just inserted: one HMAC per field, one executemany."""
         assert self.blind_index is not None
         first, last = prepared[0].position, prepared[-1].position
-        ids = dict(
-            session.execute(
-                select(Certificate.position, Certificate.id).where(
-                    Certificate.job_id == job_id, Certificate.position.between(first, last)
+        ids = certificate_ids(session, job_id, first, last)
+        found = [
+            (ids[p.position], kind, agency_code, digest)
+            for p in prepared
+            for kind, digest in (
+                p.index
+                or self.blind_index.digests(
+                    agency_code, *record_values(records[p.position - 1], p.identifier)
                 )
-            ).all()
-        )
-        rows_of, found = self.blind_index.rows, []
-        for p in prepared:
-            found += rows_of(
-                agency_code, ids[p.position], *record_values(records[p.position - 1], p.identifier)
             )
+        ]  # digests made by the intake's workers (a renewal's, here)
         store_rows(session, found)
 
     def _find_job(self, session: Session, agency_code: str, key: str) -> Job | None:
