@@ -19,6 +19,7 @@ is https. Sign-in is throttled per username and per client network (`registry.st
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -137,6 +138,13 @@ router = console_router(tags=["console"])
 
 
 # ─── pages ───────────────────────────────────────────────────────────────────────────────
+
+
+def beijing_time(moment: dt.datetime | None) -> str:
+    """A time as the console shows it: China Standard Time (UTC+8), to the minute."""
+    if moment is None:
+        return ""
+    return moment.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
 
 
 def lang_of(request: Request) -> str:

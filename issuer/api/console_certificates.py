@@ -26,7 +26,7 @@ from fastapi import Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from issuer.api.console import console_router, lang_of, render, require_role
+from issuer.api.console import beijing_time, console_router, lang_of, render, require_role
 from issuer.audit import AuditAction, AuditLog
 from issuer.blind_index import blind_index_for
 from issuer.certificate_search import STATUSES, CertificatePages, SearchQuery, field_rows, is_personal
@@ -83,18 +83,11 @@ def audit_log(request: Request) -> AuditLog:
     return log
 
 
-def _local(moment: dt.datetime | None) -> str:
-    """A time as China Standard Time (UTC+8), to the minute."""
-    if moment is None:
-        return ""
-    return moment.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
-
-
 def _page(
     request: Request, template: str, signed: SignedInStaff, status: int = 200, **context: Any
 ) -> HTMLResponse:
     lang = lang_of(request)
-    return render(request, template, signed, status, when=_local, type_name=lambda code: type_name(code, lang),
+    return render(request, template, signed, status, when=beijing_time, type_name=lambda code: type_name(code, lang),
                   statuses=STATUSES, **context)  # fmt: skip
 
 

@@ -15,7 +15,6 @@ are `issuer.proposals`; pages are rendered like the rest of `/console` (`issuer.
 
 from __future__ import annotations
 
-import datetime as dt
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,7 +23,7 @@ from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from issuer.api.console import SignedIn, console_router, lang_of, render, require_role
+from issuer.api.console import SignedIn, beijing_time, console_router, lang_of, render, require_role
 from issuer.audit import AuditLog
 from issuer.proposals import (
     ACTIONS,
@@ -67,17 +66,10 @@ def proposals(request: Request) -> StatusProposals:
     return found
 
 
-def _local(moment: dt.datetime | None) -> str:
-    """A time as China Standard Time (UTC+8), to the minute."""
-    if moment is None:
-        return ""
-    return moment.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
-
-
 def _page(
     request: Request, template: str, signed: SignedInStaff, status: int = 200, **context: Any
 ) -> HTMLResponse:
-    return render(request, template, signed, status, when=_local, reason_codes=REASON_CODES,
+    return render(request, template, signed, status, when=beijing_time, reason_codes=REASON_CODES,
                   action_reasons=ACTION_REASONS, actions=list(ACTIONS), max_items=MAX_ITEMS, **context)  # fmt: skip
 
 
