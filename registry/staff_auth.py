@@ -37,6 +37,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import pyotp
 from sqlalchemy import delete, func, select, text, update
@@ -306,3 +307,14 @@ class StaffAuth:
         model = self.tables.attempt
         with self.sessions.begin() as session:
             session.execute(delete(model).where(model.id.in_(attempts)))
+
+
+def same_origin(origin: str | None, host: str, public_url: str | None = None) -> bool:
+    """Whether a POST's `Origin` header is this site (defence in depth besides the CSRF token):
+    no header is a same-origin form of an older browser; "null" never is. With `public_url`
+    (a proxy rewrites Host) the origin must be that URL's."""
+    if not origin or origin == "null":
+        return origin is None
+    if public_url:
+        return origin.rstrip("/") == public_url.rstrip("/")
+    return urlsplit(origin).netloc == host

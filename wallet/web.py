@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
@@ -20,6 +19,7 @@ from starlette.datastructures import FormData
 
 from registry.error_codes import ErrorCode
 from registry.errors import EcertError
+from registry.staff_auth import same_origin as origin_matches
 from wallet.holders import LANGS, HolderView
 from wallet.i18n import field_label, reason_text, translator
 from wallet.runtime import WalletRuntime
@@ -162,13 +162,8 @@ HolderDep = Annotated[SignedInPage, Depends(signed_in_page)]
 def same_origin(request: Request) -> bool:
     """Browsers send Origin on posts: it must be this site (defence in depth besides the token).
     Behind a proxy that rewrites Host, set ECERT_WALLET_PUBLIC_URL to the site's own origin."""
-    origin = request.headers.get("origin")
-    if not origin or origin == "null":
-        return origin is None
     public: str | None = request.app.state.runtime.settings.public_url
-    if public:
-        return origin.rstrip("/") == public.rstrip("/")
-    return urlsplit(origin).netloc == request.headers.get("host", "")
+    return origin_matches(request.headers.get("origin"), request.headers.get("host", ""), public)
 
 
 async def checked_form(request: Request, p: PageDep) -> FormData:

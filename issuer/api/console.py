@@ -24,7 +24,6 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -35,7 +34,7 @@ from issuer.console_text import CONSOLE
 from issuer.staff import IssuerStaff, Role, SignedInStaff, staff_accounts
 from registry.error_codes import ErrorCode
 from registry.errors import EcertError
-from registry.staff_auth import SignIn, address_key
+from registry.staff_auth import SignIn, address_key, same_origin
 
 __all__ = ["SignedIn", "console_router", "install", "render", "require_role", "router"]
 
@@ -110,13 +109,6 @@ def _binding(request: Request, signed: SignedInStaff | None) -> str | None:
     return f"pre:{pre}" if pre else None
 
 
-def _same_origin(request: Request) -> bool:
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True
-    return origin != "null" and urlsplit(origin).netloc == request.headers.get("host", "")
-
-
 async def csrf_guard(request: Request) -> None:
     """Every POST: from this origin, with the form's `csrf_token` bound to this browser."""
     if request.method != "POST":
@@ -125,7 +117,9 @@ async def csrf_guard(request: Request) -> None:
     given = form.get("csrf_token")
     token = given if isinstance(given, str) and len(given) <= 100 else None
     signed = await run_in_threadpool(signed_in, request)  # a database read: off the event loop
-    if not _same_origin(request) or not console_staff(request).csrf_ok(_binding(request, signed), token):
+    if not same_origin(request.headers.get("origin"), request.headers.get("host", "")) or not console_staff(
+        request
+    ).csrf_ok(_binding(request, signed), token):
         raise ConsoleRefusal(ErrorCode.CSRF_INVALID, signed)
 
 

@@ -37,6 +37,7 @@ from registry.chain.runner import PROJECT_ROOT
 from registry.error_codes import ErrorCode
 from registry.errors import CertificateError, EcertError
 from registry.qr import decode_qr
+from registry.staff_auth import same_origin
 from verifier.api.deps import Runtime
 from verifier.api.verifications import request_digest
 from verifier.checks.share import ShareTerms
@@ -123,10 +124,7 @@ def _binding(request: Request, signed: SignedInStaff | None) -> str | None:
 
 
 def _same_origin(request: Request) -> bool:
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True
-    return origin != "null" and urlsplit(origin).netloc == request.headers.get("host", "")
+    return same_origin(request.headers.get("origin"), request.headers.get("host", ""))
 
 
 def _page(request: Request, rt: VerifierRuntime, lang: str, signed: SignedInStaff | None, status: int = 200,
