@@ -122,8 +122,11 @@ def test_entries_owed_later_to_another_origin_go_while_a_slow_origin_is_still_be
         _owe(database_url, [(live.url, 1)])  # a verification now, owed elsewhere
         while not live.arrived and time.monotonic() < written + 10:
             time.sleep(0.02)
-        assert live.arrived and live.arrived[0][1] - written < 1.2, "waited for the slow origin's backlog"
-        assert len(slow.arrived) < 8  # the slow origin was still being sent its backlog
+        assert live.arrived, "the entry owed to the live origin never arrived"
+        # the property, not a time (a loaded machine stretches both): when the live origin got its
+        # entry, the slow origin was still being sent its backlog
+        before_live = [at for _, at in slow.arrived if at <= live.arrived[0][1]]
+        assert len(before_live) < 8, "waited for the slow origin's backlog"
     finally:
         stop.set()
         thread.join(10)
