@@ -21,8 +21,8 @@ unique (agency, seq) constraint would refuse a fork even if that lock were ever 
 
 Personal data: the log is read by auditors and exported, so entries never hold holder names or
 ID numbers in clear. Name a certificate by its identifier (`subject`), a staff member by username,
-an API key by `api-key:<label or id>`; `append` refuses a subject or details that hold what looks
-like a 公民身份号码 (a GB 11643 number with a valid check character).
+an API key by `api-key:<id>`, an operator's command by `cli:<OS user>`; `append` refuses a subject
+or details that hold what looks like a 公民身份号码 (a GB 11643 number with a valid check character).
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import enum
+import getpass
 import hashlib
 import io
 import json
 import logging
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -63,6 +65,7 @@ FORMAT_VERSION = 1  # in every entry's hashed content: a change of the content's
 SYSTEM = "system"
 API_KEY_PREFIX = "api-key:"
 ACTOR = re.compile(r"^[^\s\x00-\x1f]{1,200}$")
+CLI_PREFIX = "cli:"
 ID_NUMBER_LIKE = re.compile(r"(?=(\d{17}[\dXx]))")  # overlapping: every 18-character run is tried
 # an old 15-digit number: 6 region digits, a yymmdd birth date, 3 more digits
 OLD_ID_NUMBER_LIKE = re.compile(r"(?<!\d)\d{6}\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\d{3}(?!\d)")
@@ -150,6 +153,16 @@ class AnchorRecord:
 # ─── hashing ─────────────────────────────────────────────────────────────────────────────
 
 
+def operator_actor() -> str:
+    """The actor of a command run at the server (`cli:<OS user>`): the operating-system account
+    is who is accountable for an `ecert issuer …` command."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (a container's arbitrary uid)
+        user = f"uid-{os.getuid()}"
+    return CLI_PREFIX + (re.sub(r"[\s\x00-\x1f]", "_", user)[:100] or "unknown")
+
+
 def _time_text(moment: dt.datetime) -> str:
     """The one text of an entry's time in its hash: UTC, microseconds, `Z`."""
     return as_utc(moment).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -231,7 +244,7 @@ def _check_entry(agency: str, actor: str, subject: str | None, details: dict[str
         )
     if not ACTOR.match(actor):
         raise EcertError(
-            "The actor is a staff username, api-key:<name> or system (no spaces, at most 200 characters)",
+            "The actor is a staff username, api-key:<id>, cli:<user> or system (no spaces, at most 200 characters)",
             code=ErrorCode.AUDIT_ENTRY_INVALID, field="actor",
         )  # fmt: skip
     if subject is not None and not 0 < len(subject) <= 200:
@@ -288,7 +301,7 @@ class AuditLog:
     ) -> AuditEntry:
         """Append one action to `agency`'s log and return the entry.
 
-        `actor`: a staff username, `api-key:<name>` or `system`. `action`: an `AuditAction`
+        `actor`: a staff username, `api-key:<id>`, `cli:<user>` or `system`. `action`: an `AuditAction`
         value. `subject`: what was acted on — a certificate identifier, a job id, a staff
         username, a key address — or None. `details`: a JSON object of whatever else matters
         (a reason code, a count, the fields unmasked by path); never personal data in clear:

@@ -78,8 +78,12 @@ def audit_verify(
         audit = AuditLog(runtime.sessions)
         agencies = _agencies(runtime, agency)
         registry = None if no_chain else runtime.workspace.registry
+        deployed = 0 if registry is None else runtime.workspace.deployment.block_number  # no earlier head
         results = [
-            audit.verify(code, chain_heads=registry.audit_heads(code) if registry is not None else ())
+            audit.verify(
+                code,
+                chain_heads=registry.audit_heads(code, from_block=deployed) if registry is not None else (),
+            )
             for code in agencies
         ]
     finally:
@@ -138,7 +142,8 @@ def audit_export(
         ),
     ] = None,
     actor: Annotated[
-        str | None, typer.Option(help="Only this actor: a staff username, api-key:<name> or system.")
+        str | None,
+        typer.Option(help="Only this actor: a staff username, api-key:<id>, cli:<user> or system."),
     ] = None,
     action: Annotated[
         str | None,

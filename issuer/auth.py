@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from issuer.audit import SYSTEM, AuditAction, AuditLog
 from issuer.models import Agency, ApiKey
 from registry.error_codes import ErrorCode
 from registry.errors import EcertError, NotAuthorised
@@ -106,9 +107,15 @@ def parse_scopes(scopes: str | Iterable[str]) -> tuple[str, ...]:
 
 
 def create_api_key(
-    sessions: sessionmaker[Session], agency_code: str, scopes: str | Iterable[str], label: str = ""
+    sessions: sessionmaker[Session],
+    agency_code: str,
+    scopes: str | Iterable[str],
+    label: str = "",
+    *,
+    actor: str = SYSTEM,
 ) -> str:
-    """A new key for a served agency; the token is returned once and never stored."""
+    """A new key for a served agency; the token is returned once and never stored. The agency's
+    audit log records who made it (`actor`), its id and scopes (not the label: free text)."""
     wanted = parse_scopes(scopes)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with sessions.begin() as session:
@@ -118,9 +125,17 @@ def create_api_key(
                 code=ErrorCode.AGENCY_UNKNOWN,
                 field="agency",
             )
-        session.add(
-            ApiKey(agency_code=agency_code, key_hash=_digest(token), scopes=",".join(wanted), label=label)
-        )
+        key = ApiKey(agency_code=agency_code, key_hash=_digest(token), scopes=",".join(wanted), label=label)
+        session.add(key)
+        session.flush()
+        key_id = key.id
+    AuditLog(sessions).append(
+        agency_code,
+        actor,
+        AuditAction.KEY_CHANGE,
+        f"api-key:{key_id}",
+        {"event": "created", "scopes": list(wanted)},
+    )
     return token
 
 
@@ -138,8 +153,9 @@ def authenticate(sessions: sessionmaker[Session], token: str | None) -> Principa
     return Principal(key.agency_code, frozenset(key.scopes.split(",")), key.id)
 
 
-def revoke_api_key(sessions: sessionmaker[Session], key_id: int) -> ApiKeyInfo:
-    """Revoke a key by id (from `list_api_keys`); revoking twice keeps the first time."""
+def revoke_api_key(sessions: sessionmaker[Session], key_id: int, *, actor: str = SYSTEM) -> ApiKeyInfo:
+    """Revoke a key by id (from `list_api_keys`); revoking twice keeps the first time (and is
+    logged once, in the agency's audit log, with `actor`)."""
     with sessions.begin() as session:
         key = session.get(ApiKey, key_id)
         if key is None:
@@ -148,9 +164,14 @@ def revoke_api_key(sessions: sessionmaker[Session], key_id: int) -> ApiKeyInfo:
                 code=ErrorCode.API_KEY_NOT_FOUND,
                 field="id",
             )
-        if key.revoked_at is None:
+        first = key.revoked_at is None
+        if first:
             key.revoked_at = dt.datetime.now(dt.UTC)
-        return _info(key)
+        info = _info(key)
+    if first:
+        AuditLog(sessions).append(info.agency_code, actor, AuditAction.KEY_CHANGE, f"api-key:{key_id}",
+                                  {"event": "revoked"})  # fmt: skip
+    return info
 
 
 def list_api_keys(sessions: sessionmaker[Session], agency_code: str | None = None) -> list[ApiKeyInfo]:

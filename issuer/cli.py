@@ -226,6 +226,7 @@ def status_set(
         raise EcertError(
             f"Unknown status {status!r}: use active, suspended or revoked", code=ErrorCode.STATUS_INVALID
         )
+    from issuer.audit import operator_actor
     from issuer.runtime import IssuerRuntime
     from registry.certificate.identifiers import parse_licence_id
     from registry.contracts.certificate_registry import Status
@@ -233,7 +234,9 @@ def status_set(
     agency = parse_licence_id(identifier).issuer
     runtime = IssuerRuntime.open()
     try:
-        done = runtime.status.change(agency, identifier, Status[status.upper()], reason, note)
+        done = runtime.status.change(
+            agency, identifier, Status[status.upper()], reason, note, actor=operator_actor()
+        )
     finally:
         runtime.close()
     console.print(f"{identifier}: {status} (reason {reason:02d}) in block {done['block']}")
@@ -322,6 +325,7 @@ def api_key_create(
     label: Annotated[str, typer.Option(help="Who or what holds the key, e.g. a system or a clerk.")] = "",
 ) -> None:
     """Create a key and print it once (only its SHA-256 is kept)."""
+    from issuer.audit import operator_actor
     from issuer.auth import create_api_key
     from issuer.runtime import IssuerRuntime
     from issuer.serve import served_agencies
@@ -336,7 +340,7 @@ def api_key_create(
                 code=ErrorCode.AGENCY_UNKNOWN,
             )
         runtime.register_agency(code)
-        token = create_api_key(runtime.sessions, code, scopes, label)
+        token = create_api_key(runtime.sessions, code, scopes, label, actor=operator_actor())
     finally:
         runtime.close()
     err.print(f"API key for {code} ({scopes}); shown once, store it now:")
@@ -348,12 +352,13 @@ def api_key_revoke(
     key_id: Annotated[int, typer.Argument(help="The key's id (see `ecert issuer api-key list`).")],
 ) -> None:
     """Revoke a key: it stops working at once."""
+    from issuer.audit import operator_actor
     from issuer.auth import revoke_api_key
     from issuer.runtime import IssuerRuntime
 
     runtime = IssuerRuntime.open()
     try:
-        info = revoke_api_key(runtime.sessions, key_id)
+        info = revoke_api_key(runtime.sessions, key_id, actor=operator_actor())
     finally:
         runtime.close()
     console.print(f"revoked API key {info.id} of {info.agency_code} ({info.label or 'no label'})")

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from web3.contract.contract import ContractFunction
 
+from issuer.audit import SYSTEM, AuditAction, AuditLog
 from issuer.models import Batch, Certificate
 from issuer.service import IssuerService
 from registry.contracts.certificate_registry import CertificateRegistry, Status
@@ -70,16 +71,30 @@ class StatusService:
         issuer: IssuerService,
         registry: CertificateRegistry,
         signer_for: Callable[[str], LocalAccount],
+        audit: AuditLog | None = None,
     ) -> None:
         self._sessions = sessions
+        self._audit = audit if audit is not None else AuditLog(sessions)
         self._issuer = issuer
         self._registry = registry
         self._signer_for = signer_for
 
     def change(
-        self, agency_code: str, identifier: str, status: Status, reason: int, note: str | None = None
+        self,
+        agency_code: str,
+        identifier: str,
+        status: Status,
+        reason: int,
+        note: str | None = None,
+        *,
+        actor: str = SYSTEM,
     ) -> dict[str, Any]:
-        """Change one certificate's status on chain, then record it; a revoked one stays revoked."""
+        """Change one certificate's status on chain, then record it; a revoked one stays revoked.
+
+        The direct path, for an agency's systems (an API key with the `status` scope) and its
+        operators (`ecert issuer status set`): staff go through the console's maker-checker.
+        Each change is in the agency's audit log with `actor` (`api-key:<id>`, `cli:<user>`), so
+        a change without a second person is never an unrecorded one."""
         check_reason(status, reason)
         with self._sessions() as session:
             cert = self._issuer.certificate(session, agency_code, identifier)
@@ -96,6 +111,9 @@ class StatusService:
             )
             cert.status, cert.status_reason, cert.status_note = status.name.lower(), reason, note
             session.commit()
+            self._audit.append(agency_code, actor, AuditAction.STATUS_CHANGE, identifier, {
+                "status": status.name.lower(), "reason": reason, "txHash": receipt.tx_hash, "direct": True,
+            })  # fmt: skip  # the note is free text, kept with the certificate, not in the log
             return {
                 "identifier": identifier,
                 "status": cert.status,

@@ -24,6 +24,7 @@ from issuer.api.schemas import (
     StatusRequest,
     StatusResponse,
 )
+from issuer.audit import API_KEY_PREFIX
 from issuer.runtime import IssuerRuntime
 from registry.certificate.links import verify_link
 from registry.certificate.presentation import Presentation
@@ -178,10 +179,12 @@ def print_pdf(
 def change_status(
     identifier: OwnedCertificate, body: StatusRequest, caller: StatusChanging, runtime: Runtime
 ) -> dict[str, Any]:
-    """Written on chain with the agency's key before it answers; revoked is final."""
+    """Written on chain with the agency's key before it answers; revoked is final. Recorded in the
+    agency's audit log under `api-key:<id>`; staff use the console, where a second person approves."""
     return runtime.status.change(
-        caller.agency_code, identifier, STATUSES[body.status], body.reason, body.note
-    )
+        caller.agency_code, identifier, STATUSES[body.status], body.reason, body.note,
+        actor=f"{API_KEY_PREFIX}{caller.key_id}",
+    )  # fmt: skip
 
 
 @router.post(

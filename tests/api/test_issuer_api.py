@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -466,6 +467,41 @@ def test_suspend_then_reinstate_then_revoke(api: httpx.Client, reader: RegistryR
     ok(api.post(url, json={"status": "revoked", "reason": 7}))
     assert verdict(reader, pkg) == (Outcome.INVALID, "CERT_REVOKED")
     problem(api.post(url, json={"status": "active", "reason": 1}), 409, "CERT_REVOKED")
+
+
+def test_a_key_s_direct_status_change_and_the_key_itself_are_in_the_agency_s_audit_log(
+    server: IssuerServer, api: httpx.Client, keys: dict[str, str]
+) -> None:
+    """API keys stay for systems and change status without a second person, but never unrecorded:
+    each change is logged under `api-key:<id>`, and each key made with the CLI under `cli:<user>`."""
+    identifier = issue(api, person("褚癸"))["identifiers"][0]
+    ok(
+        api.post(
+            f"/v1/certificates/{identifier}/status", json={"status": "suspended", "reason": 2, "note": "待核"}
+        )
+    )
+    engine = create_engine(server.database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT actor, details FROM audit_log WHERE action = 'status_change' AND subject = :s"),
+                {"s": identifier},
+            ).all()
+            made = connection.execute(
+                text(
+                    "SELECT actor, subject, details FROM audit_log WHERE action = 'key_change' AND agency = :a"
+                ),
+                {"a": AGENCY_A},
+            ).all()
+    finally:
+        engine.dispose()
+    assert len(rows) == 1 and re.fullmatch(r"api-key:\d+", rows[0].actor), rows
+    assert json.loads(rows[0].details) | {"txHash": None} == {
+        "status": "suspended", "reason": 2, "direct": True, "txHash": None
+    }  # fmt: skip
+    created = [json.loads(r.details) for r in made if r.actor.startswith("cli:")]
+    assert {"event": "created", "scopes": ["issue", "status"]} in created, made
+    assert all(re.fullmatch(r"api-key:\d+", r.subject) for r in made)
 
 
 def test_renewal_makes_version_002_and_revokes_the_old_one(api: httpx.Client, reader: RegistryReader) -> None:
