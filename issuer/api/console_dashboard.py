@@ -2,13 +2,17 @@
 (`issuer.charts`), each with its table and a CSV export (`/console/dashboard/<panel>.csv`, the
 same rows as the table). Open to auditors, administrators and approvers (they read figures of
 what they answer for); clerks issue and propose, and are refused (403 `STAFF_ROLE_FORBIDDEN`).
-Aggregates only: no holder, no identifier, no personal data."""
+Aggregates only: no holder, no identifier, no personal data.
+
+Two views (`?view=`): `agency`, the member's own agency; `region`, every agency this issuer serves
+in the agency's administrative area (a province's regulator sees its cities' agencies, an
+authority's view; offered only when the area holds other agencies)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -39,8 +43,19 @@ def _period(days: int) -> tuple[dt.date, dt.date]:
     return last - dt.timedelta(days=days - 1), last
 
 
-def dashboard_for(request: Request, signed: SignedInStaff, days: int) -> Dashboard:
-    """The signed-in member's agency's figures over the last `days` days."""
+View = Literal["agency", "region"]
+
+
+def scope_of(session: Any, signed: SignedInStaff, view: View) -> Scope:
+    """The agency alone, or every served agency in its area (`Scope.for_region`)."""
+    own = Scope.for_agency(session, signed.member.agency_code)
+    if view == "region" and own.regions.get(signed.member.agency_code):
+        return Scope.for_region(session, own.regions[signed.member.agency_code])
+    return own
+
+
+def dashboard_for(request: Request, signed: SignedInStaff, days: int, view: View = "agency") -> Dashboard:
+    """The figures of the member's agency (or of its area, `view="region"`) over the last `days` days."""
     runtime = request.app.state.runtime
     settings = runtime.settings
     registry, chain_note = None, None
@@ -50,7 +65,7 @@ def dashboard_for(request: Request, signed: SignedInStaff, days: int) -> Dashboa
         chain_note = "dash_chain_down"
     key = settings.dashboard_verifier_key.get_secret_value() if settings.dashboard_verifier_key else None
     with runtime.sessions() as session:
-        scope = Scope.for_agency(session, signed.member.agency_code)
+        scope = scope_of(session, signed, view)
     first, last = _period(days)
     return build(runtime.sessions, scope, first, last, registry=registry, chain_note=chain_note,
                  verifier=verifier_source(settings.dashboard_verifier_url, key),
@@ -69,13 +84,13 @@ def _cell(value: Any, t: dict[str, str]) -> str:
     return str(value)
 
 
-def _view(panel: Panel, t: dict[str, str], lang: str, days: int) -> dict[str, Any]:
+def _view(panel: Panel, t: dict[str, str], lang: str, days: int, scope_view: View) -> dict[str, Any]:
     """What the template shows of a panel: headers and cells as text, the chart as SVG markup."""
     headers = [t.get("col_" + c, c) for c in panel.columns]
     view: dict[str, Any] = {
         "key": panel.key, "title": t["dash_" + panel.key], "note": panel.note, "headers": headers,
         "rows": [[_cell(v, t) for v in row] for row in panel.rows],
-        "csv": f"/console/dashboard/{panel.key}.csv?days={days}&lang={lang}", "svg": None, "legend": None,
+        "csv": f"/console/dashboard/{panel.key}.csv?days={days}&lang={lang}&view={scope_view}", "svg": None, "legend": None,
     }  # fmt: skip
     if panel.available and panel.series and panel.rows:
         labels = [str(row[0]) for row in panel.rows]
@@ -95,28 +110,47 @@ def _days(days: int) -> int:
     return days if days in PERIODS else 30
 
 
+def _area(request: Request, signed: SignedInStaff) -> tuple[str, int]:
+    """The agency's region and how many served agencies it holds (the region view's size)."""
+    with request.app.state.runtime.sessions() as session:
+        area = scope_of(session, signed, "region")
+    return area.label, len(area.agencies)
+
+
 @router.get("/console/dashboard", response_class=HTMLResponse)
-def dashboard_page(request: Request, signed: Reader, days: int = Query(30, ge=1, le=366)) -> HTMLResponse:
+def dashboard_page(
+    request: Request, signed: Reader, days: int = Query(30, ge=1, le=366), view: View = Query("agency")
+) -> HTMLResponse:
     days = _days(days)
     lang = lang_of(request)
     t = CONSOLE[lang]
-    figures = dashboard_for(request, signed, days)
-    panels = [_view(figures.panels[key], t, lang, days) for key in PANELS]
+    region, in_area = _area(request, signed)
+    view = view if in_area > 1 else "agency"  # an area of one agency is the agency's own view
+    figures = dashboard_for(request, signed, days, view)
+    panels = [_view(figures.panels[key], t, lang, days, view) for key in PANELS]
     verifications = figures.panels["verifications"]
     return render(request, "console_dashboard.html", signed, panels=panels, health=figures.health,
                   days=days, periods=PERIODS, first=figures.first.isoformat(), last=figures.last.isoformat(),
-                  other_share=verifications.detail.get("other_share_pct"), scope=figures.scope.label)  # fmt: skip
+                  other_share=verifications.detail.get("other_share_pct"), view=view, region=region,
+                  in_area=in_area,
+                  scope=figures.scope.label if view == "agency"
+                  else t["dash_region_label"].format(region=region, n=in_area))  # fmt: skip
 
 
 @router.get("/console/dashboard/{panel}.csv")
 def dashboard_csv(
-    request: Request, signed: Reader, panel: str, days: int = Query(30, ge=1, le=366)
+    request: Request,
+    signed: Reader,
+    panel: str,
+    days: int = Query(30, ge=1, le=366),
+    view: View = Query("agency"),
 ) -> Response:
     if panel not in PANELS:
         raise NotFound(f"No dashboard panel {panel[:40]!r}", code=ErrorCode.NOT_FOUND)
     days = _days(days)
-    figures = dashboard_for(request, signed, days)
-    name = f"{panel}-{signed.member.agency_code}-{figures.first.isoformat()}-{figures.last.isoformat()}.csv"
+    figures = dashboard_for(request, signed, days, view)
+    whose = signed.member.agency_code if view == "agency" else f"region-{figures.scope.label}"
+    name = f"{panel}-{whose}-{figures.first.isoformat()}-{figures.last.isoformat()}.csv"
     return Response("\ufeff" + figures.panels[panel].csv(), media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store",
         "X-Content-Type-Options": "nosniff"})  # fmt: skip

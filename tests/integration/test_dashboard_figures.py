@@ -15,9 +15,11 @@ import pytest
 from databases import postgres_database
 from sqlalchemy.orm import Session, sessionmaker
 
+from issuer.api.console_dashboard import scope_of
 from issuer.dashboard import Scope, SourceUnavailable, build, set_correction_source
 from issuer.db import make_engine, migrate, sessions
 from issuer.models import Agency, Batch, Certificate, Job
+from issuer.staff import Role, SignedInStaff, StaffView
 from registry.stats_days import today
 
 AGENCY, OTHER = "11330100002493028E", "114401000075021133"
@@ -163,3 +165,34 @@ def test_the_cli_prints_a_region_s_figures_and_a_panel_s_csv(
     expected = build(sessions(engine), scope, last - dt.timedelta(days=365), last).panels["issued"].csv()
     engine.dispose()
     assert exported.output.splitlines() == expected.splitlines()
+
+
+PROVINCE = "11330000002482090Q"  # a provincial regulator: region 330000 governs 330100
+
+
+def _member(agency: str) -> SignedInStaff:
+    return SignedInStaff("t", StaffView(1, "auditor1", "审计员", Role.AUDITOR, agency, "机关", False))
+
+
+def test_the_console_s_region_view_covers_the_agencies_of_the_member_s_area(
+    database: sessionmaker[Session],
+) -> None:
+    """A province's staff see their cities' agencies in the region view; a city's only its own."""
+    _seed(database)
+    with database.begin() as session:
+        session.add(Agency(code=PROVINCE, name="浙江省市场监督管理局", region="330000"))
+        session.flush()
+        session.add(Job(id="j3", agency_code=PROVINCE, type_code=T1, request_hash="h", total=1))
+        session.flush()
+        session.add(Certificate(identifier="p1", agency_code=PROVINCE, type_code=T1, job_id="j3", position=1,
+                                sealed_fields=b"x", digest=b"\0" * 32, created_at=CST_MIDNIGHT + 5 * dt.timedelta(seconds=1)))  # fmt: skip
+    with database() as session:
+        assert scope_of(session, _member(PROVINCE), "region").agencies == (PROVINCE, AGENCY)
+        assert scope_of(session, _member(PROVINCE), "agency").agencies == (PROVINCE,)
+        assert scope_of(session, _member(AGENCY), "region").agencies == (AGENCY,)  # 330100 governs no other
+        region = scope_of(session, _member(PROVINCE), "region")
+    figures = build(database, region, dt.date(2026, 12, 3), dt.date(2026, 12, 4))
+    assert _rows(figures.panels["issued"]) == {
+        "2026-12-03": [1, 0, 1],
+        "2026-12-04": [2, 1, 3],
+    }  # a1; a2 a3 p1
