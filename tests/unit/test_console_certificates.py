@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from console_harness import console_app, console_staff
 from databases import postgres_database
 from eth_account import Account
 from fastapi import FastAPI
@@ -28,7 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from test_issuer_staff import PASSWORD, Clock, browser, csrf_of, sign_in
 
-from issuer.api import console, console_certificates
+from issuer.api import console_certificates
 from issuer.blind_index import HOLDER_CODE, HOLDER_NAME, NUMBER, BlindIndex, normalise, reindex
 from issuer.certificate_search import CertificatePages, SearchQuery
 from issuer.db import make_engine, migrate, sessions
@@ -37,7 +38,6 @@ from issuer.service import IssuerService
 from issuer.staff import IssuerStaff, Role
 from registry.certificate.identifiers import id_number_check_char
 from registry.certificate.merkle import batch_tree
-from registry.problems import install as install_problems
 
 AGENCY, OTHER = "11330100002493028E", "114401000075021133"
 DRIVING, BUSINESS = "11100000000013338W002", "11100000000013338W001"
@@ -113,23 +113,17 @@ def clock() -> Clock:
 
 @pytest.fixture
 def staff(made: sessionmaker[Session], clock: Clock) -> IssuerStaff:
-    return IssuerStaff(made, secrets.token_bytes(32), secrets.token_bytes(32), clock=clock)
+    return console_staff(made, clock)
 
 
 @pytest.fixture
 def app(made: sessionmaker[Session], service: IssuerService, staff: IssuerStaff, tmp_path: Path) -> FastAPI:
-    made_app = FastAPI()
-    made_app.state.runtime = SimpleNamespace(
+    runtime = SimpleNamespace(
         sessions=made, service=service, workspace=SimpleNamespace(settings=SimpleNamespace(home=tmp_path)),
         settings=SimpleNamespace(public_url=None, verifier_url="http://127.0.0.1:8002",
                                  load_data_key=lambda _core: DATA_KEY),
     )  # fmt: skip
-    made_app.state.console_staff = staff
-    made_app.state.grants = Grants()
-    install_problems(made_app)
-    console.install(made_app)
-    console_certificates.install(made_app)
-    return made_app
+    return console_app(staff, runtime, console_certificates.install, grants=Grants())
 
 
 def signed_in(app: FastAPI, staff: IssuerStaff, clock: Clock, role: Role, agency: str = AGENCY,

@@ -12,15 +12,15 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from console_harness import console_app, console_staff
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 from test_issuer_staff import PASSWORD, Clock, browser, sign_in
 
-from issuer.api import console, console_dashboard
+from issuer.api import console_dashboard
 from issuer.db import make_engine, migrate, sessions
 from issuer.models import Agency, Certificate, Job
 from issuer.staff import IssuerStaff, Role
-from registry.problems import install as install_problems
 
 CITY, PROVINCE, ELSEWHERE = "11330100002493028E", "11330000002482090Q", "114401000075021133"
 TYPE = "11100000000013338W001"
@@ -61,19 +61,14 @@ def clock() -> Clock:
 
 @pytest.fixture
 def staff(made: sessionmaker[Session], clock: Clock) -> IssuerStaff:
-    return IssuerStaff(made, secrets.token_bytes(32), secrets.token_bytes(32), clock=clock)
+    return console_staff(made, clock)
 
 
 @pytest.fixture
 def app(made: sessionmaker[Session], staff: IssuerStaff) -> FastAPI:
-    made_app = FastAPI()
     settings = SimpleNamespace(public_url=None, dashboard_verifier_url=None, dashboard_verifier_key=None)
-    made_app.state.runtime = SimpleNamespace(sessions=made, settings=settings, workspace=SimpleNamespace())
-    made_app.state.console_staff = staff
-    install_problems(made_app)
-    console.install(made_app)
-    made_app.include_router(console_dashboard.router)
-    return made_app
+    runtime = SimpleNamespace(sessions=made, settings=settings, workspace=SimpleNamespace())
+    return console_app(staff, runtime, lambda app: app.include_router(console_dashboard.router))
 
 
 def auditor_of(app: FastAPI, staff: IssuerStaff, clock: Clock, agency: str) -> httpx.Client:

@@ -15,16 +15,16 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from console_harness import console_app, console_staff
 from fastapi import FastAPI
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from test_issuer_staff import PASSWORD, Clock, browser, csrf_of, sign_in
 
-from issuer.api import console, console_status
+from issuer.api import console_status
 from issuer.db import make_engine, migrate, sessions
 from issuer.models import Agency, Batch, Certificate, Job, StatusProposal, StatusProposalChunk
 from issuer.staff import IssuerStaff, Role
-from registry.problems import install as install_problems
 
 AGENCY = "11330100002493028E"
 TYPE = "11100000000013338W001"
@@ -47,18 +47,13 @@ def clock() -> Clock:
 
 @pytest.fixture
 def staff(made: sessionmaker[Session], clock: Clock) -> IssuerStaff:
-    return IssuerStaff(made, secrets.token_bytes(32), secrets.token_bytes(32), clock=clock)
+    return console_staff(made, clock)
 
 
 @pytest.fixture
 def app(made: sessionmaker[Session], staff: IssuerStaff) -> FastAPI:
-    made_app = FastAPI()
-    made_app.state.runtime = SimpleNamespace(sessions=made, settings=SimpleNamespace(public_url=None))
-    made_app.state.console_staff = staff
-    install_problems(made_app)
-    console.install(made_app)
-    console_status.install(made_app)
-    return made_app
+    runtime = SimpleNamespace(sessions=made, settings=SimpleNamespace(public_url=None))
+    return console_app(staff, runtime, console_status.install)
 
 
 def certificates(made: sessionmaker[Session], count: int) -> list[str]:
