@@ -4,13 +4,11 @@ the verifier's front-desk staff."""
 
 from __future__ import annotations
 
-import functools
-
 from registry.error_codes import ErrorCode
 from registry.errors import EcertError
+from registry.staff_auth import common_passwords
 
 MIN_LENGTH, MAX_LENGTH = 10, 128
-COMMON_COUNT = 10_000  # the most common passwords refused, from zxcvbn's ranked list (leaked password sets)
 RULE = {  # what `check_password_rules` enforces, in the holder's words (the demo and pages say this)
     "en": f"{MIN_LENGTH} to {MAX_LENGTH} characters, at least 3 different ones, not containing your ID number, not a common password",
     "zh": f"{MIN_LENGTH}至{MAX_LENGTH}个字符，至少3种不同字符，不能含身份证号，不能是常见密码",
@@ -19,17 +17,6 @@ RULE = {  # what `check_password_rules` enforces, in the holder's words (the dem
 
 class PasswordRejected(EcertError):
     code = ErrorCode.PASSWORD_WEAK
-
-
-@functools.cache
-def common_passwords() -> frozenset[str]:
-    """The `COMMON_COUNT` most common passwords, lower-case: the head of the frequency-ranked list
-    zxcvbn ships (no download; loaded on first use)."""
-    from zxcvbn.frequency_lists import FREQUENCY_LISTS
-
-    ranked: list[str] | str = FREQUENCY_LISTS["passwords"]  # a list, or one comma-separated string
-    ranked = ranked.split(",") if isinstance(ranked, str) else ranked
-    return frozenset(p.lower() for p in ranked[:COMMON_COUNT])
 
 
 def is_common(password: str) -> bool:
