@@ -27,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from registry.staff_tables import StaffAttemptColumns, StaffMemberColumns, StaffSessionColumns
+
 
 class Base(DeclarativeBase):
     pass
@@ -159,50 +161,33 @@ class Certificate(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class StaffMember(Base):
-    """A person of an agency who signs in to the console (`/console`) with a password (scrypt)
-    and a TOTP code (`ecert issuer staff add`), in one role (`issuer.staff.Role`): clerk,
-    approver, auditor or admin. The TOTP secret is sealed with the data key; `last_totp_step`
-    refuses a code used once already."""
+class StaffMember(StaffMemberColumns, Base):
+    """A person of an agency who signs in to the console (`/console`) with a password and a TOTP
+    code (`ecert issuer staff add`), in one role (`issuer.staff.Role`): clerk, approver, auditor
+    or admin (the credential columns: `registry.staff_tables`)."""
 
     __tablename__ = "agency_staff"
     __table_args__ = (
         CheckConstraint("role IN ('clerk', 'approver', 'auditor', 'admin')", name="ck_agency_staff_role"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     agency_code: Mapped[str] = mapped_column(ForeignKey("agencies.code"), index=True)
     role: Mapped[str] = mapped_column(String(16))
-    username: Mapped[str] = mapped_column(String(64), unique=True)
-    display_name: Mapped[str] = mapped_column(String(100))
-    password_hash: Mapped[str] = mapped_column(String(200))
-    totp_secret: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM of the base32 secret
-    last_totp_step: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class StaffSession(Base):
-    """A signed-in staff member's console session: only the SHA-256 of the cookie's 256 random bits."""
+class StaffSession(StaffSessionColumns, Base):
+    """A signed-in staff member's console session."""
 
     __tablename__ = "agency_staff_sessions"
 
-    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     staff_id: Mapped[int] = mapped_column(ForeignKey("agency_staff.id"), index=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
-class StaffAttempt(Base):
-    """A counted console sign-in attempt (`registry.staff_auth`): the key is an HMAC of what is limited."""
+class StaffAttempt(StaffAttemptColumns, Base):
+    """A counted console sign-in attempt (`registry.staff_auth`)."""
 
     __tablename__ = "agency_staff_attempts"
     __table_args__ = (Index("ix_agency_staff_attempts_key_at", "key", "at"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    key: Mapped[str] = mapped_column(String(64))
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class AuditLogEntry(Base):

@@ -8,6 +8,8 @@ import datetime as dt
 from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from registry.staff_tables import StaffAttemptColumns, StaffMemberColumns, StaffSessionColumns
+
 
 class Base(DeclarativeBase):
     pass
@@ -148,45 +150,28 @@ class ShareFetch(Base):
     first_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
-class StaffMember(Base):
+class StaffMember(StaffMemberColumns, Base):
     """A front-desk clerk of an organisation registered here (`ecert verifier staff add`): signs
-    in at `/desk` with a password (scrypt) and a TOTP code. The TOTP secret is kept sealed with
-    the node's data key; `last_totp_step` refuses a code used once already."""
+    in at `/desk` with a password and a TOTP code (the credential columns: `registry.staff_tables`)."""
 
     __tablename__ = "staff"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
-    username: Mapped[str] = mapped_column(String(64), unique=True)
-    display_name: Mapped[str] = mapped_column(String(100))
-    password_hash: Mapped[str] = mapped_column(String(200))
-    totp_secret: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM of the base32 secret
-    last_totp_step: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class StaffSession(Base):
-    """A signed-in clerk's session: only the SHA-256 of the cookie's 256 random bits is kept."""
+class StaffSession(StaffSessionColumns, Base):
+    """A signed-in clerk's session."""
 
     __tablename__ = "staff_sessions"
 
-    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
-class StaffAttempt(Base):
-    """A counted sign-in attempt (`verifier.staff`): the key is an HMAC of what is limited."""
+class StaffAttempt(StaffAttemptColumns, Base):
+    """A counted sign-in attempt (`verifier.staff`)."""
 
     __tablename__ = "staff_attempts"
     __table_args__ = (Index("ix_staff_attempts_key_at", "key", "at"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    key: Mapped[str] = mapped_column(String(64))
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class StoredReceiptRow(Base):
