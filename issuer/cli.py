@@ -321,7 +321,13 @@ def api_key_create(
     agency: Annotated[
         str, typer.Option(help="The agency's 统一社会信用代码 (its key must be in the keystore).")
     ],
-    scopes: Annotated[str, typer.Option(help="Comma list of issue, status, admin.")] = "issue",
+    scopes: Annotated[
+        str,
+        typer.Option(
+            help="Comma list of issue, status, admin. A status key changes status at once, without the "
+            "console's second person (each change is in the audit log): give it to systems only."
+        ),
+    ] = "issue",
     label: Annotated[str, typer.Option(help="Who or what holds the key, e.g. a system or a clerk.")] = "",
 ) -> None:
     """Create a key and print it once (only its SHA-256 is kept)."""
