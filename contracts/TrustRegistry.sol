@@ -18,6 +18,17 @@ abstract contract TrustRegistry is AccessControl, ITrustRegistry {
         string name;
     }
 
+    /// @dev An SM2 key: its record (as for a secp256k1 key) and its public key `X ‖ Y`.
+    struct NationalKey {
+        KeyRecord record;
+        bytes32 x;
+        bytes32 y;
+    }
+
+    /// @dev sm2p256v1 (GB/T 32918.5): y² = x³ - 3x + b over the prime field of `_SM2_P`.
+    uint256 private constant _SM2_P = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF;
+    uint256 private constant _SM2_B = 0x28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93;
+
     mapping(address account => Authority) private _authorities;
     mapping(bytes32 code => uint32 agencyIndex) private _agencyIndexes;
     mapping(uint32 agencyIndex => AgencyRecord) private _agencies;
@@ -28,6 +39,8 @@ abstract contract TrustRegistry is AccessControl, ITrustRegistry {
     mapping(bytes32 typeCode => uint16 typeId) private _typeIds;
     bytes32[] private _typeCodes;
     uint32 private _agencyCount;
+    mapping(bytes32 keyId => NationalKey) private _nationalKeys;
+    mapping(uint32 agencyIndex => bytes32[]) private _agencyNationalKeys;
 
     constructor(address root) {
         _grantRole(DEFAULT_ADMIN_ROLE, root);
@@ -134,6 +147,38 @@ abstract contract TrustRegistry is AccessControl, ITrustRegistry {
         emit KeyCompromised(code, key, record.compromisedSince);
     }
 
+    /// @inheritdoc ITrustRegistry
+    function addNationalKey(bytes32 code, bytes calldata publicKey, uint40 validFrom) external {
+        uint32 agencyIndex = _requireAgencyIndex(code);
+        _requireManagerOf(agencyIndex, code);
+        if (!_isSm2Point(publicKey)) revert TrustRegistryInvalidNationalKey(publicKey);
+        bytes32 keyId = keccak256(publicKey);
+        if (_nationalKeys[keyId].record.agency != 0) revert TrustRegistryNationalKeyInUse(keyId);
+        validFrom = _validFrom(validFrom);
+        _nationalKeys[keyId] = NationalKey(
+            KeyRecord(agencyIndex, validFrom, 0, 0), bytes32(publicKey[:32]), bytes32(publicKey[32:])
+        );
+        _agencyNationalKeys[agencyIndex].push(keyId);
+        emit NationalKeyAdded(code, keyId, publicKey, validFrom);
+    }
+
+    /// @inheritdoc ITrustRegistry
+    function retireNationalKey(bytes32 keyId) external {
+        (KeyRecord storage record, bytes32 code) = _requireNationalKey(keyId);
+        _requireManagerOf(record.agency, code);
+        if (record.retiredAt == 0) record.retiredAt = uint40(block.timestamp);
+        emit NationalKeyRetired(code, keyId, record.retiredAt);
+    }
+
+    /// @inheritdoc ITrustRegistry
+    function compromiseNationalKey(bytes32 keyId, uint40 since) external {
+        (KeyRecord storage record, bytes32 code) = _requireNationalKey(keyId);
+        _requireAuthorityOf(code);
+        if (since == 0 || since > block.timestamp) revert TrustRegistryInvalidTime(since);
+        if (record.compromisedSince == 0 || since < record.compromisedSince) record.compromisedSince = since;
+        emit NationalKeyCompromised(code, keyId, record.compromisedSince);
+    }
+
     // ─── views ───────────────────────────────────────────────────────────────────────────
 
     /// @inheritdoc ITrustRegistry
@@ -155,6 +200,28 @@ abstract contract TrustRegistry is AccessControl, ITrustRegistry {
     function keyRecord(address key) external view returns (KeyRecord memory record, bytes32 code) {
         (KeyRecord storage stored, bytes32 agencyCode) = _requireKey(key);
         return (stored, agencyCode);
+    }
+
+    /// @inheritdoc ITrustRegistry
+    function agencyNationalKeys(bytes32 code) external view returns (bytes32[] memory) {
+        return _agencyNationalKeys[_requireAgencyIndex(code)];
+    }
+
+    /// @inheritdoc ITrustRegistry
+    function nationalKeyRecord(bytes32 keyId)
+        external
+        view
+        returns (KeyRecord memory record, bytes32 code, bytes memory publicKey)
+    {
+        (record, code) = _requireNationalKey(keyId);
+        NationalKey storage stored = _nationalKeys[keyId];
+        publicKey = abi.encodePacked(stored.x, stored.y);
+    }
+
+    /// @inheritdoc ITrustRegistry
+    function wasNationalKeyValidAt(bytes32 keyId, uint40 time) external view returns (bool) {
+        KeyRecord memory record = _nationalKeys[keyId].record;
+        return record.agency != 0 && _isGoodAt(record, time);
     }
 
     /// @inheritdoc ITrustRegistry
@@ -254,11 +321,23 @@ abstract contract TrustRegistry is AccessControl, ITrustRegistry {
         if (key == address(0) || _keys[key].agency != 0 || _authorities[key].region != 0) {
             revert TrustRegistryKeyInUse(key);
         }
-        if (validFrom == 0) validFrom = uint40(block.timestamp);
-        else if (validFrom < block.timestamp) revert TrustRegistryInvalidTime(validFrom);
+        validFrom = _validFrom(validFrom);
         _keys[key] = KeyRecord(agencyIndex, validFrom, 0, 0);
         _agencyKeys[agencyIndex].push(key);
         emit KeyAdded(code, key, validFrom);
+    }
+
+    /// @dev A new key's `validFrom`: 0 means now; a key cannot vouch for what came before it.
+    function _validFrom(uint40 validFrom) private view returns (uint40) {
+        if (validFrom == 0) return uint40(block.timestamp);
+        if (validFrom < block.timestamp) revert TrustRegistryInvalidTime(validFrom);
+        return validFrom;
+    }
+
+    function _requireNationalKey(bytes32 keyId) private view returns (KeyRecord storage record, bytes32 code) {
+        record = _nationalKeys[keyId].record;
+        if (record.agency == 0) revert TrustRegistryUnknownNationalKey(keyId);
+        code = _agencies[record.agency].code;
     }
 
     function _requireAgencyIndex(bytes32 code) private view returns (uint32 agencyIndex) {
@@ -309,6 +388,17 @@ abstract contract TrustRegistry is AccessControl, ITrustRegistry {
         return record.validFrom <= time
             && (record.retiredAt == 0 || time <= record.retiredAt)
             && (record.compromisedSince == 0 || time < record.compromisedSince);
+    }
+
+    /// @dev Whether `publicKey` is 64 bytes `X ‖ Y` of a point of sm2p256v1: coordinates below p and
+    /// y² = x³ - 3x + b (mod p). Rejects the all-zero key (b ≠ 0) and a mistyped key, for ~100 gas.
+    function _isSm2Point(bytes calldata publicKey) private pure returns (bool) {
+        if (publicKey.length != 64) return false;
+        uint256 x = uint256(bytes32(publicKey[:32]));
+        uint256 y = uint256(bytes32(publicKey[32:]));
+        if (x >= _SM2_P || y >= _SM2_P) return false;
+        uint256 rhs = addmod(mulmod(mulmod(x, x, _SM2_P), x, _SM2_P), _SM2_P - mulmod(3, x, _SM2_P), _SM2_P);
+        return mulmod(y, y, _SM2_P) == addmod(rhs, _SM2_B, _SM2_P);
     }
 
     /// @dev A six-digit GB/T 2260 code: province 11–82, then prefecture and county.

@@ -38,6 +38,7 @@ from web3.types import Nonce, TxParams, TxReceipt
 
 from issuer.models import Batch, BatchEvent, Certificate
 from registry.certificate.merkle import batch_tree
+from registry.certificate.national_seal import NATIONAL_GROUP, seal_group
 from registry.certificate.seal import recover_sealer, sign_seal
 from registry.chain.client import checksum_address
 from registry.chain.reverts import anchor_outcome
@@ -45,6 +46,7 @@ from registry.contracts.certificate_registry import ANCHOR_GAS, CertificateRegis
 from registry.contracts.trust_registry import to_bytes32
 from registry.error_codes import ErrorCode
 from registry.errors import ChainError, ChainUnavailable, ContractRevert
+from registry.national import key_id, public_key
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +74,15 @@ class AnchoringWorker:
         signer_for: Callable[[str], LocalAccount],
         settings: WorkerSettings | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        national_key_for: Callable[[str], bytes | None] | None = None,
+        national_group: int = NATIONAL_GROUP,
     ) -> None:
         self._sessions = sessions
         self._registry = registry
         self._client = registry.client
         self._signer_for = signer_for
+        self._national_key_for = national_key_for  # the agency's current SM2 key (national co-seal)
+        self._national_group = national_group
         self.settings = settings or WorkerSettings()
         self._clock = clock
         self._watched_head: tuple[int, bytes] | None = None  # head when confirmed anchors were last checked
@@ -190,6 +196,7 @@ class AnchoringWorker:
                 session.commit()
                 return
             self._seal_with(session, batch, signer)
+            self._national_seal_with(session, batch)
             # A retry (after out of gas, say) asks the node how much gas the anchor needs now.
             gas = ANCHOR_GAS
             if batch.attempts:
@@ -270,6 +277,39 @@ class AnchoringWorker:
                 signer.address,
             )
         batch.signer = signer.address
+
+    def _national_seal_with(self, session: Session, batch: Batch) -> None:
+        """Make the agency's current SM2 key the national co-sealer of `batch`'s sealed
+        certificates, as `_seal_with` does for the EIP-712 seal: a rotation between intake and
+        anchoring retires the old SM2 key on chain, so its group seals are made again, in groups
+        of the same size, by the current key (the digests do not change)."""
+        if self._national_key_for is None:
+            return
+        private = self._national_key_for(batch.agency_code)
+        if private is None:
+            return
+        current = key_id(public_key(private))
+        rows = session.execute(
+            select(Certificate.id, Certificate.digest)
+            .where(Certificate.batch_id == batch.id, Certificate.national_seal.is_not(None),
+                   Certificate.national_key_id != current)
+            .order_by(Certificate.id)
+        ).all()  # fmt: skip
+        if not rows:
+            return
+        chain_id, registry = self._client.chain_id, self._registry.address
+        changes = []
+        for start in range(0, len(rows), self._national_group):
+            group = rows[start : start + self._national_group]
+            seals = seal_group(private, chain_id, registry, [row.digest for row in group])
+            changes += [{"id": row.id, "national_seal": seal.to_bytes(), "national_key_id": current}
+                        for row, seal in zip(group, seals, strict=True)]  # fmt: skip
+        session.execute(update(Certificate), changes)
+        log.warning(
+            "batch %s: %d certificate(s) co-sealed by a rotated SM2 key were co-sealed again",
+            batch.id,
+            len(changes),
+        )
 
     def _free_nonce(self, session: Session, signer: str) -> int:
         """The lowest nonce neither the node nor any transaction we stored uses: after a chain lost

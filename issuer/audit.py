@@ -88,6 +88,8 @@ class AuditAction(enum.StrEnum):
     KEY_CHANGE = "key_change"  # agency signing keys and API keys
     STAFF_CHANGE = "staff_change"  # accounts, roles, second factors
     EXPORT = "export"  # the audit log or certificates exported
+    CORRECTION_FIX = "correction_fix"  # a holder's correction request answered by a renewal
+    CORRECTION_REFUSE = "correction_refuse"  # a holder's correction request refused, with a reason
 
 
 @dataclass(frozen=True)

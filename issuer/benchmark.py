@@ -30,6 +30,7 @@ from registry.chain.runner import AnvilNode, free_port
 from registry.contracts.certificate_registry import CertificateRegistry
 from registry.deploy import deploy
 from registry.machine_speed import baseline
+from registry.national import generate_private_key
 
 TYPE_CODE = "11100000000013338W001"
 AGENCY = "11330100002493028E"
@@ -72,6 +73,7 @@ def _setup(
     registry = deployment.registry(client)
     registry.add_authority(root, authority.address, 330000, "浙江")
     registry.register_agency(authority, AGENCY, 330100, "杭州市市场监督管理局", agency.address, [TYPE_CODE])
+    national = generate_private_key()
     engine = make_engine(f"sqlite:///{tmp / 'issuer.sqlite'}")
     migrate(engine)
     factory = sessions(engine)
@@ -82,11 +84,13 @@ def _setup(
         registry_address=registry.address,
         signer_for=lambda _code: agency,
         blind_index=BlindIndex(os.urandom(32)),  # as `IssuerRuntime.service`: intake fills the search index
+        national_key_for=lambda _code: national,  # and co-seals each group with the agency's SM2 key
     )
     service.ensure_agency(AGENCY, "杭州市市场监督管理局", "330100")
     worker = AnchoringWorker(
-        factory, registry, lambda _code: agency, WorkerSettings(batch_size=10_000, batch_window_s=0)
-    )
+        factory, registry, lambda _code: agency, WorkerSettings(batch_size=10_000, batch_window_s=0),
+        national_key_for=lambda _code: national,
+    )  # fmt: skip
     return node, client, registry, factory, service, worker
 
 

@@ -5,16 +5,22 @@ stored encrypted (`Certificate.sealed_fields`).
 Each indexed value is normalised (`normalise`: NFKC, so full-width letters, digits and
 parentheses read as their ASCII forms; spaces removed from numbers and codes, which are
 upper-cased; runs of spaces in names made one, names case-folded) and stored as
-`HMAC-SHA256(key, kind ␟ agency ␟ value)`, truncated to 16 bytes, in `certificate_blind_index`
-(one row per certificate and kind). The key is not in the database: `<home>/issuer/blind-index.key`
-(32 random bytes, made 0600 on first use, `registry.secrets_files`). Someone with the database
-alone can neither read the values nor test guesses; the agency in the hashed text keeps two
-agencies' rows of one person unlinkable. An exact value finds its rows; a part of one finds
-nothing (by design: no prefix or fuzzy search over personal data).
+`HMAC-SHA256(key, kind ␟ agency ␟ value)`, truncated to 16 bytes, in `certificate_blind_index`:
+one row per certificate, with a column and an index per kind (migration 0009; 0007 had a row per
+certificate and kind, and intake paid for three rows and six index entries where it now pays for
+one row and three). Truncation can make two values collide: at 128 bits none is expected among
+an agency's values, and one would only add a wrong certificate to a search's hits, shown with its
+own (masked) fields, never hide the right one. The key is not in the database: `<home>/issuer/blind-index.key` (32 random
+bytes, made 0600 on first use, `registry.secrets_files`). Someone with the database alone can
+neither read the values nor test guesses; the agency in the hashed text keeps two agencies' rows
+of one person unlinkable. An exact value finds its rows; a part of one finds nothing (by design:
+no prefix or fuzzy search over personal data).
 
-Rows are written at intake (`IssuerService._store`, one HMAC per field and one executemany per
-chunk) when the service has an index (`attach`), and for certificates stored before (or by a
-service without one) by `ecert issuer reindex` (`reindex`), which decrypts them with the data key.
+Rows are written at intake (`IssuerService._store`: the digests made by the intake's worker
+processes beside the seal, one executemany per chunk, in the job's transaction, so a certificate
+is found as soon as its job is stored) when the service has an index (`attach`), and for
+certificates stored before (or by a service without one) by `ecert issuer reindex` (`reindex`),
+which decrypts them with the data key.
 """
 
 from __future__ import annotations
@@ -34,18 +40,21 @@ from registry.secrets_files import load_or_create_secret
 if TYPE_CHECKING:
     from issuer.runtime import IssuerRuntime
 
-__all__ = ["KEY_FILE", "KINDS", "BlindIndex", "attach", "blind_index_for", "normalise", "reindex"]
+__all__ = ["COLUMNS", "KEY_FILE", "KINDS", "BlindIndex", "attach", "blind_index_for", "normalise", "reindex"]
 
 KEY_FILE = "blind-index.key"  # in <home>/issuer
 NUMBER, HOLDER_NAME, HOLDER_CODE = "number", "holder_name", "holder_code"
 KINDS = (NUMBER, HOLDER_NAME, HOLDER_CODE)
+COLUMNS = {NUMBER: "number_digest", HOLDER_NAME: "name_digest", HOLDER_CODE: "code_digest"}  # of a row
 DIGEST_BYTES = 16  # 128 bits: no two values of an agency collide in practice
 _SEP = "\x1f"
 INSERT_QMARK = (
-    "INSERT INTO certificate_blind_index (certificate_id, kind, agency_code, digest) VALUES (?, ?, ?, ?)"
+    "INSERT INTO certificate_blind_index (certificate_id, agency_code, number_digest, name_digest, code_digest)"
+    " VALUES (?, ?, ?, ?, ?)"
 )
 INSERT_FORMAT = INSERT_QMARK.replace("?", "%s")  # psycopg
-Row = tuple[int, str, str, bytes]  # certificate id, kind, agency, digest
+Digests = tuple[bytes | None, bytes | None, bytes | None]  # number, holder name, holder code (None: empty)
+Row = tuple[int, str, bytes | None, bytes | None, bytes | None]  # certificate id, agency, digests
 
 
 def normalise(kind: str, value: object) -> str:
@@ -81,31 +90,20 @@ class BlindIndex:
         text = normalise(kind, value)
         return self._mac(f"{kind}{_SEP}{agency}{_SEP}{text}".encode()) if text else None
 
-    def digests(
-        self, agency: str, number: object, name: object, code: object
-    ) -> tuple[tuple[str, bytes], ...]:
-        """(kind, digest) of one certificate's values; a kind whose value is empty has none. Made
-        by the intake's worker processes, beside the seal, so the storing thread only inserts."""
-        mac = self._mac
-        return tuple(
-            (kind, mac(f"{kind}{_SEP}{agency}{_SEP}{text}".encode()))
-            for kind, value in ((NUMBER, number), (HOLDER_NAME, name), (HOLDER_CODE, code))
-            if value is not None and (text := normalise(kind, value))
-        )
-
-    def rows(self, agency: str, certificate_id: int, number: object, name: object, code: object) -> list[Row]:
-        """The index rows of one certificate, (certificate id, kind, agency, digest); a kind
-        whose value is empty has none. One HMAC per field: this runs at intake."""
+    def digests(self, agency: str, number: object, name: object, code: object) -> Digests:
+        """The digests of one certificate's number, holder name and holder code (None for an
+        empty value). Made by the intake's worker processes, beside the seal: three 16-byte
+        strings pickle back cheaply and the storing thread only inserts."""
+        mac, within = self._mac, f"{_SEP}{agency}{_SEP}"
         found = []
-        mac = self._mac
         for kind, value in ((NUMBER, number), (HOLDER_NAME, name), (HOLDER_CODE, code)):
-            if value is None:
-                continue
-            if text := normalise(kind, value):
-                found.append(
-                    (certificate_id, kind, agency, mac(f"{kind}{_SEP}{agency}{_SEP}{text}".encode()))
-                )
-        return found
+            text = "" if value is None else normalise(kind, value)
+            found.append(mac(f"{kind}{within}{text}".encode()) if text else None)
+        return found[0], found[1], found[2]
+
+    def row(self, agency: str, certificate_id: int, number: object, name: object, code: object) -> Row:
+        """The index row of one certificate (a row even if every value is empty: it is indexed)."""
+        return (certificate_id, agency, *self.digests(agency, number, name, code))
 
 
 def record_values(record: Mapping[str, Any], identifier: str) -> tuple[object, object, object]:
@@ -208,7 +206,7 @@ def reindex(
             for cert_id, identifier, agency_code, sealed in found:
                 leaves = decode_leaves(cipher.decrypt(sealed, identifier))
                 fields = unflatten((leaf.path, leaf_value(leaf)) for leaf in leaves)
-                rows.extend(index.rows(agency_code, cert_id, *field_values(fields)))
+                rows.append(index.row(agency_code, cert_id, *field_values(fields)))
             store_rows(session, rows)
         done += len(found)
         after = found[-1][0]

@@ -20,11 +20,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import false as sql_false
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from issuer import models
-from issuer.blind_index import HOLDER_CODE, HOLDER_NAME, NUMBER, BlindIndex
+from issuer.blind_index import COLUMNS, HOLDER_CODE, HOLDER_NAME, NUMBER, BlindIndex
 from issuer.intake import decode_leaves
 from issuer.models import AuditLogEntry, Batch, BatchEvent, BlindIndexEntry, Certificate, Job, JobError
 from registry.certificate.canonical import leaf_value, unflatten
@@ -206,9 +207,9 @@ class CertificatePages:
             statement = statement.where(Certificate.identifier == query.identifier.strip().upper())
         for kind, value in query.blind:
             digest = self.index.digest(agency, kind, value) if self.index else None
+            column = getattr(BlindIndexEntry, COLUMNS[kind])
             matching = select(BlindIndexEntry.certificate_id).where(
-                BlindIndexEntry.digest == digest,
-                BlindIndexEntry.kind == kind,
+                column == digest if digest is not None else sql_false(),
                 BlindIndexEntry.agency_code == agency,
             )
             statement = statement.where(Certificate.id.in_(matching))

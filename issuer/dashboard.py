@@ -12,8 +12,8 @@ verifier node's aggregated counts.
 * lag — anchoring lag, intake → confirmed, per day the batches were confirmed;
 * gas — gas the anchoring transactions used (their receipts), per certificate;
 * health — the chain head and its age, the verifier node's `/healthz`;
-* corrections — open correction requests against their deadline: not available until a
-  correction module registers its source with `set_correction_source` (the hook).
+* corrections — open correction requests against their deadline (overdue, due within 24 hours,
+  later), from the source `issuer.corrections` registers with `set_correction_source`.
 
 Scope: one agency (its staff), or every agency this issuer serves in a region (an authority:
 `Scope.for_region`). A source that is not configured or does not answer makes its panels say so
@@ -182,9 +182,9 @@ _correction_source: CorrectionSource | None = None
 
 
 def set_correction_source(source: CorrectionSource | None) -> None:
-    """The hook for correction requests (none exist yet): the module that brings them (and their
-    table) registers `source(session, agencies, today)`, which returns rows of [deadline bucket
-    ("overdue" | "due_3d" | "later"), open requests] for the agencies. Until then the panel says
+    """The hook for correction requests: `issuer.corrections` (and its table) registers
+    `source(session, agencies, today)`, which returns rows of [deadline bucket ("overdue" |
+    "due_24h" | "later"), open requests] for the agencies. Without a source the panel says
     "not available" (`dash_corrections_none`)."""
     global _correction_source  # noqa: PLW0603 - one registration per process, by the correction module
     _correction_source = source

@@ -10,16 +10,17 @@ import multiprocessing
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cbor2
 
 from issuer.batch import RejectedRecord
-from issuer.blind_index import BlindIndex, record_values
+from issuer.blind_index import BlindIndex, Digests, record_values
 from registry.certificate.canonical import FieldLeaf, make_leaves
 from registry.certificate.merkle import field_digest
 from registry.certificate.model import Issuer, build_fields
+from registry.certificate.national_seal import NATIONAL_GROUP, seal_group
 from registry.certificate.seal import sign_seal
 from registry.crypto import DataCipher
 from registry.errors import EcertError
@@ -37,7 +38,8 @@ class PreparedCertificate:
     digest: bytes
     seal: bytes
     sealed_fields: bytes  # AES-GCM of the CBOR leaves
-    index: tuple[tuple[str, bytes], ...] = ()  # (kind, blind-index digest): made here, in the pool
+    index: Digests | None = None  # blind-index digests (number, name, code): made here, in the pool
+    national_seal: bytes | None = None  # the SM2 group co-seal (`NationalSeal.to_bytes`)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class IntakeSpec:
     serial: str | None = None  # a renewal keeps its serial
     index_key: bytes | None = None  # the blind index's key: each certificate's digests are made here
     agency_code: str = ""  # whose index (the digests name the agency)
+    national_key: bytes | None = None  # the agency's SM2 key: each group of certificates is co-sealed here
+    national_group: int = NATIONAL_GROUP
 
 
 def encode_leaves(leaves: Sequence[FieldLeaf]) -> bytes:
@@ -102,10 +106,24 @@ def _prepare_chunk(spec: IntakeSpec, start: int, records: Sequence[Mapping[str, 
                 digest,
                 sign_seal(spec.signing_key, spec.chain_id, spec.registry, digest),
                 cipher.encrypt(encode_leaves(leaves), identifier),
-                index.digests(spec.agency_code, *record_values(record, identifier)) if index else (),
+                index.digests(spec.agency_code, *record_values(record, identifier)) if index else None,
             )
         )
+    if spec.national_key is not None:
+        prepared = _co_sealed(spec, prepared)
     return prepared, rejected
+
+
+def _co_sealed(spec: IntakeSpec, prepared: list[PreparedCertificate]) -> list[PreparedCertificate]:
+    """The national co-seal: one SM2 signature per group of `national_group` certificates, over
+    the SM3 root of their leaves; each certificate keeps the signature and its proof."""
+    assert spec.national_key is not None
+    sealed: list[PreparedCertificate] = []
+    for start in range(0, len(prepared), spec.national_group):
+        group = prepared[start : start + spec.national_group]
+        seals = seal_group(spec.national_key, spec.chain_id, spec.registry, [p.digest for p in group])
+        sealed += [replace(p, national_seal=seal.to_bytes()) for p, seal in zip(group, seals, strict=True)]
+    return sealed
 
 
 Prepared = tuple[list[PreparedCertificate], list[RejectedRecord]]

@@ -149,6 +149,8 @@ class Certificate(Base):
     sealed_by: Mapped[str | None] = mapped_column(
         String(42)
     )  # the key of `seal`; NULL: from before this column
+    national_seal: Mapped[bytes | None] = mapped_column(LargeBinary)  # SM2 group co-seal: signature ‖ proof
+    national_key_id: Mapped[bytes | None] = mapped_column(LargeBinary(32))  # its SM2 key (keccak256 of it)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
     batch_index: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="active")
@@ -327,15 +329,61 @@ class ProposalErrorReport(Base):
 
 
 class BlindIndexEntry(Base):
-    """A keyed digest of one searchable value of a certificate (`issuer.blind_index`): its
-    number, its holder's name or its holder's code, normalised, as HMAC-SHA256 with a key kept
-    out of the database (16 bytes). Staff find certificates by exact value without the value
-    ever being stored in clear."""
+    """The keyed digests of a certificate's searchable values (`issuer.blind_index`): its number,
+    its holder's name and its holder's code, normalised, as HMAC-SHA256 with a key kept out of
+    the database (16 bytes; NULL for an empty value). Staff find certificates by exact value
+    without the value ever being stored in clear. One row per certificate (migration 0009):
+    intake inserts one row and three index entries, not three rows and six."""
 
     __tablename__ = "certificate_blind_index"
-    __table_args__ = (Index("ix_certificate_blind_index_digest", "digest"),)
+    __table_args__ = (
+        Index("ix_certificate_blind_index_number", "number_digest"),
+        Index("ix_certificate_blind_index_name", "name_digest"),
+        Index("ix_certificate_blind_index_code", "code_digest"),
+    )
 
-    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # number, holder_name, holder_code
+    certificate_id: Mapped[int] = mapped_column(
+        ForeignKey("certificates.id"), primary_key=True, autoincrement=False
+    )
     agency_code: Mapped[str] = mapped_column(String(18))
-    digest: Mapped[bytes] = mapped_column(LargeBinary(16))
+    number_digest: Mapped[bytes | None] = mapped_column(LargeBinary(16))
+    name_digest: Mapped[bytes | None] = mapped_column(LargeBinary(16))
+    code_digest: Mapped[bytes | None] = mapped_column(LargeBinary(16))
+
+
+class CorrectionRequest(Base):
+    """A holder's request to correct a field of a certificate or to renew it (issue 12, point 9;
+    `issuer.corrections`), in its agency's queue until `due_at`. The holder's `message` is stored
+    AES-GCM encrypted (associated data: the request id) like certificate fields; of the holder's
+    token only the SHA-256. `open_key` (certificate, kind, field while open, else NULL) makes a
+    second open request about the same thing impossible, races included. States: open → fixed
+    (renewed: `new_identifier`) or refused (`reason`)."""
+
+    __tablename__ = "correction_requests"
+    __table_args__ = (
+        CheckConstraint("kind IN ('field', 'renewal')", name="ck_correction_requests_kind"),
+        CheckConstraint("status IN ('open', 'fixed', 'refused')", name="ck_correction_requests_status"),
+        UniqueConstraint("identifier", "idempotency_key", name="uq_correction_requests_idempotency"),
+        UniqueConstraint("open_key", name="uq_correction_requests_open_key"),
+        Index("ix_correction_requests_queue", "agency_code", "status", "due_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # cr_ + 22 url-safe characters
+    agency_code: Mapped[str] = mapped_column(ForeignKey("agencies.code"))
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), index=True)
+    identifier: Mapped[str] = mapped_column(String(120))
+    type_code: Mapped[str] = mapped_column(String(21))
+    kind: Mapped[str] = mapped_column(String(16))
+    field: Mapped[str | None] = mapped_column(String(200))
+    message: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM, associated data = "correction:<id>"
+    token_hash: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(64))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    open_key: Mapped[str | None] = mapped_column(String(340))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    answered_by: Mapped[int | None] = mapped_column(ForeignKey("agency_staff.id"))
+    reason: Mapped[str | None] = mapped_column(Text)  # the refusal's reason, or the fix's note
+    new_identifier: Mapped[str | None] = mapped_column(String(120))

@@ -18,6 +18,7 @@ import base64
 import datetime as dt
 import functools
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -263,8 +264,13 @@ def _spaced(
     pdf.drawText(obj)
 
 
-def _wrap(text: str, size: float, width: float) -> list[str]:
-    """Greedy wrap by character (Chinese has no spaces); Latin words and closing punctuation stay put."""
+def wrap_lines(
+    text: str, size: float, width: float, measure: Callable[[str, float], float] | None = None
+) -> list[str]:
+    """Greedy wrap by character (Chinese has no spaces); Latin words and closing punctuation stay put.
+    `measure(text, size)` is the width of a run, in `width`'s unit (the PDF's fonts by default; the
+    OFD licence, `issuer.ofd`, measures with the font it embeds)."""
+    measure = measure or _width
     tokens: list[str] = []
     for ch in text:
         if tokens and ch.isascii() and ch.isalnum() and tokens[-1][-1].isascii() and tokens[-1][-1].isalnum():
@@ -273,10 +279,10 @@ def _wrap(text: str, size: float, width: float) -> list[str]:
             tokens.append(ch)
     lines, line, used = [], "", 0.0
     for token in tokens:
-        extra = _width(token, size)
+        extra = measure(token, size)
         if line and used + extra > width and token not in _NO_LINE_START:
             lines.append(line.rstrip())
-            line, used = token.lstrip(), _width(token.lstrip(), size)
+            line, used = token.lstrip(), measure(token.lstrip(), size)
         else:
             line, used = line + token, used + extra
     return [*lines, line] if line else lines or [""]
@@ -296,7 +302,7 @@ def _draw_qr(pdf: Any, modules: list[list[bool]], x: float, y: float, module: fl
     pdf.drawPath(path, stroke=0, fill=1)
 
 
-def _face_text(face: LicenceFace) -> str:
+def face_text(face: LicenceFace) -> str:
     """Every character the page prints in the text face (its font is a subset of these)."""
     rows = (*face.header, *face.rows, face.issuer, face.issued, face.identifier, face.previous)
     parts = [face.subtitle, face.partial_note or "", face.note, face.caption, "……"]
@@ -311,7 +317,7 @@ def render_licence_pdf(
     face = licence_face(presentation, lang)
     payload = licence_link(presentation, verifier_url) if qr_payload is None else qr_payload
     identifiers = "".join(row.value for row in (face.identifier, face.previous) if row)
-    with embedded_fonts({"text": _face_text(face), "title": face.title, "mono": identifiers}):
+    with embedded_fonts({"text": face_text(face), "title": face.title, "mono": identifiers}):
         return _licence_pdf(face, qr_modules(payload), lang)
 
 
@@ -367,9 +373,9 @@ def _licence_pdf(face: LicenceFace, modules: list[list[bool]], lang: str) -> byt
     for small in (base, 11.5, 10.5, 9.5, 8.5, 7.5, 6.5):
         blocks = []
         for row in face.rows:
-            lines = _wrap(row.value, base, value_w)
+            lines = wrap_lines(row.value, base, value_w)
             size = base if len(lines) == 1 else small
-            blocks.append((row, size, lines if size == base else _wrap(row.value, size, value_w)))
+            blocks.append((row, size, lines if size == base else wrap_lines(row.value, size, value_w)))
         if sum(len(lines) * size * 1.55 + gap for _, size, lines in blocks) <= top - bottom:
             break
     y = top
@@ -399,7 +405,7 @@ def _licence_pdf(face: LicenceFace, modules: list[list[bool]], lang: str) -> byt
     ):
         joined = f"{label}  {value}" if label else value
         lines = [joined] if _width(joined, size) <= column_w else [label] if label else []
-        lines += [] if lines == [joined] else _wrap(value, size, column_w)
+        lines += [] if lines == [joined] else wrap_lines(value, size, column_w)
         for line in lines:
             _draw(pdf, right, y, line, size, align="right")
             y -= size * 1.5

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from issuer.anchoring import AnchoringWorker, WorkerSettings
 from issuer.audit import AuditAnchorer, AuditLog
 from issuer.blind_index import blind_index_for
+from issuer.corrections import CorrectionRequests
 from issuer.db import make_engine, migrate, sessions
 from issuer.proposals import ProposalSender, SenderSettings, StatusProposals, after_each
 from issuer.service import IssuerService
@@ -52,6 +53,7 @@ class IssuerRuntime:
             chain_id=deployment.chain_id, registry_address=deployment.certificate_registry, signer_for=self.signers,
             claim_ttl=dt.timedelta(days=self.settings.claim_code_ttl_days),
             blind_index=blind_index_for(self),  # every intake (API, `ecert issue`, the demo) is searchable
+            national_key_for=self.signers.national_key, national_group=self.settings.national_seal_group,
         )  # fmt: skip
 
     @cached_property
@@ -60,6 +62,7 @@ class IssuerRuntime:
         worker = AnchoringWorker(
             self.sessions, self.workspace.registry, self.signers,
             WorkerSettings(s.batch_size, s.batch_window_s, s.confirmations, s.retry_max_s, s.finality_depth),
+            national_key_for=self.signers.national_key, national_group=s.national_seal_group,
         )  # fmt: skip
         if s.audit_anchor_interval_h > 0:  # the daily anchor of each agency's audit log head
             interval = dt.timedelta(hours=s.audit_anchor_interval_h)
@@ -87,6 +90,26 @@ class IssuerRuntime:
     def claim_limit(self) -> KeyedTokenBucket:
         """Claim attempts per client address (the public claim endpoint's brute-force guard)."""
         return KeyedTokenBucket(self.settings.claim_rate_per_min)
+
+    @cached_property
+    def corrections(self) -> CorrectionRequests:
+        """Holders' correction requests and the agency's answers (issue 12, point 9)."""
+        return CorrectionRequests(
+            self.sessions, self.service, self.settings.load_data_key(self.workspace.settings),
+            self.settings.correction_hours_for, audit=AuditLog(self.sessions),
+        )  # fmt: skip
+
+    @cached_property
+    def correction_limit(self) -> KeyedTokenBucket:
+        """Failed correction requests and reads per client address and subject (a request id, a
+        certificate), at `ECERT_ISSUER_CLAIM_RATE_PER_MIN`."""
+        return KeyedTokenBucket(self.settings.claim_rate_per_min)
+
+    @cached_property
+    def correction_flood_limit(self) -> KeyedTokenBucket:
+        """Failed correction requests and reads per client address, at ten times that rate (a
+        wallet server asks for all its holders from one address)."""
+        return KeyedTokenBucket(self.settings.claim_rate_per_min * 10)
 
     @cached_property
     def status(self) -> StatusService:

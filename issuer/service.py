@@ -18,7 +18,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.blind_index import BlindIndex, certificate_ids, record_values, store_rows
@@ -35,15 +35,41 @@ from registry.certificate.canonical import leaf_value, unflatten
 from registry.certificate.identifiers import parse_licence_id
 from registry.certificate.merkle import MerkleTree, batch_tree
 from registry.certificate.model import Issuer
+from registry.certificate.national_seal import NATIONAL_GROUP, NationalSeal
 from registry.certificate.presentation import Presentation
 from registry.certificate.types import name_contradiction
 from registry.crypto import DataCipher
 from registry.database import core_table
 from registry.error_codes import ErrorCode
 from registry.errors import CertificateError, Conflict, EcertError, IdentifierError, NotAuthorised, NotFound
+from registry.national import key_id, public_key
 
 JOB_STATES = ("pending", "sealed", "anchored", "confirmed", "refused")
 CLAIM_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by holders
+
+
+# The columns intake fills, in the order of `insert_certificates`' tuples; the others take their
+# server default or stay NULL.
+INTAKE_COLUMNS = (
+    "identifier", "agency_code", "type_code", "job_id", "position", "version", "previous_identifier", "state",
+    "sealed_fields", "digest", "seal", "sealed_by", "status", "national_seal", "national_key_id",
+)  # fmt: skip
+assert set(INTAKE_COLUMNS) <= set(core_table(Certificate).c.keys())  # a renamed column fails here
+INSERT_CERTIFICATES_QMARK = (
+    f"INSERT INTO certificates ({', '.join(INTAKE_COLUMNS)}) VALUES ({', '.join('?' * len(INTAKE_COLUMNS))})"  # noqa: S608  # constants only
+)
+INSERT_CERTIFICATES_FORMAT = INSERT_CERTIFICATES_QMARK.replace("?", "%s")  # psycopg
+
+
+def insert_certificates(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """A chunk's certificates in one executemany of tuples, straight to the driver, as the blind
+    index rows (`store_rows`): through Core each row's dict was bound and type-processed parameter
+    by parameter (five binary columns), the storing thread's largest cost after the driver's."""
+    connection = session.connection()
+    insert = (
+        INSERT_CERTIFICATES_QMARK if connection.dialect.paramstyle == "qmark" else INSERT_CERTIFICATES_FORMAT
+    )
+    connection.exec_driver_sql(insert, rows)
 
 
 @dataclass(frozen=True)
@@ -70,6 +96,11 @@ def _hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _key_id(private: bytes | None) -> bytes | None:
+    """The on-chain id of an SM2 key (keccak256 of its public key), or None without one."""
+    return key_id(public_key(private)) if private is not None else None
+
+
 class IssuerService:
     def __init__(
         self,
@@ -83,8 +114,12 @@ class IssuerService:
         claim_ttl: dt.timedelta = dt.timedelta(days=30),
         processes: int | None = None,
         blind_index: BlindIndex | None = None,
+        national_key_for: Callable[[str], bytes | None] | None = None,
+        national_group: int = NATIONAL_GROUP,
     ) -> None:
         self._sessions = sessions
+        self._national_key_for = national_key_for  # the agency's SM2 key: the national co-seal at intake
+        self._national_group = national_group
         self.blind_index = blind_index  # fills `certificate_blind_index` at intake (issuer.blind_index)
         self._key = cipher_key
         self._cipher = DataCipher(cipher_key)
@@ -171,6 +206,7 @@ class IssuerService:
             signing_key=bytes(signer.key), chain_id=self.chain_id, registry=self.registry_address,
             today=self._clock().date(),
             index_key=self.blind_index.key if self.blind_index else None, agency_code=agency_code,
+            national_key=(national := self._national_key(agency_code)), national_group=self._national_group,
         )  # fmt: skip
         chunks = prepare_chunks(spec, records, self._intake_pool())
         return self._store(
@@ -183,7 +219,11 @@ class IssuerService:
             chunks,
             signer.address,
             records,
+            national_key_id=_key_id(national),
         )
+
+    def _national_key(self, agency_code: str) -> bytes | None:
+        return self._national_key_for(agency_code) if self._national_key_for is not None else None
 
     def _store(
         self,
@@ -196,6 +236,8 @@ class IssuerService:
         chunks: Iterable[Prepared],
         sealed_by: str,
         records: Sequence[Mapping[str, Any]] = (),
+        *,
+        national_key_id: bytes | None = None,
     ) -> JobView:
         """Store the job and its certificates in one transaction, chunk by chunk as they come;
         `sealed_by` is the key that sealed them (a rotation before anchoring seals them again).
@@ -209,14 +251,12 @@ class IssuerService:
                 session.flush()
                 for prepared, rejected in chunks:
                     if prepared:
-                        session.execute(
-                            core_table(Certificate).insert(),
+                        insert_certificates(
+                            session,
                             [
-                                {"identifier": p.identifier, "agency_code": agency_code, "type_code": type_code,
-                                 "job_id": job_id, "position": p.position, "version": p.version,
-                                 "previous_identifier": p.previous_identifier, "state": "pending",
-                                 "sealed_fields": p.sealed_fields, "digest": p.digest, "seal": p.seal, "sealed_by": sealed_by,
-                                 "status": "active"}
+                                (p.identifier, agency_code, type_code, job_id, p.position, p.version,
+                                 p.previous_identifier, "pending", p.sealed_fields, p.digest, p.seal, sealed_by,
+                                 "active", p.national_seal, national_key_id if p.national_seal else None)
                                 for p in prepared
                             ],
                         )  # fmt: skip
@@ -238,21 +278,20 @@ class IssuerService:
 
     def _index(self, session: Session, agency_code: str, job_id: str, prepared: Sequence[PreparedCertificate],
                records: Sequence[Mapping[str, Any]]) -> None:  # fmt: skip
-        """The blind index rows of a chunk just inserted: one HMAC per field, one executemany."""
-        assert self.blind_index is not None
-        first, last = prepared[0].position, prepared[-1].position
-        ids = certificate_ids(session, job_id, first, last)
-        found = [
-            (ids[p.position], kind, agency_code, digest)
-            for p in prepared
-            for kind, digest in (
-                p.index
-                or self.blind_index.digests(
-                    agency_code, *record_values(records[p.position - 1], p.identifier)
-                )
-            )
-        ]  # digests made by the intake's workers (a renewal's, here)
-        store_rows(session, found)
+        """The blind index rows of a chunk just inserted, one per certificate, in one executemany
+        and in the job's transaction: a certificate is found as soon as its job is stored."""
+        index = self.blind_index
+        assert index is not None
+        ids = certificate_ids(session, job_id, prepared[0].position, prepared[-1].position)
+        store_rows(
+            session,
+            [
+                (ids[p.position], agency_code, *(
+                    p.index or index.digests(agency_code, *record_values(records[p.position - 1], p.identifier))
+                ))
+                for p in prepared
+            ],
+        )  # fmt: skip  # digests made by the intake's workers (a renewal's, here)
 
     def _find_job(self, session: Session, agency_code: str, key: str) -> Job | None:
         return session.scalar(select(Job).where(Job.agency_code == agency_code, Job.idempotency_key == key))
@@ -331,6 +370,7 @@ class IssuerService:
             self.chain_id, self.registry_address, decode_leaves(self._cipher.decrypt(cert.sealed_fields, cert.identifier)),
             cert.digest, cert.seal, batch.root, cert.batch_index, tuple(self._batch_tree(session, batch).proof(cert.batch_index)),
             anchor_tx=batch.tx_hash,
+            national_seal=NationalSeal.from_bytes(cert.national_seal) if cert.national_seal else None,
         )  # fmt: skip
 
     def _batch_tree(self, session: Session, batch: Batch) -> MerkleTree:
@@ -430,25 +470,50 @@ class IssuerService:
             data_key=self._key, signing_key=bytes(signer.key), chain_id=self.chain_id,
             registry=self.registry_address, today=self._clock().date(), version=old_id.version + 1,
             previous_identifier=identifier, serial=old_id.serial,
+            national_key=(national := self._national_key(agency_code)), national_group=self._national_group,
         )  # fmt: skip
         [(prepared, rejected)] = list(prepare_chunks(spec, [record]))
         if rejected:
             r = rejected[0]
             raise CertificateError(r.message, code=r.code, field=r.field)
-        view = self._store(
-            agency_code,
-            type_code,
-            uuid.uuid4().hex,
-            idempotency_key,
-            request_hash,
-            1,
-            [(prepared, [])],
-            signer.address,
-            [record],
-        )
+        successor = prepared[0].identifier
+        if not self._claim_succession(agency_code, identifier, successor):
+            if idempotency_key:  # a retry racing its first attempt: that attempt's job
+                with self._sessions() as session:
+                    if job := self._find_job(session, agency_code, idempotency_key):
+                        return self._view(session, job)
+            raise Conflict(f"{identifier} was already superseded", code=ErrorCode.CERT_SUPERSEDED)
+        try:
+            return self._store(
+                agency_code,
+                type_code,
+                uuid.uuid4().hex,
+                idempotency_key,
+                request_hash,
+                1,
+                [(prepared, [])],
+                signer.address,
+                [record],
+                national_key_id=_key_id(national),
+            )
+        except BaseException:
+            with self._sessions.begin() as session:  # nothing stored: the old version is not superseded
+                session.execute(update(Certificate).where(
+                    Certificate.identifier == identifier, Certificate.superseded_by == successor
+                ).values(superseded_by=None))  # fmt: skip
+            raise
+
+    def _claim_succession(self, agency_code: str, identifier: str, successor: str) -> bool:
+        """Mark `identifier` superseded by `successor` unless it already is: one conditional
+        UPDATE, so two renewals of one certificate at once make one version + 1, not a clash."""
         with self._sessions.begin() as session:
-            self.certificate(session, agency_code, identifier).superseded_by = prepared[0].identifier
-        return view
+            done = session.execute(
+                update(Certificate)
+                .where(Certificate.agency_code == agency_code, Certificate.identifier == identifier,
+                       Certificate.superseded_by.is_(None))
+                .values(superseded_by=successor)
+            )  # fmt: skip
+            return getattr(done, "rowcount", 0) == 1
 
     # ─── claims ──────────────────────────────────────────────────────────────────────────
 

@@ -15,6 +15,8 @@ from registry.errors import ConfigError
 from registry.secrets_files import private_folder, private_sqlite
 from registry.settings import Settings
 
+_TYPE_HOURS = r"[0-9A-HJ-NPQRTUWXY]{18}\d{3}\s*=\s*\d+(?:\.\d+)?"  # a type code = hours
+
 
 class IssuerSettings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -35,6 +37,8 @@ class IssuerSettings(BaseSettings):
     """Blocks an anchor needs before its certificates count as confirmed."""
     finality_depth: int = 12
     """Blocks the issuer keeps checking an anchor is still on chain (a reorg sends its batch back to be anchored); 0 or 1 on a chain with instant finality."""
+    national_seal_group: int = Field(64, ge=1, le=1024)
+    """Certificates co-sealed by one SM2 signature over their SM3 Merkle root (the national co-seal, docs/PROTOCOL.md §12): larger groups sign less often but make each certificate's proof longer (64: 6 hashes, 192 bytes)."""
     claim_code_ttl_days: int = 30
     """Days a holder's claim code stays valid."""
     claim_rate_per_min: int = Field(60, ge=1)
@@ -51,6 +55,20 @@ class IssuerSettings(BaseSettings):
     """Verifier node whose aggregated counts (`GET /v1/stats/verifications`) the console's dashboard shows as verifications per day, region and failure reason; unset: the dashboard says it has none."""
     dashboard_verifier_key: SecretStr | None = None
     """That node's API key for this issuer, of kind `agency` or `node` (`ecert verifier org add --kind agency`)."""
+    correction_hours: float = Field(24.0, gt=0)
+    """Hours an agency has to answer a holder's correction request (its deadline in the console's queue), unless the certificate's type has its own in `ECERT_ISSUER_CORRECTION_HOURS_BY_TYPE`."""
+    correction_hours_by_type: str | None = Field(
+        None, pattern=rf"^\s*(?:{_TYPE_HOURS}(?:\s*,\s*{_TYPE_HOURS})*)?\s*$"
+    )
+    """Deadlines of correction requests per certificate type code, in hours: `11100000000013338W002=48,11100000000013338W001=12`; other types get `ECERT_ISSUER_CORRECTION_HOURS`."""
+
+    def correction_hours_for(self, type_code: str) -> float:
+        """The hours an agency has to answer a correction request about a certificate of `type_code`."""
+        for item in filter(None, (part.strip() for part in (self.correction_hours_by_type or "").split(","))):
+            code, _, hours = item.partition("=")
+            if code.strip() == type_code and float(hours) > 0:
+                return float(hours)
+        return self.correction_hours
 
     def url(self, core: Settings) -> str:
         if self.database_url:

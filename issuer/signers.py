@@ -15,6 +15,7 @@ class SignerPool:
     def __init__(self, keystore: Keystore) -> None:
         self._keystore = keystore
         self._accounts: dict[str, LocalAccount] = {}
+        self._national: dict[str, tuple[bytes, bytes]] = {}  # agency → (public, private) SM2 key
         self._lock = threading.Lock()
 
     def __call__(self, agency_code: str) -> LocalAccount:
@@ -29,5 +30,21 @@ class SignerPool:
                     self._accounts[agency_code] = account
             return self._accounts[agency_code]
 
+    def national_key(self, agency_code: str) -> bytes | None:
+        """The agency's current SM2 private key (32 bytes; the national co-seal and the OFD
+        licence's seal), or None for an agency without one (registered before the co-seal and
+        not yet given one by `ecert agency add-national-key`). Like `__call__`, the keystore's
+        public key is read each time, so a rotated key is unlocked once."""
+        name = agency_key_name(agency_code)
+        if not self._keystore.has_national(name):
+            return None
+        public = self._keystore.national_public_key(name)
+        with self._lock:
+            cached = self._national.get(agency_code)
+            if cached is None or cached[0] != public:
+                with self._keystore.unlocked_national(name) as private:
+                    self._national[agency_code] = (public, bytes(private))
+            return self._national[agency_code][1]
+
     def __repr__(self) -> str:  # never show keys
-        return f"SignerPool({len(self._accounts)} agencies)"
+        return f"SignerPool({len(self._accounts)} agencies, {len(self._national)} SM2 keys)"

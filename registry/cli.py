@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import sys
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Annotated
@@ -174,8 +175,10 @@ def agency_add(
     name: Annotated[str, typer.Option(help="The agency's name.")],
     types: Annotated[str, typer.Option(help="Comma-separated certificate type codes it may issue.")],
 ) -> None:
-    """Register an agency: its key is created in the encrypted keystore and registered on chain."""
+    """Register an agency: its secp256k1 and SM2 keys are created in the encrypted keystore and
+    registered on chain (the SM2 key for the national co-seal)."""
     from registry.certificate.identifiers import parse_region, parse_uscc
+    from registry.national import key_id
 
     region_code = parse_region(region).code
     code = parse_uscc(code).code
@@ -184,11 +187,37 @@ def agency_add(
     key_name = agency_key_name(code)
     if not ws.keystore.has(key_name):
         ws.keystore.create(key_name)
+    if not ws.keystore.has_national(key_name):
+        ws.keystore.create_national(key_name)
     address = ws.keystore.address(key_name)
+    sm2 = ws.keystore.national_public_key(key_name)
     ws.fund_if_dev(address)
     with ws.keystore.unlocked(_authority_for(ws, region_code)) as authority:
         ws.registry.register_agency(authority, code, int(region_code), name, address, type_codes)
+        ws.registry.add_national_key(authority, code, sm2)
     console.print(f"agency {code} ({name}, {region_code}) key {address}, types {', '.join(type_codes)}")
+    console.print(f"agency {code} SM2 key id 0x{key_id(sm2).hex()} (`ecert agency show` prints the key)")
+
+
+@agency_app.command("add-national-key")
+def agency_add_national_key(
+    code: Annotated[str, typer.Option(help="The agency's 统一社会信用代码.")],
+) -> None:
+    """Give an agency registered before the national co-seal its SM2 key (created in the keystore,
+    registered on chain by the agency's key). Does nothing if that key is registered already."""
+    from registry.national import key_id
+
+    ws = Workspace()
+    key_name = agency_key_name(code)
+    if not ws.keystore.has_national(key_name):
+        ws.keystore.create_national(key_name)
+    sm2 = ws.keystore.national_public_key(key_name)
+    if key_id(sm2) in ws.registry.agency_national_keys(code):
+        console.print(f"agency {code}: SM2 key 0x{key_id(sm2).hex()} is registered already")
+        return
+    with ws.keystore.unlocked(key_name) as agency:
+        ws.registry.add_national_key(agency, code, sm2)
+    console.print(f"agency {code}: SM2 key id 0x{key_id(sm2).hex()}")
 
 
 def _type_code(text: str) -> str:
@@ -205,37 +234,112 @@ def _type_code(text: str) -> str:
 
 @agency_app.command("rotate-key")
 def agency_rotate_key(code: Annotated[str, typer.Option(help="The agency's 统一社会信用代码.")]) -> None:
-    """Give the agency a new key and retire the old one (what it anchored stays valid)."""
+    """Give the agency new secp256k1 and SM2 keys and retire the old ones from the moment the new
+    are valid (what they anchored and sealed stays valid). An agency without an SM2 key gets one."""
+    from registry.national import key_id
+
     ws = Workspace()
     current = agency_key_name(code)
     old_address = ws.keystore.address(current)
+    old_sm2 = ws.keystore.national_public_key(current) if ws.keystore.has_national(current) else None
     staging = f"{current}.next"
     if not ws.keystore.has(staging):
         ws.keystore.create(staging)
+    if not ws.keystore.has_national(staging):
+        ws.keystore.create_national(staging)
     new_address = ws.keystore.address(staging)
+    new_sm2 = ws.keystore.national_public_key(staging)
     ws.fund_if_dev(new_address)
+    registered = ws.registry.agency_national_keys(code)
     with ws.keystore.unlocked(current) as old:
         ws.registry.add_key(old, code, new_address)
-        ws.registry.retire_key(old, old_address)
+        if key_id(new_sm2) not in registered:
+            ws.registry.add_national_key(old, code, new_sm2)
+        if old_sm2 is not None and key_id(old_sm2) in registered:
+            ws.registry.retire_national_key(old, key_id(old_sm2))
+        ws.registry.retire_key(old, old_address)  # last: a retired key manages nothing more
     ws.keystore.rename(current, f"{current}.retired-{old_address[2:10].lower()}")
     ws.keystore.rename(staging, current)
+    if old_sm2 is not None:
+        ws.keystore.rename_national(current, f"{current}.retired-{key_id(old_sm2)[:4].hex()}")
+    ws.keystore.rename_national(staging, current)
     console.print(f"agency {code}: new key {new_address}, retired {old_address}")
+    retired = f", retired 0x{key_id(old_sm2).hex()}" if old_sm2 is not None else ""
+    console.print(f"agency {code}: new SM2 key 0x{key_id(new_sm2).hex()}{retired}")
+
+
+@agency_app.command("show")
+def agency_show(
+    code: Annotated[str, typer.Option(help="The agency's 统一社会信用代码.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """The agency as the registry holds it: region, suspension, and both kinds of keys with their history."""
+    ws = Workspace()
+    agency = ws.registry.agency(code)
+    keys = [ws.registry.key_info(address) for address in ws.registry.agency_keys(code)]
+    national = ws.registry.national_keys(code)
+    if as_json:
+        print_json({
+            "code": agency.code, "name": agency.name, "region": agency.region, "suspended": agency.suspended,
+            "keys": [
+                {"address": k.address, "validFrom": k.valid_from, "retiredAt": k.retired_at,
+                 "compromisedSince": k.compromised_since} for k in keys
+            ],
+            "nationalKeys": [
+                {"keyId": "0x" + k.key_id.hex(), "publicKey": "0x" + k.public_key.hex(), "validFrom": k.valid_from,
+                 "retiredAt": k.retired_at, "compromisedSince": k.compromised_since} for k in national
+            ],
+        })  # fmt: skip
+        return
+    state = "suspended" if agency.suspended else "active"
+    console.print(f"agency {agency.code} ({agency.name}), region {agency.region}, {state}")
+    console.print("secp256k1 keys (anchor, seal):")
+    for k in keys:
+        console.print(f"  {k.address}  {_history(k.valid_from, k.retired_at, k.compromised_since)}")
+    console.print("SM2 keys (national co-seal):")
+    if not national:
+        console.print("  none: run `ecert agency add-national-key --code " + code + "`")
+    for n in national:
+        console.print(
+            f"  key id 0x{n.key_id.hex()}  {_history(n.valid_from, n.retired_at, n.compromised_since)}"
+        )
+        console.print(f"    public key 0x{n.public_key.hex()}")
+
+
+def _history(valid_from: int, retired_at: int, compromised_since: int) -> str:
+    """`valid from …, retired …, compromised since …` in UTC."""
+
+    def when(seconds: int) -> str:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    parts = [f"valid from {when(valid_from)}"]
+    if retired_at:
+        parts.append(f"retired {when(retired_at)}")
+    if compromised_since:
+        parts.append(f"compromised since {when(compromised_since)}")
+    if not retired_at and not compromised_since:
+        parts.append("current")
+    return ", ".join(parts)
 
 
 @agency_app.command("compromise-key")
 def agency_compromise_key(
     code: Annotated[str, typer.Option(help="The agency's 统一社会信用代码.")],
-    key: Annotated[str, typer.Option(help="Address of the compromised key.")],
+    key: Annotated[str, typer.Option(help="Address of the compromised key, or the 0x key id of an SM2 key.")],
     since: Annotated[
         str, typer.Option(help="When it was compromised: ISO time (UTC if no zone) or unix seconds.")
     ],
 ) -> None:
-    """Mark a key compromised since a time: batches it anchored from then on become invalid."""
+    """Mark a key compromised since a time: batches it anchored (an SM2 key: sealed) from then on
+    become invalid. Signed by the agency's authority."""
     ws = Workspace()
     when = int(since) if since.isdigit() else int(_utc(since).timestamp())
     agency = ws.registry.agency(code)
     with ws.keystore.unlocked(_authority_for(ws, str(agency.region))) as authority:
-        ws.registry.compromise_key(authority, key, when)
+        if re.fullmatch(r"0x[0-9a-fA-F]{64}", key):  # a 32-byte key id: an SM2 key
+            ws.registry.compromise_national_key(authority, bytes.fromhex(key[2:]), when)
+        else:
+            ws.registry.compromise_key(authority, key, when)
     console.print(
         f"key {key} of {code} compromised since {dt.datetime.fromtimestamp(when, dt.UTC).isoformat()}"
     )

@@ -9,11 +9,11 @@ import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, MetaData, Table, create_engine, event, text
+from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 if TYPE_CHECKING:
@@ -60,13 +60,46 @@ def migrate(engine: Engine, migrations: Path) -> None:
     config = Config()
     config.set_main_option("script_location", str(migrations))
     config.set_main_option("version_table", f"alembic_version_{room}")
-    with _one_migration_at_a_time(engine), engine.begin() as connection:
+    if engine.dialect.name == "sqlite":
+        with (
+            _one_migration_at_a_time(engine),
+            engine.connect() as connection,
+            _sqlite_ddl_transaction(connection),
+        ):
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        return
+    with engine.begin() as connection:
         if engine.dialect.name == "postgresql":  # held to the end of this transaction
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(hashtext(:room))"), {"room": f"ecert:{room}"}
             )
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@contextlib.contextmanager
+def _sqlite_ddl_transaction(connection: Connection) -> Iterator[None]:
+    """All of a migration in one SQLite transaction, DDL included. Python's sqlite3 opens a
+    transaction only before DML, so each CREATE TABLE committed on its own: a process killed in
+    its first migration left tables without their version row, and every start after failed
+    ("table … already exists"). In the driver's autocommit mode our own BEGIN covers it all, up
+    to alembic's commit after the version row."""
+    raw: Any = connection.connection.driver_connection
+    previous = raw.isolation_level
+    raw.isolation_level = None
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
+            raise
+        if raw.in_transaction:
+            raw.execute("COMMIT")
+    finally:
+        raw.isolation_level = previous
 
 
 @contextlib.contextmanager

@@ -160,6 +160,13 @@ class ErrorCode(enum.StrEnum):
     CLAIM_CODE_MALFORMED = "CLAIM_CODE_MALFORMED", 422, "Malformed claim code"
     CLAIM_PACKAGE_INVALID = "CLAIM_PACKAGE_INVALID", 422, "The issuer sent an unreadable package"
 
+    # Correction requests (a holder flags a wrong field or asks for renewal; the agency answers)
+    CORRECTION_NOT_FOUND = "CORRECTION_NOT_FOUND", 404, "No such correction request"
+    CORRECTION_NOT_YOURS = "CORRECTION_NOT_YOURS", 403, "The certificate belongs to someone else"
+    CORRECTION_ALREADY_OPEN = "CORRECTION_ALREADY_OPEN", 409, "A request about this is already open"
+    CORRECTION_ANSWERED = "CORRECTION_ANSWERED", 409, "The correction request was answered already"
+    CORRECTION_REASON_REQUIRED = "CORRECTION_REASON_REQUIRED", 422, "A refusal needs a reason"
+
     # The chain and its index
     CHAIN_ERROR = "CHAIN_ERROR", 502, "The chain node answered with an error"
     CHAIN_UNAVAILABLE = "CHAIN_UNAVAILABLE", 503, "The chain node cannot be reached"

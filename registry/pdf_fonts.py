@@ -152,3 +152,9 @@ def _forget(pdfmetrics: Any, font: Any) -> None:
 def font_name(face: str) -> str:
     """The reportlab name a face is registered under inside `embedded_fonts`."""
     return f"ecert-{face}"
+
+
+def truetype_subset(face: str, text: str) -> bytes:
+    """The TrueType font `embedded_fonts` would register for `face` (the glyphs of `text` and of
+    printable ASCII), as a file: the OFD licence (`issuer.ofd`) embeds it as is."""
+    return _source(face).truetype(text)

@@ -146,6 +146,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "validity": ("有效期", "Validity period"),
     "policy": ("本地区认可", "Recognised here"),
     "share": ("分享", "Share"),
+    "national-seal": ("国密电子印章", "National seal (SM2/SM3)"),
 }
 
 # Each check code in plain language: (zh, en).
@@ -186,6 +187,17 @@ CHECKS: dict[str, tuple[str, str]] = {
     "SHARE_EXPIRED": ("该分享已过期", "The share has expired"),
     "SHARE_FIELDS_MISMATCH": ("分享的信息与约定不符", "The shared fields differ from the agreed ones"),
     "NOT_APPLICABLE": ("不适用", "Not applicable"),
+    "NATIONAL_SEAL_OK": ("国密电子印章（SM2/SM3）有效", "The national SM2/SM3 seal is valid"),
+    "NATIONAL_SEAL_ABSENT": ("无国密电子印章（较早签发的证照）", "No national seal (an older certificate)"),
+    "NATIONAL_SEAL_INVALID": ("国密电子印章无效", "The national seal is not valid"),
+    "NATIONAL_KEY_NOT_VALID": (
+        "国密签章密钥当时已不可信",
+        "The national seal's key was not trustworthy then",
+    ),
+    "NATIONAL_SEAL_REQUIRED": (
+        "本地区要求国密电子印章，该证照没有：请持证人向发证机关申请换发",
+        "This region requires a national seal, which this certificate lacks: the holder can ask the agency for a renewal",
+    ),
     "CHECK_FAILED": ("该项暂时无法核验", "This check could not run"),
     "CHAIN_UNAVAILABLE": ("区块链暂不可用", "The blockchain is unavailable"),
 }

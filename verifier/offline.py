@@ -17,6 +17,7 @@ import dataclasses
 import datetime as dt
 
 from registry.certificate.presentation import Presentation
+from registry.contracts.trust_registry import NationalKeyInfo
 from registry.error_codes import ErrorCode
 from registry.errors import ChainError
 from registry.indexer import History
@@ -68,6 +69,11 @@ class SnapshotReader:
         p = presentation
         inspection = self._history.facts(p.batch_root, p.batch_index, p.digest, list(p.batch_proof), signer)
         return ChainFacts(inspection, self.snapshot.block_number, SOURCE)
+
+    def national_keys(self, agency_code: str) -> list[NationalKeyInfo]:
+        """The agency's SM2 keys in the snapshot, oldest first, with their records at its block
+        (a snapshot without national keys, version 1, has none)."""
+        return self._history.national_keys(agency_code)
 
 
 def describe_age(age: dt.timedelta) -> str:

@@ -20,6 +20,7 @@ from verifier.checks.authority import AuthorityCheck
 from verifier.checks.base import Check, CheckResult, Outcome, run_guarded
 from verifier.checks.format import FormatCheck
 from verifier.checks.integrity import IntegrityCheck
+from verifier.checks.national_seal import NationalSealCheck
 from verifier.checks.seal import SealCheck
 from verifier.checks.status import StatusCheck
 from verifier.checks.validity import ValidityCheck
@@ -27,10 +28,14 @@ from verifier.context import ChainReader, VerificationContext
 
 DEFAULT_CHECKS: tuple[Check, ...] = (
     FormatCheck(), IntegrityCheck(), SealCheck(), AnchorCheck(), AuthorityCheck(), StatusCheck(), ValidityCheck(),
+    NationalSealCheck(),
 )  # fmt: skip
 # The seven core questions, written out: every verification must answer each of them VALID.
 REQUIRED_KINDS = frozenset({"format", "integrity", "seal", "anchor", "authority", "status", "validity"})
 SHARE_KIND = "share"  # required exactly when the presentation came through a share link
+# Kinds that may answer "not applicable" (SKIPPED) without failing a verdict: the national
+# co-seal of an older certificate. Their INVALID and ERROR still count like any other's.
+OPTIONAL_KINDS = frozenset({"national-seal"})
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,9 @@ def decide(results: Sequence[CheckResult], required: frozenset[str] = REQUIRED_K
 def required_kinds(checks: Sequence[Check], *, shared: bool) -> frozenset[str]:
     """What a verification must answer VALID: the core kinds, every other check the node
     configured (its policy), and `share` when the presentation came through a share link."""
-    configured = {check.kind for check in checks if check.kind != SHARE_KIND}
+    configured = {
+        check.kind for check in checks if check.kind != SHARE_KIND and check.kind not in OPTIONAL_KINDS
+    }
     return REQUIRED_KINDS | configured | ({SHARE_KIND} if shared else set())
 
 

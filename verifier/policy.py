@@ -9,7 +9,8 @@ Policy is data, one JSON file per node (examples in `verifier/policies/`):
         {                                          any rule matches both its type and region
           "types": ["11100000000013338W001"],      21-char type codes, or "*" for every type
           "regions": ["330000", "3101xx", "*"],    issuer regions, GB/T 2260 prefix semantics
-          "requireFields": ["holder.name"]         optional: paths a presentation must disclose
+          "requireFields": ["holder.name"],        optional: paths a presentation must disclose
+          "requireNationalSealFrom": "2027-01-01"  optional: certificates anchored from that day
         }
       ]
     }
@@ -24,12 +25,19 @@ trailing `00` pairs being wildcards: `440000` covers `44xxxx`, `440100` covers `
 matches (the union over matching rules), e.g. a node that accepts a licence only with the
 holder's name shown. A path also matches its children (`ext.scope` covers `ext.scope[0]`).
 
+`requireNationalSealFrom` (optional, per rule): certificates of the rule's types and regions
+anchored on or after that day (China Standard Time) must carry a valid SM2/SM3 national seal
+(`verifier.checks.national_seal`); older ones, issued before the agency sealed, are judged
+without it, as a rollout date of a 电子印章 requirement applies to what is issued from then on.
+A seal that is present is checked whatever the policy says.
+
 The type and region judged are the chain's (the anchored batch's type, the anchoring agency's
 region), never the disclosed fields: see `verifier.checks.policy`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -48,7 +56,8 @@ _REGION_PATTERN = re.compile(r"(?!00)[0-9]{2}(?:[0-9]{2}|xx)(?:[0-9]{2}|xx)")
 _REGION = re.compile(r"[0-9]{6}")
 _TYPE_CODE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{18}[0-9]{3}")
 _POLICY_KEYS = {"region", "description", "recognise"}
-_RULE_KEYS = {"types", "regions", "requireFields"}
+_RULE_KEYS = {"types", "regions", "requireFields", "requireNationalSealFrom"}
+CST = dt.timezone(dt.timedelta(hours=8))  # the days of `requireNationalSealFrom`
 
 
 def _invalid(message: str) -> ConfigError:
@@ -78,6 +87,7 @@ class Rule:
     region_prefixes: tuple[str, ...]
     require_fields: tuple[str, ...] = ()
     text: str = ""  # the rule as written, for reasons
+    national_seal_from: dt.date | None = None  # certificates anchored from this CST day need one
 
     def matches(self, type_code: str, region: str) -> bool:
         return (self.types is None or type_code in self.types) and region.startswith(self.region_prefixes)
@@ -103,7 +113,19 @@ class Rule:
             tuple(region_prefix(r) for r in regions),
             tuple(required),
             text,
+            _day(data.get("requireNationalSealFrom"), f"{where}.requireNationalSealFrom"),
         )
+
+
+def _day(value: Any, where: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str) or len(value) != 10:
+            raise ValueError
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise _invalid(f"{where} must be a day as YYYY-MM-DD") from None
 
 
 def _strings(value: Any, where: str, *, allow_empty: bool = False) -> list[str]:
@@ -183,6 +205,18 @@ class Policy:
         """The paths a presentation must disclose, over every rule that matches (sorted)."""
         _, matched = self._matching(type_code, issuer_region)
         return tuple(sorted({path for rule in matched for path in rule.require_fields}))
+
+    def national_seal_rule(
+        self, type_code: str, issuer_region: int | str, anchored_at: dt.datetime
+    ) -> str | None:
+        """The first matching rule that requires a national seal of a certificate anchored at
+        `anchored_at` (as text, for the reason), or None."""
+        _, matched = self._matching(type_code, issuer_region)
+        day = anchored_at.astimezone(CST).date()
+        for rule in matched:
+            if rule.national_seal_from is not None and day >= rule.national_seal_from:
+                return f"{rule.text}, anchored from {rule.national_seal_from.isoformat()}"
+        return None
 
     def missing_fields(self, type_code: str, issuer_region: int | str, disclosed: Iterable[str]) -> list[str]:
         """Required paths that no disclosed path is or falls under."""

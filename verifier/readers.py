@@ -15,6 +15,7 @@ from typing import Any
 from registry.certificate.presentation import Presentation
 from registry.chain.client import ChainClient
 from registry.contracts.certificate_registry import Inspection, Status
+from registry.contracts.trust_registry import NationalKeyInfo
 from registry.errors import ChainError, ChainUnavailable
 from registry.indexer import Freshness, History, IndexStale
 from verifier.chain_reader import RegistryReader
@@ -94,6 +95,14 @@ class IndexReader:
             inspection, freshness.indexed_block, "index", lag_blocks=freshness.lag_blocks,
             **index_details(self._history, presentation, signer, inspection, at),
         )  # fmt: skip
+
+    def national_keys(self, agency_code: str) -> list[NationalKeyInfo]:
+        """The agency's SM2 keys (national co-seal) from the index while it is fresh, else the chain."""
+        try:
+            self.freshness()
+        except IndexStale:
+            return self._chain.national_keys(agency_code)
+        return self._history.national_keys(agency_code)
 
 
 def index_details(

@@ -22,6 +22,8 @@ from registry.secrets_files import load_or_create_secret
 from registry.workspace import Workspace
 from verifier.access_log import AccessLog, AccessRecorder, ForwardedAccessLog
 from verifier.chain_reader import RegistryReader
+from verifier.checks.national_seal import KIND as NATIONAL_SEAL
+from verifier.checks.national_seal import NationalSealCheck
 from verifier.checks.policy import PolicyCheck
 from verifier.checks.share import ShareCheck
 from verifier.db import make_engine, migrate, sessions
@@ -153,7 +155,10 @@ class VerifierRuntime:
 
     @cached_property
     def service(self) -> VerificationService:
-        checks = (*DEFAULT_CHECKS, ShareCheck(), PolicyCheck(self.policy))
+        checks = (  # the node's policy also says where the national seal is required
+            *(c for c in DEFAULT_CHECKS if c.kind != NATIONAL_SEAL), NationalSealCheck(self.policy),
+            ShareCheck(), PolicyCheck(self.policy),
+        )  # fmt: skip
         return VerificationService(
             self.reader, checks=checks, receipts=self.receipts, access_log=self.access_log,
             region=self.settings.region, chain_id=self.workspace.deployment.chain_id,

@@ -8,7 +8,7 @@ Ed25519 node key (the receipt key). A verifier that pinned that key (`ecert trus
 File: UTF-8 JSON, gzip-compressed when the name ends in `.gz` (`trust-snapshot.json.gz`):
 
     {"snapshot": {
-        "format": "ecert-trust-snapshot", "version": 1,
+        "format": "ecert-trust-snapshot", "version": 2,
         "chainId": 31337, "registry": "0x…",
         "block": {"number": 1234, "hash": "0x…", "time": 1767225600},   the index's block and its time
         "createdAt": "2026-01-01T00:00:00.000Z",                          when the node wrote it
@@ -19,10 +19,15 @@ File: UTF-8 JSON, gzip-compressed when the name ends in `.gz` (`trust-snapshot.j
                       "grants": [[time, typeCode, granted], …]}],         full history, log order
         "keys": [{"address", "agency", "validFrom", "addedAt", "retiredAt", "compromisedSince",
                   "changes": [[time, "retired" | "compromised", value], …]}],
+        "nationalKeys": [{"keyId", "publicKey", "agency", "validFrom", "addedAt", "retiredAt",
+                          "compromisedSince", "changes": […]}],           SM2 keys, as "keys"
         "batches": [{"root", "agency", "agencyIndex", "key", "type", "count", "anchoredAt", "block",
                      "suspended": {"<word>": "0x<mask>"}, "revoked": {"<word>": "0x<mask>"},
                      "revokedAll": true}]},                               status keys only when set
      "signature": "<base64 of the Ed25519 signature of the RFC 8785 bytes of `snapshot`>"}
+
+Version 2 added `nationalKeys` (the agencies' SM2 keys of the national co-seal: id = keccak256 of
+the 64-byte public key `X ‖ Y`, both 0x-hex); a version 1 snapshot still loads, with no SM2 keys.
 
 Status is kept as the contract stores it, not as its events: per batch, only the non-zero
 256-bit words of the suspended and revoked bit fields (word `w`, bit `i` is certificate
@@ -58,10 +63,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine, func, select
 
+from registry.certificate.merkle import keccak
 from registry.error_codes import ErrorCode
 from registry.errors import EcertError
 from registry.indexer import Indexer, IndexInconsistent
-from registry.indexer.records import AgencyHistory, BatchRecord, KeyHistory, TrustView
+from registry.indexer.records import AgencyHistory, BatchRecord, KeyHistory, NationalKeyHistory, TrustView
 from registry.indexer.snapshot import load_batches, load_trust
 from registry.indexer.store import Batch, Block, IndexerState, table
 from registry.settings import Settings
@@ -90,7 +96,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMAT = "ecert-trust-snapshot"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: before the SM2 keys of the national co-seal
 MAX_BYTES = 1 << 30  # decompressed; ~4 million batches. Refuses a gzip bomb before parsing it.
 MAX_DEPTH = (
     16  # the format nests 6 deep; json.loads of deeper input can overflow the C stack in an ecert process
@@ -207,6 +214,7 @@ def snapshot_body(
         ],
         "agencies": [_agency_json(a) for a in sorted(trust.agencies.values(), key=lambda a: a.agency_index)],
         "keys": [_key_json(k) for k in _keys_in_order(trust)],
+        "nationalKeys": [_national_key_json(k) for k in _national_keys_in_order(trust)],
         "batches": [
             _batch_json(b) for b in sorted(batches.values(), key=lambda b: (b.block_number, b.log_index))
         ],
@@ -357,9 +365,10 @@ def _shallow(text: str, limit: int) -> bool:
 
 
 def _read_body(body: dict[str, Any]) -> TrustSnapshot:
-    if body["format"] != FORMAT or body["version"] != VERSION:
+    if body["format"] != FORMAT or body["version"] not in READABLE_VERSIONS:
         raise ValueError(
-            f"format {body['format']!r} version {body['version']!r}, expected {FORMAT!r} version {VERSION}"
+            f"format {body['format']!r} version {body['version']!r}, expected {FORMAT!r} version "
+            + " or ".join(map(str, READABLE_VERSIONS))
         )
     block = body["block"]
     agencies_by_code: dict[str, AgencyHistory] = {}
@@ -372,17 +381,29 @@ def _read_body(body: dict[str, Any]) -> TrustSnapshot:
             raise ValueError(f"key {history.address} listed twice")
         keys[history.address.lower()] = history
         keys_of.setdefault(history.agency_code, []).append(history.address)
+    national_keys: dict[bytes, NationalKeyHistory] = {}
+    national_of: dict[str, list[bytes]] = {}
+    for k in body["nationalKeys"] if body["version"] >= 2 else []:
+        national = _national_key_from(k)
+        if national.key_id in national_keys:
+            raise ValueError(f"SM2 key 0x{national.key_id.hex()} listed twice")
+        national_keys[national.key_id] = national
+        national_of.setdefault(national.agency_code, []).append(national.key_id)
     for a in body["agencies"]:
         agency = AgencyHistory(
             _str(a["code"]), _int(a["index"]), _int(a["region"]), _str(a["name"]), _int(a["registeredAt"]),
             tuple((_int(t), _bool(s), _str(by)) for t, s, by in a["suspensions"]),
             tuple((_int(t), _str(c), _bool(g)) for t, c, g in a["grants"]),
-            tuple(keys_of.get(a["code"], ())),
+            tuple(keys_of.get(a["code"], ())), tuple(national_of.get(a["code"], ())),
         )  # fmt: skip
         agencies_by_code[agency.code] = agency
     authorities = {_str(a["account"]): (_int(a["region"]), _str(a["name"])) for a in body["authorities"]}
     trust = TrustView(
-        agencies_by_code, {a.agency_index: a for a in agencies_by_code.values()}, keys, authorities
+        agencies_by_code,
+        {a.agency_index: a for a in agencies_by_code.values()},
+        keys,
+        authorities,
+        national_keys,
     )
     batches: dict[bytes, BatchRecord] = {}
     for b in body["batches"]:
@@ -449,6 +470,42 @@ def _key_from(k: Mapping[str, Any], index_of: Mapping[str, int]) -> KeyHistory:
     now = history.current
     if (now.retired_at, now.compromised_since) != (_int(k["retiredAt"]), _int(k["compromisedSince"])):
         raise ValueError(f"key {history.address}: retiredAt/compromisedSince disagree with its changes")
+    return history
+
+
+def _national_keys_in_order(trust: TrustView) -> list[NationalKeyHistory]:
+    """As `_keys_in_order`: each agency's SM2 keys in the order added, agencies by index, then the rest."""
+    ordered: list[NationalKeyHistory] = []
+    for agency in sorted(trust.agencies.values(), key=lambda a: a.agency_index):
+        ordered += [trust.national_keys[i] for i in agency.national_keys if i in trust.national_keys]
+    listed = {k.key_id for k in ordered}
+    return ordered + sorted(
+        (k for k in trust.national_keys.values() if k.key_id not in listed),
+        key=lambda k: (k.added_at, k.key_id),
+    )
+
+
+def _national_key_json(k: NationalKeyHistory) -> dict[str, Any]:
+    now = k.current
+    return {
+        "keyId": _hex(k.key_id), "publicKey": _hex(k.public_key), "agency": k.agency_code, "validFrom": k.valid_from,
+        "addedAt": k.added_at, "retiredAt": now.retired_at, "compromisedSince": now.compromised_since,
+        "changes": [[t, kind, value] for t, kind, value in k.changes],
+    }  # fmt: skip
+
+
+def _national_key_from(k: Mapping[str, Any]) -> NationalKeyHistory:
+    public_key = _bytes(k["publicKey"], 64)
+    sm2_id = _bytes(k["keyId"], 32)
+    if keccak(public_key) != sm2_id:
+        raise ValueError(f"SM2 key 0x{sm2_id.hex()}: the id is not keccak256 of its public key")
+    history = NationalKeyHistory(
+        sm2_id, public_key, _str(k["agency"]), _int(k["validFrom"]), _int(k["addedAt"]),
+        tuple((_int(t), _kind(kind), _int(value)) for t, kind, value in k["changes"]),
+    )  # fmt: skip
+    now = history.current
+    if (now.retired_at, now.compromised_since) != (_int(k["retiredAt"]), _int(k["compromisedSince"])):
+        raise ValueError(f"SM2 key 0x{sm2_id.hex()}: retiredAt/compromisedSince disagree with its changes")
     return history
 
 

@@ -21,7 +21,7 @@ from registry.problems import RateLimited, document, from_validation, problem
 from registry.text_guard import RefuseBrokenText
 from wallet.holders import LANGS
 from wallet.i18n import problem_text
-from wallet.routes import access, accounts, api, certificates, preferences, shares
+from wallet.routes import access, accounts, api, certificates, corrections, preferences, shares
 from wallet.runtime import WalletRuntime
 from wallet.web import (
     PRE_COOKIE,
@@ -58,7 +58,7 @@ def create_app(runtime: WalletRuntime) -> FastAPI:
     app.add_middleware(RefuseBrokenText)  # inside `guard` below, so its 400 carries the pages' headers
     app.state.runtime = runtime
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
-    for module in (accounts, certificates, shares, access, preferences, api):
+    for module in (accounts, certificates, corrections, shares, access, preferences, api):
         app.include_router(module.router)
     document(app, is_page=lambda path: not path.startswith("/api/"))  # pages answer problems as pages
 

@@ -104,3 +104,33 @@ class Attempt(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CorrectionRequest(Base):
+    """A holder's request to the issuing agency to correct a field or renew a certificate. The
+    issuer's `token` is the only key to the request's answer: it is kept encrypted like a package
+    (bound to its row); `id` is the issuer's request id. The answer is cached here so the wallet
+    still shows the last known status when the issuer cannot be reached."""
+
+    __tablename__ = "wallet_correction_requests"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the issuer's request id
+    holder_id: Mapped[int] = mapped_column(ForeignKey("wallet_holders.id", ondelete="CASCADE"), index=True)
+    certificate_id: Mapped[str | None] = mapped_column(
+        ForeignKey("wallet_certificates.id", ondelete="SET NULL")
+    )  # the wallet's copy the request was made from
+    identifier: Mapped[str] = mapped_column(String(120))
+    token_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    kind: Mapped[str] = mapped_column(String(16))  # "field" | "renewal"
+    field: Mapped[str | None] = mapped_column(String(120))
+    message_enc: Mapped[bytes] = mapped_column(LargeBinary)  # the holder's own words: personal data
+    status: Mapped[str] = mapped_column(String(16), default="open")  # "open" | "fixed" | "refused"
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    answer_enc: Mapped[bytes | None] = mapped_column(LargeBinary)  # the agency's reason or note
+    new_identifier: Mapped[str | None] = mapped_column(String(120))
+    new_certificate_id: Mapped[str | None] = mapped_column(
+        ForeignKey("wallet_certificates.id", ondelete="SET NULL")
+    )  # the renewed version, once kept in the wallet
+    checked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from registry.crypto import DataCipher
 from registry.settings import Settings, get_settings
+from wallet.corrections import Corrections
 from wallet.db import make_engine, migrate, sessions
 from wallet.holders import Holders
 from wallet.services import IssuerClient, VerifierClient
@@ -35,6 +36,7 @@ class WalletRuntime:
     throttle: Throttle
     issuer: IssuerClient
     verifier: VerifierClient
+    corrections: Corrections
 
     @classmethod
     def open(
@@ -67,6 +69,7 @@ class WalletRuntime:
             logins=LoginSessions(made, idle=dt.timedelta(minutes=settings.session_idle_minutes),
                                  lifetime=dt.timedelta(hours=settings.session_max_hours)),
             csrf=Csrf(session_key), throttle=throttle, issuer=issuer, verifier=verifier,
+            corrections=Corrections(made, cipher, issuer, vault, verifier),
         )  # fmt: skip
 
     def close(self) -> None:

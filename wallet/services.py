@@ -13,6 +13,7 @@ so a page can always say what happened; nothing here ends in a 500.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -31,9 +32,13 @@ class ServiceUnavailable(EcertError):
 class ServiceRefused(EcertError):
     code = ErrorCode.SERVICE_REFUSED
 
-    def __init__(self, message: str, *, code: ErrorCode, status: int) -> None:
+    def __init__(
+        self, message: str, *, code: ErrorCode, status: int, problem: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message, code=code)
         self.status = status
+        # The neighbour's whole problem body (e.g. the id of a request already open).
+        self.problem = problem or {}
 
 
 class _Client:
@@ -79,15 +84,17 @@ class _Client:
             raise ServiceUnavailable(
                 f"{self._http.base_url} answered {response.status_code}", code=self.unavailable_code
             )
+        problem: dict[str, Any] = {}
         try:
-            problem = response.json()
+            body = response.json()
+            problem = body if isinstance(body, dict) else {}
             code = ErrorCode.of(
                 problem.get("code"), ErrorCode.REQUEST_REFUSED
             )  # a code we do not know: refused
             detail = str(problem.get("detail") or "")
         except ValueError:
             code, detail = ErrorCode.REQUEST_REFUSED, response.text[:200]
-        raise ServiceRefused(detail or code, code=code, status=response.status_code)
+        raise ServiceRefused(detail or code, code=code, status=response.status_code, problem=problem)
 
 
 def _object(response: httpx.Response) -> dict[str, Any]:
@@ -111,6 +118,32 @@ class IssuerClient(_Client):
         return _object(
             self._send("POST", "/v1/claims", json={"code": code, "holderCode": holder_code}, refusals=(403,))
         )
+
+    def request_correction(self, package: dict[str, Any], holder_code: str, kind: str, field: str | None,
+                           message: str, idempotency_key: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """Flag a wrong field (`kind` "field") or ask for renewal ("renewal") of the certificate of
+        this full holder package: possession of every salt is the holder's proof. 201 a new request
+        (its `token` is shown once), 200 the first one again for a retried `idempotency_key`; a
+        403 (not the holder's) or 409 (superseded, one already open) is the holder's to read."""
+        body: dict[str, Any] = {
+            "package": package,
+            "holderCode": holder_code,
+            "kind": kind,
+            "message": message,
+        }
+        if field is not None:
+            body["field"] = field
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return _object(self._send("POST", "/v1/corrections", json=body, headers=headers, refusals=(403,)))
+
+    def correction(self, request_id: str, token: str, *, timeout_s: float | None = None) -> dict[str, Any]:
+        """A correction request as the agency left it (status, answer, the renewed package once
+        issued); an unknown id or a wrong token are the same 404. `timeout_s` shortens the wait
+        when a page refreshes several requests at once."""
+        kwargs: dict[str, Any] = {"headers": {"X-Correction-Token": token}}
+        if timeout_s is not None:
+            kwargs["timeout"] = timeout_s
+        return _object(self._send("GET", f"/v1/corrections/{quote(request_id, safe='')}", **kwargs))
 
 
 class VerifierClient(_Client):

@@ -10,6 +10,11 @@ pragma solidity ^0.8.24;
  * agencies of its region with the certificate types they may issue and the keys they sign with.
  * Keys keep their history (`validFrom`, `retiredAt`, `compromisedSince`) so that a verifier can
  * ask whether a key was good at the moment a batch was anchored.
+ *
+ * Beside its secp256k1 keys (which sign seals and send transactions) an agency has SM2 keys
+ * (GB/T 32918, curve sm2p256v1) for the national co-seal. They cannot send transactions, so they
+ * are registered by their public key (64 bytes `X ‖ Y`) under the key id `keccak256(X ‖ Y)`,
+ * with the same history as the secp256k1 keys.
  */
 interface ITrustRegistry {
     /// @notice A key's standing over time. All times are unix seconds; 0 means "not set".
@@ -43,6 +48,9 @@ interface ITrustRegistry {
     error TrustRegistryNotAgencyManager(address account, bytes32 code);
     error TrustRegistryTypeNotGranted(bytes32 code, bytes32 typeCode);
     error TrustRegistryInvalidTypeCode(bytes32 typeCode);
+    error TrustRegistryInvalidNationalKey(bytes publicKey);
+    error TrustRegistryNationalKeyInUse(bytes32 keyId);
+    error TrustRegistryUnknownNationalKey(bytes32 keyId);
 
     /**
      * @notice The root appointed `account` as the authority of `region` ({addAuthority}).
@@ -134,6 +142,37 @@ interface ITrustRegistry {
      * declared so far, so it may be earlier than the one passed to this call.
      */
     event KeyCompromised(bytes32 indexed code, address indexed key, uint40 since);
+
+    /**
+     * @notice An SM2 key was added to the agency `code` ({addNationalKey}).
+     * @param code The agency's code (USCC as ASCII in a `bytes32`).
+     * @param keyId The key's id: `keccak256(publicKey)`.
+     * @param publicKey The SM2 public key, 64 bytes `X ‖ Y` (big-endian coordinates, no `0x04`),
+     * carried so that an index or an offline snapshot holds the key itself.
+     * @param validFrom When the key becomes good, in unix seconds: the block time when the
+     * caller passed 0.
+     */
+    event NationalKeyAdded(bytes32 indexed code, bytes32 indexed keyId, bytes publicKey, uint40 validFrom);
+
+    /**
+     * @notice The SM2 key `keyId` of the agency `code` is retired ({retireNationalKey}): what it
+     * sealed up to and including `retiredAt` stays valid.
+     * @param code The code of the key's agency (USCC as ASCII in a `bytes32`).
+     * @param keyId The retired key's id.
+     * @param retiredAt The key's retirement time in unix seconds: the block time of the first
+     * {retireNationalKey} (a repeated call emits the original time again).
+     */
+    event NationalKeyRetired(bytes32 indexed code, bytes32 indexed keyId, uint40 retiredAt);
+
+    /**
+     * @notice The SM2 key `keyId` of the agency `code` is compromised ({compromiseNationalKey}):
+     * seals of certificates anchored at or after `since` are invalid.
+     * @param code The code of the key's agency (USCC as ASCII in a `bytes32`).
+     * @param keyId The compromised key's id.
+     * @param since The compromise time now in force, in unix seconds: the earliest `since`
+     * declared so far, so it may be earlier than the one passed to this call.
+     */
+    event NationalKeyCompromised(bytes32 indexed code, bytes32 indexed keyId, uint40 since);
 
     /**
      * @notice Appoints `account` as the authority of `region`.
@@ -271,6 +310,50 @@ interface ITrustRegistry {
     function compromiseKey(address key, uint40 since) external;
 
     /**
+     * @notice Adds an SM2 key (national co-seal) to an agency, valid from `validFrom` (0 = now).
+     *
+     * Requirements:
+     * - the caller is the agency's authority or an active key of the agency (as for {addKey});
+     * - `publicKey` is 64 bytes `X ‖ Y` of a point of sm2p256v1 (so not all zero);
+     * - the key is registered to no agency yet;
+     * - `validFrom` is 0 or not in the past.
+     *
+     * @param code The agency's code (USCC as ASCII in a `bytes32`).
+     * @param publicKey The SM2 public key: X then Y, 32 bytes each, big-endian, no `0x04` prefix.
+     * @param validFrom When the key becomes good, in unix seconds; 0 for the block time.
+     */
+    function addNationalKey(bytes32 code, bytes calldata publicKey, uint40 validFrom) external;
+
+    /**
+     * @notice Retires an SM2 key now: what it sealed up to and including this second stays valid.
+     *
+     * Requirements:
+     * - the caller is the key's agency's authority or an active key of that agency (an SM2 key
+     *   sends no transactions, so the agency's secp256k1 key retires it when rotating);
+     * - `keyId` is a registered SM2 key.
+     *
+     * @param keyId The key's id, `keccak256(publicKey)`; retiring a retired key changes nothing.
+     */
+    function retireNationalKey(bytes32 keyId) external;
+
+    /**
+     * @notice Marks an SM2 key compromised since `since`: seals of certificates anchored at or
+     * after `since` are invalid. A later call may only move `since` earlier.
+     *
+     * Requirements:
+     * - the caller is the key's agency's authority: unlike {compromiseKey} the agency's own keys
+     *   may not, since the SM2 key cannot speak for itself and one stolen secp256k1 key must not
+     *   discredit what the agency sealed before (it may still retire the key from now on);
+     * - `keyId` is a registered SM2 key;
+     * - `since` is not in the future.
+     *
+     * @param keyId The compromised key's id.
+     * @param since Since when the key is compromised, in unix seconds; non-zero and at most the
+     * block time.
+     */
+    function compromiseNationalKey(bytes32 keyId, uint40 since) external;
+
+    /**
      * @notice The region of an authority, or 0 if `account` is none.
      * @param account The address to look up.
      * @return The authority's six-digit GB/T 2260 region code, or 0.
@@ -319,4 +402,34 @@ interface ITrustRegistry {
      * @return True if `key` belongs to that agency and was good at `time`.
      */
     function wasKeyValidAt(address key, uint32 agencyIndex, uint40 time) external view returns (bool);
+
+    /**
+     * @notice The SM2 keys an agency ever had, oldest first (reverts for an unknown agency).
+     * @param code The agency's code (USCC as ASCII in a `bytes32`).
+     * @return The key ids (`keccak256(publicKey)`), retired and compromised ones included, in
+     * the order added.
+     */
+    function agencyNationalKeys(bytes32 code) external view returns (bytes32[] memory);
+
+    /**
+     * @notice An SM2 key's record, its agency's code and the key itself (reverts if unknown).
+     * @param keyId The key's id, `keccak256(publicKey)`.
+     * @return record The key's agency index and its `validFrom`, `retiredAt` and
+     * `compromisedSince` times (unix seconds, 0 for not set).
+     * @return code The code of the key's agency (USCC as ASCII in a `bytes32`).
+     * @return publicKey The SM2 public key, 64 bytes `X ‖ Y`.
+     */
+    function nationalKeyRecord(bytes32 keyId)
+        external
+        view
+        returns (KeyRecord memory record, bytes32 code, bytes memory publicKey);
+
+    /**
+     * @notice Whether the SM2 key `keyId` was good at `time`, by the rules of {wasKeyValidAt}:
+     * `validFrom <= time`, not retired before `time`, `time` before `compromisedSince` if set.
+     * @param keyId The key's id, `keccak256(publicKey)`.
+     * @param time The moment asked about, in unix seconds, typically a batch's anchoring time.
+     * @return True if the key is registered and was good at `time` (false for an unknown key).
+     */
+    function wasNationalKeyValidAt(bytes32 keyId, uint40 time) external view returns (bool);
 }

@@ -14,8 +14,11 @@ from issuer.api import (
     claims,
     console,
     console_certificates,
+    console_corrections,
     console_dashboard,
     console_status,
+    console_upload,
+    corrections,
     jobs,
 )
 from issuer.api.deps import TypeGrants
@@ -48,11 +51,13 @@ def create_app(runtime: IssuerRuntime) -> FastAPI:
     app.state.runtime = runtime
     app.state.grants = TypeGrants()
     install_problems(app)  # RFC 9457 problem+json, shared by every room's API
-    for module in (certificates, batches, jobs, claims):
+    for module in (certificates, batches, jobs, claims, corrections):
         app.include_router(module.router)
     console.install(app)  # /console: agency staff sign in with password and TOTP (issue 12)
     console_status.install(app)  # /console/status: status changes proposed, approved, sent (issue 12.5)
     console_certificates.install(app)  # /console: jobs, search, certificates (masked), the issue form
+    console_upload.install(app)  # /console/upload and a job's progress page (issue 12, point 3)
+    console_corrections.install(app)  # /console/corrections: holders' correction requests (issue 12, point 9)
     app.include_router(console_dashboard.router)  # /console/dashboard: figures, charts and CSV (issue 12)
 
     @app.middleware("http")

@@ -215,6 +215,30 @@ def print_pdf(request: Request, signed: Clerk, identifier: str) -> Response:
         "Content-Disposition": f'inline; filename="{identifier}.pdf"', "Cache-Control": "no-store"})  # fmt: skip
 
 
+@router.get("/console/certificates/{identifier}/licence.ofd", response_model=None)
+def print_ofd(request: Request, signed: Clerk, identifier: str) -> Response:
+    """The printed licence as an OFD file sealed with the agency's SM2 key (`issuer.ofd`, the same
+    file as the API's), audited `print`."""
+    from issuer.ofd import MEDIA_TYPE, render_licence_ofd
+
+    runtime = request.app.state.runtime
+    lang, agency = lang_of(request), signed.member.agency_code
+    if pages(request).certificate(agency, identifier) is None:
+        return _page(request, "console_refused.html", signed, 404, problem=ErrorCode.CERT_NOT_FOUND.value)
+    try:
+        presentation = runtime.service.package(agency, identifier)
+    except EcertError as exc:
+        return _certificate_page(request, signed, identifier, exc.code.status, problem=exc.code.value)
+    key = runtime.signers.national_key(agency)
+    ofd = render_licence_ofd(
+        presentation, verifier_url=runtime.settings.verifier_url, lang=lang, sm2_private_key=key
+    )
+    audit_log(request).append(agency, signed.member.username, AuditAction.PRINT, identifier,
+                              {"format": "ofd", "lang": lang, "sealed": key is not None})  # fmt: skip
+    return Response(ofd, media_type=MEDIA_TYPE, headers={
+        "Content-Disposition": f'attachment; filename="{identifier}.ofd"', "Cache-Control": "no-store"})  # fmt: skip
+
+
 @router.post("/console/certificates/{identifier}/claim-code", response_class=HTMLResponse)
 def claim_code(request: Request, signed: Clerk, identifier: str) -> HTMLResponse:
     """A new one-time claim code for the holder (any earlier one stops working), shown once."""

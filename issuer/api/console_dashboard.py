@@ -4,9 +4,9 @@ same rows as the table). Open to auditors, administrators and approvers (they re
 what they answer for); clerks issue and propose, and are refused (403 `STAFF_ROLE_FORBIDDEN`).
 Aggregates only: no holder, no identifier, no personal data.
 
-Two views (`?view=`): `agency`, the member's own agency; `region`, every agency this issuer serves
-in the agency's administrative area (a province's regulator sees its cities' agencies, an
-authority's view; offered only when the area holds other agencies)."""
+Two views (`?view=`): `agency`, the member's own agency; `region`, the agency and every agency this
+issuer serves in the regions below its own (a province's regulator sees its cities' agencies, an
+authority's view; never a peer agency of the same region; offered only when there are some)."""
 
 from __future__ import annotations
 
@@ -47,11 +47,17 @@ View = Literal["agency", "region"]
 
 
 def scope_of(session: Any, signed: SignedInStaff, view: View) -> Scope:
-    """The agency alone, or every served agency in its area (`Scope.for_region`)."""
-    own = Scope.for_agency(session, signed.member.agency_code)
-    if view == "region" and own.regions.get(signed.member.agency_code):
-        return Scope.for_region(session, own.regions[signed.member.agency_code])
-    return own
+    """The agency alone, or with every served agency in the regions below its own (a province's
+    regulator and its cities' agencies; never a peer of the same region)."""
+    code = signed.member.agency_code
+    own = Scope.for_agency(session, code)
+    region = own.regions.get(code)
+    if view != "region" or not region:
+        return own
+    area = Scope.for_region(session, region)
+    # below it, not beside it: a city's market regulator does not read its city's transport bureau
+    kept = tuple(a for a in area.agencies if a == code or area.regions[a] != region)
+    return Scope(kept, {a: area.regions[a] for a in kept}, area.label)
 
 
 def dashboard_for(request: Request, signed: SignedInStaff, days: int, view: View = "agency") -> Dashboard:

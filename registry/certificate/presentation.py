@@ -1,7 +1,8 @@
 """Presentations: the holder package (all fields) and disclosures (chosen fields + multiproof).
 
 Both are one type, `Presentation`: field leaves (all, or the disclosed ones with a multiproof to
-the digest), the agency's seal over the digest, and the batch position `(root, index, proof)`.
+the digest), the agency's seal over the digest, the batch position `(root, index, proof)` and,
+where the agency co-seals, the national co-seal (SM2 over its group's SM3 root, and the proof).
 It travels as JSON (the holder package) or as an `EC1:` string for offline QR codes:
 `EC1:` + Base45(zlib(CBOR(compact form))), in the style of the EU digital COVID certificate.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,6 +21,7 @@ import cbor2
 from registry.certificate.canonical import FieldLeaf, leaf_value, unflatten
 from registry.certificate.merkle import MerkleTree, field_digest, process_multiproof
 from registry.certificate.model import FORMAT_VERSION
+from registry.certificate.national_seal import NationalSeal
 from registry.error_codes import ErrorCode
 from registry.errors import CertificateError
 
@@ -27,7 +29,7 @@ EC1_PREFIX = "EC1:"
 # What a certificate is, and who issued it: part of every disclosure, whatever the holder chose,
 # and matched against the chain by the verifier (a hidden type could pass as another type).
 BOUND_PATHS = ("identifier", "typeCode", "issuer.code")
-_EC1_KEYS = frozenset(range(1, 11))
+_EC1_KEYS = frozenset(range(1, 12))
 MAX_EC1_LENGTH = 16_384
 
 
@@ -47,6 +49,8 @@ class Presentation:
     proof: tuple[bytes, ...] | None = None
     proof_flags: tuple[bool, ...] | None = None
     anchor_tx: str | None = field(default=None, compare=False)
+    # The national co-seal (SM2/SM3), None for agencies without one and for older packages.
+    national_seal: NationalSeal | None = None
 
     @property
     def is_partial(self) -> bool:
@@ -119,6 +123,8 @@ class Presentation:
                 "proof": [_hex(p) for p in self.proof],
                 "flags": list(self.proof_flags or ()),
             }
+        if self.national_seal is not None:
+            data["nationalSeal"] = self.national_seal.to_json()
         if self.anchor_tx:
             data["anchor"] = {"txHash": self.anchor_tx}
         return data
@@ -145,6 +151,9 @@ class Presentation:
                 proof=tuple(_bytes(p, 32) for p in multiproof["proof"]) if multiproof else None,
                 proof_flags=tuple(_bool(f) for f in multiproof["flags"]) if multiproof else None,
                 anchor_tx=(data.get("anchor") or {}).get("txHash"),
+                national_seal=NationalSeal.from_json(data["nationalSeal"])
+                if "nationalSeal" in data
+                else None,
             )
         except CertificateError:
             raise
@@ -170,6 +179,8 @@ class Presentation:
         if self.proof is not None:
             compact[8] = list(self.proof)
             compact[9] = list(self.proof_flags or ())
+        if self.national_seal is not None:
+            compact[11] = self.national_seal.to_cbor()  # last: older codes stay byte for byte
         encoded: bytes = base45.b45encode(zlib.compress(cbor2.dumps(compact), 9))
         return EC1_PREFIX + encoded.decode("ascii")
 
@@ -210,6 +221,7 @@ class Presentation:
                 batch_proof=tuple(_bytes(p, 32) for p in compact[7]),
                 proof=tuple(_bytes(p, 32) for p in compact[8]) if 8 in compact else None,
                 proof_flags=tuple(_bool(f) for f in compact[9]) if 8 in compact else None,
+                national_seal=NationalSeal.from_cbor(compact[11]) if 11 in compact else None,
             )
         except CertificateError:
             raise
@@ -227,14 +239,29 @@ def batch_presentations(
     digests: list[bytes],
     seals: list[bytes],
     tree: MerkleTree,
+    national_seals: Sequence[NationalSeal] | None = None,
 ) -> list[Presentation]:
-    """The holder packages of one batch, in record order."""
+    """The holder packages of one batch, in record order (`national_seals`: one per record, from
+    `national_seal.seal_group` over its groups, or None where the agency does not co-seal)."""
     root = tree.root
+    co_seals: Sequence[NationalSeal | None] = (
+        [None] * len(digests) if national_seals is None else national_seals
+    )
     return [
         Presentation(
-            chain_id, registry, tuple(cert_leaves), digest, seal, root, index, tuple(tree.proof(index))
+            chain_id,
+            registry,
+            tuple(cert_leaves),
+            digest,
+            seal,
+            root,
+            index,
+            tuple(tree.proof(index)),
+            national_seal=co_seal,
         )
-        for index, (cert_leaves, digest, seal) in enumerate(zip(leaves, digests, seals, strict=True))
+        for index, (cert_leaves, digest, seal, co_seal) in enumerate(
+            zip(leaves, digests, seals, co_seals, strict=True)
+        )
     ]
 
 

@@ -38,6 +38,27 @@ class KeyInfo:
 
 
 @dataclass(frozen=True)
+class NationalKeyInfo:
+    """An SM2 key (national co-seal) of an agency and its record (0 = not set), as the registry
+    keeps it: the same record for the chain, the index and the offline snapshot."""
+
+    key_id: bytes  # keccak256(public_key)
+    public_key: bytes  # 64 bytes X ‖ Y
+    agency_code: str
+    valid_from: int
+    retired_at: int
+    compromised_since: int
+
+    def is_good_at(self, time: int) -> bool:
+        """Exactly `TrustRegistry._isGoodAt`: retirement second included, compromise second excluded."""
+        return (
+            self.valid_from <= time
+            and (self.retired_at == 0 or time <= self.retired_at)
+            and (self.compromised_since == 0 or time < self.compromised_since)
+        )
+
+
+@dataclass(frozen=True)
 class AgencyInfo:
     code: str
     region: int
@@ -108,6 +129,17 @@ class TrustRegistry:
     def compromise_key(self, actor: LocalAccount, key: str, since: int) -> Receipt:
         return self._send(actor, "compromiseKey", key, since)
 
+    def add_national_key(
+        self, actor: LocalAccount, code: str, public_key: bytes, valid_from: int = 0
+    ) -> Receipt:
+        return self._send(actor, "addNationalKey", to_bytes32(code), bytes(public_key), valid_from)
+
+    def retire_national_key(self, actor: LocalAccount, key_id: bytes) -> Receipt:
+        return self._send(actor, "retireNationalKey", bytes(key_id))
+
+    def compromise_national_key(self, authority: LocalAccount, key_id: bytes, since: int) -> Receipt:
+        return self._send(authority, "compromiseNationalKey", bytes(key_id), since)
+
     # views
     def authority_region(self, account: str) -> int:
         region: int = self._view("authorityRegion", account)
@@ -127,3 +159,21 @@ class TrustRegistry:
     def is_granted(self, code: str, type_code: str) -> bool:
         granted: bool = self._view("isGranted", to_bytes32(code), to_bytes32(type_code))
         return granted
+
+    def agency_national_keys(self, code: str) -> list[bytes]:
+        """The ids of the agency's SM2 keys, oldest first."""
+        return [bytes(key_id) for key_id in self._view("agencyNationalKeys", to_bytes32(code))]
+
+    def national_key_info(self, key_id: bytes) -> NationalKeyInfo:
+        record, code, public_key = self._view("nationalKeyRecord", bytes(key_id))
+        return NationalKeyInfo(
+            bytes(key_id), bytes(public_key), from_bytes32(code), record[1], record[2], record[3]
+        )
+
+    def national_keys(self, code: str) -> list[NationalKeyInfo]:
+        """The agency's SM2 keys with their records, oldest first."""
+        return [self.national_key_info(key_id) for key_id in self.agency_national_keys(code)]
+
+    def was_national_key_valid_at(self, key_id: bytes, time: int) -> bool:
+        valid: bool = self._view("wasNationalKeyValidAt", bytes(key_id), time)
+        return valid

@@ -16,7 +16,15 @@ from registry.indexer.errors import (
 )
 from registry.indexer.history import NOT_ANCHORED, History, KeyStandingAt
 from registry.indexer.indexer import Freshness, Indexer, SyncReport, freshness
-from registry.indexer.records import AgencyHistory, BatchRecord, KeyHistory, KeyStanding, StatusAt, status_at
+from registry.indexer.records import (
+    AgencyHistory,
+    BatchRecord,
+    KeyHistory,
+    KeyStanding,
+    NationalKeyHistory,
+    StatusAt,
+    status_at,
+)
 from registry.indexer.snapshot import Snapshot
 from registry.indexer.store import create_schema
 
@@ -35,6 +43,7 @@ __all__ = [
     "KeyHistory",
     "KeyStanding",
     "KeyStandingAt",
+    "NationalKeyHistory",
     "Snapshot",
     "StatusAt",
     "SyncReport",

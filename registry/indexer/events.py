@@ -27,6 +27,8 @@ from registry.indexer.store import (
     EventRow,
     Key,
     KeyChange,
+    NationalKey,
+    NationalKeyChange,
     StatusChange,
     TypeGrant,
 )
@@ -148,6 +150,18 @@ def rows_for(event: ChainEvent, block_time: int, agency_code_of: AgencyCodeOf) -
                 | {"address": a["key"], "agency_code": from_bytes32(a["code"]), "valid_from": a["validFrom"]},
             )
         ]
+    if name == "NationalKeyAdded":
+        return [(NationalKey, where | {
+            "key_id": bytes(a["keyId"]), "public_key": bytes(a["publicKey"]), "agency_code": from_bytes32(a["code"]),
+            "valid_from": a["validFrom"],
+        })]  # fmt: skip
+    if name in ("NationalKeyRetired", "NationalKeyCompromised"):
+        kind, value = (
+            ("retired", a["retiredAt"]) if name == "NationalKeyRetired" else ("compromised", a["since"])
+        )
+        return [(NationalKeyChange, where | {
+            "key_id": bytes(a["keyId"]), "agency_code": from_bytes32(a["code"]), "kind": kind, "value": value,
+        })]  # fmt: skip
     if name == "AgencyRegistered":
         return [(Agency, where | {
             "code": from_bytes32(a["code"]), "agency_index": a["agency"], "region": a["region"], "name": a["name"],

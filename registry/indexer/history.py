@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from registry.certificate.merkle import encode_batch_leaf, standard_leaf_hash, verify_proof
 from registry.contracts.certificate_registry import Inspection, Status
+from registry.contracts.trust_registry import NationalKeyInfo
 from registry.indexer.indexer import Freshness
 from registry.indexer.records import AgencyHistory, BatchRecord, KeyStanding, StatusAt, TrustView, status_at
 from registry.indexer.snapshot import Snapshot
@@ -114,6 +115,31 @@ class History:
         """If `key` is, by what is known now, not good at `at`: its record and the block time
         from which the registry has said so. None if it is good then (or unknown)."""
         history = self._view().trust.keys.get(key.lower()) if isinstance(key, str) else None
+        if history is None:
+            return None
+        known_at = history.known_bad_at(at)
+        return None if known_at is None else (history.current, known_at)
+
+    def national_keys(self, agency_code: str, *, as_of: int | None = None) -> list[NationalKeyInfo]:
+        """The agency's SM2 keys, oldest first, with their records as known at `as_of` (None: now;
+        a verifier judges a seal with everything known now, as for the anchoring key). Empty for
+        an unknown agency or one without SM2 keys."""
+        trust = self._view().trust
+        agency = trust.agencies.get(agency_code)
+        if agency is None:
+            return []
+        found = []
+        for key_id in agency.national_keys:
+            history = trust.national_keys.get(key_id)
+            record = history.standing(as_of) if history is not None else None
+            if record is not None:
+                found.append(record)
+        return found
+
+    def national_key_known_bad(self, key_id: bytes, at: int) -> tuple[NationalKeyInfo, int] | None:
+        """If the SM2 key `key_id` is, by what is known now, not good at `at`: its record and the
+        block time from which the registry has said so. None if good then (or unknown)."""
+        history = self._view().trust.national_keys.get(bytes(key_id))
         if history is None:
             return None
         known_at = history.known_bad_at(at)

@@ -11,6 +11,7 @@ from functools import cached_property
 from typing import Any
 
 from registry.contracts.certificate_registry import Status
+from registry.contracts.trust_registry import NationalKeyInfo
 from registry.indexer.errors import CertificateIndexOutOfRange
 
 StatusEvent = tuple[int, int, int, Status, int]  # (block time, word (-1: whole batch), mask, status, reason)
@@ -81,6 +82,50 @@ class KeyHistory:
 
 
 @dataclass(frozen=True)
+class NationalKeyHistory:
+    """An SM2 key (national co-seal) and every change to its record, as `KeyHistory` for the
+    agency's secp256k1 keys: the same events, folded by the same rules."""
+
+    key_id: bytes
+    public_key: bytes
+    agency_code: str
+    valid_from: int
+    added_at: int
+    changes: tuple[tuple[int, str, int], ...]  # (block time, "retired" | "compromised", value), in log order
+
+    @cached_property
+    def current(self) -> NationalKeyInfo:
+        return self.standing(None)  # type: ignore[return-value]
+
+    def standing(self, as_of: int | None = None) -> NationalKeyInfo | None:
+        """The record as the chain held it at `as_of` (None: now); None if the key was not added yet."""
+        if as_of is not None and self.added_at > as_of:
+            return None
+        retired = compromised = 0
+        for time, kind, value in self.changes:
+            if as_of is not None and time > as_of:
+                break
+            if kind == "retired":
+                retired = value
+            else:
+                compromised = value
+        return NationalKeyInfo(
+            self.key_id, self.public_key, self.agency_code, self.valid_from, retired, compromised
+        )
+
+    def known_bad_at(self, time: int) -> int | None:
+        """The block time from which the record has said this key was not good at `time`; None
+        while it still says the key was good then (as `KeyHistory.known_bad_at`)."""
+        if self.current.is_good_at(time):
+            return None
+        for when in sorted({self.added_at, *(change[0] for change in self.changes)}):
+            standing = self.standing(when)
+            if standing is not None and not standing.is_good_at(time):
+                return when
+        return self.added_at  # unreachable: the last change gives the current record
+
+
+@dataclass(frozen=True)
 class AgencyHistory:
     """An agency, its keys, and its suspensions and type grants over time."""
 
@@ -92,6 +137,7 @@ class AgencyHistory:
     suspensions: tuple[tuple[int, bool, str], ...]  # (block time, suspended, by)
     grants: tuple[tuple[int, str, bool], ...]  # (block time, type code, granted)
     keys: tuple[str, ...] = ()
+    national_keys: tuple[bytes, ...] = ()  # SM2 key ids, in the order added
 
     def is_suspended_at(self, as_of: int | None = None) -> bool:
         suspended = False
@@ -203,9 +249,10 @@ def status_at(batch: BatchRecord, index: int, at: int | None) -> StatusAt:
 
 @dataclass(frozen=True)
 class TrustView:
-    """Agencies by code and index, keys by lower-case address, current authorities."""
+    """Agencies by code and index, keys by lower-case address, current authorities, SM2 keys by id."""
 
     agencies: dict[str, AgencyHistory]
     agencies_by_index: dict[int, AgencyHistory]
     keys: dict[str, KeyHistory]
     authorities: dict[str, tuple[int, str]]  # account -> (region, name)
+    national_keys: dict[bytes, NationalKeyHistory] = field(default_factory=dict)

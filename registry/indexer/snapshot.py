@@ -38,6 +38,7 @@ from registry.indexer.records import (
     AgencyHistory,
     BatchRecord,
     KeyHistory,
+    NationalKeyHistory,
     StatusEvent,
     TrustView,
     batch_record,
@@ -53,6 +54,8 @@ from registry.indexer.store import (
     IndexerState,
     Key,
     KeyChange,
+    NationalKey,
+    NationalKeyChange,
     StatusChange,
     TypeGrant,
     create_schema,
@@ -107,6 +110,18 @@ def load_trust(conn: Connection, upto_block: int) -> TrustView:
             tuple(changes.get(lower, ())),
         )
         keys_of.setdefault(row.agency_code, []).append(row.address)
+    national_changes: dict[bytes, list[tuple[int, str, int]]] = {}
+    for row in conn.execute(rows(NationalKeyChange)):
+        national_changes.setdefault(bytes(row.key_id), []).append((row.block_time, row.kind, row.value))
+    national_keys: dict[bytes, NationalKeyHistory] = {}
+    national_of: dict[str, list[bytes]] = {}
+    for row in conn.execute(rows(NationalKey)):
+        key_id = bytes(row.key_id)
+        national_keys[key_id] = NationalKeyHistory(
+            key_id, bytes(row.public_key), row.agency_code, row.valid_from, row.block_time,
+            tuple(national_changes.get(key_id, ())),
+        )  # fmt: skip
+        national_of.setdefault(row.agency_code, []).append(key_id)
     agencies = {
         row.code: AgencyHistory(
             row.code,
@@ -117,6 +132,7 @@ def load_trust(conn: Connection, upto_block: int) -> TrustView:
             tuple(suspensions.get(row.code, ())),
             tuple(grants.get(row.code, ())),
             tuple(keys_of.get(row.code, ())),
+            tuple(national_of.get(row.code, ())),
         )
         for row in agency_rows
     }
@@ -126,7 +142,9 @@ def load_trust(conn: Connection, upto_block: int) -> TrustView:
             authorities[row.account] = (row.region, row.name)
         else:
             authorities.pop(row.account, None)
-    return TrustView(agencies, {a.agency_index: a for a in agencies.values()}, keys, authorities)
+    return TrustView(
+        agencies, {a.agency_index: a for a in agencies.values()}, keys, authorities, national_keys
+    )
 
 
 def _queries() -> tuple[Select[Any], Select[Any], Any, Any]:

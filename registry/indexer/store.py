@@ -134,6 +134,28 @@ class KeyChange(EventRow):
     value: Mapped[int] = mapped_column(BigInteger)
 
 
+class NationalKey(EventRow):
+    """`NationalKeyAdded`: an SM2 key (national co-seal) belongs to one agency for ever."""
+
+    __tablename__ = "idx_national_keys"
+
+    key_id: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(64))
+    agency_code: Mapped[str] = mapped_column(CODE, index=True)
+    valid_from: Mapped[int] = mapped_column(BigInteger)
+
+
+class NationalKeyChange(EventRow):
+    """`NationalKeyRetired` ("retired", retiredAt) or `NationalKeyCompromised` ("compromised", since)."""
+
+    __tablename__ = "idx_national_key_changes"
+
+    key_id: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    agency_code: Mapped[str] = mapped_column(CODE)
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
 class Batch(EventRow):
     """`BatchAnchored`: one root of `count` certificates of one type, by one key of one agency."""
 
@@ -173,7 +195,8 @@ class BatchRevocation(EventRow):
 
 
 EVENT_MODELS: tuple[type[EventRow], ...] = (
-    AuthorityChange, Agency, AgencySuspension, TypeGrant, Key, KeyChange, Batch, StatusChange, BatchRevocation,
+    AuthorityChange, Agency, AgencySuspension, TypeGrant, Key, KeyChange, NationalKey, NationalKeyChange,
+    Batch, StatusChange, BatchRevocation,
 )  # fmt: skip
 
 

@@ -39,7 +39,17 @@ from verifier.receipts import digest_request, verify_receipt
 pytestmark = pytest.mark.chain
 
 BANK = "某某银行杭州分行"
-VALID_CHECKS = ["format", "integrity", "seal", "anchor", "authority", "status", "validity", "policy"]
+VALID_CHECKS = [
+    "format",
+    "integrity",
+    "seal",
+    "anchor",
+    "authority",
+    "status",
+    "validity",
+    "national-seal",
+    "policy",
+]
 ONLINE_CHECKS = {"anchor", "authority", "status", "policy"}  # the ones needing chain facts
 VALID_PKG, STATUS_PKG, SPARE_PKG = 0, 1, 2
 

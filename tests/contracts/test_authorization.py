@@ -19,6 +19,9 @@ Notes on rows that are not "root only" or "authority of the region only":
 - addKey / retireKey / compromiseKey: the agency's authority *or an active key of the agency*
   (NatSpec of ITrustRegistry), so the 330100 agency's own key may add, retire or compromise its
   keys, here itself.
+- addNationalKey / retireNationalKey: as addKey (the SM2 key sends no transactions, so the
+  agency's active secp256k1 key stands in for it); compromiseNationalKey: the agency's
+  authority only (tests/contracts/test_trust_registry_national_keys.py says why).
 - anchor: has no agency argument, a key always anchors for its own agency. The row anchors a
   type granted to the 330100 agency only, so the 440100 agency's key fails on the type
   (it can never anchor outside its types) and every non-key fails as an inactive key.
@@ -50,6 +53,7 @@ from registry.contracts.artifacts import artifact
 from registry.contracts.certificate_registry import Status
 from registry.contracts.trust_registry import to_bytes32
 from registry.errors import ContractRevert
+from registry.national import generate_private_key, key_id, public_key
 
 ROLES = ("root", "authority", "other_authority", "agency", "other_agency", "stranger")
 
@@ -80,6 +84,9 @@ EXPECTED: dict[str, dict[str, bool | str]] = {
     "addKey":             _row(MANAGER, True,      MANAGER,         True,    MANAGER,      MANAGER),
     "retireKey":          _row(MANAGER, True,      MANAGER,         True,    MANAGER,      MANAGER),
     "compromiseKey":      _row(MANAGER, True,      MANAGER,         True,    MANAGER,      MANAGER),
+    "addNationalKey":     _row(MANAGER, True,      MANAGER,         True,    MANAGER,      MANAGER),
+    "retireNationalKey":  _row(MANAGER, True,      MANAGER,         True,    MANAGER,      MANAGER),
+    "compromiseNationalKey": _row(REGION, True,    REGION,          REGION,  REGION,       REGION),
     "anchor":             _row(NOT_KEY, NOT_KEY,   NOT_KEY,         True,    TYPE,         NOT_KEY),
     "setStatus":          _row(BATCH,   True,      BATCH,           True,    BATCH,        BATCH),
     "setStatusBulk":      _row(BATCH,   True,      BATCH,           True,    BATCH,        BATCH),
@@ -279,6 +286,52 @@ def _compromise_key(kit: Kit, caller: LocalAccount) -> Attempt:
         kit.assert_event(receipt, "KeyCompromised", code=to_bytes32(kit.zj), key=key, since=since)
 
     return Attempt(kit.fn.compromiseKey(key, since), confirm)
+
+
+def _national_key(kit: Kit) -> bytes:
+    """A fresh SM2 key of the 330100 agency, added by its authority; returns its id."""
+    sm2 = public_key(generate_private_key())
+    kit.registry.add_national_key(kit.roles.authority, kit.zj, sm2)
+    return key_id(sm2)
+
+
+@attempt("addNationalKey")
+def _add_national_key(kit: Kit, caller: LocalAccount) -> Attempt:
+    sm2 = public_key(generate_private_key())
+
+    def confirm(receipt: Receipt) -> None:
+        assert kit.registry.agency_national_keys(kit.zj)[-1] == key_id(sm2)
+        assert kit.registry.national_key_info(key_id(sm2)).public_key == sm2
+
+    return Attempt(kit.fn.addNationalKey(to_bytes32(kit.zj), sm2, 0), confirm)
+
+
+@attempt("retireNationalKey")
+def _retire_national_key(kit: Kit, caller: LocalAccount) -> Attempt:
+    sm2_id = _national_key(kit)
+
+    def confirm(receipt: Receipt) -> None:
+        retired_at = kit.chain.w3.eth.get_block(receipt.block_number)["timestamp"]
+        assert kit.registry.national_key_info(sm2_id).retired_at == retired_at
+        kit.assert_event(
+            receipt, "NationalKeyRetired", code=to_bytes32(kit.zj), keyId=sm2_id, retiredAt=retired_at
+        )
+
+    return Attempt(kit.fn.retireNationalKey(sm2_id), confirm)
+
+
+@attempt("compromiseNationalKey")
+def _compromise_national_key(kit: Kit, caller: LocalAccount) -> Attempt:
+    sm2_id = _national_key(kit)
+    since = kit.now()
+
+    def confirm(receipt: Receipt) -> None:
+        assert kit.registry.national_key_info(sm2_id).compromised_since == since
+        kit.assert_event(
+            receipt, "NationalKeyCompromised", code=to_bytes32(kit.zj), keyId=sm2_id, since=since
+        )
+
+    return Attempt(kit.fn.compromiseNationalKey(sm2_id, since), confirm)
 
 
 @attempt("anchor")

@@ -102,7 +102,9 @@ def test_verify_a_package_and_its_qr_code(env: dict[str, str], issued: list[Path
             "authority",
             "status",
             "validity",
+            "national-seal",
         ]
+        assert report["checks"][-1]["outcome"] == "VALID"  # co-sealed at intake with the agency's SM2 key
 
 
 def test_status_set_then_verify(env: dict[str, str], issued: list[Path]) -> None:

@@ -16,6 +16,7 @@ from databases import postgres_database
 from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.api.console_dashboard import scope_of
+from issuer.corrections import open_by_deadline
 from issuer.dashboard import Scope, SourceUnavailable, build, set_correction_source
 from issuer.db import make_engine, migrate, sessions
 from issuer.models import Agency, Batch, Certificate, Job
@@ -97,7 +98,7 @@ def test_the_figures_count_each_row_on_its_beijing_day(database: sessionmaker[Se
     assert figures.panels["regions"].rows == [["330100", "no", 3], ["440300", "yes", 1]]
     assert figures.panels["failures"].rows == [["CERT_REVOKED", "INVALID", 1]]
     assert figures.panels["gas"].note == figures.panels["status"].note == "dash_chain_down"
-    assert figures.panels["corrections"].note == "dash_corrections_none"
+    assert figures.panels["corrections"].rows == [["overdue", 0], ["due_24h", 0], ["later", 0]]  # none open
     assert figures.panels["lag"].csv().splitlines()[2] == "2026-12-04,1,2,25.5,31.0"
 
 
@@ -120,11 +121,15 @@ def test_correction_requests_show_once_a_source_is_registered(database: sessionm
     _seed(database)
     with database() as session:
         scope = Scope.for_agency(session, AGENCY)
-    set_correction_source(lambda _session, agencies, _today: [["overdue", len(agencies)], ["later", 4]])
+    set_correction_source(None)
     try:
+        assert build(database, scope, dt.date(2026, 12, 4), dt.date(2026, 12, 4)).panels[
+            "corrections"
+        ].note == ("dash_corrections_none")  # no source: not available
+        set_correction_source(lambda _session, agencies, _today: [["overdue", len(agencies)], ["later", 4]])
         figures = build(database, scope, dt.date(2026, 12, 4), dt.date(2026, 12, 4))
     finally:
-        set_correction_source(None)
+        set_correction_source(open_by_deadline)  # issuer.corrections' own, registered at its import
     assert figures.panels["corrections"].available
     assert figures.panels["corrections"].rows == [["overdue", 1], ["later", 4]]
 

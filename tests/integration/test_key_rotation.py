@@ -1,5 +1,7 @@
 """An agency's key rotated while the issuer runs, with certificates taken in but not yet anchored:
-they are sealed again by the new key and anchored with it, and verify VALID."""
+they are sealed again by the new key and anchored with it, and verify VALID. `rotate-key`
+rotates the SM2 key too: their national co-seals are made again by the new SM2 key, which the
+verifier's `national-seal` check then finds good at anchor time."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ import pytest
 from service_process import ECERT, ecert_home_env
 
 from issuer.runtime import IssuerRuntime
+from registry.certificate.national_seal import check_seal
 from registry.certificate.seal import recover_sealer
+from registry.national import public_key
 
 pytestmark = pytest.mark.chain
 
@@ -65,10 +69,12 @@ def test_certificates_pending_at_a_rotation_are_sealed_again_and_verify(
         ]
         job = runtime.service.submit(AGENCY, TYPE, records, type_name="营业执照")
         old_key = runtime.signers(AGENCY).address
+        old_sm2 = runtime.signers.national_key(AGENCY)
 
         ecert(env, "agency", "rotate-key", "--code", AGENCY)  # the old key is retired on chain from now on
         new_key = runtime.signers(AGENCY).address
-        assert new_key != old_key
+        new_sm2 = runtime.signers.national_key(AGENCY)
+        assert new_key != old_key and old_sm2 is not None and new_sm2 is not None and new_sm2 != old_sm2
 
         runtime.worker.run_until_idle(timeout_s=60)
         packages = [package for _, package in runtime.service.job_packages(AGENCY, job.id)]
@@ -77,6 +83,15 @@ def test_certificates_pending_at_a_rotation_are_sealed_again_and_verify(
     assert len(packages) == 2
     for n, package in enumerate(packages):
         assert recover_sealer(package.chain_id, package.registry, package.digest, package.seal) == new_key
+        assert package.national_seal is not None
+        sealers = [public_key(old_sm2), public_key(new_sm2)]
+        assert check_seal(
+            sealers, package.chain_id, package.registry, package.digest, package.national_seal
+        ) == (public_key(new_sm2))
         path = tmp_path / f"cert-{n}.json"
         path.write_text(json.dumps(package.to_json(), ensure_ascii=False))
-        assert json.loads(ecert(env, "verify", "--json", str(path)))["verdict"] == "VALID"
+        report = json.loads(ecert(env, "verify", "--json", str(path)))
+        assert report["verdict"] == "VALID"
+        assert [(c["kind"], c["code"]) for c in report["checks"] if c["kind"] == "national-seal"] == [
+            ("national-seal", "NATIONAL_SEAL_OK")
+        ]

@@ -20,7 +20,14 @@ from verifier.checks.policy import PolicyCheck
 from verifier.checks.share import ShareCheck, ShareTerms
 from verifier.checks.status import StatusCheck
 from verifier.context import ChainFacts
-from verifier.pipeline import DEFAULT_CHECKS, REQUIRED_KINDS, decide, required_kinds, verify_presentation
+from verifier.pipeline import (
+    DEFAULT_CHECKS,
+    OPTIONAL_KINDS,
+    REQUIRED_KINDS,
+    decide,
+    required_kinds,
+    verify_presentation,
+)
 from verifier.policy import POLICY_DIR, Policy
 
 LICENCE = "11100000000013338W001"
@@ -42,7 +49,15 @@ def all_valid() -> list[CheckResult]:
 
 def test_the_required_kinds_are_the_seven_core_checks() -> None:
     assert frozenset(CORE) == REQUIRED_KINDS
-    assert {check.kind for check in DEFAULT_CHECKS} == REQUIRED_KINDS
+    assert {check.kind for check in DEFAULT_CHECKS} == REQUIRED_KINDS | OPTIONAL_KINDS
+    assert required_kinds(DEFAULT_CHECKS, shared=False) == REQUIRED_KINDS  # the national seal may be absent
+
+
+def test_an_optional_kind_not_applicable_keeps_valid_but_its_invalid_or_error_counts() -> None:
+    absent = result("national-seal", Outcome.SKIPPED)
+    assert decide([*all_valid(), absent], required_kinds(DEFAULT_CHECKS, shared=False)) is Outcome.VALID
+    for outcome in (Outcome.INVALID, Outcome.ERROR):
+        assert decide([*all_valid(), result("national-seal", outcome)]) is outcome
 
 
 def test_decide_valid_only_when_every_required_kind_is_valid() -> None:
@@ -186,7 +201,8 @@ def test_ecert_verify_goes_through_the_verification_service(
     report = json.loads(capsys.readouterr().out)
     assert calls == ["cli"]
     assert (done.value.exit_code, report["verdict"]) == (0, "VALID")
-    assert [c["kind"] for c in report["checks"]] == list(CORE)
+    assert [c["kind"] for c in report["checks"]] == [*CORE, "national-seal"]
+    assert report["checks"][-1]["outcome"] == "SKIPPED"  # an unsealed certificate: not applicable
 
 
 def test_the_local_service_has_no_receipt_or_access_log(certificate) -> None:

@@ -10,6 +10,7 @@ from registry.error_codes import ErrorCode
 from registry.errors import EcertError
 from registry.problems import RateLimited
 from registry.qr import decode_qr
+from wallet.corrections import versions
 from wallet.faces import face_rows
 from wallet.i18n import problem_text
 from wallet.routes.access import unread_count
@@ -42,7 +43,8 @@ def certificate(card_id: str, p: HolderDep) -> Response:
     card = p.rt.vault.get(p.holder.id, card_id)
     status = p.rt.vault.status(card, fresh=True)
     return p.render("certificate.html", card=card, face=face_rows(card.presentation, p.lang), status=status,
-                    hold=share_hold(card, status), claimed=p.request.query_params.get("claimed") == "1")  # fmt: skip
+                    hold=share_hold(card, status), claimed=p.request.query_params.get("claimed") == "1",
+                    versions=versions(card, p.rt.vault.list(p.holder.id)))  # fmt: skip
 
 
 @router.post("/certificates/{card_id}/show", summary="One tap: the full-screen dynamic code of a certificate")

@@ -1,0 +1,118 @@
+"""Migration 0009 makes the blind index one row per certificate (issuer.blind_index): the digests
+of 0007's rows are carried over as they are (no reindex), search finds them, and the downgrade
+gives the rows of 0007 back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from databases import postgres_database
+
+from issuer.blind_index import HOLDER_CODE, HOLDER_NAME, NUMBER, BlindIndex
+from issuer.certificate_search import CertificatePages, SearchQuery
+from issuer.db import MIGRATIONS, make_engine, sessions
+from issuer.intake import encode_leaves
+from issuer.models import Agency, Base, Certificate, Job
+from registry.crypto import DataCipher
+
+POSTGRES_URL = os.environ.get("ECERT_TEST_POSTGRES_URL")
+AGENCY = "11330100002493028E"
+INDEX = BlindIndex(b"k" * 32)
+DATA_KEY = os.urandom(32)
+NAME, CODE = "杭州某某商贸有限公司", "91330106MA2H3XY60L"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
+    not POSTGRES_URL, reason="set ECERT_TEST_POSTGRES_URL to run on PostgreSQL"))])  # fmt: skip
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'issuer.sqlite'}"
+        return
+    with postgres_database(POSTGRES_URL) as url:
+        yield url
+
+
+def alembic(engine: sa.Engine, step: str, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("version_table", "alembic_version_issuer")  # as `registry.database.migrate`
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        getattr(command, step)(config, revision)
+
+
+def rows_of_0007(engine: sa.Engine) -> set[tuple[int, str, str, bytes]]:
+    with engine.connect() as connection:
+        found = connection.execute(
+            sa.text("SELECT certificate_id, kind, agency_code, digest FROM certificate_blind_index")
+        ).all()
+    return {(int(cert), kind, agency, bytes(digest)) for cert, kind, agency, digest in found}
+
+
+def test_0009_carries_the_digests_over_and_back(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        alembic(engine, "upgrade", "0007")
+        with sessions(engine).begin() as session:
+            session.add(Agency(code=AGENCY, name="杭州市市场监督管理局", region="330100"))
+            session.add(Job(id="j" * 32, agency_code=AGENCY, type_code="T", request_hash="h" * 64, total=2))
+            session.flush()
+            for position in (1, 2):  # the columns of 0007 (the model has later ones)
+                session.execute(sa.text(
+                    "INSERT INTO certificates (identifier, agency_code, type_code, job_id, position, version, state,"
+                    " sealed_fields, digest, status, created_at) VALUES (:i, :a, 'T', :j, :p, 1, 'pending', :f, :d,"
+                    " 'active', :t)"), {"i": f"ID{position}", "a": AGENCY, "j": "j" * 32, "p": position,
+                    "f": DataCipher(DATA_KEY).encrypt(encode_leaves(()), f"ID{position}"), "d": bytes(32),
+                    "t": dt.datetime.now(dt.UTC)})  # fmt: skip
+            first, second = session.scalars(sa.select(Certificate.id).order_by(Certificate.position)).all()
+        before = (
+            {(first, NUMBER, AGENCY, INDEX.digest(AGENCY, NUMBER, "No. 1"))}
+            | {
+                (first, kind, AGENCY, INDEX.digest(AGENCY, kind, value))
+                for kind, value in ((HOLDER_NAME, NAME), (HOLDER_CODE, CODE))
+            }
+            | {(second, NUMBER, AGENCY, INDEX.digest(AGENCY, NUMBER, "No. 2"))}
+        )  # the second: no holder
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text("INSERT INTO certificate_blind_index VALUES (:c, :k, :a, :d)"),
+                [{"c": c, "k": k, "a": a, "d": d} for c, k, a, d in before],
+            )
+        alembic(engine, "upgrade", "head")
+        with engine.connect() as connection:
+            after = connection.execute(sa.text(
+                "SELECT certificate_id, agency_code, number_digest, name_digest, code_digest"
+                " FROM certificate_blind_index ORDER BY certificate_id"
+            )).all()  # fmt: skip
+            differences = [
+                d for d in compare_metadata(MigrationContext.configure(connection), Base.metadata)
+                if "certificate_blind_index" in repr(d)
+            ]  # fmt: skip
+        assert [tuple(row) for row in after] == [
+            (first, AGENCY, INDEX.digest(AGENCY, NUMBER, "No. 1"), INDEX.digest(AGENCY, HOLDER_NAME, NAME),
+             INDEX.digest(AGENCY, HOLDER_CODE, CODE)),
+            (second, AGENCY, INDEX.digest(AGENCY, NUMBER, "No. 2"), None, None),
+        ]  # fmt: skip
+        assert differences == []  # the table the model describes
+        search = CertificatePages(sessions(engine), DATA_KEY, INDEX)
+        for query, found in (
+            (SearchQuery(holder_name=" 杭州某某商贸有限公司 "), ["ID1"]),
+            (SearchQuery(holder_code=CODE.lower(), number="no.1"), ["ID1"]),
+            (SearchQuery(number="No. 2"), ["ID2"]),
+            (SearchQuery(number="No. 2", holder_code=CODE), []),
+            (SearchQuery(number="No."), []),  # a part of a value finds nothing
+        ):
+            assert [hit.identifier for hit in search.search(AGENCY, query).hits] == found, query
+        alembic(engine, "downgrade", "0007")
+        assert rows_of_0007(engine) == before
+    finally:
+        engine.dispose()
