@@ -17,6 +17,7 @@ registry snapshot).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -199,6 +200,14 @@ def check_seal(
         return None
     message = seal_message(root_from_proof(leaf, seal.proof))
     for key in public_keys:
-        if sm2_verify(key, message, seal.signature):
+        if _verified(bytes(key), message, seal.signature):
             return bytes(key)
     return None
+
+
+@functools.lru_cache(maxsize=16_384)
+def _verified(public: bytes, message: bytes, signature: bytes) -> bool:
+    """`sm2_verify`, remembered: the certificates of one group share their root and signature,
+    and an SM2 verification costs ~1 ms, so a node that sees a group's certificates (or one
+    certificate again) verifies the signature once. Keyed by every input: a pure function."""
+    return sm2_verify(public, message, signature)

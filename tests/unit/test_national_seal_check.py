@@ -162,3 +162,18 @@ def test_the_zhejiang_node_requires_the_seal_on_what_is_anchored_from_2027() -> 
     for region in (330100, 440100, 650102):
         assert node.national_seal_rule(LICENCE, region, dt.datetime(2027, 1, 1, 0, 0, tzinfo=cst)) is not None
         assert node.national_seal_rule(LICENCE, region, dt.datetime(2026, 12, 31, 23, 59, tzinfo=cst)) is None
+
+
+def test_a_group_s_signature_is_verified_once_for_all_its_certificates() -> None:
+    from registry.certificate import national_seal
+
+    digests = [bytes([n]) * 32 for n in range(1, 9)]
+    seals = seal_group(PRIVATE, 31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3", digests)
+    before = national_seal._verified.cache_info()
+    for digest, seal in zip(digests, seals, strict=True):
+        key = national_seal.check_seal(
+            [public_key(PRIVATE)], 31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3", digest, seal
+        )
+        assert key == public_key(PRIVATE)
+    after = national_seal._verified.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 7)
