@@ -73,8 +73,12 @@ def _setup(
     registry = deployment.registry(client)
     registry.add_authority(root, authority.address, 330000, "浙江")
     registry.register_agency(authority, AGENCY, 330100, "杭州市市场监督管理局", agency.address, [TYPE_CODE])
-    national = generate_private_key()  # registered, so the verify benchmark's co-seals are VALID
-    registry.add_national_key(authority, AGENCY, public_key(national))
+    # The SM2 co-seal, as the runtime makes it; ECERT_BENCH_NATIONAL_SEAL=0 leaves it out, to
+    # measure what it costs. Registered on chain, so the verify benchmark's co-seals are VALID.
+    national: bytes | None = None
+    if os.environ.get("ECERT_BENCH_NATIONAL_SEAL", "1") != "0":
+        national = generate_private_key()
+        registry.add_national_key(authority, AGENCY, public_key(national))
     engine = make_engine(f"sqlite:///{tmp / 'issuer.sqlite'}")
     migrate(engine)
     factory = sessions(engine)
