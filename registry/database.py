@@ -80,25 +80,27 @@ def migrate(engine: Engine, migrations: Path) -> None:
 
 @contextlib.contextmanager
 def _sqlite_ddl_transaction(connection: Connection) -> Iterator[None]:
-    """All of a migration in one SQLite transaction, DDL included. Python's sqlite3 opens a
-    transaction only before DML, so each CREATE TABLE committed on its own: a process killed in
-    its first migration left tables without their version row, and every start after failed
-    ("table … already exists"). In the driver's autocommit mode our own BEGIN covers it all, up
-    to alembic's commit after the version row."""
+    """Each migration in one SQLite transaction, its DDL and its version row together. Python's
+    sqlite3 opens a transaction only before DML, so each CREATE TABLE committed on its own: a
+    process killed in a migration left tables without their version row, and every start after
+    failed ("table … already exists"). Here the driver is in autocommit mode and every
+    transaction SQLAlchemy begins (alembic commits each migration) starts with our own BEGIN."""
     raw: Any = connection.connection.driver_connection
     previous = raw.isolation_level
     raw.isolation_level = None
+
+    def begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(connection, "begin", begin)
     try:
-        raw.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            if raw.in_transaction:
-                raw.execute("ROLLBACK")
-            raise
-        if raw.in_transaction:
-            raw.execute("COMMIT")
+        yield
+        if connection.in_transaction():
+            connection.commit()
     finally:
+        event.remove(connection, "begin", begin)
+        if connection.in_transaction():
+            connection.rollback()
         raw.isolation_level = previous
 
 
