@@ -53,17 +53,35 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WorkerSettings:
+    """How batches are cut. Under bulk load a batch fills to `batch_size`. Otherwise pending
+    certificates wait `batch_window_s` for others; then their batch is sealed if it has
+    `batch_min_size` certificates, or if the agency's last batch was sealed `batch_max_wait_s`
+    ago or more: a trickle of single requests makes at most one anchoring transaction per agency
+    and type every `batch_max_wait_s`, while a lone request after a quiet spell waits only the
+    window. `batch_max_wait_s=0` cuts a batch every window, whatever its size."""
+
     batch_size: int = 10_000
     batch_window_s: float = 1.0
     confirmations: int = 1
     retry_max_s: float = 30.0
     finality_depth: int = 12
     retry_base_s: float = 1.0  # the first back-off after a failed anchor; doubles up to retry_max_s
+    batch_max_wait_s: float = 10.0
+    batch_min_size: int = 100
 
     @property
     def watch_depth(self) -> int:
         """Blocks an anchor is followed for: a confirmed anchor is watched until this deep."""
         return max(self.confirmations, self.finality_depth)
+
+    def seal_due(self, pending: int, oldest_age_s: float, since_agency_sealed_s: float) -> bool:
+        """Whether a group of `pending` certificates, the oldest waiting `oldest_age_s`, is sealed
+        now, the agency's last batch being `since_agency_sealed_s` old (infinite: none yet)."""
+        if pending >= self.batch_size:
+            return True
+        if oldest_age_s < self.batch_window_s:
+            return False
+        return pending >= self.batch_min_size or since_agency_sealed_s >= self.batch_max_wait_s
 
 
 class AnchoringWorker:
@@ -85,6 +103,7 @@ class AnchoringWorker:
         self._national_group = national_group
         self.settings = settings or WorkerSettings()
         self._clock = clock
+        self._agency_sealed_at: dict[str, dt.datetime] = {}  # when each agency's last batch was cut
         self._watched_head: tuple[int, bytes] | None = None  # head when confirmed anchors were last checked
         # A periodic job run after each pass of `run_forever` (the daily audit log anchor,
         # `issuer.audit.AuditAnchorer`); its failures are logged, never the anchoring's back-off.
@@ -106,10 +125,13 @@ class AnchoringWorker:
                 .where(Certificate.state == "pending")
                 .group_by(Certificate.agency_code, Certificate.type_code)
             ).all()
+        now, sealed_agencies = self._clock(), set[str]()
         for agency_code, type_code, pending, oldest in groups:
-            window_over = oldest is None or _age_s(oldest, self._clock()) >= self.settings.batch_window_s
+            age = float("inf") if oldest is None else _age_s(oldest, now)
+            last = self._agency_sealed_at.get(agency_code)
+            since_last = float("inf") if last is None or agency_code in sealed_agencies else _age_s(last, now)
             count = pending
-            while count > 0 and (count >= self.settings.batch_size or flush or window_over):
+            while count > 0 and (flush or self.settings.seal_due(count, age, since_last)):
                 # A job committed since the count was read may be sealed along (count goes below
                 # zero); nothing left to seal ends the group. Either way the loop ends.
                 sealed = self._seal_one(agency_code, type_code)
@@ -117,6 +139,9 @@ class AnchoringWorker:
                     break
                 count -= sealed
                 made += 1
+                sealed_agencies.add(agency_code)  # its other types' batches of this pass go too
+        for agency_code in sealed_agencies:
+            self._agency_sealed_at[agency_code] = now
         return made
 
     def _seal_one(self, agency_code: str, type_code: str) -> int:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from issuer.anchoring import AnchoringWorker, WorkerSettings
 from issuer.blind_index import BlindIndex
 from issuer.db import make_engine, migrate, sessions
-from issuer.models import Batch
+from issuer.models import Batch, Certificate
 from issuer.service import IssuerService
 from registry.chain.client import ChainClient
 from registry.chain.runner import AnvilNode, free_port
@@ -59,7 +59,7 @@ def make_records(count: int, seed: int = 1) -> list[dict[str, Any]]:
 
 
 def _setup(
-    tmp: Path,
+    tmp: Path, settings: WorkerSettings | None = None
 ) -> tuple[
     AnvilNode, ChainClient, CertificateRegistry, sessionmaker[Session], IssuerService, AnchoringWorker
 ]:
@@ -93,7 +93,7 @@ def _setup(
     )
     service.ensure_agency(AGENCY, "杭州市市场监督管理局", "330100")
     worker = AnchoringWorker(
-        factory, registry, lambda _code: agency, WorkerSettings(batch_size=10_000, batch_window_s=0),
+        factory, registry, lambda _code: agency, settings or WorkerSettings(batch_size=10_000, batch_window_s=0),
         national_key_for=lambda _code: national,
     )  # fmt: skip
     return node, client, registry, factory, service, worker
@@ -164,3 +164,72 @@ def run_issue_bench(sizes: list[int], *, profile: bool = False) -> dict[str, Any
         "machine": {"cores": os.cpu_count(), "arch": platform.machine(), "speed": baseline()},
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+
+
+def run_trickle(count: int, rate_per_s: float, settings: WorkerSettings) -> dict[str, Any]:
+    """Single-certificate requests at `rate_per_s` while the worker anchors as the service does:
+    how many anchoring transactions `count` certificates took, and how long each one waited."""
+    records = make_records(count, seed=3)
+    with tempfile.TemporaryDirectory() as folder:
+        node, _client, _registry, factory, service, worker = _setup(Path(folder), settings)
+        try:
+            stop = threading.Event()
+            anchoring = threading.Thread(target=worker.run_forever, args=(stop,), kwargs={"poll_s": 0.1})
+            anchoring.start()
+            started = time.perf_counter()
+            for i, record in enumerate(records):
+                time.sleep(max(0.0, started + i / rate_per_s - time.perf_counter()))
+                service.submit(AGENCY, TYPE_CODE, [record], type_name="营业执照")
+            while worker.outstanding():
+                time.sleep(0.05)
+            stop.set()
+            anchoring.join()
+            service.close()
+            with factory() as session:
+                sizes = list(session.scalars(select(Batch.count).order_by(Batch.id)))
+                waits = sorted(  # submitted → confirmed (SQLite keeps the submit time to the second)
+                    (_utc(confirmed) - _utc(created)).total_seconds()
+                    for created, confirmed in session.execute(
+                        select(Certificate.created_at, Batch.confirmed_at)
+                        .join(Batch, Certificate.batch_id == Batch.id)
+                        .where(Batch.confirmed_at.is_not(None))  # all of them, once none is outstanding
+                    )
+                )
+        finally:
+            node.stop()
+    batches = len(sizes)
+    return {
+        "certificates": count,
+        "rate_per_s": rate_per_s,
+        "transactions": batches,
+        "transactions_per_1000": round(batches * 1000 / count, 1),
+        "batch_sizes": {"min": min(sizes), "median": sorted(sizes)[len(sizes) // 2], "max": max(sizes)},
+        "wait_s": {"p50": round(waits[len(waits) // 2], 1), "max": round(waits[-1], 1)},
+        "settings": {
+            "batch_window_s": settings.batch_window_s,
+            "batch_max_wait_s": settings.batch_max_wait_s,
+            "batch_min_size": settings.batch_min_size,
+        },
+    }
+
+
+def run_trickle_bench(count: int, rate_per_s: float) -> dict[str, Any]:
+    """Transactions per `count` trickled certificates, cut every window (as before adaptive
+    batching: `batch_max_wait_s=0`) and with the service's defaults."""
+    before = run_trickle(count, rate_per_s, WorkerSettings(batch_max_wait_s=0))
+    after = run_trickle(count, rate_per_s, WorkerSettings())
+    return {
+        "before": before,
+        "after": after,
+        "transactions_per_1000": {
+            "before": before["transactions_per_1000"],
+            "after": after["transactions_per_1000"],
+        },
+        "machine": {"cores": os.cpu_count(), "arch": platform.machine(), "speed": baseline()},
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _utc(moment: dt.datetime | None) -> dt.datetime:
+    assert moment is not None  # selected where not null
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

@@ -61,7 +61,10 @@ class IssuerRuntime:
         s = self.settings
         worker = AnchoringWorker(
             self.sessions, self.workspace.registry, self.signers,
-            WorkerSettings(s.batch_size, s.batch_window_s, s.confirmations, s.retry_max_s, s.finality_depth),
+            WorkerSettings(
+                s.batch_size, s.batch_window_s, s.confirmations, s.retry_max_s, s.finality_depth,
+                batch_max_wait_s=s.batch_max_wait_s, batch_min_size=s.batch_min_size,
+            ),
             national_key_for=self.signers.national_key, national_group=s.national_seal_group,
         )  # fmt: skip
         if s.audit_anchor_interval_h > 0:  # the daily anchor of each agency's audit log head

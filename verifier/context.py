@@ -36,11 +36,12 @@ class ChainFacts:
 
     inspection: Inspection
     block_number: int
-    source: str  # "chain" (one eth_call), "index" or "snapshot" (offline)
+    source: str  # "chain" (one eth_call), "index", "snapshot" (offline) or "lastKnown" (chain away)
     lag_blocks: int = 0
     status_reason: int | None = None  # GB code: 02 暂扣, 03 撤销, 04 注销, 07 吊销, 99 其他
     status_since: int | None = None
     compromises: tuple[KeyCompromise, ...] = ()
+    age_s: float | None = None  # lastKnown: seconds since the index was last known current
 
 
 class ChainReader(Protocol):

@@ -19,6 +19,8 @@ from verifier.checks.anchor import AnchorCheck
 from verifier.checks.authority import AuthorityCheck
 from verifier.checks.base import Check, CheckResult, Outcome, run_guarded
 from verifier.checks.format import FormatCheck
+from verifier.checks.freshness import KIND as FRESHNESS
+from verifier.checks.freshness import LAST_KNOWN, FreshnessCheck, last_known_age
 from verifier.checks.integrity import IntegrityCheck
 from verifier.checks.national_seal import NationalSealCheck
 from verifier.checks.seal import SealCheck
@@ -28,14 +30,34 @@ from verifier.context import ChainReader, VerificationContext
 
 DEFAULT_CHECKS: tuple[Check, ...] = (
     FormatCheck(), IntegrityCheck(), SealCheck(), AnchorCheck(), AuthorityCheck(), StatusCheck(), ValidityCheck(),
-    NationalSealCheck(),
+    NationalSealCheck(), FreshnessCheck(),
 )  # fmt: skip
 # The seven core questions, written out: every verification must answer each of them VALID.
 REQUIRED_KINDS = frozenset({"format", "integrity", "seal", "anchor", "authority", "status", "validity"})
 SHARE_KIND = "share"  # required exactly when the presentation came through a share link
 # Kinds that may answer "not applicable" (SKIPPED) without failing a verdict: the national
-# co-seal of an older certificate. Their INVALID and ERROR still count like any other's.
-OPTIONAL_KINDS = frozenset({"national-seal"})
+# co-seal of an older certificate, and `freshness`, which only ever says ERROR for an answer that
+# rests on last-known facts. Their INVALID and ERROR still count like any other's.
+OPTIONAL_KINDS = frozenset({"national-seal", FRESHNESS})
+# Kinds whose answer no chain fact changes: their INVALID stands when the chain facts are last-known.
+CHAIN_FREE_KINDS = frozenset({"format", "integrity", "seal", "validity"})
+
+
+@dataclass(frozen=True)
+class LastKnown:
+    """An answer from the index with the chain away: what the checks said, on which block, how
+    old, and whether the node's policy accepted it (else the verdict is ERROR)."""
+
+    verdict: Outcome
+    block: int
+    age_s: int | None
+    accepted: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.value, "block": self.block, "ageSeconds": self.age_s,
+            "accepted": self.accepted,
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -43,6 +65,7 @@ class Report:
     verdict: Outcome
     checks: list[CheckResult]
     checked_at: dt.datetime
+    last_known: LastKnown | None = None
 
     @property
     def failed(self) -> list[CheckResult]:
@@ -51,8 +74,8 @@ class Report:
     @property
     def reason(self) -> str | None:
         """The code of the first check that failed, e.g. `CERT_REVOKED`."""
-        invalid = [c for c in self.checks if c.outcome is Outcome.INVALID]
-        failed = invalid or self.failed
+        wanted = Outcome.ERROR if self.verdict is Outcome.ERROR else Outcome.INVALID
+        failed = [c for c in self.checks if c.outcome is wanted] or self.failed
         return failed[0].code if failed else None
 
     def to_json(self) -> dict[str, Any]:
@@ -61,6 +84,7 @@ class Report:
             "reason": self.reason,
             "checkedAt": self.checked_at.isoformat(),
             "checks": [c.to_json() for c in self.checks],
+            **({"lastKnown": self.last_known.to_json()} if self.last_known else {}),
         }
 
 
@@ -97,4 +121,22 @@ def verify_presentation(
 ) -> Report:
     ctx = VerificationContext(presentation, reader, **({"clock": clock} if clock else {}), at=at, share=share)
     results = [run_guarded(check, ctx) for check in checks]
-    return Report(decide(results, required_kinds(checks, shared=share is not None)), results, ctx.now)
+    required = required_kinds(checks, shared=share is not None)
+    verdict, last_known = decide(results, required), _last_known(ctx, results, required)
+    if last_known is not None and not last_known.accepted:  # even with no freshness check configured
+        # ERROR, unless the certificate itself is bad (the chain can change no such answer)
+        chain_free_invalid = any(r.outcome is Outcome.INVALID and r.kind in CHAIN_FREE_KINDS for r in results)
+        verdict = Outcome.INVALID if chain_free_invalid else Outcome.ERROR
+    return Report(verdict, results, ctx.now, last_known)
+
+
+def _last_known(
+    ctx: VerificationContext, results: Sequence[CheckResult], required: frozenset[str]
+) -> LastKnown | None:
+    """The last-known statement when the chain facts came from the index with the chain away."""
+    facts = ctx.__dict__.get("chain")  # read by the checks, if they could read it
+    if facts is None or facts.source != LAST_KNOWN:
+        return None
+    others = [r for r in results if r.kind != FRESHNESS]
+    accepted = any(r.kind == FRESHNESS and r.outcome is Outcome.VALID for r in results)
+    return LastKnown(decide(others, required), facts.block_number, last_known_age(facts.age_s), accepted)

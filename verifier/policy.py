@@ -5,6 +5,7 @@ Policy is data, one JSON file per node (examples in `verifier/policies/`):
     {
       "region": "310000",                          the node's own GB/T 2260 region
       "description": "上海: 营业执照 from 浙江 and 上海",   optional, free text
+      "acceptLastKnownUpToSeconds": 900,           optional: see below
       "recognise": [                               allow rules; a certificate is recognised if
         {                                          any rule matches both its type and region
           "types": ["11100000000013338W001"],      21-char type codes, or "*" for every type
@@ -31,6 +32,11 @@ anchored on or after that day (China Standard Time) must carry a valid SM2/SM3 n
 without it, as a rollout date of a 电子印章 requirement applies to what is issued from then on.
 A seal that is present is checked whatever the policy says.
 
+`acceptLastKnownUpToSeconds` (optional, whole seconds ≥ 0): with the chain unreachable, the node
+answers from its index with what it last knew (`lastKnown`: verdict, block, age). Without this
+key such an answer's verdict is ERROR; with it, an answer no older than that many seconds keeps
+its verdict (`verifier.checks.freshness`). The answer and the receipt say which it was.
+
 The type and region judged are the chain's (the anchored batch's type, the anchoring agency's
 region), never the disclosed fields: see `verifier.checks.policy`.
 """
@@ -55,7 +61,8 @@ ANY = "*"
 _REGION_PATTERN = re.compile(r"(?!00)[0-9]{2}(?:[0-9]{2}|xx)(?:[0-9]{2}|xx)")
 _REGION = re.compile(r"[0-9]{6}")
 _TYPE_CODE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{18}[0-9]{3}")
-_POLICY_KEYS = {"region", "description", "recognise"}
+_POLICY_KEYS = {"region", "description", "recognise", "acceptLastKnownUpToSeconds"}
+LAST_KNOWN_MAX_S = 366 * 86400  # a year and a day: beyond that a "last-known" answer is no answer
 _RULE_KEYS = {"types", "regions", "requireFields", "requireNationalSealFrom"}
 CST = dt.timezone(dt.timedelta(hours=8))  # the days of `requireNationalSealFrom`
 
@@ -145,6 +152,7 @@ class Policy:
     region: str
     rules: tuple[Rule, ...]
     description: str = ""
+    accept_last_known_up_to_s: int | None = None  # None: a last-known answer's verdict is ERROR
 
     @classmethod
     def load(cls, path: Path | str) -> Policy:
@@ -177,7 +185,12 @@ class Policy:
         description = data.get("description", "")
         if not isinstance(description, str):
             raise _invalid("description must be text")
-        return cls(region, tuple(Rule.from_json(rule, i) for i, rule in enumerate(rules)), description)
+        accept = data.get("acceptLastKnownUpToSeconds")
+        if accept is not None and (type(accept) is not int or not 0 <= accept <= LAST_KNOWN_MAX_S):
+            raise _invalid(f"acceptLastKnownUpToSeconds must be whole seconds from 0 to {LAST_KNOWN_MAX_S}")
+        return cls(
+            region, tuple(Rule.from_json(rule, i) for i, rule in enumerate(rules)), description, accept
+        )
 
     def _matching(self, type_code: str, issuer_region: int | str) -> tuple[str | None, list[Rule]]:
         region = (

@@ -1,8 +1,11 @@
 """Where a verifier's chain facts come from: the index while it is fresh (zero RPC per
 verification), else one `eth_call`; every answer says which it used and at which block.
 
-The chain head is polled in the background; if it cannot be read lately, the index cannot
-be called fresh, so a chain outage surfaces as ERROR (503), never as an old VALID.
+The chain head is polled in the background; if it cannot be read lately, the index cannot be
+called fresh. The index then answers what it last knew (source `lastKnown`, with its block and
+age) for a batch it has; the `freshness` check keeps that answer's verdict ERROR unless the
+node's policy accepts last-known answers of that age, so an outage never gives an old VALID
+unasked. A batch the index does not have stays ERROR: a newer block may hold it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class HeadTracker:
         self._max_age_s = max_age_s
         self._block: int | None = None
         self._read_at = 0.0
+        self.read_at_wall: float | None = None  # unix time of the last good read, for last-known ages
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="head-tracker", daemon=True)
         self._poll()
@@ -41,7 +45,7 @@ class HeadTracker:
     def _poll(self) -> None:
         try:
             self._block = self._client.block_number()
-            self._read_at = time.monotonic()
+            self._read_at, self.read_at_wall = time.monotonic(), time.time()
         except ChainError as exc:
             log.warning("chain head unreadable: %s", exc.message)
 
@@ -53,6 +57,11 @@ class HeadTracker:
     def block(self) -> int:
         if self._block is None or time.monotonic() - self._read_at > self._max_age_s:
             raise ChainUnavailable("The chain's head cannot be read: the node is down or unreachable")
+        return self._block
+
+    @property
+    def last_block(self) -> int | None:
+        """The head as last read, however long ago (None if never)."""
         return self._block
 
     def close(self) -> None:
@@ -76,7 +85,12 @@ class IndexReader:
         return self._history.freshness(self._head.block).require(self._max_lag)
 
     def facts(self, presentation: Presentation, signer: str, at: int | None = None) -> ChainFacts:
-        head = self._head.block
+        try:
+            head = self._head.block
+        except ChainUnavailable:
+            if at is not None:
+                raise
+            return self._last_known(presentation, signer)
         try:
             freshness = self._history.freshness(head).require(self._max_lag)
         except IndexStale:
@@ -96,12 +110,41 @@ class IndexReader:
             **index_details(self._history, presentation, signer, inspection, at),
         )  # fmt: skip
 
+    def _last_known(self, presentation: Presentation, signer: str) -> ChainFacts:
+        """What the index last knew, with the chain away: `ChainUnavailable` again for a batch it
+        does not have (a newer block may hold it)."""
+        p = presentation
+        inspection = self._history.facts(p.batch_root, p.batch_index, p.digest, list(p.batch_proof), signer)
+        if not inspection.anchored:
+            raise ChainUnavailable(
+                "The chain cannot be read and this node's index does not have the batch: try again later"
+            )
+        indexed = self._history.indexed_block
+        return ChainFacts(
+            inspection, indexed, "lastKnown", age_s=self.last_known_age_s(indexed),
+            **index_details(self._history, presentation, signer, inspection, None),
+        )  # fmt: skip
+
+    def last_known_age_s(self, indexed_block: int) -> float:
+        """Seconds since the index was last known current: the last good read of the head, if the
+        index was within `max_lag` of it; else when the index last moved (a lower bound on its
+        age then would be a guess, so it errs old)."""
+        now = time.time()
+        last_head, read_at = self._head.last_block, self._head.read_at_wall
+        if last_head is not None and read_at is not None and last_head - indexed_block <= self._max_lag:
+            return max(0.0, now - read_at)
+        indexed_at = self._history.freshness(indexed_block).indexed_at
+        return max(0.0, now - indexed_at.timestamp()) if indexed_at is not None else float("inf")
+
     def national_keys(self, agency_code: str) -> list[NationalKeyInfo]:
-        """The agency's SM2 keys (national co-seal) from the index while it is fresh, else the chain."""
+        """The agency's SM2 keys (national co-seal) from the index while it is fresh (or the chain
+        is away: the `freshness` check judges that answer), else the chain."""
         try:
             self.freshness()
         except IndexStale:
             return self._chain.national_keys(agency_code)
+        except ChainUnavailable:
+            pass
         return self._history.national_keys(agency_code)
 
 

@@ -9,7 +9,8 @@ A receipt document is
         "checks": [{"kind": "integrity", "outcome": "VALID", "code": "DIGEST_OK"}, …],
         "chainId": 31337 | null,        null when verified offline
         "block": 1234 | null,           the block the chain facts were read at
-        "source": "chain" | "index" | "snapshot" | "offline",
+        "source": "chain" | "index" | "snapshot" | "offline" | "lastKnown",
+        "ageSeconds": 42 | null,        only when source is "lastKnown": how old the index's answer was
         "checkedAt": "2026-11-23T08:00:00.123Z",
         "disclosedDigest": "0x…",       sha256 of the answer's `disclosed` object (`digest_disclosed`)
         "node": {"region": "330000", "keyId": "<16 hex>"}},
@@ -93,6 +94,7 @@ _RECEIPT_KEYS_V1 = frozenset(
     {"requestDigest", "verdict", "reason", "checks", "chainId", "block", "source", "checkedAt", "node"}
 )  # receipts made before they covered the disclosed values: still verify
 _RECEIPT_KEYS = _RECEIPT_KEYS_V1 | {"disclosedDigest"}
+_LAST_KNOWN_KEY = "ageSeconds"  # only in a receipt of an answer from the index with the chain away
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -267,7 +269,10 @@ def verify_receipt(document: Any, public_key: Ed25519PublicKey | bytes | str) ->
 
 def _is_receipt(receipt: Any) -> bool:
     """The receipt's shape, checked flat (no recursion into untrusted nesting)."""
-    if not isinstance(receipt, dict) or set(receipt) not in (_RECEIPT_KEYS, _RECEIPT_KEYS_V1):
+    if not isinstance(receipt, dict) or set(receipt) - {_LAST_KNOWN_KEY} not in (
+        _RECEIPT_KEYS,
+        _RECEIPT_KEYS_V1,
+    ):
         return False
     checks, node = receipt["checks"], receipt["node"]
     scalars = (v for k, v in receipt.items() if k not in ("checks", "node"))
@@ -323,6 +328,8 @@ def make_receipt(
     }
     if disclosed_digest is not None:
         receipt["disclosedDigest"] = disclosed_digest
+    if report.last_known is not None:  # the verdict rests on the index's last-known facts
+        receipt[_LAST_KNOWN_KEY] = report.last_known.age_s
     return receipt
 
 

@@ -22,6 +22,8 @@ from registry.secrets_files import load_or_create_secret
 from registry.workspace import Workspace
 from verifier.access_log import AccessLog, AccessRecorder, ForwardedAccessLog
 from verifier.chain_reader import RegistryReader
+from verifier.checks.freshness import KIND as FRESHNESS
+from verifier.checks.freshness import FreshnessCheck
 from verifier.checks.national_seal import KIND as NATIONAL_SEAL
 from verifier.checks.national_seal import NationalSealCheck
 from verifier.checks.policy import PolicyCheck
@@ -155,8 +157,10 @@ class VerifierRuntime:
 
     @cached_property
     def service(self) -> VerificationService:
-        checks = (  # the node's policy also says where the national seal is required
-            *(c for c in DEFAULT_CHECKS if c.kind != NATIONAL_SEAL), NationalSealCheck(self.policy),
+        checks = (  # the node's policy also says where the national seal is required, and how old a
+            # last-known answer it accepts
+            *(c for c in DEFAULT_CHECKS if c.kind not in (NATIONAL_SEAL, FRESHNESS)),
+            NationalSealCheck(self.policy), FreshnessCheck(self.policy.accept_last_known_up_to_s),
             ShareCheck(), PolicyCheck(self.policy),
         )  # fmt: skip
         return VerificationService(

@@ -48,9 +48,11 @@ VALID_CHECKS = [
     "status",
     "validity",
     "national-seal",
+    "freshness",
     "policy",
 ]
 ONLINE_CHECKS = {"anchor", "authority", "status", "policy"}  # the ones needing chain facts
+LAST_KNOWN_ACCEPTED_S = 3600  # the tolerant node's policy: last-known answers up to an hour old
 VALID_PKG, STATUS_PKG, SPARE_PKG = 0, 1, 2
 
 
@@ -59,6 +61,8 @@ class Stack:
     home: StackHome
     node: VerifierNode
     limited: VerifierNode  # the same region with its own database and 60 requests/minute per key
+    tolerant: VerifierNode  # the same region, its own database, accepting last-known answers
+    tolerant_key: str
     issued: Issued
     bank: str
     wallet: str
@@ -77,21 +81,37 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         home, "330000", database_url=f"sqlite:///{home.root / 'limited.sqlite'}", rate_limit_per_min="60"
     )
     limited_keys = limited.register(("甲银行", "330100", "bank"), ("乙银行", "330100", "bank"))
+    tolerant_policy = home.root / "tolerant-330000.json"
+    tolerant_policy.write_text(
+        json.dumps({
+            "region": "330000", "acceptLastKnownUpToSeconds": LAST_KNOWN_ACCEPTED_S,
+            "recognise": [{"types": ["*"], "regions": ["*"]}],
+        })
+    )  # fmt: skip
+    tolerant = VerifierNode(
+        home, "330000", database_url=f"sqlite:///{home.root / 'tolerant.sqlite'}",
+        policy_file=str(tolerant_policy),
+    )  # fmt: skip
+    [tolerant_key] = tolerant.register(("丙银行", "330100", "bank"))
     try:
         with ThreadPoolExecutor(2) as pool:  # organisations need no chain: register them while it is set up
             keys = pool.submit(add_orgs, node, [(BANK, "330100", "bank"), ("浙里办", "330000", "wallet"),
                                                 ("粤省事", "440000", "wallet")])  # fmt: skip
             home.deploy()
-            started = pool.submit(start_all, [node, limited])  # they index what follows as it happens
+            started = pool.submit(
+                start_all, [node, limited, tolerant]
+            )  # they index what follows as it happens
             home.add_parties(authorities=AUTHORITIES[:1])
             issued = home.issue(AGENCY_ZJ, BUSINESS_LICENCE, records(3), "zj", qr=True)
             started.result()
             bank, wallet, other_wallet = keys.result()
-            made = Stack(home, node, limited, issued, bank, wallet, limited_keys, other_wallet)
+            made = Stack(
+                home, node, limited, tolerant, tolerant_key, issued, bank, wallet, limited_keys, other_wallet
+            )
         node.wait_indexed()
         yield made
     finally:
-        for running in (node, limited):
+        for running in (node, limited, tolerant):
             running.stop()
         home.tear_down()
 
@@ -745,8 +765,16 @@ def test_the_page_at_a_verification_link_verifies_what_it_is_posted_as_an_anonym
 
 
 def test_with_the_chain_stopped_the_answer_is_503_error_never_valid(stack: Stack) -> None:
+    """The index answers what it last knew (`lastKnown`), but the verdict stays ERROR (503) at a
+    node whose policy accepts no last-known answer, and VALID with its age where the policy
+    accepts it; a batch the index does not have is ERROR everywhere; a tampered package INVALID."""
     package = stack.issued.package(VALID_PKG)
     position = {"root": package["batch"]["root"], "index": package["batch"]["index"]}
+    unknown_batch = {**package, "batch": {**package["batch"], "root": "0x" + "ab" * 32}}
+    tampered = json.loads(json.dumps(package))
+    tampered["leaves"][0]["value"] = '"被改过的地址"'
+    stack.tolerant.wait_indexed()
+    indexed = stack.node.wait_indexed()
     stack.home.chain_down()
     try:
         # the head tracker gives up on the chain within its max age (3 s): then every answer is 503
@@ -761,13 +789,44 @@ def test_with_the_chain_stopped_the_answer_is_503_error_never_valid(stack: Stack
         for response in answers:
             report = response.json()
             assert response.status_code == 503 and report["verdict"] == "ERROR", report
+            assert report["reason"] == "LAST_KNOWN_REFUSED" and report["source"] == "lastKnown", report
+            last_known = report["lastKnown"]
+            assert (last_known["verdict"], last_known["block"], last_known["accepted"]) == (
+                "VALID",
+                indexed,
+                False,
+            )
+            assert 0 <= last_known["ageSeconds"] < 120
             results = outcomes(report)
-            # a partial report: what could be checked offline was, the rest could not run
-            assert {
-                k: v[0] for k, v in results.items() if k in ("format", "integrity", "seal", "validity")
-            } == dict.fromkeys(("format", "integrity", "seal", "validity"), "VALID")
-            assert all(results[kind] == ("ERROR", "CHAIN_UNAVAILABLE") for kind in ONLINE_CHECKS), results
-            assert report["receipt"]["receipt"]["verdict"] == "ERROR" and report["source"] is None
+            # every check ran, on the index's last-known facts; only freshness refuses them
+            assert {k: v[0] for k, v in results.items() if k != "share"} == {
+                **dict.fromkeys(VALID_CHECKS, "VALID"),
+                "freshness": "ERROR",
+            }, results
+            assert results["freshness"] == ("ERROR", "LAST_KNOWN_REFUSED")
+            receipt = report["receipt"]["receipt"]
+            assert (receipt["verdict"], receipt["source"], receipt["block"]) == (
+                "ERROR",
+                "lastKnown",
+                indexed,
+            )
+            assert receipt["ageSeconds"] == last_known["ageSeconds"]
+        not_indexed = verify(stack, package=unknown_batch)
+        assert not_indexed.status_code == 503 and "lastKnown" not in not_indexed.json()
+        assert all(outcomes(not_indexed.json())[k] == ("ERROR", "CHAIN_UNAVAILABLE") for k in ONLINE_CHECKS)
+        bad = verify(stack, package=tampered)
+        assert (bad.status_code, bad.json()["verdict"]) == (200, "INVALID"), bad.json()
+        with stack.tolerant.client(stack.tolerant_key) as client:
+            accepted = client.post("/v1/verifications", json={"purpose": "开立对公账户", "package": package})
+            report = accepted.json()
+            assert (accepted.status_code, report["verdict"], report["source"]) == (
+                200,
+                "VALID",
+                "lastKnown",
+            ), report
+            assert report["lastKnown"]["accepted"] is True and report["lastKnown"]["verdict"] == "VALID"
+            assert outcomes(report)["freshness"] == ("VALID", "LAST_KNOWN_ACCEPTED")
+            assert client.post("/v1/receipts/verify", json=report["receipt"]).json() == {"valid": True}
         with stack.client() as client:
             assert_problem(client.get("/v1/status", params=position), 503, "CHAIN_UNAVAILABLE")
             assert client.post("/v1/receipts/verify", json=answers[0].json()["receipt"]).json() == {
@@ -780,7 +839,8 @@ def test_with_the_chain_stopped_the_answer_is_503_error_never_valid(stack: Stack
         15,
         what="for the node to recover",
     )
-    assert_valid(response)
+    report = assert_valid(response)
+    assert "lastKnown" not in report and report["source"] in ("index", "chain")
 
 
 def test_an_api_receipt_is_in_the_answer_and_is_not_kept_by_a_node_that_does_not_keep_them(

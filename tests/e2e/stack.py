@@ -103,6 +103,7 @@ class Stack:
             "ECERT_KEYSTORE_PASSWORD": secrets.token_hex(12),
             "ECERT_KEYSTORE_SCRYPT_N": "1024",
             "ECERT_ISSUER_BATCH_WINDOW_S": "0.2",
+            "ECERT_ISSUER_BATCH_MAX_WAIT_S": "0",
             "ECERT_ISSUER_CONFIRMATIONS": "0",
             "COLUMNS": "200",
         }

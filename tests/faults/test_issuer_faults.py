@@ -69,6 +69,7 @@ def home(tmp_path: Path):
         "ECERT_KEYSTORE_PASSWORD": password,
         "ECERT_ISSUER_BATCH_SIZE": "500",
         "ECERT_ISSUER_BATCH_WINDOW_S": "0",
+        "ECERT_ISSUER_BATCH_MAX_WAIT_S": "0",
         "ECERT_ISSUER_RETRY_MAX_S": "1",
     }
     yield tmp_path, env, node, registry

@@ -73,7 +73,7 @@ def test_sigkill_after_approval_before_mining_lands_the_change_exactly_once(tmp_
         registry.add_authority(root, authority.address, 330000, "浙江")
         registry.register_agency(authority, AGENCY, 330100, "杭州市市场监督管理局", agency_address, [TYPE])
         env = {**os.environ, "ECERT_HOME": str(home), "ECERT_RPC_URL": node.url, "ECERT_CHAIN_PORT": str(port),
-               "ECERT_KEYSTORE_PASSWORD": password, "ECERT_ISSUER_BATCH_WINDOW_S": "0",
+               "ECERT_KEYSTORE_PASSWORD": password, "ECERT_ISSUER_BATCH_WINDOW_S": "0", "ECERT_ISSUER_BATCH_MAX_WAIT_S": "0",
                "ECERT_ISSUER_RETRY_MAX_S": "1", "ECERT_ISSUER_AUDIT_ANCHOR_INTERVAL_H": "0"}  # fmt: skip
         assert driver(tmp_path, env, "issue", str(COUNT)).wait(timeout=180) == 0, (
             tmp_path / "driver.log"

@@ -103,8 +103,10 @@ def test_verify_a_package_and_its_qr_code(env: dict[str, str], issued: list[Path
             "status",
             "validity",
             "national-seal",
+            "freshness",
         ]
-        assert report["checks"][-1]["outcome"] == "VALID"  # co-sealed at intake with the agency's SM2 key
+        assert report["checks"][-2]["outcome"] == "VALID"  # co-sealed at intake with the agency's SM2 key
+        assert report["checks"][-1]["code"] == "FACTS_CURRENT"
 
 
 def test_status_set_then_verify(env: dict[str, str], issued: list[Path]) -> None:

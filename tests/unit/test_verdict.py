@@ -102,6 +102,11 @@ def test_required_kinds_are_fixed_not_read_off_the_results() -> None:
 
 @pytest.fixture(scope="module")
 def certificate():
+    return make_certificate()
+
+
+def make_certificate():
+    """A real sealed certificate of one batch (no chain: readers give its facts)."""
     batch = build_batch(
         [{"holder": {"name": "张三", "code": "11010519491231002X"}, "validUntil": "2031-01-01"}],
         type_code=LICENCE, type_name="营业执照", issuer=Issuer("杭州市市场监督管理局", "11330100002493028E", "330100"),
@@ -201,8 +206,8 @@ def test_ecert_verify_goes_through_the_verification_service(
     report = json.loads(capsys.readouterr().out)
     assert calls == ["cli"]
     assert (done.value.exit_code, report["verdict"]) == (0, "VALID")
-    assert [c["kind"] for c in report["checks"]] == [*CORE, "national-seal"]
-    assert report["checks"][-1]["outcome"] == "SKIPPED"  # an unsealed certificate: not applicable
+    assert [c["kind"] for c in report["checks"]] == [*CORE, "national-seal", "freshness"]
+    assert report["checks"][-2]["outcome"] == "SKIPPED"  # an unsealed certificate: not applicable
 
 
 def test_the_local_service_has_no_receipt_or_access_log(certificate) -> None:

@@ -37,8 +37,11 @@ class ReceiptBody(BaseModel):
     checks: list[dict[str, str]] = Field(description="kind, outcome and code of every check")
     chainId: int | None
     block: int | None = Field(description="The block the chain facts were read at")
-    source: Literal["chain", "index", "snapshot", "offline"]
+    source: Literal["chain", "index", "snapshot", "offline", "lastKnown"]
     checkedAt: str
+    ageSeconds: int | None = Field(
+        None, description="Only when source is lastKnown: how old the index's answer was (null: unknown)"
+    )
     disclosedDigest: str | None = Field(
         None, description="0x sha256 of the RFC 8785 bytes of `disclosed` (absent on receipts of before)"
     )
@@ -52,6 +55,20 @@ class SignedReceipt(BaseModel):
     signature: str = Field(description="base64 of the 64-byte Ed25519 signature")
 
 
+class LastKnownOut(BaseModel):
+    """The chain could not be read: what the node's index last knew, and whether its policy accepted it."""
+
+    verdict: Verdict = Field(description="The verdict the last-known facts give")
+    block: int = Field(description="The last block the index had")
+    ageSeconds: int | None = Field(
+        description="Seconds since the index was last known current (null: unknown)"
+    )
+    accepted: bool = Field(
+        description="The node's policy accepts last-known answers this old (acceptLastKnownUpToSeconds); "
+        "if false the verdict is ERROR"
+    )
+
+
 class VerificationOut(BaseModel):
     """A decided verification (200: valid or invalid; 503 carries the same shape, verdict ERROR)."""
 
@@ -59,8 +76,13 @@ class VerificationOut(BaseModel):
     reason: str | None
     checkedAt: str
     checks: list[CheckOut]
-    source: str | None = Field(description="Where the chain facts came from: chain, index, snapshot")
+    source: str | None = Field(
+        description="Where the chain facts came from: chain, index, snapshot, or lastKnown (the index, chain away)"
+    )
     block: int | None
+    lastKnown: LastKnownOut | None = Field(
+        None, description="Present when the chain could not be read and the index answered what it last knew"
+    )
     disclosed: Disclosed | None = Field(description="What was verified: the values, for your records")
     receipt: SignedReceipt | None = Field(description="The node's signed receipt: keep it with `disclosed`")
     receiptId: str | None = Field(
