@@ -277,6 +277,15 @@ def verify(
             help="The node key the snapshot must be signed with (`ecert trust key`).",
         ),
     ] = None,
+    delta: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--delta",
+            metavar="DELTA_FILE",
+            help="With --offline: a delta of the same node to apply to the snapshot (`ecert trust snapshot --since`); "
+            "repeat, oldest first.",
+        ),
+    ] = None,
 ) -> None:
     """Verify a certificate. Exit 0 valid, 1 invalid, 2 could not verify (e.g. chain unreachable)."""
     from verifier.chain_reader import RegistryReader
@@ -286,8 +295,8 @@ def verify(
         presentation = load_presentation(source)
     except EcertError as exc:
         _fail(as_json, exc.code, exc.message, 1)
-    if offline is not None or trust_key is not None:
-        _verify_offline(presentation, offline, trust_key, as_json)
+    if offline is not None or trust_key is not None or delta:
+        _verify_offline(presentation, offline, trust_key, as_json, delta or [])
     reader = None
     ws = Workspace()
     try:
@@ -343,11 +352,12 @@ def _fail(as_json: bool, code: ErrorCode, message: str, exit_code: int) -> NoRet
 
 
 def _verify_offline(
-    presentation: Presentation, snapshot_file: Path | None, trust_key: Path | None, as_json: bool
-) -> NoReturn:
-    """`verify --offline`: no chain, no settings; the snapshot must be signed by the pinned key."""
+    presentation: Presentation, snapshot_file: Path | None, trust_key: Path | None, as_json: bool,
+    deltas: list[Path],
+) -> NoReturn:  # fmt: skip
+    """`verify --offline`: no chain, no settings; the snapshot and its deltas must be signed by the pinned key."""
     from verifier.offline import SnapshotReader, explain_offline, offline_json, offline_summary
-    from verifier.snapshot import load_snapshot
+    from verifier.snapshot_delta import load_with_deltas
 
     if snapshot_file is None or trust_key is None:
         _offline_error(as_json, ErrorCode.TRUST_KEY_MISSING if trust_key is None else ErrorCode.SNAPSHOT_MISSING,
@@ -359,7 +369,7 @@ def _verify_offline(
             as_json, ErrorCode.TRUST_KEY_INVALID, f"Cannot read the trusted key {trust_key}: {exc.strerror}"
         )
     try:
-        snapshot = load_snapshot(snapshot_file, pem)
+        snapshot = load_with_deltas(snapshot_file, deltas, pem)
     except EcertError as exc:
         _offline_error(as_json, exc.code, exc.message)
     report = explain_offline(_run(presentation, SnapshotReader(snapshot)), snapshot)
@@ -401,20 +411,48 @@ def trust_snapshot(
         Path | None,
         typer.Option(help="Where to write it (default <home>/verifier-<region>/trust-snapshot.json.gz)."),
     ] = None,
+    covering: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--covering",
+            metavar="REGION",
+            help="Hold only the batches of agencies in this region (GB/T 2260, e.g. 330000 or 3301xx; repeat for "
+            "more): a region's snapshot for its offline counters. Default: every region.",
+        ),
+    ] = None,
+    since: Annotated[
+        Path | None,
+        typer.Option(
+            "--since",
+            metavar="FILE",
+            help="Write only what changed since this snapshot or delta of this node (a signed delta, kilobytes a "
+            "day), with its regions. Counters apply deltas in order: `ecert verify --offline S --delta D …`.",
+        ),
+    ] = None,
 ) -> None:
-    """Sync the node's index to the head and write a signed trust snapshot for offline verification."""
+    """Sync the node's index to the head and write a signed trust snapshot for offline verification
+    (or, with --since, a delta to the last one)."""
     from verifier.runtime import VerifierRuntime
     from verifier.snapshot import write_snapshot
 
+    if since is not None and covering:
+        console.print("[red]--since takes its regions from the base snapshot: leave out --covering[/red]")
+        raise typer.Exit(2)
     runtime = VerifierRuntime.open(settings=_node_settings(region))
     try:
-        path, document = write_snapshot(runtime, out)
+        path, document = write_snapshot(runtime, out, regions=covering or (), since=since)
+    except EcertError as exc:
+        console.print(f"[red]cannot write the snapshot [{exc.code}]: {exc.message}[/red]")
+        raise typer.Exit(2) from None
     finally:
         runtime.close()
     body = document["snapshot"]
+    scope = ", ".join(body.get("scope", {}).get("regions", []))
+    what = f"trust snapshot delta since block {body['base']['block']}" if "base" in body else "trust snapshot"
     console.print(
-        f"trust snapshot {path}: block {body['block']['number']}, {len(body['agencies'])} agencies, {len(body['keys'])} keys, "
-        f"{len(body['batches'])} batches, {path.stat().st_size} bytes; signed by key {body['node']['keyId']} (node {body['node']['region']})",
+        f"{what} {path}: block {body['block']['number']}, {len(body['agencies'])} agencies, {len(body['keys'])} keys, "
+        f"{len(body['batches'])} batches{f' of regions {scope}' if scope else ''}, {path.stat().st_size} bytes; "
+        f"signed by key {body['node']['keyId']} (node {body['node']['region']})",
         soft_wrap=True,
     )
 

@@ -67,8 +67,23 @@ class SnapshotReader:
                 code=ErrorCode.SNAPSHOT_NO_HISTORY,
             )
         p = presentation
+        if self.snapshot.batch(p.batch_root) is None:
+            self._require_covered(signer)
         inspection = self._history.facts(p.batch_root, p.batch_index, p.digest, list(p.batch_proof), signer)
         return ChainFacts(inspection, self.snapshot.block_number, SOURCE)
+
+    def _require_covered(self, signer: str) -> None:
+        """A batch a region's snapshot does not hold is "not anchored" only if its sealer's agency
+        is in the snapshot's regions; otherwise the snapshot cannot say."""
+        key = self.snapshot.trust.keys.get(signer.lower())
+        agency = self.snapshot.trust.agencies.get(key.agency_code) if key is not None else None
+        if agency is not None and not self.snapshot.covers(agency.region):
+            raise ChainError(
+                f"This trust snapshot holds the batches of regions {', '.join(self.snapshot.scope)} only; the "
+                f"certificate's agency {agency.name} is in region {agency.region:06d}: verify online or with a "
+                "snapshot that covers it",
+                code=ErrorCode.SNAPSHOT_OUT_OF_SCOPE,
+            )
 
     def national_keys(self, agency_code: str) -> list[NationalKeyInfo]:
         """The agency's SM2 keys in the snapshot, oldest first, with their records at its block

@@ -26,6 +26,12 @@ File: UTF-8 JSON, gzip-compressed when the name ends in `.gz` (`trust-snapshot.j
                      "revokedAll": true}]},                               status keys only when set
      "signature": "<base64 of the Ed25519 signature of the RFC 8785 bytes of `snapshot`>"}
 
+Version 3 is a region's snapshot: `"scope": {"regions": ["330000"]}` after `version`, and only
+the batches of agencies in those regions (GB/T 2260 prefix forms, as in policies); the trust
+data stays whole (it is small), so an offline check of a certificate from another region says
+"not covered by this snapshot" (`SNAPSHOT_OUT_OF_SCOPE`), never "not anchored". Deltas since a
+snapshot, chained by the hash of each signed body, are `verifier.snapshot_delta`.
+
 Version 2 added `nationalKeys` (the agencies' SM2 keys of the national co-seal: id = keccak256 of
 the 64-byte public key `X ‖ Y`, both 0x-hex); a version 1 snapshot still loads, with no SM2 keys.
 
@@ -49,12 +55,13 @@ import base64
 import binascii
 import datetime as dt
 import gzip
+import hashlib
 import json
 import logging
 import os
 import re
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,12 +72,13 @@ from sqlalchemy import Engine, func, select
 
 from registry.certificate.merkle import keccak
 from registry.error_codes import ErrorCode
-from registry.errors import EcertError
+from registry.errors import ConfigError, EcertError
 from registry.indexer import Indexer, IndexInconsistent
 from registry.indexer.records import AgencyHistory, BatchRecord, KeyHistory, NationalKeyHistory, TrustView
 from registry.indexer.snapshot import load_batches, load_trust
 from registry.indexer.store import Batch, Block, IndexerState, table
 from registry.settings import Settings
+from verifier.policy import region_prefix
 from verifier.receipts import ReceiptSigner, _public_key, canonical_bytes, key_id
 from verifier.settings import VerifierSettings
 
@@ -97,7 +105,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = "ecert-trust-snapshot"
 VERSION = 2
-READABLE_VERSIONS = (1, 2)  # 1: before the SM2 keys of the national co-seal
+SCOPED_VERSION = 3  # a region's snapshot: `scope` says which regions' batches it holds
+READABLE_VERSIONS = (1, 2, 3)  # 1: before the SM2 keys of the national co-seal
 MAX_BYTES = 1 << 30  # decompressed; ~4 million batches. Refuses a gzip bomb before parsing it.
 MAX_DEPTH = (
     16  # the format nests 6 deep; json.loads of deeper input can overflow the C stack in an ecert process
@@ -134,9 +143,15 @@ class TrustSnapshot:
     key_id: str
     trust: TrustView
     batches: Mapping[bytes, BatchRecord]
+    scope: tuple[str, ...] = ()  # the regions whose batches it holds; () = every region
+    digest: bytes = b""  # sha256 of the signed body's RFC 8785 bytes: what a delta chains to
 
     def batch(self, root: bytes) -> BatchRecord | None:
         return self.batches.get(bytes(root))
+
+    def covers(self, region: int) -> bool:
+        """Whether the batches of an agency of `region` are all here."""
+        return not self.scope or f"{region:06d}".startswith(tuple(region_prefix(r) for r in self.scope))
 
     @property
     def indexed_at(self) -> dt.datetime:
@@ -174,9 +189,15 @@ def snapshot_body(
     region: str,
     block_time: Callable[[int], int] | None = None,
     now: dt.datetime | None = None,
+    regions: Sequence[str] = (),
+    upto_block: int | None = None,
 ) -> dict[str, Any]:
-    """The unsigned snapshot of the index in `engine` at its indexed block.
+    """The unsigned snapshot of the index in `engine` at its indexed block (or at `upto_block`,
+    which the index must have passed: a delta's base).
 
+    `regions` (GB/T 2260 codes or prefix forms, `330000`, `3301xx`) keeps only the batches of
+    agencies in those regions: a region's snapshot (version 3, with `scope`); trust data stays
+    whole, so a certificate from elsewhere is told apart from one not anchored.
     `block_time(n)` is asked for the block's time only if the index did not record that block.
     """
     state, blocks = table(IndexerState), table(Block)
@@ -187,12 +208,23 @@ def snapshot_body(
                 "The index is empty: sync it before taking a snapshot", code=ErrorCode.INDEX_EMPTY
             )
         number, block_hash = row.block_number, row.block_hash
+        if upto_block is not None and upto_block != number:
+            number = upto_block
+            block_hash = conn.execute(select(blocks.c.hash).where(blocks.c.number == number)).scalar()
         recorded = conn.execute(select(blocks.c.timestamp).where(blocks.c.number == number)).scalar()
         trust = load_trust(conn, number)
         total = conn.execute(
             select(func.count()).select_from(table(Batch)).where(table(Batch).c.block_number <= number)
         ).scalar_one()
         batches = load_batches(conn, number, limit=total) if total else {}
+    scope = sorted(set(regions))
+    if scope:
+        prefixes = tuple(region_prefix(r) for r in scope)
+        batches = {
+            root: b for root, b in batches.items()
+            if (agency := trust.agencies.get(b.agency_code)) is not None
+            and f"{agency.region:06d}".startswith(prefixes)
+        }  # fmt: skip
     if recorded is None:
         if block_time is None:
             raise EcertError(
@@ -202,7 +234,8 @@ def snapshot_body(
     created = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     return {
         "format": FORMAT,
-        "version": VERSION,
+        "version": SCOPED_VERSION if scope else VERSION,
+        **({"scope": {"regions": scope}} if scope else {}),
         "chainId": chain_id,
         "registry": registry,
         "block": {"number": number, "hash": _hex(block_hash) if block_hash else None, "time": recorded},
@@ -227,8 +260,27 @@ def sign_snapshot(body: dict[str, Any], signer: ReceiptSigner) -> dict[str, Any]
     return {"snapshot": signed["receipt"], "signature": signed["signature"]}
 
 
-def build_snapshot(runtime: VerifierRuntime, *, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Sync the node's index to the head, then the signed snapshot of it."""
+def build_snapshot(
+    runtime: VerifierRuntime, *, now: dt.datetime | None = None, regions: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Sync the node's index to the head, then the signed snapshot of it (of `regions`' batches only, if given)."""
+    sync_index(runtime)
+    client, registry = runtime.workspace.client, runtime.workspace.registry
+    body = snapshot_body(
+        runtime.engine, chain_id=client.chain_id, registry=registry.address, region=runtime.settings.region,
+        block_time=block_time_of(runtime), now=now, regions=regions,
+    )  # fmt: skip
+    return sign_snapshot(body, runtime.receipts)
+
+
+def block_time_of(runtime: VerifierRuntime) -> Callable[[int], int]:
+    """A block's time from the chain, for a block the index did not record."""
+    client = runtime.workspace.client
+    return lambda n: int(client.guard(lambda: client.w3.eth.get_block(n))["timestamp"])
+
+
+def sync_index(runtime: VerifierRuntime) -> None:
+    """Bring the node's index to the chain head (trying again if the node's own indexer moved it meanwhile)."""
     ws = runtime.workspace
     client, registry = ws.client, ws.registry
     for attempt in range(1, SYNC_ATTEMPTS + 1):
@@ -245,24 +297,27 @@ def build_snapshot(runtime: VerifierRuntime, *, now: dt.datetime | None = None) 
             if attempt == SYNC_ATTEMPTS:
                 raise
             log.info("index moved during the snapshot's sync: syncing again")
-    body = snapshot_body(
-        runtime.engine, chain_id=client.chain_id, registry=registry.address, region=runtime.settings.region,
-        block_time=lambda n: int(client.guard(lambda: client.w3.eth.get_block(n))["timestamp"]), now=now,
-    )  # fmt: skip
-    return sign_snapshot(body, runtime.receipts)
 
 
-def write_snapshot(runtime: VerifierRuntime, path: Path | str | None = None) -> tuple[Path, dict[str, Any]]:
-    """Build the node's snapshot and write it to `path` (default `<home>/verifier-<region>/trust-snapshot.json.gz`).
+def write_snapshot(
+    runtime: VerifierRuntime,
+    path: Path | str | None = None,
+    *,
+    regions: Sequence[str] = (),
+    since: Path | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Build the node's snapshot (or, `since` a snapshot or delta of this node, the delta to now)
+    and write it to `path` (default `<home>/verifier-<region>/trust-snapshot.json.gz`, a delta
+    `trust-delta-<block>.json.gz` beside it). Returns the path and the signed document."""
+    folder = default_snapshot_path(runtime.settings, runtime.workspace.settings)
+    if since is not None:
+        from verifier.snapshot_delta import build_delta
 
-    Returns the path and the signed document.
-    """
-    path = (
-        Path(path)
-        if path is not None
-        else default_snapshot_path(runtime.settings, runtime.workspace.settings)
-    )
-    document = build_snapshot(runtime)
+        document = build_delta(runtime, since)
+        folder = folder.with_name(f"trust-delta-{document['snapshot']['block']['number']}.json.gz")
+    else:
+        document = build_snapshot(runtime, regions=regions)
+    path = Path(path) if path is not None else folder
     save_snapshot(document, path)
     return path, document
 
@@ -302,6 +357,17 @@ def parse_snapshot(
     data: bytes, trusted_public_key: Ed25519PublicKey | bytes | str, *, name: str = "snapshot"
 ) -> TrustSnapshot:
     """Check the signature first, then read the records (a signed but malformed body is refused too)."""
+    body = _verified_body(data, trusted_public_key, name)
+    try:
+        return _read_body(body, hashlib.sha256(canonical_bytes(body)).digest())
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SnapshotInvalid(f"{name} is signed but malformed: {exc}") from exc
+
+
+def _verified_body(
+    data: bytes, trusted_public_key: Ed25519PublicKey | bytes | str, name: str
+) -> dict[str, Any]:
+    """The signed body of a snapshot or delta in `data`, if `trusted_public_key` signed it."""
     try:
         key = _public_key(trusted_public_key)
     except (ValueError, TypeError, binascii.Error, UnicodeError) as exc:
@@ -327,10 +393,8 @@ def parse_snapshot(
         raise SnapshotInvalid(
             f"{name}: the signature does not verify (the file was changed or damaged)", key_id=trusted
         ) from exc
-    try:
-        return _read_body(body)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise SnapshotInvalid(f"{name} is signed but malformed: {exc}") from exc
+    signed: dict[str, Any] = body  # a dict: its `node` was read above
+    return signed
 
 
 def _decode(data: bytes, name: str) -> Any:
@@ -364,7 +428,7 @@ def _shallow(text: str, limit: int) -> bool:
     return _BRACKET.search(text) is None
 
 
-def _read_body(body: dict[str, Any]) -> TrustSnapshot:
+def _read_body(body: dict[str, Any], digest: bytes = b"") -> TrustSnapshot:
     if body["format"] != FORMAT or body["version"] not in READABLE_VERSIONS:
         raise ValueError(
             f"format {body['format']!r} version {body['version']!r}, expected {FORMAT!r} version "
@@ -418,11 +482,52 @@ def _read_body(body: dict[str, Any]) -> TrustSnapshot:
         chain_id=_int(body["chainId"]), registry=_str(body["registry"]), block_number=_int(block["number"]),
         block_hash=_bytes(block["hash"]) if block["hash"] is not None else None, block_time=_int(block["time"]),
         created_at=created, region=_str(body["node"]["region"]), key_id=_str(body["node"]["keyId"]),
-        trust=trust, batches=batches,
+        trust=trust, batches=batches, scope=_scope(body), digest=digest,
     )  # fmt: skip
 
 
+def _scope(body: Mapping[str, Any]) -> tuple[str, ...]:
+    """A version 3 snapshot's regions (each a valid region pattern); () for a whole one."""
+    if body["version"] < SCOPED_VERSION:
+        return ()
+    regions = body["scope"]["regions"]
+    if not isinstance(regions, list) or not regions:
+        raise ValueError("scope.regions must be a non-empty list")
+    for region in regions:
+        try:
+            region_prefix(_str(region))
+        except ConfigError as exc:
+            raise ValueError(f"scope: {exc.message}") from exc
+    return tuple(regions)
+
+
 # ─── records ⇄ JSON ──────────────────────────────────────────────────────────────────────
+
+
+def to_body(snapshot: TrustSnapshot) -> dict[str, Any]:
+    """A loaded snapshot's records back as a body's JSON (what a delta is applied to)."""
+    trust = snapshot.trust
+    return {
+        "format": FORMAT, "version": SCOPED_VERSION if snapshot.scope else VERSION,
+        **({"scope": {"regions": list(snapshot.scope)}} if snapshot.scope else {}),
+        "chainId": snapshot.chain_id, "registry": snapshot.registry,
+        "block": {
+            "number": snapshot.block_number, "hash": _hex(snapshot.block_hash) if snapshot.block_hash else None,
+            "time": snapshot.block_time,
+        },
+        "createdAt": snapshot.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "node": {"region": snapshot.region, "keyId": snapshot.key_id},
+        "authorities": [
+            {"account": account, "region": region_, "name": name}
+            for account, (region_, name) in sorted(trust.authorities.items())
+        ],
+        "agencies": [_agency_json(a) for a in sorted(trust.agencies.values(), key=lambda a: a.agency_index)],
+        "keys": [_key_json(k) for k in _keys_in_order(trust)],
+        "nationalKeys": [_national_key_json(k) for k in _national_keys_in_order(trust)],
+        "batches": [
+            _batch_json(b) for b in sorted(snapshot.batches.values(), key=lambda b: (b.block_number, b.root))
+        ],
+    }  # fmt: skip
 
 
 def _hex(value: bytes) -> str:

@@ -254,6 +254,8 @@ class Offline:
     snapshot: Path
     key: Path  # the node's public key, as `ecert trust key` printed it
     block: int
+    region_snapshot: Path  # `--covering 330000`, taken with the whole one
+    delta: Path  # `--since region_snapshot`, taken after `later` was issued
 
 
 def records(path: Path, *names: str) -> Path:
@@ -309,6 +311,9 @@ def offline(env: dict[str, str]):
         made = must(env, "trust", "snapshot").stdout
         snapshot = Path(env["ECERT_HOME"]) / "verifier-330000" / "trust-snapshot.json.gz"
         assert str(snapshot) in made.replace("\n", "") and "block" in made
+        region_snapshot = home / "zj.json.gz"
+        made = must(env, "trust", "snapshot", "--covering", "330000", "--out", str(region_snapshot)).stdout
+        assert "of regions 330000" in made
         must(
             env,
             "issue",
@@ -323,10 +328,13 @@ def offline(env: dict[str, str]):
             "--qr",
         )
         (later,) = (home / "b").glob("*.json")
+        delta = home / "delta.json.gz"
+        made = must(env, "trust", "snapshot", "--since", str(region_snapshot), "--out", str(delta)).stdout
+        assert "delta since block" in made and "1 batches" in made.replace("\n", "")
     finally:
         must(env, "chain", "down")
     block = json.loads(gzip.decompress(snapshot.read_bytes()))["snapshot"]["block"]["number"]
-    return Offline(home, valid, revoked, later, snapshot, key, block)
+    return Offline(home, valid, revoked, later, snapshot, key, block, region_snapshot, delta)
 
 
 def verify_offline(
@@ -442,3 +450,30 @@ def test_offline_needs_a_pinned_key(verify_here, offline: Offline) -> None:
     app.command()(verify)
     done = CliRunner().invoke(app, ["--json", "--offline", str(offline.snapshot), str(offline.valid)])
     assert (done.exit_code, json.loads(done.stdout)["reason"]) == (2, "TRUST_KEY_MISSING")
+
+
+def test_a_region_snapshot_and_its_delta_verify_what_came_later(verify_here, offline: Offline) -> None:
+    """A counter holding its region's snapshot applies the day's delta: the certificate issued
+    after the snapshot verifies; the same delta twice, or a delta without its base, is refused."""
+    before = verify_here(ec1(offline.later), "--json", snapshot=offline.region_snapshot)
+    assert before.returncode == 1 and json.loads(before.stdout)["reason"] == "NOT_ANCHORED"
+    after = verify_here(
+        ec1(offline.later), "--json", "--delta", str(offline.delta), snapshot=offline.region_snapshot
+    )
+    assert after.returncode == 0, after.stdout
+    report = json.loads(after.stdout)
+    assert report["verdict"] == "VALID" and report["snapshotBlock"] > offline.block
+    revoked = verify_here(
+        ec1(offline.revoked), "--json", "--delta", str(offline.delta), snapshot=offline.region_snapshot
+    )
+    assert (revoked.returncode, json.loads(revoked.stdout)["reason"]) == (1, "CERT_REVOKED")
+    twice = verify_here(
+        ec1(offline.later), "--json", "--delta", str(offline.delta), "--delta", str(offline.delta),
+        snapshot=offline.region_snapshot,
+    )  # fmt: skip
+    assert (twice.returncode, json.loads(twice.stdout)["reason"]) == (2, "SNAPSHOT_DELTA_UNCHAINED")
+    elsewhere = verify_here(
+        ec1(offline.later), "--json", "--delta", str(offline.delta)
+    )  # on the whole snapshot
+    assert (elsewhere.returncode, json.loads(elsewhere.stdout)["reason"]) == (2, "SNAPSHOT_DELTA_UNCHAINED")
+    assert offline.delta.stat().st_size < offline.region_snapshot.stat().st_size
