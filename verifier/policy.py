@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from registry import regions
 from registry.error_codes import ErrorCode
 from registry.errors import ConfigError
 
@@ -58,7 +59,6 @@ __all__ = ["POLICY_DIR", "Policy", "Rule", "covers_path", "region_prefix"]
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
 ANY = "*"
-_REGION_PATTERN = re.compile(r"(?!00)[0-9]{2}(?:[0-9]{2}|xx)(?:[0-9]{2}|xx)")
 _REGION = re.compile(r"[0-9]{6}")
 _TYPE_CODE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{18}[0-9]{3}")
 _POLICY_KEYS = {"region", "description", "recognise", "acceptLastKnownUpToSeconds"}
@@ -72,13 +72,12 @@ def _invalid(message: str) -> ConfigError:
 
 
 def region_prefix(pattern: str) -> str:
-    """The code prefix a region pattern covers: `*` → ``, `440000`/`44xxxx` → `44`, `3301xx` → `3301`."""
-    if pattern == ANY:
-        return ""
-    if not isinstance(pattern, str) or not _REGION_PATTERN.fullmatch(pattern) or "x" in pattern.rstrip("x"):
-        raise _invalid(f"Region {pattern!r} is not a GB/T 2260 code or prefix form (440000, 4401xx, *)")
-    code = pattern.replace("x", "0")
-    return code[:2] if code[2:] == "0000" else code[:4] if code[4:] == "00" else code
+    """The code prefix a region pattern covers (`registry.regions.region_prefix`), refused as a
+    policy error."""
+    try:
+        return regions.region_prefix(pattern)
+    except ConfigError as exc:
+        raise _invalid(exc.message) from exc
 
 
 def covers_path(named: str, disclosed: str) -> bool:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
+from dataclasses import replace
 from typing import Any
 
 from registry.certificate.presentation import Presentation
@@ -25,6 +27,7 @@ from verifier.chain_reader import RegistryReader
 from verifier.context import ChainFacts, KeyCompromise
 
 log = logging.getLogger(__name__)
+ASKED_KEPT = 10_000  # chain answers kept for batches the index does not hold
 
 
 class HeadTracker:
@@ -76,6 +79,10 @@ class IndexReader:
         self._chain = chain
         self._head = head
         self._max_lag = max_lag
+        # The chain's answers about batches the index does not hold (another region's, at a
+        # regional node): (facts, when asked), oldest first.
+        self._asked: OrderedDict[tuple[Any, ...], tuple[ChainFacts, float]] = OrderedDict()
+        self._lock = threading.Lock()
         self.chain_id = chain.chain_id
         self.registry = chain.registry
 
@@ -103,19 +110,41 @@ class IndexReader:
             p.batch_root, p.batch_index, p.digest, list(p.batch_proof), signer, at=at
         )
         if not inspection.anchored and at is None:
-            # The newest blocks may not be indexed yet: a "no" is confirmed by the chain itself.
-            return self._chain.facts(presentation, signer)
+            # The newest blocks may not be indexed yet, or the batch is another region's (a
+            # regional index): the chain answers, and a "yes" is kept for as long as the index
+            # itself may lag.
+            return self._asked_of_chain(presentation, signer, head)
         return ChainFacts(
             inspection, freshness.indexed_block, "index", lag_blocks=freshness.lag_blocks,
             **index_details(self._history, presentation, signer, inspection, at),
         )  # fmt: skip
 
+    def _asked_of_chain(self, presentation: Presentation, signer: str, head: int) -> ChainFacts:
+        key = _question(presentation, signer)
+        with self._lock:
+            kept = self._asked.get(key)
+            if kept is not None and head - kept[0].block_number <= self._max_lag:
+                self._asked.move_to_end(key)
+                return kept[0]
+        facts = self._chain.facts(presentation, signer)
+        if facts.inspection.anchored:  # a "no" is not kept: the batch may be anchored any moment
+            with self._lock:
+                self._asked[key] = (facts, time.time())
+                while len(self._asked) > ASKED_KEPT:
+                    self._asked.popitem(last=False)
+        return facts
+
     def _last_known(self, presentation: Presentation, signer: str) -> ChainFacts:
-        """What the index last knew, with the chain away: `ChainUnavailable` again for a batch it
-        does not have (a newer block may hold it)."""
+        """What the index last knew (or the chain last said of a batch it does not hold), with the
+        chain away: `ChainUnavailable` again for a batch neither has (a newer block may hold it)."""
         p = presentation
         inspection = self._history.facts(p.batch_root, p.batch_index, p.digest, list(p.batch_proof), signer)
         if not inspection.anchored:
+            with self._lock:
+                kept = self._asked.get(_question(presentation, signer))
+            if kept is not None:
+                facts, asked_at = kept
+                return replace(facts, source="lastKnown", age_s=max(0.0, time.time() - asked_at))
             raise ChainUnavailable(
                 "The chain cannot be read and this node's index does not have the batch: try again later"
             )
@@ -146,6 +175,11 @@ class IndexReader:
         except ChainUnavailable:
             pass
         return self._history.national_keys(agency_code)
+
+
+def _question(presentation: Presentation, signer: str) -> tuple[Any, ...]:
+    p = presentation
+    return (bytes(p.batch_root), p.batch_index, bytes(p.digest), tuple(p.batch_proof), signer.lower())
 
 
 def index_details(

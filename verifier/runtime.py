@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from registry.crypto import DataCipher
 from registry.errors import ChainUnavailable, EcertError
 from registry.indexer import History, Indexer, create_schema
+from registry.indexer.indexer import index_scope
 from registry.indexer.lease import IndexerLease
 from registry.secrets_files import load_or_create_secret
 from registry.workspace import Workspace
@@ -72,6 +73,7 @@ class VerifierRuntime:
         engine = make_engine(settings.url(workspace.settings))
         migrate(engine)
         create_schema(engine)
+        index_scope(engine, settings.index_regions)  # a node started with another scope is refused now
         return cls(workspace, settings, engine, sessions(engine))
 
     @property
@@ -222,6 +224,7 @@ class VerifierRuntime:
                         indexer = Indexer(  # made anew on each lease: another process may have moved the index on
                             self.workspace.client, self.workspace.registry, self.engine,
                             confirmations=self.settings.index_confirmations, start_block=self.workspace.deployment.block_number,
+                            regions=self.settings.index_regions,
                         )  # fmt: skip
                         indexer.run_forever(poll_s, self._stop, while_=lease.check)
                     self.indexer_role = "standby"

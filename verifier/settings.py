@@ -27,6 +27,8 @@ class VerifierSettings(BaseSettings):
     """Ed25519 key that signs receipts and snapshots (default `<home>/verifier-<region>/receipt-key.pem`)."""
     public_url: str = "http://127.0.0.1:8002"
     """Base URL share links and QR codes point at."""
+    index_regions: list[str] | None = None
+    """Regions (JSON list of GB/T 2260 patterns, e.g. ["330000"]) whose batches the node indexes: a regional node, whose index grows with its region; another region's certificate is asked of the chain when verified (answers cached for as long as the index may lag). Unset: every region. An index keeps the scope it was made with."""
     trusted_nodes: list[str] = []
     """Base URLs (JSON list) of other regions' nodes whose shares this node fetches."""
     node_key: str | None = None

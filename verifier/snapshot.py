@@ -74,6 +74,7 @@ from registry.certificate.merkle import keccak
 from registry.error_codes import ErrorCode
 from registry.errors import ConfigError, EcertError
 from registry.indexer import Indexer, IndexInconsistent
+from registry.indexer.indexer import index_scope
 from registry.indexer.records import AgencyHistory, BatchRecord, KeyHistory, NationalKeyHistory, TrustView
 from registry.indexer.snapshot import load_batches, load_trust
 from registry.indexer.store import Batch, Block, IndexerState, table
@@ -217,7 +218,7 @@ def snapshot_body(
             select(func.count()).select_from(table(Batch)).where(table(Batch).c.block_number <= number)
         ).scalar_one()
         batches = load_batches(conn, number, limit=total) if total else {}
-    scope = sorted(set(regions))
+    scope = _within_index(engine, sorted(set(regions)))
     if scope:
         prefixes = tuple(region_prefix(r) for r in scope)
         batches = {
@@ -254,6 +255,22 @@ def snapshot_body(
     }
 
 
+def _within_index(engine: Engine, wanted: list[str]) -> list[str]:
+    """The snapshot's regions: those asked, which a regional index must hold (default: its own)."""
+    held = index_scope(engine)
+    if not held:
+        return wanted
+    if not wanted:
+        return sorted(held)
+    prefixes = tuple(region_prefix(r) for r in held)
+    if outside := [r for r in wanted if not region_prefix(r).startswith(prefixes)]:
+        raise EcertError(
+            f"This node indexes the batches of {', '.join(held)} only; it cannot snapshot {', '.join(outside)}",
+            code=ErrorCode.CONFIG_INVALID,
+        )
+    return wanted
+
+
 def sign_snapshot(body: dict[str, Any], signer: ReceiptSigner) -> dict[str, Any]:
     """`{"snapshot": body with node.keyId, "signature": base64}`: the same scheme as receipts."""
     signed = signer.sign(body)  # adds node.keyId and signs the RFC 8785 bytes
@@ -284,7 +301,7 @@ def sync_index(runtime: VerifierRuntime) -> None:
     ws = runtime.workspace
     client, registry = ws.client, ws.registry
     for attempt in range(1, SYNC_ATTEMPTS + 1):
-        indexer = Indexer(
+        indexer = Indexer(  # the index's own scope (a regional node's: its regions)
             client, registry, runtime.engine,
             confirmations=runtime.settings.index_confirmations, start_block=ws.deployment.block_number,
         )  # fmt: skip

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -31,11 +31,24 @@ from registry.contracts.certificate_registry import CertificateRegistry
 from registry.errors import ChainError, ChainUnavailable, EcertError
 from registry.indexer.errors import IndexInconsistent, IndexMismatch, IndexStale
 from registry.indexer.events import EventDecoder, Row, group_rows, rows_for
-from registry.indexer.store import EVENT_MODELS, Agency, Block, IndexerState, create_schema, table
+from registry.indexer.store import (
+    EVENT_MODELS,
+    Agency,
+    Batch,
+    BatchRevocation,
+    Block,
+    IndexerState,
+    IndexScope,
+    StatusChange,
+    create_schema,
+    table,
+)
+from registry.regions import in_regions, region_prefixes
 
 log = logging.getLogger(__name__)
 
 STATE_ID = 1
+BATCH_EVENTS = (StatusChange, BatchRevocation)  # rows about a batch, kept with it by a regional index
 HEADER_BATCH = 200
 
 
@@ -100,7 +113,12 @@ class Indexer:
         start_block: int = 0,
         range_blocks: int = 2000,
         clock: Callable[[], dt.datetime] = utcnow,
+        regions: Sequence[str] | None = None,
     ) -> None:
+        """`regions` (GB/T 2260 patterns): index only the batches of agencies there, and the
+        trust data whole: a regional node (other regions' batches are asked of the chain on
+        demand). None: what the index was made with (a new one: every region); a different
+        scope than the index's is refused."""
         if confirmations < 0 or start_block < 0 or range_blocks < 1:
             raise ValueError("confirmations and start_block must be >= 0, range_blocks >= 1")
         self.client = client
@@ -111,6 +129,8 @@ class Indexer:
         self._clock = clock
         self._decoder = EventDecoder(registry.contract)
         create_schema(engine)
+        self.regions = index_scope(engine, regions)
+        self._prefixes = region_prefixes(self.regions)
         self._state = self._load_state(start_block)
 
     # ─── public ──────────────────────────────────────────────────────────────────────────
@@ -265,6 +285,8 @@ class Indexer:
                     if model is Agency:
                         codes[values["agency_index"]] = values["code"]
                 rows += made
+            if self._prefixes:
+                rows = self._in_scope(conn, rows)
             conn.execute(insert(table(Block)), [vars(header) for header in headers.values()])
             for model, grouped in group_rows(rows).items():
                 conn.execute(insert(table(model)), grouped)
@@ -308,6 +330,28 @@ class Indexer:
                 )
         return headers
 
+    def _in_scope(self, conn: Connection, rows: list[Row]) -> list[Row]:
+        """The rows a regional index keeps: every trust row; batches of agencies in its regions,
+        and the status rows of the batches it keeps."""
+        agencies = table(Agency)
+        region_of = dict(conn.execute(select(agencies.c.code, agencies.c.region)).all())
+        region_of |= {values["code"]: values["region"] for model, values in rows if model is Agency}
+        kept = {
+            values["root"] for model, values in rows
+            if model is Batch and in_regions(region_of.get(values["agency_code"], 0), self._prefixes)
+        }  # fmt: skip
+        asked = {values["root"] for model, values in rows if model in BATCH_EVENTS} - kept
+        if asked:
+            batches = table(Batch)
+            kept |= {
+                bytes(r)
+                for r in conn.execute(select(batches.c.root).where(batches.c.root.in_(asked))).scalars()
+            }
+        return [
+            (model, values) for model, values in rows
+            if not (model is Batch or model in BATCH_EVENTS) or values["root"] in kept
+        ]  # fmt: skip
+
     def _agency_codes(self, conn: Connection) -> dict[int, str]:
         agencies = table(Agency)
         # `.all()`: a Result has `keys()`, so `dict(result)` would take it for a mapping and fail
@@ -324,6 +368,26 @@ class Indexer:
             except EcertError:
                 codes[agency_index] = ""
         return codes[agency_index]
+
+
+def index_scope(engine: Engine, wanted: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The regions the index in `engine` holds batches of (() = every region), recorded on first
+    use; `IndexMismatch` if `wanted` is another scope."""
+    scope = table(IndexScope)
+    wanted_text = None if wanted is None else ",".join(sorted(set(wanted)))
+    if wanted_text is not None:
+        region_prefixes(wanted_text.split(",") if wanted_text else ())  # a bad pattern is refused first
+    with engine.begin() as conn:
+        stored = conn.execute(select(scope.c.regions).where(scope.c.id == STATE_ID)).scalar()
+        if stored is None:
+            stored = wanted_text or ""
+            conn.execute(insert(scope), {"id": STATE_ID, "regions": stored})
+    if wanted_text is not None and wanted_text != stored:
+        raise IndexMismatch(
+            f"This index holds the batches of {stored or 'every region'}, not of {wanted_text or 'every region'}: "
+            "use another database for another scope (an index can always be rebuilt from the chain)"
+        )
+    return tuple(stored.split(",")) if stored else ()
 
 
 def freshness(engine: Engine, client: ChainClient) -> Freshness:

@@ -49,6 +49,16 @@ class IndexerState(IndexBase):
     indexed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class IndexScope(IndexBase):
+    """The regions whose batches (and their statuses) this index holds; '' = every region. Trust
+    data (authorities, agencies, keys) is always whole. Fixed when the index is made."""
+
+    __tablename__ = "idx_scope"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    regions: Mapped[str] = mapped_column(String(400))  # comma-separated GB/T 2260 patterns
+
+
 class Block(IndexBase):
     """A block the index relies on (it holds events, or ends a range): what reorgs are checked against."""
 
