@@ -45,8 +45,10 @@ def checksum_address(address: str) -> ChecksumAddress:
 
 
 def revert_data(exc: ContractLogicError) -> str | None:
-    """The hex revert data of `exc` (web3 types it as a dict too, which a revert never is)."""
-    return exc.data if isinstance(exc.data, str) else None
+    """The hex revert data of `exc`: anvil (and geth) answer it as the error's `data`, Hardhat's
+    node nests it as `data.data` beside a message."""
+    data = exc.data.get("data") if isinstance(exc.data, dict) else exc.data
+    return data if isinstance(data, str) else None
 
 
 class Fees(TypedDict):

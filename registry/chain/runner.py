@@ -1,11 +1,15 @@
-"""Local chains: an anvil node from `node_modules` with its state on disk, or eth-tester in process.
+"""Local chains: an anvil or Hardhat node from `node_modules`, or eth-tester in process.
 
-anvil is started directly (not through npx: faster, one PID to stop) and dumps its state to
-`<home>/chain/state.json` every second and on exit, so `ecert chain down` / `up` keeps history.
+Both nodes are started directly (not through npx: faster, one PID to stop), bound to loopback,
+with chain id 31337 and the `cancun` hardfork, their PID and log under their directory. anvil
+dumps its state to `<home>/chain/state.json` every second and on exit, so `ecert chain down` /
+`up` keeps history; Hardhat's node keeps nothing across a restart (it is the second EVM the tests
+run the core scenario on, and what operators who already run Hardhat can point ecert at).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import signal
@@ -14,7 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from registry.errors import ChainUnavailable, ConfigError
 
@@ -24,6 +28,8 @@ if TYPE_CHECKING:
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHAIN_ID = 31337
 HARDFORK = "cancun"
+DEV_ACCOUNTS = 2
+DEV_BALANCE_ETH = 1_000_000
 
 
 def anvil_binary() -> Path:
@@ -38,13 +44,23 @@ def anvil_binary() -> Path:
     return candidate
 
 
+def hardhat_binary() -> Path:
+    """Hardhat's command from the `hardhat` npm package (a node script: one process, no npx)."""
+    candidate = PROJECT_ROOT / "node_modules" / ".bin" / "hardhat"
+    if not candidate.exists():
+        raise ConfigError(f"Hardhat not found at {candidate}: run `npm ci` in the project root first")
+    return candidate
+
+
 @dataclass
-class AnvilNode:
-    """One anvil process bound to 127.0.0.1:`port`, its files under `directory`."""
+class LocalNode:
+    """One development node process bound to 127.0.0.1:`port`, its files under `directory`."""
 
     directory: Path
     port: int = 8545
     block_time_s: float | None = None
+    engine: ClassVar[str] = "node"
+    start_timeout_s: ClassVar[float] = 10.0
 
     @property
     def url(self) -> str:
@@ -52,15 +68,18 @@ class AnvilNode:
 
     @property
     def pid_file(self) -> Path:
-        return self.directory / "anvil.pid"
-
-    @property
-    def state_file(self) -> Path:
-        return self.directory / "state.json"
+        return self.directory / f"{self.engine}.pid"
 
     @property
     def log_file(self) -> Path:
-        return self.directory / "anvil.log"
+        return self.directory / f"{self.engine}.log"
+
+    def command(self) -> list[str]:
+        """The command line that starts the node (files it needs are written here)."""
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
 
     def pid(self) -> int | None:
         """The PID of the running node, or None (a stale PID file is removed)."""
@@ -72,41 +91,38 @@ class AnvilNode:
             return None
         return pid
 
-    def start(self, timeout_s: float = 10.0) -> int:
+    def start(self, timeout_s: float | None = None) -> int:
         """Start the node in the background (no-op if running) and wait until it answers."""
         if (pid := self.pid()) is not None:
             return pid
         if _port_open(self.port):
             raise ConfigError(f"Port {self.port} is taken by another process: choose another with --port")
+        timeout_s = self.start_timeout_s if timeout_s is None else timeout_s
         self.directory.mkdir(parents=True, exist_ok=True)
-        args = [
-            str(anvil_binary()), "--host", "127.0.0.1", "--port", str(self.port),
-            "--chain-id", str(CHAIN_ID), "--hardfork", HARDFORK,
-            "--state", str(self.state_file), "--state-interval", "1",
-            "--accounts", "2", "--balance", "1000000", *(["--steps-tracing"] if os.environ.get("ECERT_ANVIL_TRACING") else []),
-        ]  # fmt: skip
-        if self.block_time_s:
-            args += ["--block-time", str(self.block_time_s)]
+        args = self.command()
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
+                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                cwd=PROJECT_ROOT, env=self.environment(),
+            )  # fmt: skip
         self.pid_file.write_text(str(process.pid))
         deadline = time.monotonic() + timeout_s
         while not _port_open(self.port):
             if process.poll() is not None:
                 self.pid_file.unlink(missing_ok=True)
                 raise ChainUnavailable(
-                    f"anvil exited at start (code {process.returncode}): see {self.log_file}"
+                    f"{self.engine} exited at start (code {process.returncode}): see {self.log_file}"
                 )
             if time.monotonic() > deadline:
                 self.stop()
-                raise ChainUnavailable(f"anvil did not answer on port {self.port} within {timeout_s:.0f} s")
+                raise ChainUnavailable(
+                    f"{self.engine} did not answer on port {self.port} within {timeout_s:.0f} s: see {self.log_file}"
+                )
             time.sleep(0.05)
         return process.pid
 
     def stop(self, timeout_s: float = 10.0) -> bool:
-        """Stop the node, letting it write its state; True if one was running."""
+        """Stop the node (SIGTERM, which lets anvil write its state); True if one was running."""
         pid = self.pid()
         if pid is None:
             return False
@@ -118,6 +134,61 @@ class AnvilNode:
             os.kill(pid, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
         return True
+
+
+@dataclass
+class AnvilNode(LocalNode):
+    """anvil, its state kept in `state.json` across restarts."""
+
+    engine: ClassVar[str] = "anvil"
+
+    @property
+    def state_file(self) -> Path:
+        return self.directory / "state.json"
+
+    def command(self) -> list[str]:
+        args = [
+            str(anvil_binary()), "--host", "127.0.0.1", "--port", str(self.port),
+            "--chain-id", str(CHAIN_ID), "--hardfork", HARDFORK,
+            "--state", str(self.state_file), "--state-interval", "1",
+            "--accounts", str(DEV_ACCOUNTS), "--balance", str(DEV_BALANCE_ETH),
+            *(["--steps-tracing"] if os.environ.get("ECERT_ANVIL_TRACING") else []),
+        ]  # fmt: skip
+        if self.block_time_s:
+            args += ["--block-time", str(self.block_time_s)]
+        return args
+
+
+@dataclass
+class HardhatNode(LocalNode):
+    """Hardhat's node (EDR), configured like anvil by a `hardhat.config.js` of its own in
+    `directory`: nothing of the project's config (no compile, no network at start), and a mined
+    transaction that reverts gives a receipt with status 0, as a real node does, not an RPC error."""
+
+    engine: ClassVar[str] = "hardhat"
+    start_timeout_s: ClassVar[float] = 60.0  # Node.js loads Hardhat in a few seconds
+
+    @property
+    def config_file(self) -> Path:
+        return self.directory / "hardhat.config.js"
+
+    def command(self) -> list[str]:
+        network: dict[str, object] = {
+            "chainId": CHAIN_ID, "hardfork": HARDFORK, "throwOnTransactionFailures": False,
+            "accounts": {"count": DEV_ACCOUNTS, "accountsBalance": str(DEV_BALANCE_ETH * 10**18)},
+        }  # fmt: skip
+        if self.block_time_s:
+            network["mining"] = {"auto": False, "interval": round(self.block_time_s * 1000)}
+        config = {"networks": {"hardhat": network}, "paths": {"root": str(self.directory)}}
+        self.config_file.write_text(f"module.exports = {json.dumps(config, indent=2)};\n", encoding="utf-8")
+        return [
+            str(hardhat_binary()), "node", "--config", str(self.config_file),
+            "--hostname", "127.0.0.1", "--port", str(self.port),
+        ]  # fmt: skip
+
+    def environment(self) -> dict[str, str]:
+        # never ask for telemetry consent: there is no one at a terminal to answer
+        return {**os.environ, "HARDHAT_DISABLE_TELEMETRY_PROMPT": "true"}
 
 
 def _alive(pid: int) -> bool:
