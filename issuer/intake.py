@@ -10,7 +10,7 @@ import multiprocessing
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import cbor2
@@ -20,7 +20,7 @@ from issuer.blind_index import BlindIndex, Digests, record_values
 from registry.certificate.canonical import FieldLeaf, make_leaves
 from registry.certificate.merkle import field_digest
 from registry.certificate.model import Issuer, build_fields
-from registry.certificate.national_seal import NATIONAL_GROUP, seal_group
+from registry.certificate.national_seal import NATIONAL_GROUP, seal_group_bytes
 from registry.certificate.seal import sign_seal
 from registry.crypto import DataCipher
 from registry.errors import EcertError
@@ -75,7 +75,7 @@ def decode_leaves(raw: bytes) -> tuple[FieldLeaf, ...]:
 def _prepare_chunk(spec: IntakeSpec, start: int, records: Sequence[Mapping[str, Any]]) -> Prepared:
     cipher = DataCipher(spec.data_key)
     index = BlindIndex(spec.index_key) if spec.index_key else None
-    prepared: list[PreparedCertificate] = []
+    made: list[tuple[int, str, bytes, bytes, bytes, Digests | None]] = []
     rejected: list[RejectedRecord] = []
     for offset, record in enumerate(records):
         position = start + offset
@@ -97,33 +97,47 @@ def _prepare_chunk(spec: IntakeSpec, start: int, records: Sequence[Mapping[str, 
             continue
         identifier = fields["identifier"]
         digest = field_digest(leaves)
-        prepared.append(
-            PreparedCertificate(
+        made.append(
+            (
                 position,
                 identifier,
-                spec.previous_identifier,
-                spec.version,
                 digest,
                 sign_seal(spec.signing_key, spec.chain_id, spec.registry, digest),
                 cipher.encrypt(encode_leaves(leaves), identifier),
                 index.digests(spec.agency_code, *record_values(record, identifier)) if index else None,
             )
         )
-    if spec.national_key is not None:
-        prepared = _co_sealed(spec, prepared)
+    # Co-sealed once every digest is known, so each certificate is built once, its co-seal with it.
+    co_seals: Sequence[bytes | None] = (
+        _co_seals(spec, [m[2] for m in made]) if spec.national_key is not None else [None] * len(made)
+    )
+    prepared = [
+        PreparedCertificate(
+            position,
+            identifier,
+            spec.previous_identifier,
+            spec.version,
+            digest,
+            seal,
+            sealed,
+            digests,
+            co_seal,
+        )
+        for (position, identifier, digest, seal, sealed, digests), co_seal in zip(made, co_seals, strict=True)
+    ]
     return prepared, rejected
 
 
-def _co_sealed(spec: IntakeSpec, prepared: list[PreparedCertificate]) -> list[PreparedCertificate]:
-    """The national co-seal: one SM2 signature per group of `national_group` certificates, over
-    the SM3 root of their leaves; each certificate keeps the signature and its proof."""
+def _co_seals(spec: IntakeSpec, digests: Sequence[bytes]) -> list[bytes]:
+    """The national co-seal of each certificate, as stored: one SM2 signature per group of
+    `national_group` certificates, over the SM3 root of their leaves; each certificate keeps the
+    signature and its proof."""
     assert spec.national_key is not None
-    sealed: list[PreparedCertificate] = []
-    for start in range(0, len(prepared), spec.national_group):
-        group = prepared[start : start + spec.national_group]
-        seals = seal_group(spec.national_key, spec.chain_id, spec.registry, [p.digest for p in group])
-        sealed += [replace(p, national_seal=seal.to_bytes()) for p, seal in zip(group, seals, strict=True)]
-    return sealed
+    seals: list[bytes] = []
+    for start in range(0, len(digests), spec.national_group):
+        group = digests[start : start + spec.national_group]
+        seals += seal_group_bytes(spec.national_key, spec.chain_id, spec.registry, group)
+    return seals
 
 
 Prepared = tuple[list[PreparedCertificate], list[RejectedRecord]]

@@ -58,10 +58,16 @@ _SM2 = _t_ec.SM2()
 _ALGORITHM = _t_ec.ECDSA(_t_hashes.SM3())  # Tongsuo: SM2 with SM3 and Z_A of the default ID
 
 if "sm3" in hashlib.algorithms_available:
+    # `hashlib.new("sm3")` fetches the digest from OpenSSL on every call (hashlib keeps only its
+    # own named digests, MD5/SHA/BLAKE2, fetched): copying a fresh context costs a third less, and
+    # a co-seal group hashes ~130 times. Only the copies are updated, so threads share it safely.
+    _SM3 = hashlib.new("sm3")
 
     def sm3(data: bytes) -> bytes:
         """SM3 (GB/T 32905-2016), 32 bytes."""
-        return hashlib.new("sm3", data).digest()
+        h = _SM3.copy()
+        h.update(data)
+        return h.digest()
 
 else:  # pragma: no cover - an OpenSSL built without SM3
 
