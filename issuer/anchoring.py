@@ -30,7 +30,7 @@ from typing import cast
 from eth_account.signers.local import LocalAccount
 from eth_account.types import TransactionDictType
 from eth_typing import HexStr
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from web3.contract.contract import ContractFunction
 from web3.exceptions import TransactionNotFound
@@ -38,7 +38,7 @@ from web3.types import Nonce, TxParams, TxReceipt
 
 from issuer.models import Batch, BatchEvent, Certificate
 from registry.certificate.merkle import batch_tree
-from registry.certificate.national_seal import NATIONAL_GROUP, seal_group
+from registry.certificate.national_seal import NATIONAL_GROUP, seal_group_bytes
 from registry.certificate.seal import recover_sealer, sign_seal
 from registry.chain.client import checksum_address
 from registry.chain.reverts import anchor_outcome
@@ -115,21 +115,14 @@ class AnchoringWorker:
         """Make batches of pending certificates (full ones, or older than the window); count them."""
         made = 0
         with self._sessions() as session:
-            groups = session.execute(
-                select(
-                    Certificate.agency_code,
-                    Certificate.type_code,
-                    func.count(),
-                    func.min(Certificate.created_at),
-                )
-                .where(Certificate.state == "pending")
-                .group_by(Certificate.agency_code, Certificate.type_code)
-            ).all()
+            groups = session.execute(pending_groups()).all()
         now, sealed_agencies = self._clock(), set[str]()
         for agency_code, type_code, pending, oldest in groups:
-            age = float("inf") if oldest is None else _age_s(oldest, now)
+            # A negative age (the clock was set back, or disagrees with the database's) counts
+            # as long over: a certificate never waits for a clock to catch up.
+            age = _age_or_inf(oldest, now)
             last = self._agency_sealed_at.get(agency_code)
-            since_last = float("inf") if last is None or agency_code in sealed_agencies else _age_s(last, now)
+            since_last = float("inf") if agency_code in sealed_agencies else _age_or_inf(last, now)
             count = pending
             while count > 0 and (flush or self.settings.seal_due(count, age, since_last)):
                 # A job committed since the count was read may be sealed along (count goes below
@@ -147,17 +140,8 @@ class AnchoringWorker:
     def _seal_one(self, agency_code: str, type_code: str) -> int:
         signer = self._signer_for(agency_code)
         with self._sessions() as session:
-            pending = (
-                Certificate.state == "pending",
-                Certificate.agency_code == agency_code,
-                Certificate.type_code == type_code,
-            )
-            rows = session.execute(
-                select(Certificate.id, Certificate.digest)
-                .where(*pending)
-                .order_by(Certificate.id)
-                .limit(self.settings.batch_size)
-            ).all()
+            pending = _pending_of(agency_code, type_code)
+            rows = session.execute(pending_rows(agency_code, type_code, self.settings.batch_size)).all()
             if not rows:
                 return 0
             tree = batch_tree([row.digest for row in rows])
@@ -175,13 +159,13 @@ class AnchoringWorker:
                 session.execute(
                     update(Certificate)
                     .where(Certificate.id.between(first, last), *pending)
-                    .values(state="sealed", batch_id=batch.id, batch_index=Certificate.id - first)
+                    .values(intake_state="sealed", batch_id=batch.id, batch_index=Certificate.id - first)
                 )
             else:
                 session.execute(
                     update(Certificate),
                     [
-                        {"id": row.id, "state": "sealed", "batch_id": batch.id, "batch_index": i}
+                        {"id": row.id, "intake_state": "sealed", "batch_id": batch.id, "batch_index": i}
                         for i, row in enumerate(rows)
                     ],
                 )
@@ -326,8 +310,8 @@ class AnchoringWorker:
         changes = []
         for start in range(0, len(rows), self._national_group):
             group = rows[start : start + self._national_group]
-            seals = seal_group(private, chain_id, registry, [row.digest for row in group])
-            changes += [{"id": row.id, "national_seal": seal.to_bytes(), "national_key_id": current}
+            seals = seal_group_bytes(private, chain_id, registry, [row.digest for row in group])
+            changes += [{"id": row.id, "national_seal": seal, "national_key_id": current}
                         for row, seal in zip(group, seals, strict=True)]  # fmt: skip
         session.execute(update(Certificate), changes)
         log.warning(
@@ -385,7 +369,6 @@ class AnchoringWorker:
                             head,
                         )  # fmt: skip
                         batch.raw_tx = batch.block_number = batch.block_hash = batch.confirmed_at = None
-                        self._set_certificates(session, batch.id, "sealed")
                         moved += 1
                     elif (
                         batch.state == "confirmed"
@@ -400,7 +383,6 @@ class AnchoringWorker:
                             head,
                         )
                         batch.confirmed_at = None
-                        self._set_certificates(session, batch.id, "anchored")
                         moved += 1
                     elif (
                         batch.state == "mined"
@@ -409,7 +391,6 @@ class AnchoringWorker:
                     ):
                         self._move(session, batch, "confirmed", None, head)
                         batch.confirmed_at = self._clock()
-                        self._set_certificates(session, batch.id, "confirmed")
                         moved += 1
                 session.commit()
         return moved
@@ -477,7 +458,6 @@ class AnchoringWorker:
         if receipt is not None and receipt["status"] == 1:
             batch.block_number, batch.block_hash = receipt["blockNumber"], _hex(receipt["blockHash"])
             self._move(session, batch, "mined", None, receipt["blockNumber"])
-            self._set_certificates(session, batch.id, "anchored")
             return True
         if self._is_anchored(batch.root):
             self._anchored_elsewhere(session, batch)
@@ -515,7 +495,6 @@ class AnchoringWorker:
         batch.block_number = self._anchored_block(batch.root)
         batch.block_hash = self._block_hash(batch.block_number)
         self._move(session, batch, "mined", "the root is already anchored", batch.block_number)
-        self._set_certificates(session, batch.id, "anchored")
 
     def _reverted(self, session: Session, batch: Batch, revert: ContractRevert, where: str) -> None:
         outcome = anchor_outcome(revert)
@@ -525,7 +504,6 @@ class AnchoringWorker:
             batch.raw_tx, batch.retry_at, batch.refusal = None, None, revert.name
             batch.last_error = f"{where}: {revert.message}"
             self._move(session, batch, "refused", batch.last_error)
-            self._set_certificates(session, batch.id, "refused")
             log.error("batch %s refused by the chain, not retried: %s", batch.id, batch.last_error)
         else:
             self._back_off(session, batch, f"{where}: {revert.message}")
@@ -548,9 +526,6 @@ class AnchoringWorker:
             )
         )
         batch.state = state
-
-    def _set_certificates(self, session: Session, batch_id: int, state: str) -> None:
-        session.execute(update(Certificate).where(Certificate.batch_id == batch_id).values(state=state))
 
     def _is_anchored(self, root: bytes) -> bool:
         return self._registry.inspect(root, 0, b"\0" * 32, [], "0x" + "00" * 20).anchored
@@ -598,16 +573,22 @@ class AnchoringWorker:
             timer.cancel()
 
     def outstanding(self, job_ids: Collection[str] | None = None) -> int:
-        """Certificates not yet confirmed nor refused (of `job_ids` only, if given)."""
-        query = (
-            select(func.count())
-            .select_from(Certificate)
-            .where(Certificate.state.not_in(("confirmed", "refused")))
-        )
-        if job_ids is not None:
-            query = query.where(Certificate.job_id.in_(list(job_ids)))
+        """Certificates not yet confirmed nor refused (of `job_ids` only, if given): the pending
+        ones (a small index) and those of batches still on their way (batch rows, not certificates)."""
+        pending = select(func.count()).select_from(Certificate).where(Certificate.intake_state == "pending")
+        on_the_way = Batch.state.not_in(("confirmed", "refused"))
         with self._sessions() as session:
-            return session.scalar(query) or 0
+            if job_ids is None:
+                batched = session.scalar(select(func.sum(Batch.count)).where(on_the_way))
+                return (session.scalar(pending) or 0) + (batched or 0)
+            jobs = Certificate.job_id.in_(list(job_ids))
+            in_batches = (
+                select(func.count())
+                .select_from(Certificate)
+                .join(Batch, Batch.id == Certificate.batch_id)
+                .where(jobs, on_the_way)
+            )
+            return (session.scalar(pending.where(jobs)) or 0) + (session.scalar(in_batches) or 0)
 
     def run_forever(self, stop: threading.Event, *, poll_s: float = 0.2) -> None:
         """Work until `stop` is set; chain outages are retried with capped exponential backoff."""
@@ -638,6 +619,39 @@ class AnchoringWorker:
 
 def _hex(value: bytes | str) -> str:
     return value if isinstance(value, str) else "0x" + bytes(value).hex()
+
+
+def pending_groups() -> Select[str, str, int, dt.datetime]:
+    """The anchoring queue by agency and type: how many wait, and since when (the partial index
+    `ix_certificates_pending` holds exactly these rows)."""
+    return (
+        select(Certificate.agency_code, Certificate.type_code, func.count(), func.min(Certificate.created_at))
+        .where(Certificate.intake_state == "pending")
+        .group_by(Certificate.agency_code, Certificate.type_code)
+    )
+
+
+def pending_rows(agency_code: str, type_code: str, limit: int) -> Select[int, bytes]:
+    """The next batch's certificates, oldest first."""
+    return (
+        select(Certificate.id, Certificate.digest)
+        .where(*_pending_of(agency_code, type_code))
+        .order_by(Certificate.id)
+        .limit(limit)
+    )
+
+
+def _pending_of(agency_code: str, type_code: str) -> tuple[ColumnElement[bool], ...]:
+    return (
+        Certificate.intake_state == "pending",
+        Certificate.agency_code == agency_code,
+        Certificate.type_code == type_code,
+    )
+
+
+def _age_or_inf(moment: dt.datetime | None, now: dt.datetime) -> float:
+    age = float("inf") if moment is None else _age_s(moment, now)
+    return age if age >= 0 else float("inf")
 
 
 def _age_s(moment: dt.datetime, now: dt.datetime) -> float:

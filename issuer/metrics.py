@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterator
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from sqlalchemy import func, select
 
-from issuer.models import Certificate
+from issuer.models import Batch, Certificate
 from issuer.runtime import IssuerRuntime
 from registry.database import as_utc
 from registry.metrics import ChainProbe, chain_gauges
 
-UNANCHORED = ("pending", "sealed")  # stored, not yet in a transaction on chain
+UNANCHORED_BATCHES = ("sealed", "sending")  # cut, not yet in a mined transaction
 
 
 def issuer_gauges(
@@ -27,9 +27,21 @@ def issuer_gauges(
     def collect() -> Iterator[Metric]:
         yield from chain_gauges(probe.head())
         with runtime.sessions() as session:
-            depth, first = session.execute(
-                select(func.count(), func.min(Certificate.id)).where(Certificate.state.in_(UNANCHORED))
+            pending, first_pending = session.execute(
+                select(func.count(), func.min(Certificate.id)).where(Certificate.intake_state == "pending")
             ).one()
+            batched, first_batch = session.execute(
+                select(func.sum(Batch.count), func.min(Batch.id)).where(Batch.state.in_(UNANCHORED_BATCHES))
+            ).one()
+            depth = pending + (batched or 0)
+            first_batched = (
+                None
+                if first_batch is None
+                else session.scalar(
+                    select(func.min(Certificate.id)).where(Certificate.batch_id == first_batch)
+                )
+            )
+            first = min((i for i in (first_pending, first_batched) if i is not None), default=None)
             oldest = (
                 None
                 if first is None

@@ -3,7 +3,10 @@ outbox); its personal fields are only ever stored encrypted (`sealed_fields`).
 
 Certificate states move forward: pending → sealed (in a batch) → anchored → confirmed, or
 refused when the chain refuses their batch for good. A reorg that takes an anchor away sends them
-back to sealed, to be anchored again.
+back to sealed, to be anchored again. A certificate row is written twice at most: at intake
+(pending) and when its batch is cut (sealed, with the batch); from then on its state is its
+batch's (`Certificate.state`, a SQL expression), so anchoring 10,000 certificates updates one
+batch row, not 10,000 certificate rows (each update of a row leaves a dead copy of it, ~2 KB).
 Batch states: sealed → sending (signed transaction stored) → mined → confirmed, or refused (the
 contract refused the anchor for a reason another attempt would meet again: `refusal` names it).
 Every move is recorded in `batch_events`.
@@ -23,9 +26,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    case,
     func,
+    select,
+    text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
 from registry.staff_tables import StaffAttemptColumns, StaffMemberColumns, StaffSessionColumns
 
@@ -131,7 +137,12 @@ class BatchEvent(Base):
 
 class Certificate(Base):
     __tablename__ = "certificates"
-    __table_args__ = (Index("ix_certificates_outbox", "state", "agency_code", "type_code", "id"),)
+    __table_args__ = (  # the anchoring worker's queue: only pending rows, so it stays small
+        Index(
+            "ix_certificates_pending", "agency_code", "type_code", "id",
+            sqlite_where=text("state = 'pending'"), postgresql_where=text("state = 'pending'"),
+        ),
+    )  # fmt: skip
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     identifier: Mapped[str] = mapped_column(String(120), unique=True)
@@ -141,7 +152,8 @@ class Certificate(Base):
     position: Mapped[int] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(Integer, default=1)
     previous_identifier: Mapped[str | None] = mapped_column(String(120), index=True)
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    # "pending" until its batch is cut, then "sealed" for good: see `state`
+    intake_state: Mapped[str] = mapped_column("state", String(16), default="pending")
     # AES-GCM of the salted field leaves (personal data), associated data = identifier.
     sealed_fields: Mapped[bytes] = mapped_column(LargeBinary)
     digest: Mapped[bytes] = mapped_column(LargeBinary(32))
@@ -153,6 +165,23 @@ class Certificate(Base):
     national_key_id: Mapped[bytes | None] = mapped_column(LargeBinary(32))  # its SM2 key (keccak256 of it)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
     batch_index: Mapped[int | None] = mapped_column(Integer)
+    # Its state: its own while pending, then its batch's (a batch `sending` still counts as
+    # sealed, `mined` as anchored): a lookup of the batch by its key per row.
+    state: Mapped[str] = column_property(
+        case(
+            (batch_id.is_(None), intake_state),
+            else_=select(
+                case(
+                    (Batch.state == "sending", "sealed"),
+                    (Batch.state == "mined", "anchored"),
+                    else_=Batch.state,
+                )
+            )
+            .where(Batch.id == batch_id)
+            .correlate_except(Batch)
+            .scalar_subquery(),
+        )
+    )
     status: Mapped[str] = mapped_column(String(16), default="active")
     status_reason: Mapped[int | None] = mapped_column(Integer)
     status_note: Mapped[str | None] = mapped_column(Text)

@@ -13,11 +13,10 @@ import pytest
 from eth_account import Account
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
-from test_anchoring_seal import AGENCY, add_pending
+from test_anchoring_seal import add_pending, issuer_database
 
 from issuer.anchoring import AnchoringWorker, WorkerSettings
-from issuer.db import make_engine, migrate, sessions
-from issuer.models import Agency, Batch, Certificate
+from issuer.models import Batch, Certificate
 
 SETTINGS = WorkerSettings(batch_size=1_000, batch_window_s=1.0, batch_max_wait_s=10.0, batch_min_size=100)
 # The worker's: SQLite keeps a certificate's time to the second, so a window of 3 s is surely
@@ -51,12 +50,7 @@ def test_no_max_wait_cuts_every_window_as_before() -> None:
 
 @pytest.fixture
 def made(tmp_path: Path) -> sessionmaker[Session]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'issuer.sqlite'}")
-    migrate(engine)
-    factory = sessions(engine)
-    with factory.begin() as session:
-        session.add(Agency(code=AGENCY, name="杭州市市场监督管理局", region="330100"))
-    return factory
+    return issuer_database(tmp_path)
 
 
 def test_a_trickle_is_cut_once_per_max_wait_and_bulk_at_once(made: sessionmaker[Session]) -> None:

@@ -9,12 +9,23 @@ from pathlib import Path
 
 from eth_account import Account
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.anchoring import AnchoringWorker, WorkerSettings
 from issuer.db import make_engine, migrate, sessions
 from issuer.models import Agency, Batch, Certificate, Job
 
 AGENCY, TYPE = "11330100002493028E", "11100000000013338W001"
+
+
+def issuer_database(tmp_path: Path) -> sessionmaker[Session]:
+    """A migrated SQLite issuer database with the agency of `AGENCY`."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'issuer.sqlite'}")
+    migrate(engine)
+    factory = sessions(engine)
+    with factory.begin() as session:
+        session.add(Agency(code=AGENCY, name="杭州市市场监督管理局", region="330100"))
+    return factory
 
 
 def add_pending(session_factory, job: str, count: int) -> None:
