@@ -187,6 +187,7 @@ class ErrorCode(enum.StrEnum):
     SNAPSHOT_MISSING = "SNAPSHOT_MISSING", 422, "No trust snapshot given"
     SNAPSHOT_NO_HISTORY = "SNAPSHOT_NO_HISTORY", 502, "The snapshot has no history for that time"
     SNAPSHOT_OUT_OF_SCOPE = "SNAPSHOT_OUT_OF_SCOPE", 502, "The snapshot does not cover that region"
+    INDEX_OUT_OF_SCOPE = "INDEX_OUT_OF_SCOPE", 502, "This node's index does not cover that region"
     SNAPSHOT_DELTA_UNCHAINED = "SNAPSHOT_DELTA_UNCHAINED", 422, "The delta does not follow the snapshot held"
     TRUST_KEY_INVALID = "TRUST_KEY_INVALID", 422, "Invalid trusted key"
     TRUST_KEY_MISSING = "TRUST_KEY_MISSING", 422, "No trusted key given"

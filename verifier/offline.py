@@ -75,13 +75,19 @@ class SnapshotReader:
     def _require_covered(self, signer: str) -> None:
         """A batch a region's snapshot does not hold is "not anchored" only if its sealer's agency
         is in the snapshot's regions; otherwise the snapshot cannot say."""
+        if not self.snapshot.scope:
+            return
         key = self.snapshot.trust.keys.get(signer.lower())
         agency = self.snapshot.trust.agencies.get(key.agency_code) if key is not None else None
-        if agency is not None and not self.snapshot.covers(agency.region):
+        if agency is None or not self.snapshot.covers(agency.region):
+            whose = (
+                "the certificate's key is not in the snapshot (a key added since, or not an agency's)"
+                if agency is None
+                else f"the certificate's agency {agency.name} is in region {agency.region:06d}"
+            )
             raise ChainError(
-                f"This trust snapshot holds the batches of regions {', '.join(self.snapshot.scope)} only; the "
-                f"certificate's agency {agency.name} is in region {agency.region:06d}: verify online or with a "
-                "snapshot that covers it",
+                f"This trust snapshot holds the batches of regions {', '.join(self.snapshot.scope)} only and "
+                f"{whose}: verify online or with a newer snapshot that covers it",
                 code=ErrorCode.SNAPSHOT_OUT_OF_SCOPE,
             )
 

@@ -21,6 +21,7 @@ from registry.certificate.presentation import Presentation
 from registry.chain.client import ChainClient
 from registry.contracts.certificate_registry import Inspection, Status
 from registry.contracts.trust_registry import NationalKeyInfo
+from registry.error_codes import ErrorCode
 from registry.errors import ChainError, ChainUnavailable
 from registry.indexer import Freshness, History, IndexStale
 from verifier.chain_reader import RegistryReader
@@ -109,6 +110,8 @@ class IndexReader:
         inspection = self._history.facts(
             p.batch_root, p.batch_index, p.digest, list(p.batch_proof), signer, at=at
         )
+        if not inspection.anchored and at is not None:
+            self._require_held(signer)  # the chain answers only about now
         if not inspection.anchored and at is None:
             # The newest blocks may not be indexed yet, or the batch is another region's (a
             # regional index): the chain answers, and a "yes" is kept for as long as the index
@@ -118,6 +121,18 @@ class IndexReader:
             inspection, freshness.indexed_block, "index", lag_blocks=freshness.lag_blocks,
             **index_details(self._history, presentation, signer, inspection, at),
         )  # fmt: skip
+
+    def _require_held(self, signer: str) -> None:
+        """A regional index's "not anchored" stands only for a batch of its own regions' agencies."""
+        if not self._history.regions:
+            return
+        agency = self._history.agency_of_key(signer)
+        if agency is None or not self._history.holds(agency.region):
+            raise ChainError(
+                f"This node indexes the batches of regions {', '.join(self._history.regions)} only, and the chain "
+                "answers only about now: verify this certificate as of that time at a node of its region",
+                code=ErrorCode.INDEX_OUT_OF_SCOPE,
+            )
 
     def _asked_of_chain(self, presentation: Presentation, signer: str, head: int) -> ChainFacts:
         key = _question(presentation, signer)
@@ -162,8 +177,10 @@ class IndexReader:
         last_head, read_at = self._head.last_block, self._head.read_at_wall
         if last_head is not None and read_at is not None and last_head - indexed_block <= self._max_lag:
             return max(0.0, now - read_at)
-        indexed_at = self._history.freshness(indexed_block).indexed_at
-        return max(0.0, now - indexed_at.timestamp()) if indexed_at is not None else float("inf")
+        # The index lagged (or the head was never read): its facts are as old as its block. Not
+        # when the indexer wrote it: catching up, it writes old blocks now.
+        block_time = self._history.block_time(indexed_block)
+        return max(0.0, now - block_time) if block_time is not None else float("inf")
 
     def national_keys(self, agency_code: str) -> list[NationalKeyInfo]:
         """The agency's SM2 keys (national co-seal) from the index while it is fresh (or the chain

@@ -242,16 +242,21 @@ def snapshot_body(
         "block": {"number": number, "hash": _hex(block_hash) if block_hash else None, "time": recorded},
         "createdAt": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "node": {"region": region},
+        **_records_json(trust, sorted(batches.values(), key=lambda b: (b.block_number, b.log_index))),
+    }
+
+
+def _records_json(trust: TrustView, batches: list[BatchRecord]) -> dict[str, Any]:
+    """A body's records: authorities, agencies, keys, SM2 keys and batches, in the file's order."""
+    return {
         "authorities": [
-            {"account": account, "region": region_, "name": name}
-            for account, (region_, name) in sorted(trust.authorities.items())
+            {"account": account, "region": region, "name": name}
+            for account, (region, name) in sorted(trust.authorities.items())
         ],
         "agencies": [_agency_json(a) for a in sorted(trust.agencies.values(), key=lambda a: a.agency_index)],
         "keys": [_key_json(k) for k in _keys_in_order(trust)],
         "nationalKeys": [_national_key_json(k) for k in _national_keys_in_order(trust)],
-        "batches": [
-            _batch_json(b) for b in sorted(batches.values(), key=lambda b: (b.block_number, b.log_index))
-        ],
+        "batches": [_batch_json(b) for b in batches],
     }
 
 
@@ -523,7 +528,6 @@ def _scope(body: Mapping[str, Any]) -> tuple[str, ...]:
 
 def to_body(snapshot: TrustSnapshot) -> dict[str, Any]:
     """A loaded snapshot's records back as a body's JSON (what a delta is applied to)."""
-    trust = snapshot.trust
     return {
         "format": FORMAT, "version": SCOPED_VERSION if snapshot.scope else VERSION,
         **({"scope": {"regions": list(snapshot.scope)}} if snapshot.scope else {}),
@@ -534,16 +538,7 @@ def to_body(snapshot: TrustSnapshot) -> dict[str, Any]:
         },
         "createdAt": snapshot.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "node": {"region": snapshot.region, "keyId": snapshot.key_id},
-        "authorities": [
-            {"account": account, "region": region_, "name": name}
-            for account, (region_, name) in sorted(trust.authorities.items())
-        ],
-        "agencies": [_agency_json(a) for a in sorted(trust.agencies.values(), key=lambda a: a.agency_index)],
-        "keys": [_key_json(k) for k in _keys_in_order(trust)],
-        "nationalKeys": [_national_key_json(k) for k in _national_keys_in_order(trust)],
-        "batches": [
-            _batch_json(b) for b in sorted(snapshot.batches.values(), key=lambda b: (b.block_number, b.root))
-        ],
+        **_records_json(snapshot.trust, sorted(snapshot.batches.values(), key=lambda b: (b.block_number, b.root))),
     }  # fmt: skip
 
 

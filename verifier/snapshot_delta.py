@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
+from web3.exceptions import BlockNotFound
 
 from registry.error_codes import ErrorCode
 from registry.errors import EcertError
@@ -81,24 +82,22 @@ def delta_body(
     region: str,
     block_time: Callable[[int], int] | None = None,
     now: dt.datetime | None = None,
+    block_hash_of: Callable[[int], bytes | None] | None = None,
 ) -> dict[str, Any]:
     """The unsigned delta from `base` (the signed body of a snapshot or delta this node made) to
-    the index's block now, with the base's scope."""
+    the index's block now, with the base's scope.
+
+    The delta is the index as of the base's block against now, so the base's block must still be
+    on the chain: the index recorded it with the same hash, or the chain says so
+    (`block_hash_of`). Otherwise (a reorganised chain, or an index rebuilt since) it is refused:
+    the holder takes a full snapshot."""
     base_block, scope = base["block"], base.get("scope", {}).get("regions", [])
     if (base["chainId"], base["registry"]) != (chain_id, registry):
         raise DeltaUnchained("The base snapshot is of another chain or registry than this node's")
-    with engine.connect() as conn:
-        recorded = conn.execute(
-            select(table(Block).c.hash).where(table(Block).c.number == base_block["number"])
-        ).scalar()
-    if (
-        base_block["hash"] is not None
-        and recorded is not None
-        and "0x" + bytes(recorded).hex() != base_block["hash"]
-    ):
+    if not _still_on_chain(engine, base_block["number"], base_block["hash"], block_hash_of):
         raise DeltaUnchained(
-            f"Block {base_block['number']} of the base snapshot is no longer on the chain (it was reorganised): "
-            "take a full snapshot"
+            f"Block {base_block['number']} of the base snapshot is not known to be on the chain any more (it was "
+            "reorganised, or this index was rebuilt since): take a full snapshot"
         )
     common = {"chain_id": chain_id, "registry": registry, "region": region, "regions": scope}
     before = snapshot_body(engine, **common, block_time=block_time, upto_block=base_block["number"])
@@ -126,6 +125,19 @@ def delta_body(
     }
 
 
+def _still_on_chain(
+    engine: Engine, number: int, expected: str | None, block_hash_of: Callable[[int], bytes | None] | None
+) -> bool:
+    if expected is None:
+        return False
+    with engine.connect() as conn:
+        recorded = conn.execute(select(table(Block).c.hash).where(table(Block).c.number == number)).scalar()
+    if recorded is not None:
+        return "0x" + bytes(recorded).hex() == expected
+    on_chain = block_hash_of(number) if block_hash_of is not None else None
+    return on_chain is not None and "0x" + bytes(on_chain).hex() == expected
+
+
 def build_delta(runtime: VerifierRuntime, since: Path) -> dict[str, Any]:
     """Sync the node's index, then the signed delta from `since` (a snapshot or delta this node signed)."""
     try:
@@ -139,9 +151,22 @@ def build_delta(runtime: VerifierRuntime, since: Path) -> dict[str, Any]:
     client, registry = runtime.workspace.client, runtime.workspace.registry
     body = delta_body(
         runtime.engine, base, chain_id=client.chain_id, registry=registry.address,
-        region=runtime.settings.region, block_time=block_time_of(runtime),
+        region=runtime.settings.region, block_time=block_time_of(runtime), block_hash_of=block_hash_of(runtime),
     )  # fmt: skip
     return sign_snapshot(body, runtime.receipts)
+
+
+def block_hash_of(runtime: VerifierRuntime) -> Callable[[int], bytes | None]:
+    """A block's hash as the chain has it now (None: no such block)."""
+    client = runtime.workspace.client
+
+    def lookup(number: int) -> bytes | None:
+        try:
+            return bytes(client.guard(lambda: client.w3.eth.get_block(number))["hash"])
+        except BlockNotFound:
+            return None
+
+    return lookup
 
 
 def load_with_deltas(

@@ -17,15 +17,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from registry.certificate.merkle import encode_batch_leaf, standard_leaf_hash, verify_proof
 from registry.contracts.certificate_registry import Inspection, Status
 from registry.contracts.trust_registry import NationalKeyInfo
-from registry.indexer.indexer import Freshness
+from registry.indexer.indexer import Freshness, index_scope
 from registry.indexer.records import AgencyHistory, BatchRecord, KeyStanding, StatusAt, TrustView, status_at
 from registry.indexer.snapshot import Snapshot
+from registry.indexer.store import Block, table
+from registry.regions import in_regions, region_prefixes
 
 ZERO_ADDRESS = "0x" + "00" * 20
 NOT_ANCHORED = Inspection(False, False, False, False, False, Status.ACTIVE, "", 0, "", ZERO_ADDRESS, 0, 0)
@@ -93,6 +96,28 @@ class History:
 
     def agency(self, code: str) -> AgencyHistory | None:
         return self._view().trust.agencies.get(code)
+
+    def agency_of_key(self, key: str) -> AgencyHistory | None:
+        """The agency a (secp256k1) key was registered to, if the index knows the key."""
+        trust = self._view().trust
+        history = trust.keys.get(key.lower())
+        return trust.agencies.get(history.agency_code) if history is not None else None
+
+    @cached_property
+    def regions(self) -> tuple[str, ...]:
+        """The regions whose batches the index holds (a regional node's); () = every region."""
+        return index_scope(self.snapshot.engine)
+
+    def holds(self, region: int) -> bool:
+        """Whether the batches of an agency of `region` are in this index."""
+        return not self.regions or in_regions(region, region_prefixes(self.regions))
+
+    def block_time(self, number: int) -> int | None:
+        """The chain time of block `number`, if the index recorded that block (range ends, event blocks)."""
+        blocks = table(Block)
+        with self.snapshot.engine.connect() as conn:
+            found = conn.execute(select(blocks.c.timestamp).where(blocks.c.number == number)).scalar()
+        return int(found) if found is not None else None
 
     def authorities(self) -> dict[str, tuple[int, str]]:
         """Current authorities: account → (region, name)."""

@@ -18,19 +18,19 @@ import random
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import typer
-from conftest import GD_AGENCY_CODE, TYPE_BUSINESS_LICENCE, ZJ_AGENCY_CODE, Roles, fund
+from anchored import anchor, shown
+from conftest import GD_AGENCY_CODE, ZJ_AGENCY_CODE, Roles, fund
 from eth_account import Account
 from service_process import ECERT, ecert_home_env
 from typer.testing import CliRunner
 
 from registry.certificate.links import verify_link
-from registry.certificate.merkle import MerkleTree, batch_tree
+from registry.certificate.merkle import batch_tree
 from registry.certificate.presentation import Presentation
-from registry.contracts.certificate_registry import CertificateRegistry, Status
+from registry.contracts.certificate_registry import Status
 from registry.errors import ChainError, EcertError
 from registry.indexer import NOT_ANCHORED, History, Indexer, make_engine
 from registry.indexer.records import batch_record
@@ -54,28 +54,6 @@ TYPE = "11100000000013338W001"
 
 
 # ─── unit level: the reader against the index ────────────────────────────────────────────
-
-
-@dataclass
-class Anchored:
-    tree: MerkleTree
-    digests: list[bytes]
-
-    @property
-    def root(self) -> bytes:
-        return self.tree.root
-
-
-def anchor(registry: CertificateRegistry, key, count: int, label: str) -> Anchored:  # type: ignore[no-untyped-def]
-    made = [hashlib.sha3_256(f"{label}#{i}".encode()).digest() for i in range(count)]
-    tree = batch_tree(made)
-    registry.anchor(key, tree.root, count, TYPE_BUSINESS_LICENCE)
-    return Anchored(tree, made)
-
-
-def shown(root: bytes, index: int, digest: bytes, proof: list[bytes]) -> Presentation:
-    """What `SnapshotReader.facts` reads of a presentation."""
-    return SimpleNamespace(batch_root=root, batch_index=index, digest=digest, batch_proof=proof)  # type: ignore[return-value]
 
 
 def test_snapshot_reader_facts_equal_history_facts(

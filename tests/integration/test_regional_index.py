@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from anchored import anchor, shown
 from conftest import Roles
 from sqlalchemy import func, select
-from test_offline import anchor, shown
 
 from registry.contracts.certificate_registry import Status
 from registry.errors import ChainUnavailable, ConfigError, EcertError

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from anchored import anchor, shown
 from conftest import Roles
-from test_offline import anchor, shown
 
 from registry.certificate.merkle import batch_tree
 from registry.contracts.certificate_registry import Status
