@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from issuer.anchoring import AnchoringWorker, WorkerSettings
 from issuer.blind_index import BlindIndex
 from issuer.db import make_engine, migrate, sessions
+from issuer.intake_batches import IntakeBatching
 from issuer.models import Batch, Certificate
 from issuer.service import IssuerService
 from registry.chain.client import ChainClient
@@ -83,6 +84,7 @@ def _setup(
     engine = make_engine(f"sqlite:///{tmp / 'issuer.sqlite'}")
     migrate(engine)
     factory = sessions(engine)
+    worker_settings = settings or WorkerSettings(batch_size=10_000, batch_window_s=0)
     service = IssuerService(
         factory,
         os.urandom(32),
@@ -91,12 +93,14 @@ def _setup(
         signer_for=lambda _code: agency,
         blind_index=BlindIndex(os.urandom(32)),  # as `IssuerRuntime.service`: intake fills the search index
         national_key_for=lambda _code: national,  # and co-seals each group with the agency's SM2 key
+        intake_batching=IntakeBatching(
+            worker_settings.batch_size, worker_settings.batch_min_size
+        ),  # as the runtime
     )
     service.ensure_agency(AGENCY, "杭州市市场监督管理局", "330100")
     worker = AnchoringWorker(
-        factory, registry, lambda _code: agency, settings or WorkerSettings(batch_size=10_000, batch_window_s=0),
-        national_key_for=lambda _code: national,
-    )  # fmt: skip
+        factory, registry, lambda _code: agency, worker_settings, national_key_for=lambda _code: national
+    )
     return node, client, registry, factory, service, worker
 
 

@@ -3,9 +3,10 @@ outbox); its personal fields are only ever stored encrypted (`sealed_fields`).
 
 Certificate states move forward: pending → sealed (in a batch) → anchored → confirmed, or
 refused when the chain refuses their batch for good. A reorg that takes an anchor away sends them
-back to sealed, to be anchored again. A certificate row is written twice at most: at intake
-(pending) and when its batch is cut (sealed, with the batch); from then on its state is its
-batch's (`Certificate.state`, a SQL expression), so anchoring 10,000 certificates updates one
+back to sealed, to be anchored again. A certificate row is written once when it comes in a
+bulk job (stored already in its batch: `issuer.intake_batches`), twice when it comes a few at a
+time (pending at intake, then sealed when the worker cuts its batch); from then on its state is
+its batch's (`Certificate.state`, a SQL expression), so anchoring 10,000 certificates updates one
 batch row, not 10,000 certificate rows (each update of a row leaves a dead copy of it, ~2 KB).
 Batch states: sealed → sending (signed transaction stored) → mined → confirmed, or refused (the
 contract refused the anchor for a reason another attempt would meet again: `refusal` names it).

@@ -15,6 +15,7 @@ from issuer.audit import AuditAnchorer, AuditLog
 from issuer.blind_index import blind_index_for
 from issuer.corrections import CorrectionRequests
 from issuer.db import make_engine, migrate, sessions
+from issuer.intake_batches import IntakeBatching
 from issuer.proposals import ProposalSender, SenderSettings, StatusProposals, after_each
 from issuer.service import IssuerService
 from issuer.settings import IssuerSettings
@@ -54,6 +55,7 @@ class IssuerRuntime:
             claim_ttl=dt.timedelta(days=self.settings.claim_code_ttl_days),
             blind_index=blind_index_for(self),  # every intake (API, `ecert issue`, the demo) is searchable
             national_key_for=self.signers.national_key, national_group=self.settings.national_seal_group,
+            intake_batching=IntakeBatching(self.settings.batch_size, self.settings.batch_min_size),
         )  # fmt: skip
 
     @cached_property

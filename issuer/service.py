@@ -30,6 +30,7 @@ from issuer.intake import (
     prepare_chunks,
     process_pool,
 )
+from issuer.intake_batches import IntakeBatcher, IntakeBatching
 from issuer.models import Agency, Batch, Certificate, Job, JobError
 from registry.certificate.canonical import leaf_value, unflatten
 from registry.certificate.identifiers import parse_licence_id
@@ -52,7 +53,8 @@ CLAIM_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud a
 # server default or stay NULL.
 INTAKE_COLUMNS = (
     "identifier", "agency_code", "type_code", "job_id", "position", "version", "previous_identifier", "state",
-    "sealed_fields", "digest", "seal", "sealed_by", "status", "national_seal", "national_key_id",
+    "sealed_fields", "digest", "seal", "sealed_by", "status", "national_seal", "national_key_id", "batch_id",
+    "batch_index",
 )  # fmt: skip
 assert set(INTAKE_COLUMNS) <= set(core_table(Certificate).c.keys())  # a renamed column fails here
 INSERT_CERTIFICATES_QMARK = (
@@ -116,8 +118,11 @@ class IssuerService:
         blind_index: BlindIndex | None = None,
         national_key_for: Callable[[str], bytes | None] | None = None,
         national_group: int = NATIONAL_GROUP,
+        intake_batching: IntakeBatching | None = None,
     ) -> None:
         self._sessions = sessions
+        # bulk jobs stored already in their batches (each row written once); None: the worker cuts all
+        self._intake_batching = intake_batching
         self._national_key_for = national_key_for  # the agency's SM2 key: the national co-seal at intake
         self._national_group = national_group
         self.blind_index = blind_index  # fills `certificate_blind_index` at intake (issuer.blind_index)
@@ -249,15 +254,23 @@ class IssuerService:
                         request_hash=request_hash, total=total)
                 )  # fmt: skip
                 session.flush()
+                batching = self._intake_batching
+                batcher = (
+                    IntakeBatcher(session, agency_code, type_code, sealed_by, batching.size)
+                    if batching is not None and total >= batching.minimum
+                    else None
+                )
                 for prepared, rejected in chunks:
                     if prepared:
+                        placed = batcher.place(prepared) if batcher else [(None, None)] * len(prepared)
                         insert_certificates(
                             session,
                             [
                                 (p.identifier, agency_code, type_code, job_id, p.position, p.version,
-                                 p.previous_identifier, "pending", p.sealed_fields, p.digest, p.seal, sealed_by,
-                                 "active", p.national_seal, national_key_id if p.national_seal else None)
-                                for p in prepared
+                                 p.previous_identifier, "pending" if batch is None else "sealed", p.sealed_fields,
+                                 p.digest, p.seal, sealed_by, "active", p.national_seal,
+                                 national_key_id if p.national_seal else None, batch, index)
+                                for p, (batch, index) in zip(prepared, placed, strict=True)
                             ],
                         )  # fmt: skip
                         if self.blind_index is not None and records:
@@ -268,6 +281,8 @@ class IssuerService:
                         )
                         for r in rejected
                     )
+                if batcher is not None:
+                    batcher.close()
                 session.commit()
             except Exception:
                 session.rollback()

@@ -48,6 +48,7 @@ from issuer.batch import build_batch, serial_numbers
 from issuer.benchmark import JOB, make_records
 from issuer.blind_index import BlindIndex
 from issuer.db import migrate as migrate_issuer
+from issuer.intake_batches import IntakeBatching
 from issuer.service import IssuerService
 from registry.certificate.identifiers import uscc_check_char
 from registry.certificate.merkle import batch_tree, encode_batch_leaf, merkle_root, standard_leaf_hash
@@ -561,15 +562,16 @@ def _issue_round(
 ) -> float:  # fmt: skip
     engine = make_engine(url)
     factory = sessions(engine)
+    settings = WorkerSettings(batch_size=10_000, batch_window_s=0)
     service = IssuerService(
         factory, os.urandom(32), chain_id=client.chain_id, registry_address=registry.address, signer_for=lambda _c: agency,
         blind_index=BlindIndex(os.urandom(32)), national_key_for=lambda _c: national,
+        intake_batching=IntakeBatching(settings.batch_size, settings.batch_min_size),  # as the runtime
     )  # fmt: skip
     service.ensure_agency(ISSUER_AGENCY, "杭州市市场监督管理局", "330100")
     worker = AnchoringWorker(
-        factory, registry, lambda _c: agency, WorkerSettings(batch_size=10_000, batch_window_s=0),
-        national_key_for=lambda _c: national,
-    )  # fmt: skip
+        factory, registry, lambda _c: agency, settings, national_key_for=lambda _c: national
+    )
     records = make_records(count, seed=100 + seed)
     stop = threading.Event()
     anchoring = threading.Thread(target=worker.run_forever, args=(stop,), kwargs={"poll_s": 0.25})
