@@ -36,7 +36,7 @@ class IssuerSettings(BaseSettings):
     batch_max_wait_s: float = Field(10.0, ge=0)
     """Under a trickle, least seconds between an agency's batches of fewer than `batch_min_size`: at most one anchoring transaction per agency and type in that time (0: one every window)."""
     batch_min_size: int = Field(100, ge=1)
-    """A batch this large is sealed once its window is over, however recently the agency's last one was."""
+    """A batch this large is sealed once its window is over, however recently the agency's last one was; a job this large is stored already in its batches (each certificate row written once)."""
     confirmations: int = 1
     """Blocks an anchor needs before its certificates count as confirmed."""
     finality_depth: int = 12
