@@ -123,7 +123,8 @@ def test_issuance_end_to_end_and_its_storage(results: dict[str, Any]) -> None:
     assert steady["certificates"] == 600 and steady["tables"]["certificates"]["live"] >= 600
     assert steady["dead_tuples"] == issuance["dead_tuples"]
     assert issuance["bytes_per_certificate"] == steady["bytes_per_certificate"] > 0
-    assert issuance["dead_tuples_before_vacuum"] >= 0  # batch rows move as they are anchored; certificates not
+    # bulk jobs are stored in their batches: certificate rows are written once, only batch rows move
+    assert issuance["dead_tuples_before_vacuum"] < issuance["certificates"] // 10
     assert issuance["marginal_bytes_per_certificate"] is not None
     assert issuance["goal_bytes_per_certificate_max"] == 1024
 
