@@ -817,7 +817,20 @@ def test_with_the_chain_stopped_the_answer_is_503_error_never_valid(stack: Stack
         bad = verify(stack, package=tampered)
         assert (bad.status_code, bad.json()["verdict"]) == (200, "INVALID"), bad.json()
         with stack.tolerant.client(stack.tolerant_key) as client:
-            accepted = client.post("/v1/verifications", json={"purpose": "开立对公账户", "package": package})
+            # its own head tracker gives up on the chain on its own clock (within 3 s of its last read)
+            accepted = wait_for(
+                lambda: (
+                    (
+                        r := client.post(
+                            "/v1/verifications", json={"purpose": "开立对公账户", "package": package}
+                        )
+                    ).json()["source"]
+                    == "lastKnown"
+                    and r
+                ),
+                15,
+                what="for the tolerant node to answer last-known",
+            )
             report = accepted.json()
             assert (accepted.status_code, report["verdict"], report["source"]) == (
                 200,
