@@ -383,6 +383,10 @@ def test_a_qr_image_verifies_offline_and_the_json_says_so(verify_here, offline: 
     assert {c["evidence"]["source"] for c in report["checks"] if c["kind"] in ("anchor", "status")} == {
         "snapshot"
     }
+    [fresh] = [c for c in report["checks"] if c["kind"] == "freshness"]
+    assert (
+        fresh["code"] == "FACTS_CURRENT" and "from the trust snapshot" in fresh["message"]
+    )  # not "read now"
 
 
 def test_revoked_before_the_snapshot_is_invalid(verify_here, offline: Offline) -> None:

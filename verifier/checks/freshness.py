@@ -21,6 +21,7 @@ from verifier.context import VerificationContext
 
 KIND = "freshness"
 LAST_KNOWN = "lastKnown"  # `ChainFacts.source` of an answer from the index with the chain away
+SNAPSHOT = "snapshot"  # `ChainFacts.source` offline (`verifier.offline`)
 
 
 class FreshnessCheck:
@@ -34,6 +35,11 @@ class FreshnessCheck:
 
     def run(self, ctx: VerificationContext) -> CheckResult:
         facts = ctx.chain
+        if facts.source == SNAPSHOT:  # its block and age are the offline report's
+            return valid(
+                self.kind, "FACTS_CURRENT", "链上数据取自可信快照（见其区块与时间）/ Chain facts from the trust snapshot "
+                "(see its block and age)", source=facts.source,
+            )  # fmt: skip
         if facts.source != LAST_KNOWN:
             return valid(
                 self.kind, "FACTS_CURRENT", f"链上数据为当前数据（{facts.source}）/ Chain facts read now ({facts.source})",
