@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -131,3 +133,25 @@ class IssuerServer(ServiceProcess):
         if token:
             headers["Authorization"] = f"Bearer {token}"
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+@contextmanager
+def issuer_home(folder: Path) -> Iterator[IssuerHome]:
+    """An `IssuerHome` set up in `folder` (a module fixture's), torn down after."""
+    made = IssuerHome(folder)
+    try:
+        made.set_up()
+        yield made
+    finally:
+        made.tear_down()
+
+
+@contextmanager
+def issuer_server(home: IssuerHome, backend: str) -> Iterator[IssuerServer]:
+    """`ecert serve issuer` for `home`, stopped after."""
+    running = IssuerServer(home, backend)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()

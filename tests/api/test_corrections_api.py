@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from issuer_server import AGENCY_A, TYPE, IssuerHome, IssuerServer
+from issuer_server import AGENCY_A, TYPE, IssuerHome, IssuerServer, issuer_home, issuer_server
 from pydantic import SecretStr
 from service_process import ECERT, wait_for
 
@@ -31,22 +31,14 @@ OTHER = "110101199003070012"
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IssuerHome]:
-    made = IssuerHome(tmp_path_factory.mktemp("issuer-corrections"))
-    try:
-        made.set_up()
+    with issuer_home(tmp_path_factory.mktemp("issuer-corrections")) as made:
         yield made
-    finally:
-        made.tear_down()
 
 
 @pytest.fixture(scope="module")
 def server(home: IssuerHome) -> Iterator[IssuerServer]:
-    running = IssuerServer(home, "corrections")
-    running.start()
-    try:
+    with issuer_server(home, "corrections") as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from xml.etree import ElementTree
 
 import httpx
 import pytest
-from issuer_server import AGENCY_A, TYPE, IssuerHome, IssuerServer
+from issuer_server import AGENCY_A, TYPE, IssuerHome, IssuerServer, issuer_home, issuer_server
 from service_process import wait_for
 from sqlalchemy import create_engine, text
 
@@ -44,22 +44,14 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ofd"
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IssuerHome]:
-    made = IssuerHome(tmp_path_factory.mktemp("licence-ofd"))
-    try:
-        made.set_up()
+    with issuer_home(tmp_path_factory.mktemp("licence-ofd")) as made:
         yield made
-    finally:
-        made.tear_down()
 
 
 @pytest.fixture(scope="module")
 def server(home: IssuerHome) -> Iterator[IssuerServer]:
-    running = IssuerServer(home, "sqlite")
-    running.start()
-    try:
+    with issuer_server(home, "sqlite") as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).parents[1] / "api"))  # the issuer as operators run it
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))  # the console harness
 from console_harness import console_app, console_staff
-from issuer_server import AGENCY_A, AGENCY_B, TYPE, IssuerHome, IssuerServer
+from issuer_server import AGENCY_A, AGENCY_B, TYPE, IssuerHome, IssuerServer, issuer_home, issuer_server
 from service_process import wait_for
 from test_issuer_staff import PASSWORD, Clock, browser, csrf_of, sign_in
 
@@ -51,22 +51,14 @@ RACE = 50
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IssuerHome]:
-    made = IssuerHome(tmp_path_factory.mktemp("attack-corrections"))
-    try:
-        made.set_up()
+    with issuer_home(tmp_path_factory.mktemp("attack-corrections")) as made:
         yield made
-    finally:
-        made.tear_down()
 
 
 @pytest.fixture(scope="module")
 def server(home: IssuerHome) -> Iterator[IssuerServer]:
-    running = IssuerServer(home, "attack-corrections")
-    running.start()
-    try:
+    with issuer_server(home, "attack-corrections") as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
