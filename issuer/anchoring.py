@@ -36,9 +36,10 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import TransactionNotFound
 from web3.types import Nonce, TxParams, TxReceipt
 
-from issuer.models import Batch, BatchEvent, Certificate
+from issuer.models import Batch, BatchEvent, Certificate, Job
+from issuer.national_groups import reseal_stale
 from registry.certificate.merkle import batch_tree
-from registry.certificate.national_seal import NATIONAL_GROUP, seal_group_bytes
+from registry.certificate.national_seal import NATIONAL_GROUP
 from registry.certificate.seal import recover_sealer, sign_seal
 from registry.chain.client import checksum_address
 from registry.chain.reverts import anchor_outcome
@@ -250,34 +251,32 @@ class AnchoringWorker:
         seal it made would not verify against an anchor made later: such certificates are sealed
         again by the current key (their digests, hence the batch root, do not change).
         """
-        rows = session.execute(
-            select(Certificate.id, Certificate.digest, Certificate.seal, Certificate.sealed_by)
-            .where(Certificate.batch_id == batch.id, or_(Certificate.sealed_by.is_(None), Certificate.sealed_by != signer.address))
-        ).all()  # fmt: skip
-        if not rows and batch.signer == signer.address:
+        if batch.sealed_by == signer.address:
+            batch.signer = signer.address
             return
+        stale = select(Certificate.id, Certificate.digest, Certificate.seal).where(
+            Certificate.batch_id == batch.id
+        )
+        if batch.sealed_by is None:  # each member as its job was sealed: only other keys' (or unknown)
+            stale = (
+                stale.add_columns(Job.sealed_by)
+                .join(Job, Job.id == Certificate.job_id)
+                .where(or_(Job.sealed_by.is_(None), Job.sealed_by != signer.address))
+            )
         chain_id, registry, key = self._client.chain_id, self._registry.address, bytes(signer.key)
-        changes = []
-        for row in rows:
-            if (
-                row.sealed_by is None
+        changes = [
+            {"id": row.id, "seal": sign_seal(key, chain_id, registry, row.digest)}
+            for row in session.execute(stale)
+            if not (  # a job from before its `sealed_by`: the seal itself says whose it is
+                batch.sealed_by is None
+                and row.sealed_by is None
                 and row.seal
                 and recover_sealer(chain_id, registry, row.digest, row.seal) == signer.address
-            ):
-                changes.append(
-                    {"id": row.id, "sealed_by": signer.address}
-                )  # from before the column: already this key's
-            else:
-                changes.append(
-                    {
-                        "id": row.id,
-                        "seal": sign_seal(key, chain_id, registry, row.digest),
-                        "sealed_by": signer.address,
-                    }
-                )
+            )
+        ]
         if changes:
             session.execute(update(Certificate), changes)
-        resealed = sum("seal" in change for change in changes)
+        resealed = len(changes)
         if resealed:
             log.warning(
                 "batch %s: %d certificate(s) sealed by a rotated key were sealed again by %s",
@@ -285,7 +284,7 @@ class AnchoringWorker:
                 resealed,
                 signer.address,
             )
-        batch.signer = signer.address
+        batch.signer = batch.sealed_by = signer.address
 
     def _national_seal_with(self, session: Session, batch: Batch) -> None:
         """Make the agency's current SM2 key the national co-sealer of `batch`'s sealed
@@ -298,27 +297,21 @@ class AnchoringWorker:
         if private is None:
             return
         current = key_id(public_key(private))
-        rows = session.execute(
-            select(Certificate.id, Certificate.digest)
-            .where(Certificate.batch_id == batch.id, Certificate.national_seal.is_not(None),
-                   Certificate.national_key_id != current)
-            .order_by(Certificate.id)
-        ).all()  # fmt: skip
-        if not rows:
-            return
-        chain_id, registry = self._client.chain_id, self._registry.address
-        changes = []
-        for start in range(0, len(rows), self._national_group):
-            group = rows[start : start + self._national_group]
-            seals = seal_group_bytes(private, chain_id, registry, [row.digest for row in group])
-            changes += [{"id": row.id, "national_seal": seal, "national_key_id": current}
-                        for row, seal in zip(group, seals, strict=True)]  # fmt: skip
-        session.execute(update(Certificate), changes)
-        log.warning(
-            "batch %s: %d certificate(s) co-sealed by a rotated SM2 key were co-sealed again",
+        count, _ = reseal_stale(
+            session,
             batch.id,
-            len(changes),
+            private,
+            current,
+            self._client.chain_id,
+            self._registry.address,
+            self._national_group,
         )
+        if count:
+            log.warning(
+                "batch %s: %d certificate(s) co-sealed by a rotated SM2 key were co-sealed again",
+                batch.id,
+                count,
+            )
 
     def _free_nonce(self, session: Session, signer: str) -> int:
         """The lowest nonce neither the node nor any transaction we stored uses: after a chain lost

@@ -27,6 +27,7 @@ from issuer.db import make_engine, migrate, sessions
 from issuer.intake_batches import IntakeBatching
 from issuer.models import Batch, Certificate
 from issuer.service import IssuerService
+from registry.certificate.identifiers import uscc_check_char
 from registry.chain.client import ChainClient
 from registry.chain.runner import AnvilNode, free_port
 from registry.contracts.certificate_registry import CertificateRegistry
@@ -40,12 +41,18 @@ SURNAMES = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨"
 JOB = 10_000  # records per submitted job, as an agency's batch upload would be
 
 
+def _holder_code(i: int) -> str:
+    body = f"91330106MA{i % 10**7:07d}"
+    return body + uscc_check_char(body)
+
+
 def make_records(count: int, seed: int = 1) -> list[dict[str, Any]]:
-    """Business-licence records of a realistic size (16 leaves each)."""
+    """Business-licence records of a realistic size (16 leaves each), each holder with its own
+    credit code (as the blind index would meet them)."""
     rng = random.Random(seed)
     return [
         {
-            "holder": {"name": f"{rng.choice(SURNAMES)}氏{i}号商贸有限公司", "code": "91330106MA2H3XY60L"},
+            "holder": {"name": f"{rng.choice(SURNAMES)}氏{i}号商贸有限公司", "code": _holder_code(i)},
             "number": f"3301{i:011d}",
             "validUntil": "2046-05-31",
             "ext": {

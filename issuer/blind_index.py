@@ -5,20 +5,21 @@ stored encrypted (`Certificate.sealed_fields`).
 Each indexed value is normalised (`normalise`: NFKC, so full-width letters, digits and
 parentheses read as their ASCII forms; spaces removed from numbers and codes, which are
 upper-cased; runs of spaces in names made one, names case-folded) and stored as
-`HMAC-SHA256(key, kind ␟ agency ␟ value)`, truncated to 16 bytes, in `certificate_blind_index`:
-one row per certificate, with a column and an index per kind (migration 0009; 0007 had a row per
-certificate and kind, and intake paid for three rows and six index entries where it now pays for
-one row and three). Truncation can make two values collide: at 128 bits none is expected among
-an agency's values, and one would only add a wrong certificate to a search's hits, shown with its
-own (masked) fields, never hide the right one. The key is not in the database: `<home>/issuer/blind-index.key` (32 random
+`HMAC-SHA256(key, kind ␟ agency ␟ value)`, its first 8 bytes as a signed 64-bit integer, in the
+certificate's own row: a column and an index per kind (migration 0012; 0007 had a row per
+certificate and kind, 0009 a row per certificate in a table of its own, whose header, key and
+agency cost more than the digests, and 16 bytes a digest). Truncation can make two values
+collide: at 64 bits a search among 10 million certificates meets a stray one with a chance of
+about 5·10⁻¹³, and it would only add a wrong certificate to the hits, shown with its own
+(masked) fields, never hide the right one. The key is not in the database: `<home>/issuer/blind-index.key` (32 random
 bytes, made 0600 on first use, `registry.secrets_files`). Someone with the database alone can
 neither read the values nor test guesses; the agency in the hashed text keeps two agencies' rows
 of one person unlinkable. An exact value finds its rows; a part of one finds nothing (by design:
 no prefix or fuzzy search over personal data).
 
-Rows are written at intake (`IssuerService._store`: the digests made by the intake's worker
-processes beside the seal, one executemany per chunk, in the job's transaction, so a certificate
-is found as soon as its job is stored) when the service has an index (`attach`), and for
+Digests are written at intake (`IssuerService._store`: made by the intake's worker processes
+beside the seal, inserted with the certificate, so a certificate is found as soon as its job is
+stored) when the service has an index (`attach`), and for
 certificates stored before (or by a service without one) by `ecert issuer reindex` (`reindex`),
 which decrypts them with the data key.
 """
@@ -31,10 +32,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from issuer.models import BlindIndexEntry, Certificate
+from issuer.models import Certificate
 from registry.secrets_files import load_or_create_secret
 
 if TYPE_CHECKING:
@@ -46,15 +47,12 @@ KEY_FILE = "blind-index.key"  # in <home>/issuer
 NUMBER, HOLDER_NAME, HOLDER_CODE = "number", "holder_name", "holder_code"
 KINDS = (NUMBER, HOLDER_NAME, HOLDER_CODE)
 COLUMNS = {NUMBER: "number_digest", HOLDER_NAME: "name_digest", HOLDER_CODE: "code_digest"}  # of a row
-DIGEST_BYTES = 16  # 128 bits: no two values of an agency collide in practice
+DIGEST_BYTES = 8  # a BIGINT: 20 bytes an index entry, where 16 bytes of BYTEA took ~40
 _SEP = "\x1f"
-INSERT_QMARK = (
-    "INSERT INTO certificate_blind_index (certificate_id, agency_code, number_digest, name_digest, code_digest)"
-    " VALUES (?, ?, ?, ?, ?)"
-)
-INSERT_FORMAT = INSERT_QMARK.replace("?", "%s")  # psycopg
-Digests = tuple[bytes | None, bytes | None, bytes | None]  # number, holder name, holder code (None: empty)
-Row = tuple[int, str, bytes | None, bytes | None, bytes | None]  # certificate id, agency, digests
+UPDATE_QMARK = "UPDATE certificates SET number_digest = ?, name_digest = ?, code_digest = ? WHERE id = ?"
+UPDATE_FORMAT = UPDATE_QMARK.replace("?", "%s")  # psycopg
+Digests = tuple[int | None, int | None, int | None]  # number, holder name, holder code (None: empty)
+Row = tuple[int | None, int | None, int | None, int]  # digests, certificate id (UPDATE's order)
 
 
 def normalise(kind: str, value: object) -> str:
@@ -78,14 +76,14 @@ class BlindIndex:
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
 
-    def _mac(self, message: bytes) -> bytes:
+    def _mac(self, message: bytes) -> int:
         inner = self._inner.copy()
         inner.update(message)
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return outer.digest()[:DIGEST_BYTES]
+        return int.from_bytes(outer.digest()[:DIGEST_BYTES], "big", signed=True)
 
-    def digest(self, agency: str, kind: str, value: object) -> bytes | None:
+    def digest(self, agency: str, kind: str, value: object) -> int | None:
         """The digest of `value` as a `kind` of `agency`; None for an empty value."""
         text = normalise(kind, value)
         return self._mac(f"{kind}{_SEP}{agency}{_SEP}{text}".encode()) if text else None
@@ -102,8 +100,8 @@ class BlindIndex:
         return found[0], found[1], found[2]
 
     def row(self, agency: str, certificate_id: int, number: object, name: object, code: object) -> Row:
-        """The index row of one certificate (a row even if every value is empty: it is indexed)."""
-        return (certificate_id, agency, *self.digests(agency, number, name, code))
+        """What `store_digests` writes for one certificate."""
+        return (*self.digests(agency, number, name, code), certificate_id)
 
 
 def record_values(record: Mapping[str, Any], identifier: str) -> tuple[object, object, object]:
@@ -143,24 +141,12 @@ def attach(runtime: IssuerRuntime) -> BlindIndex:
     return service.blind_index
 
 
-SELECT_IDS = "SELECT position, id FROM certificates WHERE job_id = ? AND position BETWEEN ? AND ?"
-
-
-def certificate_ids(session: Session, job_id: str, first: int, last: int) -> dict[int, int]:
-    """position → id of a job's certificates just inserted, straight from the driver (no ORM
-    rows: intake pays for every one)."""
-    connection = session.connection()
-    query = SELECT_IDS if connection.dialect.paramstyle == "qmark" else SELECT_IDS.replace("?", "%s")
-    return dict(connection.exec_driver_sql(query, (job_id, first, last)).all())
-
-
-def store_rows(session: Session, rows: list[Row]) -> int:
-    """Insert index rows in one executemany, straight to the driver (intake pays for every row:
-    no per-row statement compilation or type processing); how many."""
+def store_digests(session: Session, rows: list[Row]) -> int:
+    """Write certificates' digests in one executemany, straight to the driver; how many."""
     if rows:
         connection = session.connection()
-        insert = INSERT_QMARK if connection.dialect.paramstyle == "qmark" else INSERT_FORMAT
-        connection.exec_driver_sql(insert, rows)  # a list of tuples: one executemany
+        update = UPDATE_QMARK if connection.dialect.paramstyle == "qmark" else UPDATE_FORMAT
+        connection.exec_driver_sql(update, rows)  # a list of tuples: one executemany
     return len(rows)
 
 
@@ -173,26 +159,26 @@ def reindex(
     everything: bool = False,
     chunk: int = 2_000,
 ) -> int:
-    """Index the certificates that have no index rows (with `everything`, all of them again, e.g.
+    """Index the certificates that have no digests (with `everything`, all of them again, e.g.
     after a new key), of one agency or all; how many certificates were indexed. Each chunk is
     its own transaction: an interrupted run is taken up by the next one."""
-    from issuer.intake import decode_leaves
+    from issuer.sealed_fields import open_fields
     from registry.certificate.canonical import leaf_value, unflatten
     from registry.crypto import DataCipher
 
     cipher = DataCipher(data_key)
     if everything:
         with sessions.begin() as session:
-            removal = delete(BlindIndexEntry)
+            removal = update(Certificate).values(number_digest=None, name_digest=None, code_digest=None)
             if agency is not None:
-                removal = removal.where(BlindIndexEntry.agency_code == agency)
+                removal = removal.where(Certificate.agency_code == agency)
             session.execute(removal)
     done, after = 0, 0
     while True:
         query = (
             select(Certificate.id, Certificate.identifier, Certificate.agency_code, Certificate.sealed_fields)
             .where(Certificate.id > after)
-            .where(~exists().where(BlindIndexEntry.certificate_id == Certificate.id))
+            .where(Certificate.name_digest.is_(None))  # a holder always has a name
             .order_by(Certificate.id)
             .limit(chunk)
         )
@@ -204,9 +190,9 @@ def reindex(
                 return done
             rows: list[Row] = []
             for cert_id, identifier, agency_code, sealed in found:
-                leaves = decode_leaves(cipher.decrypt(sealed, identifier))
+                leaves = open_fields(cipher, sealed, identifier)
                 fields = unflatten((leaf.path, leaf_value(leaf)) for leaf in leaves)
                 rows.append(index.row(agency_code, cert_id, *field_values(fields)))
-            store_rows(session, rows)
+            store_digests(session, rows)
         done += len(found)
         after = found[-1][0]

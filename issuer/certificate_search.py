@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from issuer import models
 from issuer.blind_index import COLUMNS, HOLDER_CODE, HOLDER_NAME, NUMBER, BlindIndex
-from issuer.intake import decode_leaves
-from issuer.models import AuditLogEntry, Batch, BatchEvent, BlindIndexEntry, Certificate, Job, JobError
+from issuer.models import AuditLogEntry, Batch, BatchEvent, Certificate, Job, JobError
+from issuer.sealed_fields import open_fields
 from registry.certificate.canonical import leaf_value, unflatten
 from registry.certificate.identifiers import parse_id_number
 from registry.certificate.labels import field_label, known_paths
@@ -197,7 +197,7 @@ class CertificatePages:
         self.index = index
 
     def fields(self, cert: Certificate) -> dict[str, Any]:
-        leaves = decode_leaves(self._cipher.decrypt(cert.sealed_fields, cert.identifier))
+        leaves = open_fields(self._cipher, cert.sealed_fields, cert.identifier)
         return unflatten((leaf.path, leaf_value(leaf)) for leaf in leaves)
 
     def search(self, agency: str, query: SearchQuery, page: int = 1, per_page: int = PER_PAGE) -> Page:
@@ -207,12 +207,8 @@ class CertificatePages:
             statement = statement.where(Certificate.identifier == query.identifier.strip().upper())
         for kind, value in query.blind:
             digest = self.index.digest(agency, kind, value) if self.index else None
-            column = getattr(BlindIndexEntry, COLUMNS[kind])
-            matching = select(BlindIndexEntry.certificate_id).where(
-                column == digest if digest is not None else sql_false(),
-                BlindIndexEntry.agency_code == agency,
-            )
-            statement = statement.where(Certificate.id.in_(matching))
+            column = getattr(Certificate, COLUMNS[kind])
+            statement = statement.where(column == digest if digest is not None else sql_false())
         if query.issued_from is not None:
             statement = statement.where(Certificate.created_at >= _day_start(query.issued_from))
         if query.issued_to is not None:

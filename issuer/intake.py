@@ -13,14 +13,12 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import cbor2
-
 from issuer.batch import RejectedRecord
 from issuer.blind_index import BlindIndex, Digests, record_values
-from registry.certificate.canonical import FieldLeaf, make_leaves
+from issuer.sealed_fields import salted_leaves, seal_fields
 from registry.certificate.merkle import field_digest
 from registry.certificate.model import Issuer, build_fields
-from registry.certificate.national_seal import NATIONAL_GROUP, seal_group_bytes
+from registry.certificate.national_seal import NATIONAL_GROUP, seal_group_signature
 from registry.certificate.seal import sign_seal
 from registry.crypto import DataCipher
 from registry.errors import EcertError
@@ -39,7 +37,7 @@ class PreparedCertificate:
     seal: bytes
     sealed_fields: bytes  # AES-GCM of the CBOR leaves
     index: Digests | None = None  # blind-index digests (number, name, code): made here, in the pool
-    national_seal: bytes | None = None  # the SM2 group co-seal (`NationalSeal.to_bytes`)
+    national_signature: bytes | None = None  # its group's SM2 co-seal (consecutive certificates share one)
 
 
 @dataclass(frozen=True)
@@ -64,14 +62,6 @@ class IntakeSpec:
     national_group: int = NATIONAL_GROUP
 
 
-def encode_leaves(leaves: Sequence[FieldLeaf]) -> bytes:
-    return cbor2.dumps([[leaf.salt, leaf.path, leaf.value] for leaf in leaves])
-
-
-def decode_leaves(raw: bytes) -> tuple[FieldLeaf, ...]:
-    return tuple(FieldLeaf(salt, path, value) for salt, path, value in cbor2.loads(raw))
-
-
 def _prepare_chunk(spec: IntakeSpec, start: int, records: Sequence[Mapping[str, Any]]) -> Prepared:
     cipher = DataCipher(spec.data_key)
     index = BlindIndex(spec.index_key) if spec.index_key else None
@@ -91,7 +81,7 @@ def _prepare_chunk(spec: IntakeSpec, start: int, records: Sequence[Mapping[str, 
                 today=spec.today,
                 previous_identifier=spec.previous_identifier,
             )
-            leaves = make_leaves(fields, os.urandom)
+            seed, leaves = salted_leaves(fields)
         except EcertError as exc:
             rejected.append(RejectedRecord(position, exc.code, exc.message, exc.details.get("field")))
             continue
@@ -103,7 +93,7 @@ def _prepare_chunk(spec: IntakeSpec, start: int, records: Sequence[Mapping[str, 
                 identifier,
                 digest,
                 sign_seal(spec.signing_key, spec.chain_id, spec.registry, digest),
-                cipher.encrypt(encode_leaves(leaves), identifier),
+                seal_fields(cipher, seed, leaves, identifier),
                 index.digests(spec.agency_code, *record_values(record, identifier)) if index else None,
             )
         )
@@ -129,14 +119,14 @@ def _prepare_chunk(spec: IntakeSpec, start: int, records: Sequence[Mapping[str, 
 
 
 def _co_seals(spec: IntakeSpec, digests: Sequence[bytes]) -> list[bytes]:
-    """The national co-seal of each certificate, as stored: one SM2 signature per group of
-    `national_group` certificates, over the SM3 root of their leaves; each certificate keeps the
-    signature and its proof."""
+    """Each certificate's group co-seal: one SM2 signature per `national_group` consecutive
+    certificates, over the SM3 root of their leaves, the same bytes for each member (the issuer
+    stores it once per group: `NationalSealGroup`)."""
     assert spec.national_key is not None
     seals: list[bytes] = []
     for start in range(0, len(digests), spec.national_group):
         group = digests[start : start + spec.national_group]
-        seals += seal_group_bytes(spec.national_key, spec.chain_id, spec.registry, group)
+        seals += [seal_group_signature(spec.national_key, spec.chain_id, spec.registry, group)] * len(group)
     return seals
 
 

@@ -61,7 +61,7 @@ class IntakeBatcher:
     def _open_batch(self) -> Batch:
         batch = Batch(
             agency_code=self._agency_code, type_code=self._type_code, root=os.urandom(32), count=0,
-            signer=self._signer,
+            signer=self._signer, sealed_by=self._signer,
         )  # fmt: skip
         self._session.add(batch)
         self._session.flush()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -32,6 +33,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
 from registry.staff_tables import StaffAttemptColumns, StaffMemberColumns, StaffSessionColumns
@@ -80,6 +82,9 @@ class Job(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     total: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # the key that sealed its certificates at intake (NULL: from before migration 0012, when each
+    # certificate named its own, and they differed); a batch's `sealed_by` overrides it
+    sealed_by: Mapped[str | None] = mapped_column(String(42))
 
 
 class JobError(Base):
@@ -120,6 +125,9 @@ class Batch(Base):
     refusal: Mapped[str | None] = mapped_column(
         String(64)
     )  # the contract error that refused it (state refused)
+    # the key that sealed every member: set when they were sealed in the batch (at intake) or
+    # sealed again by the anchoring key; NULL: each member as its job was sealed
+    sealed_by: Mapped[str | None] = mapped_column(String(42))
 
 
 class BatchEvent(Base):
@@ -136,34 +144,63 @@ class BatchEvent(Base):
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class NationalSealGroup(Base):
+    """One national co-seal (SM2) of a group of certificates, stored once for the group: its
+    members are the certificates naming it, in id order (the order they were sealed in); each
+    one's proof is rebuilt from their digests when its package is made (`IssuerService`), so a
+    certificate row keeps 4 bytes of it, not a 64-byte signature and a 192-byte proof."""
+
+    __tablename__ = "national_seal_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[bytes] = mapped_column(LargeBinary(32))  # the SM2 key (keccak256 of it)
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))  # r ‖ s over the group's SM3 root
+
+
 class Certificate(Base):
+    """A certificate: written once at intake (issue 14: ~1 KB with its indexes). On PostgreSQL
+    the identifier's uniqueness is kept by a hash exclusion constraint (~60 bytes an entry, where a
+    B-tree of these 83-character identifiers took ~120); indexes of mostly NULL columns are
+    partial."""
+
     __tablename__ = "certificates"
     __table_args__ = (  # the anchoring worker's queue: only pending rows, so it stays small
         Index(
             "ix_certificates_pending", "agency_code", "type_code", "id",
             sqlite_where=text("state = 'pending'"), postgresql_where=text("state = 'pending'"),
         ),
+        Index("uq_certificates_identifier", "identifier", unique=True).ddl_if(dialect="sqlite"),
+        ExcludeConstraint(("identifier", "="), using="hash", name="ex_certificates_identifier").ddl_if(
+            dialect="postgresql"
+        ),
+        Index("ix_certificates_previous_identifier", "previous_identifier",
+              sqlite_where=text("previous_identifier IS NOT NULL"),
+              postgresql_where=text("previous_identifier IS NOT NULL")),
+        Index("uq_certificates_claim_code_hash", "claim_code_hash", unique=True,
+              sqlite_where=text("claim_code_hash IS NOT NULL"), postgresql_where=text("claim_code_hash IS NOT NULL")),
+        Index("ix_certificates_number_digest", "number_digest"),
+        Index("ix_certificates_name_digest", "name_digest"),
+        Index("ix_certificates_code_digest", "code_digest"),
     )  # fmt: skip
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    identifier: Mapped[str] = mapped_column(String(120), unique=True)
+    identifier: Mapped[str] = mapped_column(String(120))
     agency_code: Mapped[str] = mapped_column(ForeignKey("agencies.code"), index=True)
     type_code: Mapped[str] = mapped_column(String(21))
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
     position: Mapped[int] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    previous_identifier: Mapped[str | None] = mapped_column(String(120), index=True)
+    previous_identifier: Mapped[str | None] = mapped_column(String(120))
     # "pending" until its batch is cut, then "sealed" for good: see `state`
     intake_state: Mapped[str] = mapped_column("state", String(16), default="pending")
     # AES-GCM of the salted field leaves (personal data), associated data = identifier.
     sealed_fields: Mapped[bytes] = mapped_column(LargeBinary)
     digest: Mapped[bytes] = mapped_column(LargeBinary(32))
-    seal: Mapped[bytes | None] = mapped_column(LargeBinary(65))
-    sealed_by: Mapped[str | None] = mapped_column(
-        String(42)
-    )  # the key of `seal`; NULL: from before this column
-    national_seal: Mapped[bytes | None] = mapped_column(LargeBinary)  # SM2 group co-seal: signature ‖ proof
-    national_key_id: Mapped[bytes | None] = mapped_column(LargeBinary(32))  # its SM2 key (keccak256 of it)
+    seal: Mapped[bytes | None] = mapped_column(LargeBinary(65))  # by its batch's or its job's `sealed_by`
+    national_group_id: Mapped[int | None] = mapped_column(ForeignKey("national_seal_groups.id"), index=True)
+    # rows co-sealed before migration 0012 keep their share of the co-seal: signature ‖ proof, key
+    national_seal: Mapped[bytes | None] = mapped_column(LargeBinary)
+    national_key_id: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
     batch_index: Mapped[int | None] = mapped_column(Integer)
     # Its state: its own while pending, then its batch's (a batch `sending` still counts as
@@ -187,10 +224,15 @@ class Certificate(Base):
     status_reason: Mapped[int | None] = mapped_column(Integer)
     status_note: Mapped[str | None] = mapped_column(Text)
     superseded_by: Mapped[str | None] = mapped_column(String(120))
-    claim_code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    claim_code_hash: Mapped[str | None] = mapped_column(String(64))
     claim_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # the blind index (`issuer.blind_index`): keyed digests of its number, holder's name and code;
+    # NULL name_digest: not indexed yet (a holder always has a name)
+    number_digest: Mapped[int | None] = mapped_column(BigInteger)
+    name_digest: Mapped[int | None] = mapped_column(BigInteger)
+    code_digest: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class StaffMember(StaffMemberColumns, Base):
@@ -356,29 +398,6 @@ class ProposalErrorReport(Base):
     staff_id: Mapped[int] = mapped_column(ForeignKey("agency_staff.id"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
     body: Mapped[bytes] = mapped_column(LargeBinary)  # zlib of the CSV
-
-
-class BlindIndexEntry(Base):
-    """The keyed digests of a certificate's searchable values (`issuer.blind_index`): its number,
-    its holder's name and its holder's code, normalised, as HMAC-SHA256 with a key kept out of
-    the database (16 bytes; NULL for an empty value). Staff find certificates by exact value
-    without the value ever being stored in clear. One row per certificate (migration 0009):
-    intake inserts one row and three index entries, not three rows and six."""
-
-    __tablename__ = "certificate_blind_index"
-    __table_args__ = (
-        Index("ix_certificate_blind_index_number", "number_digest"),
-        Index("ix_certificate_blind_index_name", "name_digest"),
-        Index("ix_certificate_blind_index_code", "code_digest"),
-    )
-
-    certificate_id: Mapped[int] = mapped_column(
-        ForeignKey("certificates.id"), primary_key=True, autoincrement=False
-    )
-    agency_code: Mapped[str] = mapped_column(String(18))
-    number_digest: Mapped[bytes | None] = mapped_column(LargeBinary(16))
-    name_digest: Mapped[bytes | None] = mapped_column(LargeBinary(16))
-    code_digest: Mapped[bytes | None] = mapped_column(LargeBinary(16))
 
 
 class CorrectionRequest(Base):

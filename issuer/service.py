@@ -21,22 +21,23 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from issuer.blind_index import BlindIndex, certificate_ids, record_values, store_rows
+from issuer.blind_index import BlindIndex, Digests, record_values
 from issuer.intake import (
     IntakeSpec,
     Prepared,
     PreparedCertificate,
-    decode_leaves,
     prepare_chunks,
     process_pool,
 )
 from issuer.intake_batches import IntakeBatcher, IntakeBatching
 from issuer.models import Agency, Batch, Certificate, Job, JobError
+from issuer.national_groups import GroupSeals, store_seal_groups
+from issuer.sealed_fields import open_fields
 from registry.certificate.canonical import leaf_value, unflatten
 from registry.certificate.identifiers import parse_licence_id
 from registry.certificate.merkle import MerkleTree, batch_tree
 from registry.certificate.model import Issuer
-from registry.certificate.national_seal import NATIONAL_GROUP, NationalSeal
+from registry.certificate.national_seal import NATIONAL_GROUP
 from registry.certificate.presentation import Presentation
 from registry.certificate.types import name_contradiction
 from registry.crypto import DataCipher
@@ -53,9 +54,10 @@ CLAIM_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud a
 # server default or stay NULL.
 INTAKE_COLUMNS = (
     "identifier", "agency_code", "type_code", "job_id", "position", "version", "previous_identifier", "state",
-    "sealed_fields", "digest", "seal", "sealed_by", "status", "national_seal", "national_key_id", "batch_id",
-    "batch_index",
+    "sealed_fields", "digest", "seal", "status", "national_group_id", "batch_id", "batch_index",
+    "number_digest", "name_digest", "code_digest",
 )  # fmt: skip
+NO_DIGESTS: Digests = (None, None, None)  # not in the blind index (yet): `ecert issuer reindex`
 assert set(INTAKE_COLUMNS) <= set(core_table(Certificate).c.keys())  # a renamed column fails here
 INSERT_CERTIFICATES_QMARK = (
     f"INSERT INTO certificates ({', '.join(INTAKE_COLUMNS)}) VALUES ({', '.join('?' * len(INTAKE_COLUMNS))})"  # noqa: S608  # constants only
@@ -65,7 +67,7 @@ INSERT_CERTIFICATES_FORMAT = INSERT_CERTIFICATES_QMARK.replace("?", "%s")  # psy
 
 def insert_certificates(session: Session, rows: list[tuple[Any, ...]]) -> None:
     """A chunk's certificates in one executemany of tuples, straight to the driver, as the blind
-    index rows (`store_rows`): through Core each row's dict was bound and type-processed parameter
+    index's digests (`blind_index.store_digests`): through Core each row's dict was bound and type-processed parameter
     by parameter (five binary columns), the storing thread's largest cost after the driver's."""
     connection = session.connection()
     insert = (
@@ -125,13 +127,14 @@ class IssuerService:
         self._intake_batching = intake_batching
         self._national_key_for = national_key_for  # the agency's SM2 key: the national co-seal at intake
         self._national_group = national_group
-        self.blind_index = blind_index  # fills `certificate_blind_index` at intake (issuer.blind_index)
+        self.blind_index = blind_index  # fills the certificates' digests at intake (issuer.blind_index)
         self._key = cipher_key
         self._cipher = DataCipher(cipher_key)
         self.chain_id = chain_id
         self.registry_address = registry_address
         self._signer_for = signer_for
         self._trees: dict[int, MerkleTree] = {}
+        self._group_seals = GroupSeals(chain_id, registry_address)
         self._clock = clock
         self._claim_ttl = claim_ttl
         self._processes = processes
@@ -251,7 +254,7 @@ class IssuerService:
             try:
                 session.add(
                     Job(id=job_id, agency_code=agency_code, type_code=type_code, idempotency_key=idempotency_key,
-                        request_hash=request_hash, total=total)
+                        request_hash=request_hash, total=total, sealed_by=sealed_by)
                 )  # fmt: skip
                 session.flush()
                 batching = self._intake_batching
@@ -263,18 +266,19 @@ class IssuerService:
                 for prepared, rejected in chunks:
                     if prepared:
                         placed = batcher.place(prepared) if batcher else [(None, None)] * len(prepared)
+                        groups = store_seal_groups(
+                            session, [p.national_signature for p in prepared], national_key_id
+                        )
                         insert_certificates(
                             session,
                             [
                                 (p.identifier, agency_code, type_code, job_id, p.position, p.version,
                                  p.previous_identifier, "pending" if batch is None else "sealed", p.sealed_fields,
-                                 p.digest, p.seal, sealed_by, "active", p.national_seal,
-                                 national_key_id if p.national_seal else None, batch, index)
-                                for p, (batch, index) in zip(prepared, placed, strict=True)
+                                 p.digest, p.seal, "active", group, batch, index,
+                                 *self._digests(agency_code, p, records))
+                                for p, (batch, index), group in zip(prepared, placed, groups, strict=True)
                             ],
                         )  # fmt: skip
-                        if self.blind_index is not None and records:
-                            self._index(session, agency_code, job_id, prepared, records)
                     session.add_all(
                         JobError(
                             job_id=job_id, position=r.position, code=r.code, field=r.field, message=r.message
@@ -291,22 +295,16 @@ class IssuerService:
                 raise
             return self._view(session, session.get_one(Job, job_id))
 
-    def _index(self, session: Session, agency_code: str, job_id: str, prepared: Sequence[PreparedCertificate],
-               records: Sequence[Mapping[str, Any]]) -> None:  # fmt: skip
-        """The blind index rows of a chunk just inserted, one per certificate, in one executemany
-        and in the job's transaction: a certificate is found as soon as its job is stored."""
-        index = self.blind_index
-        assert index is not None
-        ids = certificate_ids(session, job_id, prepared[0].position, prepared[-1].position)
-        store_rows(
-            session,
-            [
-                (ids[p.position], agency_code, *(
-                    p.index or index.digests(agency_code, *record_values(records[p.position - 1], p.identifier))
-                ))
-                for p in prepared
-            ],
-        )  # fmt: skip  # digests made by the intake's workers (a renewal's, here)
+    def _digests(
+        self, agency_code: str, prepared: PreparedCertificate, records: Sequence[Mapping[str, Any]]
+    ) -> Digests:
+        """A certificate's blind-index digests, stored in its row at intake so that it is found as
+        soon as its job is stored: made by the intake's workers (a renewal's, here)."""
+        if self.blind_index is None or not records:
+            return NO_DIGESTS
+        return prepared.index or self.blind_index.digests(
+            agency_code, *record_values(records[prepared.position - 1], prepared.identifier)
+        )
 
     def _find_job(self, session: Session, agency_code: str, key: str) -> Job | None:
         return session.scalar(select(Job).where(Job.agency_code == agency_code, Job.idempotency_key == key))
@@ -382,10 +380,10 @@ class IssuerService:
             )
         batch = session.get_one(Batch, cert.batch_id)
         return Presentation(
-            self.chain_id, self.registry_address, decode_leaves(self._cipher.decrypt(cert.sealed_fields, cert.identifier)),
+            self.chain_id, self.registry_address, open_fields(self._cipher, cert.sealed_fields, cert.identifier),
             cert.digest, cert.seal, batch.root, cert.batch_index, tuple(self._batch_tree(session, batch).proof(cert.batch_index)),
             anchor_tx=batch.tx_hash,
-            national_seal=NationalSeal.from_bytes(cert.national_seal) if cert.national_seal else None,
+            national_seal=self._group_seals.of(session, cert),
         )  # fmt: skip
 
     def _batch_tree(self, session: Session, batch: Batch) -> MerkleTree:
@@ -427,7 +425,7 @@ class IssuerService:
     def fields(self, agency_code: str, identifier: str) -> dict[str, Any]:
         with self._sessions() as session:
             cert = self.certificate(session, agency_code, identifier)
-            leaves = decode_leaves(self._cipher.decrypt(cert.sealed_fields, cert.identifier))
+            leaves = open_fields(self._cipher, cert.sealed_fields, cert.identifier)
             return unflatten((leaf.path, leaf_value(leaf)) for leaf in leaves)
 
     # ─── renewal and amendment ───────────────────────────────────────────────────────────

@@ -197,16 +197,19 @@ def seal_group(
     return [NationalSeal(signature, proof) for proof in proofs]
 
 
-def seal_group_bytes(
+def seal_group_signature(
     private: bytes, chain_id: int, registry: str | bytes, digests: Sequence[bytes]
-) -> list[bytes]:
-    """`seal_group` in the form the issuer stores (`NationalSeal.to_bytes`: signature ‖ proof).
-    Intake co-seals every certificate it issues: building and checking a `NationalSeal` per
-    certificate (checks meant for seals read from outside) cost as much as the SM2 signature."""
-    if not digests:
-        return []
-    signature, proofs = _signed_group(private, chain_id, registry, digests)
-    return [signature + b"".join(proof) for proof in proofs]
+) -> bytes:
+    """The group's SM2 signature alone: what the issuer stores once per group (each certificate's
+    proof is rebuilt from the group's digests when its package is made: `group_proofs`)."""
+    prefix = _leaf_prefix(chain_id, registry)
+    return sm2_sign(private, seal_message(group_tree([_leaf(prefix, digest) for digest in digests])[0]))
+
+
+def group_proofs(chain_id: int, registry: str | bytes, digests: Sequence[bytes]) -> list[tuple[bytes, ...]]:
+    """Each certificate's proof in a group of `digests` (in the order they were sealed)."""
+    prefix = _leaf_prefix(chain_id, registry)
+    return group_tree([_leaf(prefix, digest) for digest in digests])[1]
 
 
 def _signed_group(

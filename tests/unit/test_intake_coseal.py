@@ -1,6 +1,6 @@
-"""The national co-seal made at intake: each certificate stores `NationalSeal.to_bytes` of its
-group's seal (docs/PROTOCOL.md §12), groups of `national_group` accepted certificates within a
-chunk share one SM2 signature, and every stored co-seal checks under the agency's SM2 key."""
+"""The national co-seal made at intake: groups of `national_group` accepted certificates within a
+chunk share one SM2 signature (docs/PROTOCOL.md §12), stored once per group; each certificate's
+proof, rebuilt from its group's digests (`group_proofs`), checks under the agency's SM2 key."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ from registry.certificate.model import Issuer
 from registry.certificate.national_seal import (
     NationalSeal,
     check_seal,
+    group_proofs,
     group_tree,
     seal_group,
-    seal_group_bytes,
+    seal_group_signature,
     seal_leaf,
 )
 
@@ -53,7 +54,15 @@ def _spec(national_key: bytes | None, group: int = 64) -> IntakeSpec:
 def _check_groups(prepared: list[PreparedCertificate], public: bytes, group: int) -> None:
     """Consecutive groups of `group` certificates: one signature each, the proofs of the group's
     SM3 tree (the protocol's bytes), and every certificate's co-seal checks."""
-    seals = [NationalSeal.from_bytes(p.national_seal or b"") for p in prepared]
+    seals = [
+        NationalSeal(p.national_signature or b"", proof)
+        for start in range(0, len(prepared), group)
+        for p, proof in zip(
+            prepared[start : start + group],
+            group_proofs(CHAIN_ID, REGISTRY, [p.digest for p in prepared[start : start + group]]),
+            strict=True,
+        )
+    ]
     for p, seal in zip(prepared, seals, strict=True):
         assert check_seal([public], CHAIN_ID, REGISTRY, p.digest, seal) == public
     for start in range(0, len(prepared), group):
@@ -76,7 +85,7 @@ def test_each_group_of_accepted_certificates_shares_one_checking_signature() -> 
 
 def test_without_an_sm2_key_nothing_is_co_sealed() -> None:
     [(prepared, _)] = prepare_chunks(_spec(None), make_records(10))
-    assert [p.national_seal for p in prepared] == [None] * 10
+    assert [p.national_signature for p in prepared] == [None] * 10
 
 
 def test_worker_processes_co_seal_chunk_by_chunk() -> None:
@@ -94,26 +103,27 @@ def test_worker_processes_co_seal_chunk_by_chunk() -> None:
     first, second = (prepared for prepared, _ in chunks)
     _check_groups(first, national.public_key(private), 300)
     _check_groups(second, national.public_key(private), 300)
-    assert first[-1].national_seal is not None and second[0].national_seal is not None
-    assert first[-1].national_seal[:64] != second[0].national_seal[:64]
+    assert first[-1].national_signature is not None and second[0].national_signature is not None
+    assert first[-1].national_signature != second[0].national_signature
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 64, 65])
-def test_seal_group_bytes_is_the_stored_form_of_seal_group(size: int) -> None:
+def test_a_stored_signature_and_rebuilt_proofs_are_seal_group(size: int) -> None:
+    """What the issuer stores (the signature) and rebuilds (the proofs) is `seal_group`'s seal."""
     private = national.generate_private_key()
     public = national.public_key(private)
     digests = [secrets.token_bytes(32) for _ in range(size)]
-    stored = [NationalSeal.from_bytes(raw) for raw in seal_group_bytes(private, CHAIN_ID, REGISTRY, digests)]
+    signature = seal_group_signature(private, CHAIN_ID, REGISTRY, digests)
+    proofs = group_proofs(CHAIN_ID, REGISTRY, digests)
     made = seal_group(private, CHAIN_ID, REGISTRY, digests)
-    assert [seal.proof for seal in stored] == [seal.proof for seal in made]  # signatures are randomised
-    assert len({seal.signature for seal in stored}) == 1
-    for digest, seal in zip(digests, stored, strict=True):
-        assert check_seal([public], CHAIN_ID, REGISTRY, digest, seal) == public
+    assert proofs == [seal.proof for seal in made]  # signatures are randomised
+    for digest, proof in zip(digests, proofs, strict=True):
+        assert check_seal([public], CHAIN_ID, REGISTRY, digest, NationalSeal(signature, proof)) == public
 
 
-def test_seal_group_bytes_refuses_what_seal_group_refuses() -> None:
+def test_group_signatures_and_proofs_refuse_what_seal_group_refuses() -> None:
     private = national.generate_private_key()
-    assert seal_group_bytes(private, CHAIN_ID, REGISTRY, []) == []
+    assert seal_group(private, CHAIN_ID, REGISTRY, []) == []
     bad: list[tuple[int, str | bytes, bytes]] = [
         (-1, REGISTRY, bytes(32)),
         (CHAIN_ID, REGISTRY[:-1], bytes(32)),
@@ -121,9 +131,12 @@ def test_seal_group_bytes_refuses_what_seal_group_refuses() -> None:
         (CHAIN_ID, REGISTRY, bytes(31)),
     ]
     for chain_id, registry, digest in bad:
-        for seal in (seal_group, seal_group_bytes):
-            with pytest.raises(ValueError):
-                seal(private, chain_id, registry, [bytes(32), digest])
+        with pytest.raises(ValueError):
+            seal_group(private, chain_id, registry, [bytes(32), digest])
+        with pytest.raises(ValueError):
+            seal_group_signature(private, chain_id, registry, [bytes(32), digest])
+        with pytest.raises(ValueError):
+            group_proofs(chain_id, registry, [bytes(32), digest])
 
 
 def test_sm3_is_the_same_from_many_threads() -> None:
@@ -139,5 +152,5 @@ def test_a_group_of_one_is_a_signature_per_certificate() -> None:
     private = national.generate_private_key()
     spec = _spec(private)
     [(prepared, _)] = prepare_chunks(replace(spec, national_group=1), make_records(3))
-    assert len({(p.national_seal or b"")[:64] for p in prepared}) == 3
+    assert len({p.national_signature for p in prepared}) == 3
     _check_groups(prepared, national.public_key(private), 1)

@@ -1,0 +1,124 @@
+"""National co-seals stored once per group (`NationalSealGroup`): a group's members are the
+certificates naming it, in id order, which is the order they were sealed in (intake inserts a
+chunk's certificates in the order it co-sealed them; a re-seal goes by id). A certificate's
+`NationalSeal` (the signature and its inclusion proof) is rebuilt from its group's digests when
+its package is made: one indexed read of ≤ 64 digests and ~130 SM3 hashes, kept per group."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from issuer.models import Certificate, NationalSealGroup
+from registry.certificate.national_seal import NationalSeal, group_proofs, seal_group_signature
+
+__all__ = ["GroupSeals", "reseal_stale", "store_seal_groups"]
+
+
+def store_seal_groups(
+    session: Session, signatures: Sequence[bytes | None], key_id: bytes | None
+) -> list[int | None]:
+    """Insert one group row per run of equal signatures (a chunk's certificates in order, each with
+    its group's signature or None) and give each certificate its group's id."""
+    runs: list[bytes] = []
+    for signature in signatures:
+        if signature is not None and (not runs or runs[-1] != signature):
+            runs.append(signature)
+    if not runs:
+        return [None] * len(signatures)
+    if key_id is None:
+        raise ValueError("co-sealed certificates need their SM2 key's id")
+    ids = session.scalars(
+        insert(NationalSealGroup).returning(NationalSealGroup.id, sort_by_parameter_order=True),
+        [{"key_id": key_id, "signature": signature} for signature in runs],
+    ).all()
+    by_signature = dict(zip(runs, ids, strict=True))
+    return [None if signature is None else by_signature[signature] for signature in signatures]
+
+
+class GroupSeals:
+    """Each certificate's co-seal from its group (a few hundred groups' proofs kept: a job's
+    packages are made in a row, 64 to a group)."""
+
+    def __init__(self, chain_id: int, registry: str, keep: int = 256) -> None:
+        self._chain_id, self._registry, self._keep = chain_id, registry, keep
+        self._groups: OrderedDict[int, tuple[bytes, dict[int, tuple[bytes, ...]]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def of(self, session: Session, cert: Certificate) -> NationalSeal | None:
+        if cert.national_seal is not None:  # co-sealed before migration 0012: its own copy
+            return NationalSeal.from_bytes(cert.national_seal)
+        if cert.national_group_id is None:
+            return None
+        signature, proofs = self._group(session, cert.national_group_id)
+        return NationalSeal(signature, proofs[cert.id])
+
+    def _group(self, session: Session, group_id: int) -> tuple[bytes, dict[int, tuple[bytes, ...]]]:
+        with self._lock:
+            if (found := self._groups.get(group_id)) is not None:
+                self._groups.move_to_end(group_id)
+                return found
+        signature = session.scalar(
+            select(NationalSealGroup.signature).where(NationalSealGroup.id == group_id)
+        )
+        members = session.execute(
+            select(Certificate.id, Certificate.digest)
+            .where(Certificate.national_group_id == group_id)
+            .order_by(Certificate.id)
+        ).all()
+        assert signature is not None
+        proofs = group_proofs(self._chain_id, self._registry, [member.digest for member in members])
+        found = (signature, {member.id: proof for member, proof in zip(members, proofs, strict=True)})
+        with self._lock:
+            self._groups[group_id] = found
+            while len(self._groups) > self._keep:
+                self._groups.popitem(last=False)
+        return found
+
+
+def reseal_stale(
+    session: Session, batch_id: int, private: bytes, current: bytes, chain_id: int, registry: str, size: int
+) -> tuple[int, list[int]]:
+    """Co-seal again, with the current SM2 key, every certificate of the batch co-sealed by
+    another key, with the other members of their groups (a group cut at intake may straddle two
+    batches: it is re-sealed whole, or its root would no longer match); how many, and the groups
+    that went."""
+    stale = select(NationalSealGroup.id).where(
+        NationalSealGroup.key_id != current,
+        NationalSealGroup.id.in_(
+            select(Certificate.national_group_id).where(Certificate.batch_id == batch_id).distinct()
+        ),
+    )
+    stale_ids = list(session.scalars(stale))
+    rows = session.execute(
+        select(Certificate.id, Certificate.digest)
+        .where(
+            or_(
+                Certificate.national_group_id.in_(stale_ids),
+                and_(Certificate.batch_id == batch_id, Certificate.national_seal.is_not(None),
+                     Certificate.national_key_id != current),
+            )
+        )
+        .order_by(Certificate.id)
+    ).all()  # fmt: skip
+    if not rows:
+        return 0, []
+    changes = []
+    for start in range(0, len(rows), size):
+        group = rows[start : start + size]
+        signature = seal_group_signature(private, chain_id, registry, [row.digest for row in group])
+        group_id = session.scalar(
+            insert(NationalSealGroup)
+            .values(key_id=current, signature=signature)
+            .returning(NationalSealGroup.id)
+        )
+        changes += [{"id": row.id, "national_group_id": group_id, "national_seal": None, "national_key_id": None}
+                    for row in group]  # fmt: skip
+    session.execute(update(Certificate), changes)
+    if stale_ids:
+        session.execute(delete(NationalSealGroup).where(NationalSealGroup.id.in_(stale_ids)))
+    return len(changes), stale_ids
