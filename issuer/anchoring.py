@@ -383,7 +383,8 @@ class AnchoringWorker:
                         and head - batch.block_number + 1 >= self.settings.confirmations
                     ):
                         self._move(session, batch, "confirmed", None, head)
-                        batch.confirmed_at = self._clock()
+                        # retention: a mined transaction is never sent again (a reorg signs anew)
+                        batch.confirmed_at, batch.raw_tx = self._clock(), None
                         moved += 1
                 session.commit()
         return moved

@@ -904,7 +904,7 @@ class ProposalSender:
 
     def _confirm(self, session: Session, chunk: StatusProposalChunk, proposal: StatusProposal) -> None:
         """The chunk is deep enough: its certificates take the new status in the database."""
-        chunk.state, chunk.confirmed_at = "confirmed", self._clock()
+        chunk.state, chunk.confirmed_at, chunk.raw_tx = "confirmed", self._clock(), None  # never sent again
         mask = int.from_bytes(chunk.mask, "big")
         indices = [chunk.word * 256 + i for i in range(256) if mask >> i & 1]
         session.execute(

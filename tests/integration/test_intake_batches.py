@@ -66,6 +66,9 @@ def test_a_bulk_job_is_stored_in_its_batches_and_anchored_as_they_are(
     worker.run_until_idle(timeout_s=300, poll_s=0.01)
     assert counted(service.job(ZJ_AGENCY_CODE, bulk.id).counts) == {"confirmed": 250}
     assert counted(service.job(ZJ_AGENCY_CODE, few.id).counts) == {"confirmed": 3}
+    with made() as session:  # retention: a confirmed batch keeps its transaction's hash, not its bytes
+        kept = session.execute(select(Batch.state, Batch.tx_hash, Batch.raw_tx)).all()
+    assert len(kept) == 4 and all(state == "confirmed" and tx and raw is None for state, tx, raw in kept)
     reader = RegistryReader(registry)
     for identifier in (bulk.identifiers[0], bulk.identifiers[149], bulk.identifiers[-1], few.identifiers[0]):
         package = service.package(ZJ_AGENCY_CODE, identifier)
