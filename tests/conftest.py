@@ -5,11 +5,13 @@ Keys are made at run time (never literal); the node's unlocked dev account only 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from databases import postgres_database
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
@@ -133,3 +135,14 @@ def registry(chain: ChainClient, deployment: Deployment) -> CertificateRegistry:
 @pytest.fixture
 def project_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
+    not os.environ.get("ECERT_TEST_POSTGRES_URL"), reason="set ECERT_TEST_POSTGRES_URL to run on PostgreSQL"))])  # fmt: skip
+def sqlite_or_postgres_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database of each engine: a SQLite file, and a throwaway PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ecert.sqlite'}"
+        return
+    with postgres_database(os.environ["ECERT_TEST_POSTGRES_URL"]) as url:
+        yield url

@@ -7,6 +7,8 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import sqlalchemy as sa
+
 
 @contextmanager
 def postgres_database(admin_url: str) -> Iterator[str]:
@@ -24,3 +26,19 @@ def postgres_database(admin_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(dsn, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def issuer_alembic(engine: sa.Engine, step: str, revision: str) -> None:
+    """`alembic upgrade|downgrade <revision>` of the issuer's migrations, to write data as an older
+    revision had it."""
+    from alembic import command
+    from alembic.config import Config
+
+    from issuer.db import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("version_table", "alembic_version_issuer")  # as `registry.database.migrate`
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        getattr(command, step)(config, revision)

@@ -9,49 +9,24 @@ import datetime as dt
 import hashlib
 import hmac
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import cbor2
-import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
-from databases import postgres_database
+from databases import issuer_alembic
 
 from issuer.blind_index import HOLDER_CODE, HOLDER_NAME, NUMBER, BlindIndex, normalise
 from issuer.certificate_search import CertificatePages, SearchQuery
-from issuer.db import MIGRATIONS, make_engine, sessions
+from issuer.db import make_engine, sessions
 from issuer.models import Agency, Base, Certificate
 from registry.crypto import DataCipher
 
-POSTGRES_URL = os.environ.get("ECERT_TEST_POSTGRES_URL")
 AGENCY = "11330100002493028E"
 INDEX = BlindIndex(b"k" * 32)
 KEY = b"k" * 32
 DATA_KEY = os.urandom(32)
 NAME, CODE = "杭州某某商贸有限公司", "91330106MA2H3XY60L"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
-    not POSTGRES_URL, reason="set ECERT_TEST_POSTGRES_URL to run on PostgreSQL"))])  # fmt: skip
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'issuer.sqlite'}"
-        return
-    with postgres_database(POSTGRES_URL) as url:
-        yield url
-
-
-def alembic(engine: sa.Engine, step: str, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("version_table", "alembic_version_issuer")  # as `registry.database.migrate`
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        getattr(command, step)(config, revision)
 
 
 def digest_of_0007(kind: str, value: str) -> bytes:
@@ -69,10 +44,10 @@ def rows_of_0007(engine: sa.Engine) -> set[tuple[int, str, str, bytes]]:
     return {(int(cert), kind, agency, bytes(digest)) for cert, kind, agency, digest in found}
 
 
-def test_0009_and_0012_carry_the_digests_over(database_url: str) -> None:
-    engine = make_engine(database_url)
+def test_0009_and_0012_carry_the_digests_over(sqlite_or_postgres_url: str) -> None:
+    engine = make_engine(sqlite_or_postgres_url)
     try:
-        alembic(engine, "upgrade", "0007")
+        issuer_alembic(engine, "upgrade", "0007")
         with sessions(engine).begin() as session:
             session.add(Agency(code=AGENCY, name="杭州市市场监督管理局", region="330100"))
             session.execute(sa.text(
@@ -101,7 +76,7 @@ def test_0009_and_0012_carry_the_digests_over(database_url: str) -> None:
                 sa.text("INSERT INTO certificate_blind_index VALUES (:c, :k, :a, :d)"),
                 [{"c": c, "k": k, "a": a, "d": d} for c, k, a, d in before],
             )
-        alembic(engine, "upgrade", "0011")
+        issuer_alembic(engine, "upgrade", "0011")
         with engine.connect() as connection:
             in_0009 = connection.execute(sa.text(
                 "SELECT certificate_id, agency_code, number_digest, name_digest, code_digest"
@@ -112,7 +87,7 @@ def test_0009_and_0012_carry_the_digests_over(database_url: str) -> None:
              digest_of_0007(HOLDER_CODE, CODE)),
             (second, AGENCY, digest_of_0007(NUMBER, "No. 2"), None, None),
         ]  # fmt: skip
-        alembic(engine, "upgrade", "head")
+        issuer_alembic(engine, "upgrade", "head")
         with engine.connect() as connection:
             after = connection.execute(sa.text(
                 "SELECT id, number_digest, name_digest, code_digest FROM certificates ORDER BY id"
@@ -141,10 +116,10 @@ def test_0009_and_0012_carry_the_digests_over(database_url: str) -> None:
             (SearchQuery(number="No."), []),  # a part of a value finds nothing
         ):
             assert [hit.identifier for hit in search.search(AGENCY, query).hits] == found, query
-        alembic(engine, "downgrade", "0011")
+        issuer_alembic(engine, "downgrade", "0011")
         with engine.connect() as connection:
             assert connection.execute(sa.text("SELECT count(*) FROM certificate_blind_index")).scalar() == 0
-        alembic(engine, "downgrade", "0007")
+        issuer_alembic(engine, "downgrade", "0007")
         assert rows_of_0007(engine) == set()
     finally:
         engine.dispose()

@@ -9,20 +9,17 @@ import dataclasses
 import datetime as dt
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import cbor2
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from databases import postgres_database
+from databases import issuer_alembic, postgres_database
 from eth_account import Account
 from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.benchmark import make_records
 from issuer.blind_index import BlindIndex
-from issuer.db import MIGRATIONS, make_engine, migrate, sessions
+from issuer.db import make_engine, migrate, sessions
 from issuer.intake_batches import IntakeBatching
 from issuer.models import Agency, Batch, Certificate, NationalSealGroup
 from issuer.national_groups import reseal_stale
@@ -93,19 +90,9 @@ def test_form_2_is_bound_to_its_identifier_and_refuses_foreign_salts() -> None:
 # ─── databases ─────────────────────────────────────────────────────────────────────────────
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
-    not POSTGRES_URL, reason="set ECERT_TEST_POSTGRES_URL to run on PostgreSQL"))])  # fmt: skip
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'issuer.sqlite'}"
-        return
-    with postgres_database(POSTGRES_URL) as url:
-        yield url
-
-
 @pytest.fixture
-def made(database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
+def made(sqlite_or_postgres_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(sqlite_or_postgres_url)
     migrate(engine)
     with sessions(engine).begin() as session:
         session.add(Agency(code=AGENCY, name="杭州市市场监督管理局", region="330100"))
@@ -162,24 +149,15 @@ def test_a_group_straddling_two_batches_is_co_sealed_again_whole(made: sessionma
         issuer.close()
 
 
-def alembic(engine: sa.Engine, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("version_table", "alembic_version_issuer")  # as `registry.database.migrate`
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-
-
-def test_rows_stored_before_0012_are_packaged_as_they_were(database_url: str) -> None:
+def test_rows_stored_before_0012_are_packaged_as_they_were(sqlite_or_postgres_url: str) -> None:
     """Fields in form 1, a co-seal per row and `sealed_by` per row (revision 0011): after the
     upgrade the package has the same fields, salts and co-seal, and the job and batch name the
     key that sealed them all."""
-    engine = make_engine(database_url)
+    engine = make_engine(sqlite_or_postgres_url)
     sm2, signer = national.generate_private_key(), Account.create()
     cipher = DataCipher(DATA_KEY)
     try:
-        alembic(engine, "0011")
+        issuer_alembic(engine, "upgrade", "0011")
         made = [fields_of(i) for i in range(3)]
         leaves = [make_leaves(fields) for fields in made]
         digests = [field_digest(leaf) for leaf in leaves]
@@ -206,7 +184,7 @@ def test_rows_stored_before_0012_are_packaged_as_they_were(database_url: str) ->
                                         str(fields["identifier"])),
                     "d": digests[i], "s": b"\x01" * 65, "by": signer.address, "n": seals[i].to_bytes(),
                     "k": national.key_id(national.public_key(sm2))})  # fmt: skip
-        alembic(engine, "head")
+        issuer_alembic(engine, "upgrade", "head")
         issuer = IssuerService(sessions(engine), DATA_KEY, chain_id=CHAIN_ID, registry_address=REGISTRY,
                                signer_for=lambda _code: signer, processes=1)  # fmt: skip
         try:
