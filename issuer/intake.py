@@ -35,7 +35,7 @@ class PreparedCertificate:
     version: int
     digest: bytes
     seal: bytes
-    sealed_fields: bytes  # AES-GCM of the CBOR leaves
+    sealed_fields: bytes  # AES-GCM of its leaves (`issuer.sealed_fields`, form 2)
     index: Digests | None = None  # blind-index digests (number, name, code): made here, in the pool
     national_signature: bytes | None = None  # its group's SM2 co-seal (consecutive certificates share one)
 
@@ -81,19 +81,19 @@ def _prepare_chunk(spec: IntakeSpec, start: int, records: Sequence[Mapping[str, 
                 today=spec.today,
                 previous_identifier=spec.previous_identifier,
             )
-            seed, leaves = salted_leaves(fields)
+            salted = salted_leaves(fields)
         except EcertError as exc:
             rejected.append(RejectedRecord(position, exc.code, exc.message, exc.details.get("field")))
             continue
         identifier = fields["identifier"]
-        digest = field_digest(leaves)
+        digest = field_digest(salted.leaves)
         made.append(
             (
                 position,
                 identifier,
                 digest,
                 sign_seal(spec.signing_key, spec.chain_id, spec.registry, digest),
-                seal_fields(cipher, seed, leaves, identifier),
+                seal_fields(cipher, salted, identifier),
                 index.digests(spec.agency_code, *record_values(record, identifier)) if index else None,
             )
         )

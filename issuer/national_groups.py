@@ -9,14 +9,19 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from issuer.models import Certificate, NationalSealGroup
+from issuer.models import Batch, Certificate, NationalSealGroup
 from registry.certificate.national_seal import NationalSeal, group_proofs, seal_group_signature
+from registry.error_codes import ErrorCode
+from registry.errors import Conflict
 
 __all__ = ["GroupSeals", "reseal_stale", "store_seal_groups"]
+
+ANCHORED = ("mined", "confirmed")  # batch states whose anchor time is past: their co-seals stay
 
 
 def store_seal_groups(
@@ -50,29 +55,40 @@ class GroupSeals:
         self._lock = threading.Lock()
 
     def of(self, session: Session, cert: Certificate) -> NationalSeal | None:
-        if cert.national_seal is not None:  # co-sealed before migration 0012: its own copy
-            return NationalSeal.from_bytes(cert.national_seal)
-        if cert.national_group_id is None:
-            return None
-        signature, proofs = self._group(session, cert.national_group_id)
-        return NationalSeal(signature, proofs[cert.id])
+        for _ in range(2):
+            if cert.national_seal is not None:  # co-sealed before migration 0012, or frozen by a re-seal
+                return NationalSeal.from_bytes(cert.national_seal)
+            if cert.national_group_id is None:
+                return None
+            found = self._group(session, cert.national_group_id)
+            if found is not None and cert.id in found[1]:
+                return NationalSeal(found[0], found[1][cert.id])
+            # co-sealed again since the row was read: the group went whole, the row names its new one
+            session.refresh(cert, ["national_group_id", "national_seal"])
+        raise Conflict(
+            f"{cert.identifier} is being co-sealed again: try again shortly", code=ErrorCode.CERT_NOT_READY
+        )
 
-    def _group(self, session: Session, group_id: int) -> tuple[bytes, dict[int, tuple[bytes, ...]]]:
+    def _group(self, session: Session, group_id: int) -> tuple[bytes, dict[int, tuple[bytes, ...]]] | None:
         with self._lock:
             if (found := self._groups.get(group_id)) is not None:
                 self._groups.move_to_end(group_id)
                 return found
-        signature = session.scalar(
-            select(NationalSealGroup.signature).where(NationalSealGroup.id == group_id)
-        )
+        # One statement, so one snapshot: a re-seal moves a group's members and deletes it in one
+        # transaction, and this sees all of them with their signature or none.
         members = session.execute(
-            select(Certificate.id, Certificate.digest)
+            select(NationalSealGroup.signature, Certificate.id, Certificate.digest)
+            .join(NationalSealGroup, NationalSealGroup.id == Certificate.national_group_id)
             .where(Certificate.national_group_id == group_id)
             .order_by(Certificate.id)
         ).all()
-        assert signature is not None
+        if not members:
+            return None
         proofs = group_proofs(self._chain_id, self._registry, [member.digest for member in members])
-        found = (signature, {member.id: proof for member, proof in zip(members, proofs, strict=True)})
+        found = (
+            members[0].signature,
+            {member.id: proof for member, proof in zip(members, proofs, strict=True)},
+        )
         with self._lock:
             self._groups[group_id] = found
             while len(self._groups) > self._keep:
@@ -84,8 +100,10 @@ def reseal_stale(
     session: Session, batch_id: int, private: bytes, current: bytes, chain_id: int, registry: str, size: int
 ) -> tuple[int, list[int]]:
     """Co-seal again, with the current SM2 key, every certificate of the batch co-sealed by
-    another key, with the other members of their groups (a group cut at intake may straddle two
-    batches: it is re-sealed whole, or its root would no longer match); how many, and the groups
+    another key, with the other members of their groups that are not anchored yet (a group cut at
+    intake may straddle batches: its root must stay what its signature signed). Members already
+    anchored keep the seal they were anchored with, frozen in their own row (signature ‖ proof):
+    the new key was not good at their anchor time. How many were co-sealed again, and the groups
     that went."""
     stale = select(NationalSealGroup.id).where(
         NationalSealGroup.key_id != current,
@@ -95,7 +113,8 @@ def reseal_stale(
     )
     stale_ids = list(session.scalars(stale))
     rows = session.execute(
-        select(Certificate.id, Certificate.digest)
+        select(Certificate.id, Certificate.digest, Certificate.national_group_id, Batch.state)
+        .outerjoin(Batch, Batch.id == Certificate.batch_id)
         .where(
             or_(
                 Certificate.national_group_id.in_(stale_ids),
@@ -107,9 +126,11 @@ def reseal_stale(
     ).all()  # fmt: skip
     if not rows:
         return 0, []
-    changes = []
-    for start in range(0, len(rows), size):
-        group = rows[start : start + size]
+    changes = _frozen(session, stale_ids, rows, chain_id, registry)
+    frozen = {change["id"] for change in changes}
+    moving = [row for row in rows if row.id not in frozen]
+    for start in range(0, len(moving), size):
+        group = moving[start : start + size]
         signature = seal_group_signature(private, chain_id, registry, [row.digest for row in group])
         group_id = session.scalar(
             insert(NationalSealGroup)
@@ -121,4 +142,28 @@ def reseal_stale(
     session.execute(update(Certificate), changes)
     if stale_ids:
         session.execute(delete(NationalSealGroup).where(NationalSealGroup.id.in_(stale_ids)))
-    return len(changes), stale_ids
+    return len(moving), stale_ids
+
+
+def _frozen(
+    session: Session, stale_ids: list[int], rows: Sequence[Any], chain_id: int, registry: str
+) -> list[dict[str, Any]]:
+    """The anchored members of stale groups with their seal written into their own row."""
+    changes: list[dict[str, Any]] = []
+    for group_id in stale_ids:
+        members = [row for row in rows if row.national_group_id == group_id]
+        if not any(row.state in ANCHORED for row in members):
+            continue
+        signature, key_id = session.execute(
+            select(NationalSealGroup.signature, NationalSealGroup.key_id).where(
+                NationalSealGroup.id == group_id
+            )
+        ).one()
+        proofs = group_proofs(chain_id, registry, [row.digest for row in members])
+        changes += [
+            {"id": row.id, "national_group_id": None, "national_seal": signature + b"".join(proof),
+             "national_key_id": key_id}
+            for row, proof in zip(members, proofs, strict=True)
+            if row.state in ANCHORED
+        ]  # fmt: skip
+    return changes

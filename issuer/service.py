@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.blind_index import BlindIndex, Digests, record_values
@@ -46,7 +49,11 @@ from registry.error_codes import ErrorCode
 from registry.errors import CertificateError, Conflict, EcertError, IdentifierError, NotAuthorised, NotFound
 from registry.national import key_id, public_key
 
+log = logging.getLogger(__name__)
+
 JOB_STATES = ("pending", "sealed", "anchored", "confirmed", "refused")
+RENEWAL_RETRY_WAIT_S = 10.0  # how long a retried renewal waits for its first attempt's job
+JOB_ID_ATTEMPTS = 3  # new job ids tried when a job's serials are taken (each time: ~1 in 16 million)
 CLAIM_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by holders
 
 
@@ -98,6 +105,13 @@ class JobView:
 
 def _hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _identifier_taken(exc: IntegrityError) -> bool:
+    """Whether an insert failed on the identifier's uniqueness (PostgreSQL: its exclusion
+    constraint; SQLite: its UNIQUE constraint)."""
+    text = str(exc.orig)
+    return "ex_certificates_identifier" in text or "certificates.identifier" in text
 
 
 def _key_id(private: bytes | None) -> bytes | None:
@@ -198,36 +212,44 @@ class IssuerService:
         )
         with self._sessions() as session:
             agency = self._agency(session, agency_code)
-            if idempotency_key and (job := self._find_job(session, agency_code, idempotency_key)):
-                if job.request_hash != request_hash:
-                    raise Conflict(
-                        "This Idempotency-Key was used for a different request",
-                        code=ErrorCode.IDEMPOTENCY_CONFLICT,
-                    )
-                return self._view(session, job)
+            if idempotency_key and (
+                view := self._earlier_job(session, agency_code, idempotency_key, request_hash)
+            ):
+                return view
             issuer = Issuer(agency.name, agency.code, agency.region)
-        job_id = uuid.uuid4().hex
-        signer = self._signer_for(agency_code)
-        spec = IntakeSpec(
-            type_code=type_code, type_name=type_name, issuer=issuer,
-            serial_prefix=self._clock().strftime("%Y%m%d") + job_id[:6].upper(), data_key=self._key,
-            signing_key=bytes(signer.key), chain_id=self.chain_id, registry=self.registry_address,
-            today=self._clock().date(),
-            index_key=self.blind_index.key if self.blind_index else None, agency_code=agency_code,
-            national_key=(national := self._national_key(agency_code)), national_group=self._national_group,
-        )  # fmt: skip
-        chunks = prepare_chunks(spec, records, self._intake_pool())
-        return self._store(
-            agency_code,
-            type_code,
-            job_id,
-            idempotency_key,
-            request_hash,
-            len(records),
-            chunks,
-            signer.address,
-            records,
-            national_key_id=_key_id(national),
+        for attempt in range(1, JOB_ID_ATTEMPTS + 1):
+            job_id = uuid.uuid4().hex
+            signer = self._signer_for(agency_code)
+            spec = IntakeSpec(
+                type_code=type_code, type_name=type_name, issuer=issuer,
+                serial_prefix=self._clock().strftime("%Y%m%d") + job_id[:6].upper(), data_key=self._key,
+                signing_key=bytes(signer.key), chain_id=self.chain_id, registry=self.registry_address,
+                today=self._clock().date(),
+                index_key=self.blind_index.key if self.blind_index else None, agency_code=agency_code,
+                national_key=(national := self._national_key(agency_code)), national_group=self._national_group,
+            )  # fmt: skip
+            try:
+                return self._store(
+                    agency_code,
+                    type_code,
+                    job_id,
+                    idempotency_key,
+                    request_hash,
+                    len(records),
+                    prepare_chunks(spec, records, self._intake_pool()),
+                    signer.address,
+                    records,
+                    national_key_id=_key_id(national),
+                )
+            except IntegrityError as exc:
+                # Serials carry 24 bits of the job id: two jobs of a day may share them (likely
+                # among thousands of one-certificate jobs). Nothing was stored: a new job id.
+                if not _identifier_taken(exc):
+                    raise
+                log.warning("job %s: its serials were taken (attempt %d); a new job id", job_id, attempt)
+        raise Conflict(
+            "Could not give this job identifiers no other certificate has: submit it again",
+            code=ErrorCode.CONFLICT,
         )
 
     def _national_key(self, agency_code: str) -> bytes | None:
@@ -305,6 +327,15 @@ class IssuerService:
         return prepared.index or self.blind_index.digests(
             agency_code, *record_values(records[prepared.position - 1], prepared.identifier)
         )
+
+    def _earlier_job(self, session: Session, agency_code: str, key: str, request_hash: str) -> JobView | None:
+        """The job an Idempotency-Key already made, if any (IDEMPOTENCY_CONFLICT for another request)."""
+        job = self._find_job(session, agency_code, key)
+        if job is not None and job.request_hash != request_hash:
+            raise Conflict(
+                "This Idempotency-Key was used for a different request", code=ErrorCode.IDEMPOTENCY_CONFLICT
+            )
+        return None if job is None else self._view(session, job)
 
     def _find_job(self, session: Session, agency_code: str, key: str) -> Job | None:
         return session.scalar(select(Job).where(Job.agency_code == agency_code, Job.idempotency_key == key))
@@ -460,17 +491,12 @@ class IssuerService:
         )
         if idempotency_key:  # a retried renewal returns its first job, before anything else is checked
             with self._sessions() as session:
-                if job := self._find_job(session, agency_code, idempotency_key):
-                    if job.request_hash != request_hash:
-                        raise Conflict(
-                            "This Idempotency-Key was used for a different request",
-                            code=ErrorCode.IDEMPOTENCY_CONFLICT,
-                        )
-                    return self._view(session, job)
+                if view := self._earlier_job(session, agency_code, idempotency_key, request_hash):
+                    return view
         with self._sessions() as session:
             agency = self._agency(session, agency_code)
             cert = self.certificate(session, agency_code, identifier)
-            if cert.superseded_by:
+            if cert.superseded_by and not idempotency_key:  # with a key: perhaps its first attempt's, below
                 raise Conflict(
                     f"{identifier} was already superseded by {cert.superseded_by}",
                     code=ErrorCode.CERT_SUPERSEDED,
@@ -490,11 +516,16 @@ class IssuerService:
             r = rejected[0]
             raise CertificateError(r.message, code=r.code, field=r.field)
         successor = prepared[0].identifier
-        if not self._claim_succession(agency_code, identifier, successor):
-            if idempotency_key:  # a retry racing its first attempt: that attempt's job
-                with self._sessions() as session:
-                    if job := self._find_job(session, agency_code, idempotency_key):
-                        return self._view(session, job)
+        deadline = time.monotonic() + RENEWAL_RETRY_WAIT_S
+        while not self._claim_succession(agency_code, identifier, successor):
+            if idempotency_key:  # a retry racing its first attempt: that attempt's job, once stored
+                with self._sessions() as session:  # the successor first: it is committed with its job
+                    stored = session.scalar(select(Certificate.id).where(Certificate.identifier == successor))
+                    if view := self._earlier_job(session, agency_code, idempotency_key, request_hash):
+                        return view
+                if stored is None and time.monotonic() < deadline:  # still being stored, or rolled back
+                    time.sleep(0.05)
+                    continue
             raise Conflict(f"{identifier} was already superseded", code=ErrorCode.CERT_SUPERSEDED)
         try:
             return self._store(
