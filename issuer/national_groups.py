@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from issuer.models import Batch, Certificate, NationalSealGroup
@@ -112,18 +112,20 @@ def reseal_stale(
         ),
     )
     stale_ids = list(session.scalars(stale))
-    rows = session.execute(
-        select(Certificate.id, Certificate.digest, Certificate.national_group_id, Batch.state)
-        .outerjoin(Batch, Batch.id == Certificate.batch_id)
-        .where(
-            or_(
-                Certificate.national_group_id.in_(stale_ids),
-                and_(Certificate.batch_id == batch_id, Certificate.national_seal.is_not(None),
-                     Certificate.national_key_id != current),
-            )
-        )
-        .order_by(Certificate.id)
-    ).all()  # fmt: skip
+    members = select(
+        Certificate.id, Certificate.digest, Certificate.national_group_id, Batch.state
+    ).outerjoin(Batch, Batch.id == Certificate.batch_id)
+    legacy = members.where(  # co-sealed before 0012, each row its own share: this batch's only
+        Certificate.batch_id == batch_id,
+        Certificate.national_seal.is_not(None),
+        Certificate.national_key_id != current,
+    )
+    # two statements, each on its index (an OR of the two made SQLite scan the table every batch)
+    rows = sorted(
+        [*session.execute(legacy), *(session.execute(members.where(Certificate.national_group_id.in_(stale_ids)))
+                                     if stale_ids else ())],
+        key=lambda row: row.id,
+    )  # fmt: skip
     if not rows:
         return 0, []
     changes = _frozen(session, stale_ids, rows, chain_id, registry)
