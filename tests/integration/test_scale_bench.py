@@ -18,7 +18,7 @@ from rich.console import Console
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts" / "bench"))  # the harness lives beside its script
 
-from scale_harness import carriers, plan, run_scale_bench  # noqa: E402
+from scale_harness import LATENCY_ROUNDS, carriers, plan, run_scale_bench  # noqa: E402
 
 pytestmark = pytest.mark.chain
 
@@ -66,6 +66,7 @@ def test_every_checkpoint_has_latency_from_valid_verifications(results: dict[str
     assert [c["certificates"] for c in checkpoints] == [500, 1_000, 2_000]
     for checkpoint in checkpoints:
         assert checkpoint["samples"] > 0 and checkpoint["valid"] == checkpoint["samples"]
+        assert checkpoint["timings_per_pass"] == LATENCY_ROUNDS * checkpoint["samples"]  # a p99 of many
         assert set(checkpoint["sources"]) == {"index"}  # answered from the index, never the chain
         for way in ("uncached_ms", "cached_ms"):
             assert 0 < checkpoint[way]["p50"] <= checkpoint[way]["p99"] <= checkpoint[way]["max"]
