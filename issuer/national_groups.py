@@ -152,8 +152,11 @@ def _frozen(
 ) -> list[dict[str, Any]]:
     """The anchored members of stale groups with their seal written into their own row."""
     changes: list[dict[str, Any]] = []
+    by_group: dict[int, list[Any]] = {}
+    for row in rows:  # in id order, so each group's members are in their sealing order
+        by_group.setdefault(row.national_group_id, []).append(row)
     for group_id in stale_ids:
-        members = [row for row in rows if row.national_group_id == group_id]
+        members = by_group.get(group_id, [])
         if not any(row.state in ANCHORED for row in members):
             continue
         signature, key_id = session.execute(

@@ -9,7 +9,8 @@ independent random salts, and the row stores 17 bytes where 20 leaves' salts too
 DEFLATE dictionary is `DICTIONARY` (field paths and common words: frozen, since changing it would
 make form 2 unreadable) followed by the certificate's identifier, which repeats the type code, the
 agency's code and the serial that the fields also carry. A business licence's fields take
-~340 bytes instead of ~1,075 (issue 14: ≤ 1 KB a certificate at rest).
+~320 bytes instead of ~1,100 (issue 14: ≤ 1 KB a certificate at rest). Compressing costs ~10 µs
+of the ~210 µs a certificate takes to prepare.
 
 Form 1 (rows stored before): CBOR `[[salt, path, value], …]`; it begins with a CBOR array head
 (0x80–0x9f), never 0x02, so one byte tells the forms apart, and old rows are read as they are.
@@ -31,6 +32,7 @@ from registry.crypto import DataCipher
 __all__ = [
     "DICTIONARY",
     "SEED_BYTES",
+    "SaltedLeaves",
     "decode_leaves",
     "encode_leaves",
     "open_fields",
