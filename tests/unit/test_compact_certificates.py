@@ -1,7 +1,8 @@
 """A certificate at rest in ~1 KB (issue 14, migration 0012): fields stored in form 2 (salts
 derived from a seed, DEFLATE with a dictionary), national co-seals once per group with proofs
 rebuilt when a package is made (a group straddling two batches re-sealed whole), and rows stored
-before 0012 read as they are. On SQLite and PostgreSQL."""
+before 0012 read as they are (with the upgrade itself: tests/attack/test_attack_compact_storage.py).
+On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 import cbor2
 import pytest
 import sqlalchemy as sa
-from databases import issuer_alembic, postgres_database
+from databases import postgres_database
 from eth_account import Account
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,10 +28,9 @@ from issuer.national_groups import reseal_stale
 from issuer.sealed_fields import decode_leaves, encode_leaves, open_fields, salted_leaves, seal_fields
 from issuer.service import IssuerService
 from registry import national
-from registry.certificate.canonical import make_leaves
-from registry.certificate.merkle import batch_tree, field_digest
+from registry.certificate.merkle import field_digest
 from registry.certificate.model import Issuer, build_fields
-from registry.certificate.national_seal import check_seal, seal_group
+from registry.certificate.national_seal import check_seal
 from registry.crypto import DataCipher
 from registry.errors import EcertError
 
@@ -149,58 +149,6 @@ def test_a_group_straddling_two_batches_is_co_sealed_again_whole(made: sessionma
             )  # nothing else changed
     finally:
         issuer.close()
-
-
-def test_rows_stored_before_0012_are_packaged_as_they_were(sqlite_or_postgres_url: str) -> None:
-    """Fields in form 1, a co-seal per row and `sealed_by` per row (revision 0011): after the
-    upgrade the package has the same fields, salts and co-seal, and the job and batch name the
-    key that sealed them all."""
-    engine = make_engine(sqlite_or_postgres_url)
-    sm2, signer = national.generate_private_key(), Account.create()
-    cipher = DataCipher(DATA_KEY)
-    try:
-        issuer_alembic(engine, "upgrade", "0011")
-        made = [fields_of(i) for i in range(3)]
-        leaves = [make_leaves(fields) for fields in made]
-        digests = [field_digest(leaf) for leaf in leaves]
-        seals = seal_group(sm2, CHAIN_ID, REGISTRY, digests)
-        with engine.begin() as conn:
-            conn.execute(
-                sa.text("INSERT INTO agencies (code, name, region) VALUES (:a, 'n', '330100')"), {"a": AGENCY}
-            )
-            conn.execute(sa.text(
-                "INSERT INTO jobs (id, agency_code, type_code, request_hash, total, created_at)"
-                " VALUES ('j', :a, :t, 'h', 3, CURRENT_TIMESTAMP)"), {"a": AGENCY, "t": TYPE})  # fmt: skip
-            batch_id = conn.execute(sa.text(
-                "INSERT INTO batches (agency_code, type_code, root, count, state, attempts, created_at)"
-                " VALUES (:a, :t, :r, 3, 'sealed', 0, CURRENT_TIMESTAMP) RETURNING id"),
-                {"a": AGENCY, "t": TYPE, "r": batch_tree(digests).root}).scalar_one()  # fmt: skip
-            for i, fields in enumerate(made):
-                conn.execute(sa.text(
-                    "INSERT INTO certificates (identifier, agency_code, type_code, job_id, position, version, state,"
-                    " sealed_fields, digest, seal, sealed_by, status, national_seal, national_key_id, batch_id,"
-                    " batch_index) VALUES (:i, :a, :t, 'j', :p, 1, 'sealed', :f, :d, :s, :by, 'active', :n, :k,"
-                    " :b, :p0)"), {
-                    "i": fields["identifier"], "a": AGENCY, "t": TYPE, "p": i + 1, "p0": i, "b": batch_id,
-                    "f": cipher.encrypt(cbor2.dumps([[x.salt, x.path, x.value] for x in leaves[i]]),
-                                        str(fields["identifier"])),
-                    "d": digests[i], "s": b"\x01" * 65, "by": signer.address, "n": seals[i].to_bytes(),
-                    "k": national.key_id(national.public_key(sm2))})  # fmt: skip
-        issuer_alembic(engine, "upgrade", "head")
-        issuer = IssuerService(sessions(engine), DATA_KEY, chain_id=CHAIN_ID, registry_address=REGISTRY,
-                               signer_for=lambda _code: signer, processes=1)  # fmt: skip
-        try:
-            for i, fields in enumerate(made):
-                package = issuer.package(AGENCY, str(fields["identifier"]))
-                assert package.leaves == tuple(leaves[i]) and package.national_seal == seals[i]
-        finally:
-            issuer.close()
-        with engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT sealed_by FROM jobs")).scalar_one() == signer.address
-            assert conn.execute(sa.text("SELECT sealed_by FROM batches")).scalar_one() == signer.address
-            assert "sealed_by" not in {c["name"] for c in sa.inspect(conn).get_columns("certificates")}
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="set ECERT_TEST_POSTGRES_URL to run on PostgreSQL")
