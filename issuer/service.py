@@ -173,9 +173,16 @@ class IssuerService:
     # ─── agencies ────────────────────────────────────────────────────────────────────────
 
     def ensure_agency(self, code: str, name: str, region: str) -> None:
-        with self._sessions.begin() as session:
-            if session.get(Agency, code) is None:
-                session.add(Agency(code=code, name=name, region=region))
+        """The agency's row, made if missing: twice at once (a starting service and `ecert issuer
+        api-key create`) is one row and no error."""
+        try:
+            with self._sessions.begin() as session:
+                if session.get(Agency, code) is None:
+                    session.add(Agency(code=code, name=name, region=region))
+        except IntegrityError:
+            with self._sessions() as session:
+                if session.get(Agency, code) is None:
+                    raise  # not the twin's row: something else is wrong
 
     def _agency(self, session: Session, code: str) -> Agency:
         agency = session.get(Agency, code)

@@ -509,3 +509,16 @@ def test_reindex_gives_the_digests_intake_gave_and_search_stays_within_its_agenc
         ] == [mine.identifiers[2]]
     finally:
         issuer.close()
+
+
+def test_an_agency_ensured_many_times_at_once_is_one_row(made: sessionmaker[Session]) -> None:
+    """A starting service and `ecert issuer api-key create` both make the agency's row (the stack
+    test met it on PostgreSQL): 20 at once give one row and no error."""
+    issuer = issuer_of(made, [national.generate_private_key()])
+    try:
+        results = _race(20, lambda: issuer.ensure_agency(OTHER_AGENCY, "宁波市市场监督管理局", "330200"))
+        assert [r for r in results if isinstance(r, Exception)] == []
+        with made() as session:
+            assert session.scalar(sa.select(sa.func.count()).where(Agency.code == OTHER_AGENCY)) == 1
+    finally:
+        issuer.close()
