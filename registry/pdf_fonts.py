@@ -156,5 +156,7 @@ def font_name(face: str) -> str:
 
 def truetype_subset(face: str, text: str) -> bytes:
     """The TrueType font `embedded_fonts` would register for `face` (the glyphs of `text` and of
-    printable ASCII), as a file: the OFD licence (`issuer.ofd`) embeds it as is."""
-    return _source(face).truetype(text)
+    printable ASCII), as a file: the OFD licence (`issuer.ofd`) embeds it as is. Under the lock:
+    the source font's glyphs are decompiled lazily and shared, and fontTools is not thread-safe."""
+    with _LOCK:
+        return _source(face).truetype(text)
